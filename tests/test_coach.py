@@ -1,0 +1,145 @@
+"""Timing rules of the coach, through the real session loop on the virtual clock.
+
+Speech lasts 0.4 s a word here (tests.scripted), so every expected time can be worked
+out by hand from the test routine in tests/scripted.py.
+"""
+
+import pytest
+
+from tests.scripted import first, routine, run_script, says
+from voice_skill.coach import PACE_MAX, TEN_MINUTES_S
+
+
+def said_at(events, text):
+    return [t for t, s in says(events) if s == text]
+
+
+def test_trigger_starts_routine_and_speaks_at_once():
+    events = run_script([(1.0, "calf cramp")], 5)
+    heard = first(events, "heard")
+    assert heard["intent"] == "start" and heard["t"] == 1.0
+    assert first(events, "routine", state="started")["routine"] == "test-cramp"
+    assert says(events)[0] == (1.0, "Hello.")
+    assert first(events, "step", index=0)["id"] == "one"
+
+
+def test_countdown_marks_fall_on_exact_seconds():
+    events = run_script([(1.0, "calf cramp")], 30)
+    start = said_at(events, "Fifteen seconds.")[0]
+    # intro 0.4 s + step one 1.2 s + hold 3 s + gap 1 s + "Press and hold." 1.2 s
+    assert start == pytest.approx(1.0 + 0.4 + 1.2 + 3 + 1 + 1.2)
+    for mark, text in [(10, "Ten."), (5, "Five."), (4, "Four."), (3, "Three."), (2, "Two."), (1, "One.")]:
+        assert said_at(events, text)[0] == pytest.approx(start + 15 - mark)
+    assert said_at(events, "Release.")[0] == pytest.approx(start + 15)
+
+
+def test_routine_runs_to_its_end_after_the_recording_ends():
+    events = run_script([(1.0, "calf cramp")], 2)
+    assert events[-2]["event"] == "routine" and events[-2]["state"] == "finished"
+    assert events[-1]["event"] == "episode" and events[-1]["how"] == "finished"
+    assert [e["id"] for e in events if e["event"] == "step"] == ["one", "hold", "strokes", "care"]
+
+
+def test_pause_freezes_the_countdown_exactly():
+    start = 1.0 + 0.4 + 1.2 + 3 + 1 + 1.2  # the hold starts here (see above)
+    events = run_script([(1.0, "calf cramp"), (start + 7.0, "pause"), (start + 40.0, "resume")], 60)
+    assert first(events, "routine", state="paused")["t"] == pytest.approx(start + 7.0)
+    assert first(events, "routine", state="resumed")["t"] == pytest.approx(start + 40.0)
+    # 8 s were left when paused: "Five." comes 3 s after resuming, the release 8 s after.
+    assert said_at(events, "Five.")[0] == pytest.approx(start + 40.0 + 3.0)
+    assert said_at(events, "Release.")[0] == pytest.approx(start + 40.0 + 8.0)
+    # nothing of the routine was said while paused
+    paused_lines = [s for t, s in says(events) if start + 7.0 <= t < start + 40.0]
+    assert paused_lines == ["Paused. Say resume when you're ready."]
+
+
+def test_pause_while_speaking_cuts_off_and_resume_says_it_again():
+    events = run_script([(1.0, "calf cramp"), (2.0, "pause"), (10.0, "resume")], 20)
+    cut = first(events, "cut")
+    assert cut["text"] == "Step one here." and cut["t"] == pytest.approx(2.0)
+    assert said_at(events, "Step one here.") == [pytest.approx(1.4), pytest.approx(10.4)]
+
+
+def test_slower_stretches_holds_and_says_so():
+    events = run_script([(1.0, "calf cramp"), (2.0, "slower")], 40)
+    assert first(events, "pace")["pace"] == pytest.approx(1.25)
+    assert "Slowing down." in [s for _, s in says(events)]
+    start = said_at(events, "Nineteen seconds.")[0]  # 15 s at pace 1.25 = 18.75 s
+    assert said_at(events, "Release.")[0] - start == pytest.approx(18.8, abs=0.01)
+    assert said_at(events, "Ten.")[0] == pytest.approx(start + 8.8, abs=0.01)  # marks stay real seconds
+
+
+def test_pace_has_bounds():
+    script = [(1.0, "calf cramp")] + [(2.0 + i, "slower") for i in range(6)]
+    events = run_script(script, 10)
+    paces = [e["pace"] for e in events if e["event"] == "pace"]
+    assert max(paces) <= PACE_MAX and len(paces) < 6
+    assert "This is already my slowest pace." in [s for _, s in says(events)]
+
+
+def test_next_back_and_repeat_move_between_steps():
+    events = run_script([(1.0, "calf cramp"), (2.0, "next"), (4.0, "back"), (6.0, "repeat")], 8)
+    steps = [(e["t"], e["id"]) for e in events if e["event"] == "step"][:4]
+    assert steps == [(1.0, "one"), (2.0, "hold"), (4.0, "one"), (6.0, "one")]
+
+
+def test_its_gone_skips_to_aftercare():
+    events = run_script([(1.0, "calf cramp"), (3.0, "it's gone")], 10)
+    assert [e["id"] for e in events if e["event"] == "step"] == ["one", "care"]
+    assert first(events, "routine", state="finished")
+    assert first(events, "episode")["how"] == "finished"
+
+
+def test_stop_ends_the_routine_and_episode():
+    events = run_script([(1.0, "calf cramp"), (3.0, "stop")], 10)
+    assert first(events, "routine", state="stopped")["t"] == 3.0
+    assert first(events, "episode")["how"] == "stopped"
+    assert not [e for e in events if e["event"] == "step" and e["t"] > 3.0]
+
+
+def test_worse_gives_medical_advice_and_switches_to_gentle():
+    events = run_script([(1.0, "calf cramp"), (3.0, "it's getting worse")], 10)
+    assert first(events, "routine", state="stopped")["reason"] == "worse"
+    assert first(events, "routine", state="started", routine="gentle")["t"] == 3.0
+    assert any("see a doctor" in s for _, s in says(events))
+
+
+def test_red_flag_stops_massage_and_advises_a_doctor():
+    events = run_script([(1.0, "calf cramp"), (3.0, "it's swollen")], 10)
+    warning = first(events, "warning")
+    assert "doctor" in warning["text"] and warning["red_flag"] == "it's swollen"
+    assert first(events, "routine", state="stopped")["reason"] == "red_flag"
+
+
+def test_ten_minute_watchdog_speaks_once():
+    events = run_script([(1.0, "calf cramp"), (2.0, "pause")], TEN_MINUTES_S + 60)
+    warnings = [e for e in events if e["event"] == "warning" and "ten minutes" in e["text"]]
+    assert len(warnings) == 1 and warnings[0]["t"] == pytest.approx(1.0 + TEN_MINUTES_S)
+
+
+def test_watchdog_is_silent_when_the_episode_ended_in_time():
+    events = run_script([(1.0, "calf cramp"), (5.0, "stop")], TEN_MINUTES_S + 60)
+    assert not [e for e in events if e["event"] == "warning"]
+
+
+def test_help_lists_commands_and_the_step_resumes():
+    events = run_script([(1.0, "calf cramp"), (2.0, "help")], 12)
+    lines = [s for _, s in says(events)]
+    assert any(s.startswith("You can say next") for s in lines)
+    assert lines.count("Step one here.") == 2
+
+
+def test_commands_without_a_routine_do_not_start_one():
+    events = run_script([(1.0, "next"), (2.0, "it hurts"), (3.0, "pause")], 5)
+    assert not [e for e in events if e["event"] == "routine"]
+
+
+def test_the_leg_named_is_carried_into_speech():
+    r = routine(intro="Let's ease your {calf}.")
+    events = run_script([(1.0, "cramp in my left leg")], 3, routines=[r])
+    assert says(events)[0][1] == "Let's ease your left calf."
+
+
+def test_chunk_size_does_not_change_events():
+    script = [(1.0, "calf cramp"), (9.0, "pause"), (14.0, "resume"), (20.0, "slower")]
+    assert run_script(script, 30, chunk_s=0.02) == run_script(script, 30, chunk_s=0.1)

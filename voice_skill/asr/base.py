@@ -1,0 +1,55 @@
+"""The recognizer protocol every backend implements.
+
+A recognizer is built for a fixed list of phrases (the skill's whole vocabulary) and
+consumes 16 kHz mono int16 ``AudioChunk``s. It segments speech itself and returns a
+``Hypothesis`` per utterance it has finished hearing. Text of speech that is not one of
+the phrases must not be forced onto a phrase: return what was heard (possibly empty,
+or filler words) so that the intent parser rejects it.
+
+Backends must be chunk-size invariant: the same audio fed in 20 ms or 100 ms chunks
+gives the same hypotheses. They never open devices and never read the wall clock: all
+times are seconds of audio, taken from the chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+from voice_skill.audio import AudioChunk
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """What a recognizer believes was said between ``start_s`` and ``end_s``."""
+
+    text: str
+    confidence: float
+    start_s: float
+    end_s: float
+    final: bool = True
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    name: str
+
+    def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        """Consume a chunk; return hypotheses for utterances that ended within it.
+
+        A backend may also return ``final=False`` hypotheses for an utterance still in
+        progress (partial results); the caller acts on those only where that is safe.
+        """
+        ...
+
+    def flush(self) -> list[Hypothesis]:
+        """The stream has ended: finish any utterance in progress."""
+        ...
+
+    def reset(self) -> None:
+        """Forget any utterance in progress (after a device change, for example)."""
+        ...
+
+
+class RecognizerFactory(Protocol):
+    def __call__(self, phrases: Sequence[str]) -> Recognizer: ...

@@ -1,0 +1,195 @@
+"""The ``voice-skill`` command line.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input or usage. Every error is one line
+on stderr naming the file and the problem; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from typing import IO, Iterator, Sequence
+
+from voice_skill import NOTICE, __version__
+from voice_skill.errors import UsageError, VoiceSkillError
+
+log = logging.getLogger("voice_skill")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _hour(text: str) -> float:
+    try:
+        hh, mm = text.split(":")
+        hour, minute = int(hh), int(mm)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a time of day like 23:30") from None
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a time of day like 23:30")
+    return hour + minute / 60
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and 1")
+    return value
+
+
+def _rate(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of words per minute") from None
+    if not 80 <= value <= 400:
+        raise argparse.ArgumentTypeError(f"'{text}' words per minute is outside 80 to 400")
+    return value
+
+
+def _chunk_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of milliseconds") from None
+    if not 10 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"'{text}' ms is outside 10 to 1000")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="voice-skill",
+        description="Cramp coach: say \"calf cramp\" and it talks you through easing it, hands-free. "
+        "Runs offline. " + NOTICE,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log details to stderr and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="listen and coach (the microphone, or a recording with --input)",
+                         description="Listen for \"calf cramp\" and coach. " + NOTICE)
+    run.add_argument("--input", metavar="FILE.wav", help="run on a recording, on its own clock, instead of the microphone")
+    run.add_argument("--events", metavar="PATH", help="write the JSON Lines event log to PATH ('-' for stdout)")
+    run.add_argument("--speaker", choices=("none", "tts"), default=None,
+                     help="speech output: tts speaks (the default live), none prints (the default with --input)")
+    run.add_argument("--asr", choices=("auto", "vosk", "pocketsphinx"), default="auto",
+                     help="speech recognizer (auto: Vosk when a model is installed, else PocketSphinx)")
+    run.add_argument("--model", metavar="PATH", help="Vosk model folder")
+    run.add_argument("--rate", type=_rate, default=165, help="speaking rate in words per minute (default 165)")
+    run.add_argument("--volume", type=_fraction, default=1.0, help="speaking volume from 0 to 1 (default 1)")
+    run.add_argument("--time-of-day", type=_hour, metavar="HH:MM",
+                     help="the local time the run starts (chooses the night or workout routine; default now)")
+    run.add_argument("--chunk-ms", type=_chunk_ms, default=100, help="audio chunk size for --input (default 100)")
+    run.add_argument("--input-device", metavar="NAME", help="microphone to use (a fragment of its name)")
+    run.add_argument("--output-device", metavar="NAME", help="loudspeaker to use (a fragment of its name)")
+    run.add_argument("--echo", type=_fraction, default=0.0, metavar="GAIN",
+                     help=argparse.SUPPRESS)  # testing: mix the skill's own speech into a recording's input
+    run.set_defaults(func=_cmd_run)
+
+    for module in ("voice_skill.routines_cli", "voice_skill.models_cli"):
+        try:
+            mod = __import__(module, fromlist=["add_parser"])
+        except ImportError:  # pragma: no cover - only while a part is being built
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+@contextlib.contextmanager
+def _events_output(path: str | None, atomic: bool) -> Iterator[IO[str] | None]:
+    """Where the event log goes. A file written for a recording appears whole or not at all."""
+    if path is None:
+        yield None
+        return
+    if path == "-":
+        yield sys.stdout
+        return
+    target = os.path.abspath(path)
+    tmp = target + ".part" if atomic else target
+    try:
+        fh = open(tmp, "w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the event log: {exc.strerror or exc}", path=path) from None
+    ok = False
+    try:
+        with fh:
+            yield fh
+        ok = True
+    finally:
+        if atomic:
+            if ok:
+                os.replace(tmp, target)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def _print_transcript(record: dict) -> None:
+    """Without an event log on stdout, a recording's run prints what the skill said and heard."""
+    minutes, seconds = divmod(record["t"], 60)
+    stamp = f"{int(minutes)}:{seconds:05.2f}"
+    if record["event"] == "say":
+        print(f"{stamp}  {record['text']}", flush=True)
+    elif record["event"] == "heard" and record.get("intent"):
+        print(f"{stamp}  (heard: {record['text']})", flush=True)
+    elif record["event"] == "warning":
+        print(f"{stamp}  warning: {record['text']}", flush=True)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from voice_skill.app import RunOptions, run_file, run_live
+
+    options = RunOptions(
+        speaker=args.speaker or ("none" if args.input else "tts"),
+        asr=args.asr,
+        model=args.model,
+        chunk_s=args.chunk_ms / 1000.0,
+        hour=args.time_of_day,
+        rate_wpm=args.rate,
+        volume=args.volume,
+        echo_gain=args.echo,
+    )
+    if args.input:
+        listeners = [] if args.events == "-" else [_print_transcript]
+        with _events_output(args.events, atomic=True) as stream:
+            run_file(args.input, options, stream, listeners=listeners)
+        return 0
+
+    def announce(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with _events_output(args.events, atomic=False) as stream:
+        return run_live(options, stream, announce, args.input_device, args.output_device)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.func(args) or 0)
+    except VoiceSkillError as exc:
+        if debug:
+            raise
+        print(f"voice-skill: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,359 @@
+"""Routines as data: TOML files of steps, validated on load.
+
+The code knows nothing about calves. A routine is a list of steps; each step is spoken,
+then held for ``hold_s`` seconds (scaled by the pace), during which countdown marks and
+pacing cues are spoken, then released. Every problem in a file is reported as one
+``RoutineError`` naming the file, the step and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from voice_skill.errors import RoutineError
+
+PRESSURES = ("none", "light", "moderate", "firm")
+PHASES = ("main", "aftercare")
+CONTEXTS = ("active-cramp", "prevention")
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+MAX_SENTENCES_BEFORE_TIMER = 2
+MAX_HOLD_S = 120.0
+PLACEHOLDERS = ("calf", "leg")  # filled in by the coach: "{calf}" -> "left calf" or "calf"
+DEFAULT_WPM = 165.0  # the default speaking rate of ``voice-skill run --rate``
+SENTENCE_PAUSE_S = 0.2  # a synthesiser's pause after each sentence
+CUE_CLEARANCE_S = 2.0  # no pacing cue this close to a countdown mark or the release (as the coach)
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# Safety rules for routines used during a cramp: a muscle in active spasm gets worse
+# under heavy pressure (001_7222d781596cc83e.txt, "Is massaging a calf spasm safe ...").
+ACTIVE_CRAMP_MAX_PRESSURE = "moderate"
+ACTIVE_CRAMP_FIRST_PRESSURE = "light"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    say: str
+    hold_s: float = 0.0
+    countdown: tuple[int, ...] = ()
+    cue: str = ""
+    cue_every_s: float = 0.0
+    release: str = ""
+    gap_s: float = 1.0
+    pressure: str = "none"
+    phase: str = "main"
+    source: str = ""
+
+    @property
+    def has_timer(self) -> bool:
+        return self.hold_s > 0
+
+
+@dataclass(frozen=True)
+class Routine:
+    id: str
+    title: str
+    context: str
+    max_pressure: str
+    intro: str
+    outro: str
+    steps: tuple[Step, ...]
+    path: str = ""
+
+    def first_aftercare(self) -> int | None:
+        for i, step in enumerate(self.steps):
+            if step.phase == "aftercare":
+                return i
+        return None
+
+    def nominal_seconds(self, seconds_per_word: float = 0.36) -> float:
+        """A rough length at normal pace (speech estimated per word, plus holds and gaps)."""
+        total = 0.0
+        for text in (self.intro, self.outro):
+            total += len(text.split()) * seconds_per_word
+        for s in self.steps:
+            words = len(s.say.split()) + len(s.release.split())
+            total += words * seconds_per_word + s.hold_s + s.gap_s
+        return total
+
+
+def count_sentences(text: str) -> int:
+    return len([p for p in _SENTENCE_END.split(text.strip()) if p.strip()])
+
+
+def _above(pressure: str, limit: str) -> bool:
+    return PRESSURES.index(pressure) > PRESSURES.index(limit)
+
+
+class _Checker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, where: str, problem: str) -> RoutineError:
+        return RoutineError(f"{where}: {problem}", path=self.path)
+
+    def text(self, table: Mapping[str, Any], key: str, where: str, required: bool = True) -> str:
+        value = table.get(key, None)
+        if value is None:
+            if required:
+                raise self.fail(where, f"field '{key}' is missing")
+            return ""
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise self.fail(where, f"field '{key}' must be a non-empty string")
+        for name in _PLACEHOLDER.findall(value):
+            if name not in PLACEHOLDERS:
+                raise self.fail(where, f"field '{key}' has an unknown placeholder {{{name}}}; "
+                                       f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+        if "{" in _PLACEHOLDER.sub("", value) or "}" in _PLACEHOLDER.sub("", value):
+            raise self.fail(where, f"field '{key}' has an unmatched brace")
+        return " ".join(value.split())
+
+    def number(self, table: Mapping[str, Any], key: str, where: str, default: float, lo: float, hi: float) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise self.fail(where, f"field '{key}' must be a number, not {value!r}")
+        if not lo <= value <= hi:
+            raise self.fail(where, f"field '{key}' is {value}; allowed {lo:g} to {hi:g}")
+        return float(value)
+
+    def choice(self, table: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...], default: str | None) -> str:
+        value = table.get(key, default)
+        if value not in allowed:
+            raise self.fail(where, f"field '{key}' is {value!r}; allowed: {', '.join(allowed)}")
+        return value
+
+
+_STEP_KEYS = {"id", "say", "hold_s", "countdown", "cue", "cue_every_s", "release", "gap_s", "pressure", "phase", "source"}
+_ROUTINE_KEYS = {"id", "title", "context", "max_pressure", "intro", "outro", "steps"}
+
+
+def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>") -> Routine:
+    c = _Checker(path)
+    unknown = set(data) - _ROUTINE_KEYS
+    if unknown:
+        raise c.fail("routine", f"unknown field '{sorted(unknown)[0]}'")
+    rid = c.text(data, "id", "routine")
+    if not _ID.match(rid):
+        raise c.fail("routine", f"field 'id' is {rid!r}; use lower-case words joined by '-'")
+    title = c.text(data, "title", "routine")
+    context = c.choice(data, "context", "routine", CONTEXTS, None)
+    max_pressure = c.choice(data, "max_pressure", "routine", PRESSURES, None)
+    if context == "active-cramp" and _above(max_pressure, ACTIVE_CRAMP_MAX_PRESSURE):
+        raise c.fail("routine", f"field 'max_pressure' is {max_pressure!r}; a routine for an active cramp "
+                                f"goes no higher than {ACTIVE_CRAMP_MAX_PRESSURE!r}")
+    intro = c.text(data, "intro", "routine")
+    outro = c.text(data, "outro", "routine")
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise c.fail("routine", "needs at least one [[steps]] table")
+    steps: list[Step] = []
+    seen: set[str] = set()
+    pressed = False  # has an earlier step put pressure on the muscle?
+    for n, raw in enumerate(raw_steps, start=1):
+        if not isinstance(raw, dict):
+            raise c.fail(f"step {n}", "must be a table")
+        label = f"step {n}"
+        sid = c.text(raw, "id", label)
+        label = f"step {n} ({sid})"
+        if not _ID.match(sid):
+            raise c.fail(label, f"field 'id' is {sid!r}; use lower-case words joined by '-'")
+        if sid in seen:
+            raise c.fail(label, "field 'id' repeats an earlier step's id")
+        seen.add(sid)
+        unknown = set(raw) - _STEP_KEYS
+        if unknown:
+            raise c.fail(label, f"unknown field '{sorted(unknown)[0]}'")
+        say = c.text(raw, "say", label)
+        hold_s = c.number(raw, "hold_s", label, 0.0, 0.0, MAX_HOLD_S)
+        countdown_raw = raw.get("countdown", [])
+        if not isinstance(countdown_raw, list) or not all(isinstance(m, int) and not isinstance(m, bool) for m in countdown_raw):
+            raise c.fail(label, "field 'countdown' must be a list of whole seconds")
+        countdown = tuple(countdown_raw)
+        if countdown:
+            if hold_s <= 0:
+                raise c.fail(label, "field 'countdown' needs a positive 'hold_s'")
+            if list(countdown) != sorted(set(countdown), reverse=True):
+                raise c.fail(label, "field 'countdown' must count down without repeats")
+            if countdown[-1] < 1 or countdown[0] > hold_s:
+                raise c.fail(label, f"field 'countdown' marks must lie between 1 and hold_s ({hold_s:g})")
+            if count_sentences(say) > MAX_SENTENCES_BEFORE_TIMER:
+                raise c.fail(label, f"field 'say' has more than {MAX_SENTENCES_BEFORE_TIMER} sentences before a countdown")
+        cue = c.text(raw, "cue", label, required=False)
+        cue_every_s = c.number(raw, "cue_every_s", label, 0.0, 0.0, MAX_HOLD_S)
+        if bool(cue) != (cue_every_s > 0):
+            raise c.fail(label, "fields 'cue' and 'cue_every_s' go together")
+        if cue and hold_s <= 0:
+            raise c.fail(label, "field 'cue' needs a positive 'hold_s'")
+        release = c.text(raw, "release", label, required=False)
+        if release and hold_s <= 0:
+            raise c.fail(label, "field 'release' needs a positive 'hold_s' (it is spoken when the hold ends)")
+        gap_s = c.number(raw, "gap_s", label, 1.0, 0.0, 30.0)
+        pressure = c.choice(raw, "pressure", label, PRESSURES, "none")
+        if PRESSURES.index(pressure) > PRESSURES.index(max_pressure):
+            raise c.fail(label, f"field 'pressure' is {pressure!r}, above the routine's max_pressure {max_pressure!r}")
+        if context == "active-cramp" and not pressed and _above(pressure, ACTIVE_CRAMP_FIRST_PRESSURE):
+            raise c.fail(label, f"field 'pressure' is {pressure!r}; the first massage step of a routine for an "
+                                f"active cramp starts gentle ({ACTIVE_CRAMP_FIRST_PRESSURE!r} at most)")
+        pressed = pressed or pressure != "none"
+        phase = c.choice(raw, "phase", label, PHASES, "main")
+        source = c.text(raw, "source", label)
+        seed, _, section = source.partition("#")
+        if not seed.strip() or not section.strip():
+            raise c.fail(label, "field 'source' must name a seed file and section as 'FILE#Section'")
+        steps.append(Step(sid, say, hold_s, countdown, cue, cue_every_s, release, gap_s, pressure, phase, source))
+    phases = [s.phase for s in steps]
+    if "aftercare" in phases and "main" in phases[phases.index("aftercare"):]:
+        raise c.fail("routine", "aftercare steps must come after all main steps")
+    return Routine(rid, title, context, max_pressure, intro, outro, tuple(steps), path)
+
+
+def load_routine(path: str | Path) -> Routine:
+    name = str(path)
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RoutineError("no such file", path=name) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoutineError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=name) from None
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise RoutineError(f"not valid TOML: {exc}", path=name) from None
+    return routine_from_dict(data, name)
+
+
+def builtin_routines() -> dict[str, Routine]:
+    """The routines that ship with the package, by id."""
+    found: dict[str, Routine] = {}
+    folder = resources.files("voice_skill") / "data" / "routines"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            with resources.as_file(entry) as p:
+                routine = load_routine(p)
+            found[routine.id] = routine
+    return found
+
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+
+
+def number_words(n: int) -> str:
+    """Whole numbers 0..999 in words, for spoken countdowns."""
+    if n < 0 or n > 999:
+        raise ValueError(n)
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+    hundreds, rest = divmod(n, 100)
+    return f"{_ONES[hundreds]} hundred" + (f" and {number_words(rest)}" if rest else "")
+
+
+# ---- the spoken script and its timing ------------------------------------------------
+#
+# ``voice-skill routines show`` and the routine tests need to know how long a routine
+# takes and when each line is heard. This mirrors the coach's pacing (voice_skill/coach.py)
+# with an estimated speaking time per utterance and a speaker that says one thing at a
+# time; tests/test_routines.py checks it against the coach itself.
+
+
+def fill_placeholders(text: str, leg: str | None = None) -> str:
+    """``{calf}`` and ``{leg}`` as the coach says them: "left calf" once a leg is named, else "calf"."""
+    side = f"{leg} " if leg else ""
+    return text.replace("{calf}", f"{side}calf").replace("{leg}", f"{side}leg")
+
+
+def estimate_speech_s(text: str, wpm: float = DEFAULT_WPM) -> float:
+    """Roughly how long a synthesiser takes to say ``text``: words at ``wpm``, plus a short
+    pause after each sentence. Zero for empty text."""
+    if wpm <= 0:
+        raise ValueError("wpm must be positive")
+    words = len(fill_placeholders(text).split())
+    if not words:
+        return 0.0
+    return words * 60.0 / wpm + SENTENCE_PAUSE_S * max(1, count_sentences(text))
+
+
+def hold_lines(step: Step, pace: float = 1.0) -> tuple[float, list[tuple[float, str, str]]]:
+    """A step's hold length at ``pace`` and what is said during it, as the coach schedules
+    them: (seconds remaining when due, text, kind), in the order they are due."""
+    hold = round(step.hold_s * pace, 1)
+    lines: list[tuple[float, str, str]] = []
+    marks = [m for m in step.countdown if m < hold]
+    if step.countdown:
+        lines.append((hold, f"{number_words(int(round(hold)))} seconds.", "countdown"))
+    for m in marks:
+        lines.append((float(m), f"{number_words(m)}.", "countdown"))
+    if step.cue:
+        every = step.cue_every_s * pace
+        t = every
+        while hold - t > CUE_CLEARANCE_S:
+            r = hold - t
+            if all(abs(r - m) >= CUE_CLEARANCE_S for m in marks) and (not step.countdown or r < hold - CUE_CLEARANCE_S):
+                lines.append((r, step.cue, "cue"))
+            t += every
+    lines.sort(key=lambda item: -item[0])
+    return hold, lines
+
+
+@dataclass(frozen=True)
+class ScriptLine:
+    """One utterance of a routine as heard: when it starts and ends (seconds from the trigger)."""
+
+    start_s: float
+    end_s: float
+    kind: str  # intro, step, countdown, cue, release, outro
+    text: str
+    step: int | None = None  # index into Routine.steps
+    step_id: str = ""
+
+
+def script(routine: Routine, *, pace: float = 1.0, wpm: float = DEFAULT_WPM,
+           leg: str | None = None, notice: str = "") -> list[ScriptLine]:
+    """Every line of ``routine`` with its timing, as the coach paces it from the trigger.
+
+    The intro and the first step are queued together; a step's hold starts when its text
+    has been said; countdown marks and cues are due at fixed times in the hold; the
+    release is said when the hold ends, then the gap runs; the outro (with ``notice``
+    appended, as the coach does the first time) ends the routine.
+    """
+    lines: list[ScriptLine] = []
+    free_at = 0.0  # when the speaker has said everything queued so far
+
+    def speak(due: float, text: str, kind: str, index: int | None = None, sid: str = "") -> float:
+        nonlocal free_at
+        text = fill_placeholders(text, leg)
+        start = max(due, free_at)
+        end = start + estimate_speech_s(text, wpm)
+        free_at = end
+        lines.append(ScriptLine(round(start, 3), round(end, 3), kind, text, index, sid))
+        return end
+
+    now = 0.0
+    speak(now, routine.intro, "intro")
+    for i, step in enumerate(routine.steps):
+        now = speak(now, step.say, "step", i, step.id)
+        if step.has_timer:
+            hold, due = hold_lines(step, pace)
+            for remaining, text, kind in due:
+                speak(now + hold - remaining, text, kind, i, step.id)
+            now += hold
+            if step.release:
+                now = speak(now, step.release, "release", i, step.id)
+        now += step.gap_s * pace
+    outro = f"{routine.outro} {notice}".strip()
+    speak(now, outro, "outro")
+    return lines
+
+
+def script_seconds(routine: Routine, **options: Any) -> float:
+    """How long ``routine`` takes from the trigger to the end of its outro (see ``script``)."""
+    return max(line.end_s for line in script(routine, **options))

@@ -1,0 +1,350 @@
+"""The loop: audio chunks -> recognizer -> intents -> echo guard -> coach -> speaker.
+
+One ``Session`` class drives both worlds. With a recording it runs on a ``VirtualClock``
+whose time is audio time: it jumps straight to the next thing due (a countdown mark, the
+end of an utterance), so a three-minute routine replays in the recognizer's own cost.
+Live, the same methods are called with a ``RealClock`` as chunks arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import IO, Callable, Iterable, Protocol
+
+import numpy as np
+
+from voice_skill.asr.base import Hypothesis, Recognizer
+from voice_skill.audio import SAMPLE_RATE, AudioChunk
+from voice_skill.clock import Clock, VirtualClock
+from voice_skill.coach import CancelSpeech, Coach, Emit, Say
+from voice_skill.intents import Intent, IntentParser, tokens
+
+log = logging.getLogger(__name__)
+
+SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
+
+
+# ---- event log ----------------------------------------------------------------------
+
+class EventLog:
+    """JSON Lines, one object per line, each with ``t`` and ``event`` first."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self.stream = stream
+        self.listeners: list[Callable[[dict], None]] = []
+
+    def write(self, t: float, event: str, **fields: object) -> None:
+        record = {"t": round(t, 3), "event": event, **fields}
+        if self.stream is not None:
+            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.stream.flush()
+        for listener in self.listeners:
+            listener(record)
+
+
+# ---- speakers -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    kind: str  # started, finished, cancelled
+    utterance_id: int
+    t: float
+    text: str
+
+
+class Speaker(Protocol):
+    busy: bool
+
+    def say(self, text: str, utterance_id: int) -> None: ...
+
+    def cancel(self) -> None: ...
+
+    def poll(self) -> list[SpeechEvent]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Utterance:
+    uid: int
+    text: str
+    start_s: float
+    end_s: float
+    audio: np.ndarray | None
+    started: bool = False
+    ended: bool = False
+    cancelled: bool = False
+
+
+class VirtualSpeaker:
+    """Speech on the virtual clock: each utterance takes as long as it would aloud.
+
+    ``render`` gives an utterance's length (seconds) and, when a real voice is used, its
+    samples; with samples the speaker can also play them back into the microphone path
+    (``echo``) to test that the skill does not obey itself.
+    """
+
+    def __init__(self, clock: VirtualClock, render: Callable[[str], tuple[float, np.ndarray | None]]) -> None:
+        self.clock = clock
+        self.render = render
+        self._queue: list[_Utterance] = []
+        self._done: list[_Utterance] = []  # kept briefly for echo rendering
+
+    @property
+    def busy(self) -> bool:
+        return any(not u.ended for u in self._queue)
+
+    def say(self, text: str, utterance_id: int) -> None:
+        now = self.clock.now()
+        start = max([now] + [u.end_s for u in self._queue if not u.ended])
+        seconds, audio = self.render(text)
+        self._queue.append(_Utterance(utterance_id, text, start, start + seconds, audio))
+
+    def cancel(self) -> None:
+        now = self.clock.now()
+        for u in self._queue:
+            if u.ended:
+                continue
+            u.cancelled = True
+            if u.start_s >= now:  # never reached the loudspeaker: drop it without a trace
+                u.started = u.ended = True
+                u.audio = None
+            else:
+                u.end_s = min(u.end_s, now)
+
+    def next_event_time(self) -> float | None:
+        times = [u.start_s for u in self._queue if not u.started and not u.cancelled]
+        times += [u.end_s for u in self._queue if not u.ended]
+        return min(times) if times else None
+
+    def poll(self) -> list[SpeechEvent]:
+        now = self.clock.now() + 1e-9
+        events: list[tuple[float, int, SpeechEvent]] = []
+        for u in self._queue:
+            if not u.started and u.start_s <= now:
+                u.started = True
+                events.append((u.start_s, 0, SpeechEvent("started", u.uid, u.start_s, u.text)))
+            if not u.ended and u.end_s <= now:
+                u.ended = True
+                kind = "cancelled" if u.cancelled else "finished"
+                events.append((u.end_s, 1, SpeechEvent(kind, u.uid, u.end_s, u.text)))
+        self._done.extend(u for u in self._queue if u.ended)
+        self._queue = [u for u in self._queue if not u.ended]
+        self._done = [u for u in self._done if u.end_s > now - 5.0]
+        return [e for _, _, e in sorted(events, key=lambda item: (item[0], item[1]))]
+
+    def echo(self, start_s: float, n_samples: int) -> np.ndarray | None:
+        """The skill's own speech as it would reach the microphone between start_s and
+        start_s + n_samples, or None when it was silent."""
+        out = None
+        for u in self._done + self._queue:
+            if u.audio is None or u.end_s <= start_s:
+                continue
+            first = int(round((start_s - u.start_s) * SAMPLE_RATE))
+            played = int(round((u.end_s - u.start_s) * SAMPLE_RATE))
+            lo, hi = max(first, 0), min(first + n_samples, played, len(u.audio))
+            if hi <= lo:
+                continue
+            if out is None:
+                out = np.zeros(n_samples, dtype=np.float32)
+            out[lo - first:hi - first] += u.audio[lo:hi]
+        return out
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+# ---- self-hearing guard -------------------------------------------------------------
+
+class EchoGuard:
+    """Keeps the skill from obeying its own voice.
+
+    It knows when the speaker was playing and what it said. A hypothesis that overlaps
+    the skill's own speech (plus a tail for room echo and device latency) is ignored if it
+    would start a routine, or if the command it carries is made of words the skill was
+    saying at that moment. A command the skill was not saying gets through: that is
+    barge-in.
+    """
+
+    def __init__(self, tail_s: float = 0.5, keep_s: float = 60.0) -> None:
+        self.tail_s = tail_s
+        self.keep_s = keep_s
+        self._spans: dict[int, list] = {}  # uid -> [start, end | None, words]
+
+    def started(self, uid: int, t: float, text: str) -> None:
+        self._spans[uid] = [t, None, set(tokens(text))]
+
+    def ended(self, uid: int, t: float) -> None:
+        if uid in self._spans:
+            self._spans[uid][1] = t
+        for key in [k for k, (s, e, _) in self._spans.items() if e is not None and e < t - self.keep_s]:
+            del self._spans[key]
+
+    def speaking(self, start_s: float, end_s: float) -> list[set[str]]:
+        """The word sets of utterances that overlap [start_s, end_s]."""
+        found = []
+        for s, e, words in self._spans.values():
+            if s <= end_s and (e is None or e + self.tail_s >= start_s):
+                found.append(words)
+        return found
+
+    def judge(self, hyp: Hypothesis, intent: Intent | None) -> str | None:
+        """None to accept, or the reason the hypothesis is ignored."""
+        if intent is None:
+            return None
+        overlapping = self.speaking(hyp.start_s, hyp.end_s)
+        if not overlapping:
+            return None
+        if intent.name in ("start", "stretch"):
+            return "own voice"
+        phrase_words = set(intent.phrase.split())
+        if any(phrase_words <= words for words in overlapping):
+            return "own voice"
+        return None
+
+
+# ---- the loop -----------------------------------------------------------------------
+
+class Session:
+    def __init__(
+        self,
+        *,
+        recognizer: Recognizer,
+        parser: IntentParser,
+        coach: Coach,
+        speaker: Speaker,
+        clock: Clock,
+        events: EventLog,
+        guard: EchoGuard | None = None,
+        echo_gain: float = 0.0,
+    ) -> None:
+        self.recognizer = recognizer
+        self.parser = parser
+        self.coach = coach
+        self.speaker = speaker
+        self.clock = clock
+        self.events = events
+        self.guard = guard or EchoGuard()
+        self.echo_gain = echo_gain
+        self._acted_early: tuple[float, str] | None = None
+
+    # ---- feeding --------------------------------------------------------------------
+
+    def feed(self, chunk: AudioChunk) -> None:
+        """Process one chunk of input audio (virtual or live)."""
+        self.advance_to(chunk.start_s)
+        if self.echo_gain and isinstance(self.speaker, VirtualSpeaker):
+            chunk = self._with_echo(chunk)
+        hyps = self.recognizer.accept(chunk)
+        self.advance_to(chunk.end_s)
+        self.hear(hyps)
+
+    def hear(self, hyps: Iterable[Hypothesis]) -> None:
+        for hyp in hyps:
+            self._on_hypothesis(hyp)
+
+    def end_of_stream(self, limit_s: float = 3600.0) -> None:
+        """The recording ended: finish the last utterance, then let the routine run out on
+        the virtual clock, as if the room had gone quiet."""
+        self.hear(self.recognizer.flush())
+        stop_at = self.clock.now() + limit_s
+        while self.coach.active or self.speaker.busy:
+            due = self._next_due()
+            if due is None or due > stop_at:
+                break
+            self.advance_to(due)
+        self._pump()
+
+    # ---- time -----------------------------------------------------------------------
+
+    def _next_due(self) -> float | None:
+        times = [self.coach.next_deadline()]
+        if isinstance(self.speaker, VirtualSpeaker):
+            times.append(self.speaker.next_event_time())
+        times = [t for t in times if t is not None]
+        return min(times) if times else None
+
+    def advance_to(self, t: float) -> None:
+        """Run everything due up to ``t``, in time order."""
+        virtual = isinstance(self.clock, VirtualClock)
+        for _ in range(100_000):
+            self._pump()
+            due = self._next_due()
+            if due is None or due > t:
+                break
+            if virtual:
+                self.clock.advance_to(due)
+            self._apply(self.coach.tick(self.clock.now()))
+        else:  # pragma: no cover - a coach bug, not a user error
+            raise RuntimeError("the coach keeps scheduling work at the same instant")
+        if virtual:
+            self.clock.advance_to(t)
+        self._pump()
+        self._apply(self.coach.tick(self.clock.now()))
+
+    def _pump(self) -> None:
+        """Deliver what the speaker reports: starts, ends and cut-offs."""
+        for ev in self.speaker.poll():
+            if ev.kind == "started":
+                self.guard.started(ev.utterance_id, ev.t, ev.text)
+                self.events.write(ev.t, "say", text=ev.text)
+            else:
+                self.guard.ended(ev.utterance_id, ev.t)
+                if ev.kind == "finished":
+                    self._apply(self.coach.speech_finished(ev.utterance_id, ev.t))
+                else:
+                    self.events.write(ev.t, "cut", text=ev.text)
+
+    def _apply(self, actions: Iterable[object]) -> None:
+        now = self.clock.now()
+        for action in actions:
+            if isinstance(action, Say):
+                self.speaker.say(action.text, action.utterance_id)
+            elif isinstance(action, CancelSpeech):
+                self.speaker.cancel()
+                self._pump()
+            elif isinstance(action, Emit):
+                self.events.write(now, action.event, **action.fields)
+
+    # ---- hearing --------------------------------------------------------------------
+
+    def _on_hypothesis(self, hyp: Hypothesis) -> None:
+        intent = self.parser.parse(hyp.text)
+        if not hyp.final:
+            # Partial results act early only for intents where acting early is safe.
+            if intent is None or intent.name not in SAFE_EARLY_INTENTS or self.guard.judge(hyp, intent):
+                return
+            if self._acted_early and self._acted_early[0] == hyp.start_s:
+                return
+            self._acted_early = (hyp.start_s, intent.name)
+        elif self._acted_early and self._acted_early[0] == hyp.start_s:
+            early = self._acted_early[1]
+            self._acted_early = None
+            if intent is not None and intent.name == early:
+                return
+        now = self.clock.now()
+        verdict = self.guard.judge(hyp, intent)
+        fields: dict[str, object] = {
+            "text": hyp.text,
+            "intent": intent.name if intent and verdict is None else None,
+            "confidence": round(hyp.confidence, 3),
+            "start_s": round(hyp.start_s, 3),
+            "end_s": round(hyp.end_s, 3),
+        }
+        if verdict:
+            fields["ignored"] = verdict
+        if intent and intent.slots:
+            fields["slots"] = dict(intent.slots)
+        self.events.write(now, "heard", **fields)
+        if intent is not None and verdict is None:
+            self._apply(self.coach.handle(intent, now))
+
+    def _with_echo(self, chunk: AudioChunk) -> AudioChunk:
+        echo = self.speaker.echo(chunk.start_s, chunk.samples)
+        if echo is None:
+            return chunk
+        mixed = chunk.as_array().astype(np.float32) + echo * self.echo_gain
+        audio = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+        return AudioChunk(audio, chunk.start_s)
