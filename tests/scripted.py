@@ -57,11 +57,19 @@ def routine(rid: str = "test-cramp", context: str = "active-cramp", **overrides)
 def run_script(script: list[tuple[float, str]], seconds: float, routines: list[dict] | None = None,
                chunk_s: float = 0.1) -> list[dict]:
     """Feed silence for ``seconds`` while the script is 'heard'; return the event log."""
+    return run_script_with(None, script, seconds, routines, chunk_s)
+
+
+def run_script_with(prepare, script: list[tuple[float, str]], seconds: float, routines: list[dict] | None = None,
+                    chunk_s: float = 0.1) -> list[dict]:
+    """As run_script, calling ``prepare(coach)`` first."""
     loaded = [routine_from_dict(r) for r in (routines or [routine(), routine("gentle", max_pressure="moderate")])]
     clock = VirtualClock()
     out = io.StringIO()
     speaker = VirtualSpeaker(clock, lambda text: (len(text.split()) * SECONDS_PER_WORD, None))
     coach = Coach({r.id: r for r in loaded}, choose_routine=lambda intent, now: loaded[0].id)
+    if prepare is not None:
+        prepare(coach)
     session = Session(recognizer=ScriptedRecognizer(script), parser=IntentParser(), coach=coach,
                       speaker=speaker, clock=clock, events=EventLog(out))
     n = int(round(seconds / chunk_s))

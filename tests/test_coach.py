@@ -143,3 +143,20 @@ def test_the_leg_named_is_carried_into_speech():
 def test_chunk_size_does_not_change_events():
     script = [(1.0, "calf cramp"), (9.0, "pause"), (14.0, "resume"), (20.0, "slower")]
     assert run_script(script, 30, chunk_s=0.02) == run_script(script, 30, chunk_s=0.1)
+
+
+def test_frequent_cramps_are_mentioned_once_after_the_routine():
+    from tests.scripted import run_script_with
+
+    events = run_script_with(lambda coach: setattr(coach, "frequent_cramps", True),
+                             [(1.0, "calf cramp"), (60.0, "calf cramp")], 90)
+    mentions = [(t, s) for t, s in says(events) if "most days" in s]
+    assert len(mentions) == 1
+    finished = [e["t"] for e in events if e["event"] == "routine" and e["state"] == "finished"]
+    assert finished[0] >= mentions[0][0] > first(events, "step", id="care")["t"]
+
+
+def test_hold_event_announces_the_timer():
+    events = run_script([(1.0, "calf cramp")], 30)
+    holds = [(e["step"], e["seconds"]) for e in events if e["event"] == "hold"]
+    assert holds[:2] == [("one", 3.0), ("hold", 15.0)]

@@ -113,6 +113,7 @@ class Coach:
         self.messages = messages or Messages.load()
         self._choose = choose_routine or (lambda intent, now: next(iter(self.routines)))
         self.pace = 1.0
+        self.frequent_cramps = False  # set from the cramp journal; mentioned once after a routine
         self.routine: Routine | None = None
         self.index = 0
         self.phase = "idle"  # idle, speaking, hold, gap, closing
@@ -364,6 +365,9 @@ class Coach:
         if index >= len(self.routine.steps):
             self.phase = "closing"
             outro = self.routine.outro
+            if self.frequent_cramps and self.routine.context == "active-cramp":
+                self.frequent_cramps = False  # said once, after the routine
+                outro = f"{outro} {self.messages['frequent']}"
             if not self._notice_said:
                 self._notice_said = True
                 outro = f"{outro} {self.messages['notice']}"
@@ -401,6 +405,7 @@ class Coach:
         lines.sort(key=lambda item: -item[0])
         self.phase = "hold"
         self._timer = _Timer("hold", now + hold, hold, lines)
+        out.append(Emit("hold", {"step": step.id, "seconds": hold}))
         out.extend(self.tick(now))
 
     def _start_gap(self, now: float, out: list[Action]) -> None:
