@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Callable, Mapping
 
 from voice_skill.intents import Intent
-from voice_skill.routine import Routine, Step, number_words
+from voice_skill.routine import Routine, Step, fill_placeholders, hold_lines
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,6 @@ PACE_STEP = 1.25
 PACE_MIN = 0.64  # two steps faster than normal
 PACE_MAX = 1.95  # three steps slower than normal
 TEN_MINUTES_S = 600.0
-CUE_CLEARANCE_S = 2.0  # no pacing cue this close to a countdown mark or the release
 
 
 # ---- actions ------------------------------------------------------------------------
@@ -111,7 +110,7 @@ class Coach:
             raise ValueError("the coach needs at least one routine")
         self.routines = dict(routines)
         self.messages = messages or Messages.load()
-        self._choose = choose_routine or (lambda intent, now: next(iter(self.routines)))
+        self._choose = choose_routine or self._first_cramp_routine
         self.pace = 1.0
         self.frequent_cramps = False  # set from the cramp journal; mentioned once after a routine
         self.routine: Routine | None = None
@@ -129,6 +128,9 @@ class Coach:
         self._last_said = ""
         self._phase_text = ""
         self._phase_kind = "step"
+
+    def _first_cramp_routine(self, intent: Intent, now: float) -> str:
+        return next((r.id for r in self.routines.values() if r.context == "active-cramp"), next(iter(self.routines)))
 
     # ---- queries --------------------------------------------------------------------
 
@@ -326,15 +328,11 @@ class Coach:
 
     def _say(self, text: str, kind: str, out: list[Action]) -> int:
         self._next_id += 1
-        text = self._personalise(text)
+        text = fill_placeholders(text, self.leg)
         out.append(Say(text, self._next_id, kind))
         if kind in ("step", "reply", "advice", "release"):
             self._last_said = text
         return self._next_id
-
-    def _personalise(self, text: str) -> str:
-        side = f"{self.leg} " if self.leg else ""
-        return text.replace("{calf}", f"{side}calf").replace("{leg}", f"{side}leg")
 
     def _step(self) -> Step:
         assert self.routine is not None
@@ -387,22 +385,7 @@ class Coach:
 
     def _start_hold(self, now: float, out: list[Action]) -> None:
         step = self._step()
-        hold = round(step.hold_s * self.pace, 1)
-        lines: list[tuple[float, str, str]] = []
-        marks = [m for m in step.countdown if m < hold]
-        if step.countdown:
-            lines.append((hold, f"{number_words(int(round(hold))).capitalize()} seconds.", "countdown"))
-        for m in marks:
-            lines.append((float(m), f"{number_words(m).capitalize()}.", "countdown"))
-        if step.cue:
-            every = step.cue_every_s * self.pace
-            t = every
-            while hold - t > CUE_CLEARANCE_S:
-                r = hold - t
-                if all(abs(r - m) >= CUE_CLEARANCE_S for m in marks) and (not step.countdown or r < hold - CUE_CLEARANCE_S):
-                    lines.append((r, step.cue, "cue"))
-                t += every
-        lines.sort(key=lambda item: -item[0])
+        hold, lines = hold_lines(step, self.pace)
         self.phase = "hold"
         self._timer = _Timer("hold", now + hold, hold, lines)
         out.append(Emit("hold", {"step": step.id, "seconds": hold}))

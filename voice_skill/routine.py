@@ -71,16 +71,6 @@ class Routine:
                 return i
         return None
 
-    def nominal_seconds(self, seconds_per_word: float = 0.36) -> float:
-        """A rough length at normal pace (speech estimated per word, plus holds and gaps)."""
-        total = 0.0
-        for text in (self.intro, self.outro):
-            total += len(text.split()) * seconds_per_word
-        for s in self.steps:
-            words = len(s.say.split()) + len(s.release.split())
-            total += words * seconds_per_word + s.hold_s + s.gap_s
-        return total
-
 
 def count_sentences(text: str) -> int:
     return len([p for p in _SENTENCE_END.split(text.strip()) if p.strip()])
@@ -289,9 +279,9 @@ def hold_lines(step: Step, pace: float = 1.0) -> tuple[float, list[tuple[float, 
     lines: list[tuple[float, str, str]] = []
     marks = [m for m in step.countdown if m < hold]
     if step.countdown:
-        lines.append((hold, f"{number_words(int(round(hold)))} seconds.", "countdown"))
+        lines.append((hold, f"{number_words(int(round(hold))).capitalize()} seconds.", "countdown"))
     for m in marks:
-        lines.append((float(m), f"{number_words(m)}.", "countdown"))
+        lines.append((float(m), f"{number_words(m).capitalize()}.", "countdown"))
     if step.cue:
         every = step.cue_every_s * pace
         t = every

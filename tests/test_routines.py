@@ -1,0 +1,512 @@
+"""The built-in routines: they load, they fit the time and safety rules, they trace to the
+seed texts without copying them, and the ``routines`` subcommand lists, shows and validates.
+
+The seed texts live in ``shared/seeds`` beside the checkout; the tests that need them skip
+when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from voice_skill import routines_cli
+from voice_skill.coach import CancelSpeech, Coach, Emit, Messages, Say
+from voice_skill.errors import RoutineError
+from voice_skill.intents import Intent, IntentParser
+from voice_skill.routine import (
+    MAX_SENTENCES_BEFORE_TIMER,
+    PRESSURES,
+    Routine,
+    builtin_routines,
+    count_sentences,
+    estimate_speech_s,
+    fill_placeholders,
+    hold_lines,
+    load_routine,
+    script,
+)
+
+ROUTINE_DIR = Path(routines_cli.__file__).resolve().parent / "data" / "routines"
+MESSAGES = Path(routines_cli.__file__).resolve().parent / "data" / "messages.toml"
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+CRAMP_ROUTINES = ("night-cramp", "workout-cramp", "gentle")
+EXPECTED = ("night-cramp", "workout-cramp", "gentle", "bedtime-stretches")
+
+# Words the skill obeys, and words that start it: its own voice reaches its microphone.
+COMMAND_WORDS = {"next", "back", "repeat", "pause", "wait", "resume", "continue", "slower", "faster",
+                 "stop", "cancel", "done", "help", "skip", "again"}
+TRIGGER_WORDS = {"cramp", "cramping", "cramps", "charley"}
+SHARED_RUN = 8  # this many consecutive words in common with a seed counts as copying
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+def norm_words(text: str) -> list[str]:
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    text = re.sub(r"[^a-z0-9']+", " ", text)
+    return [w.strip("'") for w in text.split() if w.strip("'")]
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+
+
+def spoken_texts(routine: Routine) -> list[tuple[str, str]]:
+    """(where, text) for every line the routine makes the coach say, placeholders filled."""
+    out = [("intro", routine.intro), ("outro", routine.outro), ("title", routine.title)]
+    for n, s in enumerate(routine.steps, start=1):
+        for name in ("say", "cue", "release"):
+            if getattr(s, name):
+                out.append((f"step {n} ({s.id}) {name}", getattr(s, name)))
+    return [(where, fill_placeholders(text, "left")) for where, text in out]
+
+
+def message_texts() -> list[tuple[str, str]]:
+    import tomllib
+
+    found: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, str):
+            found.append((prefix, fill_placeholders(value.replace("{pace}", "normal"), "left")))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+
+    walk("", tomllib.loads(MESSAGES.read_text(encoding="utf-8")))
+    return found
+
+
+class SeedIndex:
+    """Normalised sentences and word runs of the seed texts, for spotting copied text."""
+
+    def __init__(self, texts: list[str], run: int = SHARED_RUN) -> None:
+        self.run = run
+        self.sentences: set[str] = set()
+        self.runs: set[tuple[str, ...]] = set()
+        for text in texts:
+            for s in sentences(text):
+                words = norm_words(s)
+                if words:
+                    self.sentences.add(" ".join(words))
+            for para in re.split(r"\n\s*\n", text):
+                words = norm_words(para)
+                self.runs.update(tuple(words[i:i + run]) for i in range(len(words) - run + 1))
+
+    def copied(self, text: str) -> list[str]:
+        """What in ``text`` is copied: whole sentences, and runs of ``run`` shared words."""
+        problems = []
+        for s in sentences(text):
+            if " ".join(norm_words(s)) in self.sentences:
+                problems.append(f"sentence {s!r}")
+        words = norm_words(text)
+        for i in range(len(words) - self.run + 1):
+            if tuple(words[i:i + self.run]) in self.runs:
+                problems.append(f"words {' '.join(words[i:i + self.run])!r}")
+        return problems
+
+
+def seed_headings(text: str) -> set[str]:
+    """The short title lines of a seed text (not sentences, not list items)."""
+    heads = set()
+    for line in text.splitlines():
+        s = " ".join(line.split())
+        if s and len(s) <= 80 and not s.endswith(".") and not s.startswith(("\u2022", "http")):
+            heads.add(s)
+    return heads
+
+
+@pytest.fixture(scope="module")
+def routines() -> dict[str, Routine]:
+    return builtin_routines()
+
+
+@pytest.fixture(scope="module")
+def seeds() -> dict[str, str]:
+    if not SEEDS.is_dir():
+        pytest.skip("the seed texts (shared/seeds beside the checkout) are not here")
+    found = {p.name: p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))}
+    if not found:
+        pytest.skip("no seed texts in shared/seeds")
+    return found
+
+
+def all_steps(routines: dict[str, Routine]):
+    for r in routines.values():
+        for n, s in enumerate(r.steps, start=1):
+            yield r, n, s
+
+
+# ---- loading and timing ---------------------------------------------------------------
+
+def test_every_builtin_routine_loads(routines):
+    assert set(EXPECTED) <= set(routines)
+    files = sorted(ROUTINE_DIR.glob("*.toml"))
+    assert len(files) == len(routines)
+    for path in files:
+        routine = load_routine(path)
+        assert routine.id == path.stem, f"{path.name}: id {routine.id!r} should match the file name"
+        assert routine.steps == routines[routine.id].steps
+        assert all(s.say and s.source for s in routine.steps)
+
+
+def test_contexts_and_pressure_ceilings(routines):
+    assert routines["night-cramp"].context == "active-cramp"
+    assert routines["night-cramp"].max_pressure == "moderate"
+    assert routines["workout-cramp"].context == "active-cramp"
+    assert routines["gentle"].max_pressure == "light"
+    assert routines["bedtime-stretches"].context == "prevention"
+
+
+@pytest.mark.parametrize("rid", CRAMP_ROUTINES)
+def test_cramp_routines_take_one_to_three_minutes(routines, rid):
+    seconds = routines_cli.routine_seconds(routines[rid])
+    assert 60 <= seconds <= 180, f"{rid} takes {seconds:.0f} s at normal pace"
+
+
+def test_estimate_speech_s():
+    assert estimate_speech_s("") == 0.0
+    assert estimate_speech_s("one two three.", wpm=60) == pytest.approx(3.2)
+    assert estimate_speech_s("One. Two.", wpm=60) == pytest.approx(2.4)
+    assert estimate_speech_s("a b c d", wpm=120) > estimate_speech_s("a b", wpm=120)
+    with pytest.raises(ValueError):
+        estimate_speech_s("x", wpm=0)
+
+
+def test_hold_lines_for_the_sustained_pressure_step(routines):
+    step = next(s for s in routines["night-cramp"].steps if s.id == "sustained-pressure")
+    assert step.hold_s == 15 and step.countdown == (15, 10, 5, 4, 3, 2, 1) and step.release == "Release."
+    hold, lines = hold_lines(step)
+    assert hold == 15
+    assert [(r, t) for r, t, _ in lines] == [
+        (15, "Fifteen seconds."), (10, "Ten."), (5, "Five."), (4, "Four."), (3, "Three."), (2, "Two."), (1, "One.")]
+
+
+def _coach_timeline(routine: Routine, pace: float, wpm: float) -> list[tuple[float, str, str]]:
+    """Run the real coach on ``routine`` with a speaker that takes estimate_speech_s per line."""
+    coach = Coach({routine.id: routine}, Messages.load())
+    coach.pace = pace
+    heard: list[tuple[float, str, str]] = []
+    finishing: list[tuple[float, int]] = []
+    free_at = 0.0
+    finished = False
+
+    def feed(actions, now: float) -> None:
+        nonlocal free_at, finished
+        for action in actions:
+            if isinstance(action, Say):
+                start = max(now, free_at)
+                free_at = start + estimate_speech_s(action.text, wpm)
+                heard.append((start, action.text, action.kind))
+                finishing.append((free_at, action.utterance_id))
+            elif isinstance(action, CancelSpeech):
+                raise AssertionError("nothing should cut off speech in an uninterrupted run")
+            elif isinstance(action, Emit) and action.event == "routine" and action.fields.get("state") == "finished":
+                finished = True
+
+    feed(coach.handle(Intent("start", "calf cramp"), 0.0), 0.0)
+    for _ in range(10_000):
+        if finished:
+            break
+        deadline = coach.next_deadline()
+        done = min(finishing) if finishing else None
+        if done is not None and (deadline is None or done[0] <= deadline + 1e-9):
+            finishing.remove(done)
+            feed(coach.speech_finished(done[1], done[0]), done[0])
+        else:
+            assert deadline is not None, "the coach is stuck"
+            feed(coach.tick(deadline), deadline)
+    assert finished
+    return heard
+
+
+@pytest.mark.parametrize("pace", [1.0, 1.25, 0.8])
+@pytest.mark.parametrize("rid", EXPECTED)
+def test_script_matches_the_coach(routines, rid, pace):
+    """``routines show`` times lines as the coach paces them (same speech estimate)."""
+    routine = routines[rid]
+    ours = script(routine, pace=pace, notice=Messages.load()["notice"])
+    coach = _coach_timeline(routine, pace, 165.0)
+    kinds = {"intro": "reply", "outro": "reply"}
+    assert [(line.text, kinds.get(line.kind, line.kind)) for line in ours] == [(t, k) for _, t, k in coach]
+    for line, (start, text, _) in zip(ours, coach):
+        assert line.start_s == pytest.approx(start, abs=0.01), text
+
+
+# ---- safety ---------------------------------------------------------------------------
+
+def test_active_cramp_steps_never_exceed_moderate(routines):
+    for r, n, s in all_steps(routines):
+        if r.context == "active-cramp":
+            assert PRESSURES.index(s.pressure) <= PRESSURES.index("moderate"), f"{r.id} step {n} ({s.id})"
+
+
+def test_first_massage_step_of_an_active_cramp_routine_is_light(routines):
+    cramp = [r for r in routines.values() if r.context == "active-cramp"]
+    assert {r.id for r in cramp} >= set(CRAMP_ROUTINES)
+    for r in cramp:
+        first = next(s for s in r.steps if s.pressure != "none")
+        assert PRESSURES.index(first.pressure) <= PRESSURES.index("light"), f"{r.id}: {first.id} starts too firm"
+
+
+def test_gentle_and_pregnancy_routines_stay_light(routines):
+    light = PRESSURES.index("light")
+    pregnancy = [r for r in routines.values()
+                 if any(w in " ".join(t for _, t in spoken_texts(r)).lower() for w in ("pregnan", "midwife"))]
+    for r in [routines["gentle"], *pregnancy]:
+        assert PRESSURES.index(r.max_pressure) <= light, r.id
+        for s in r.steps:
+            assert PRESSURES.index(s.pressure) <= light, f"{r.id}: {s.id}"
+    gentle_words = " ".join(norm_words(" ".join(t for _, t in spoken_texts(routines["gentle"]))))
+    for deep in ("tennis ball", "deep pressure", "firm", "press hard", "dig"):
+        assert deep not in gentle_words
+
+
+def test_pregnancy_is_routed_to_a_light_routine(routines):
+    intent = IntentParser().parse("I'm pregnant and I have a calf cramp")
+    assert intent is not None and intent.name == "start"
+    hint = intent.slots.get("routine")
+    assert hint in routines, f"the pregnancy hint {hint!r} names no routine"
+    assert PRESSURES.index(routines[hint].max_pressure) <= PRESSURES.index("light")
+
+
+def test_at_most_two_short_sentences_before_a_countdown(routines):
+    for r, n, s in all_steps(routines):
+        if s.countdown:
+            assert count_sentences(s.say) <= MAX_SENTENCES_BEFORE_TIMER, f"{r.id} step {n} ({s.id})"
+
+
+def test_sentences_are_short(routines):
+    for r in routines.values():
+        for where, text in spoken_texts(r):
+            for sentence in sentences(text):
+                assert len(norm_words(sentence)) <= 16, f"{r.id} {where}: {sentence!r}"
+
+
+def test_spoken_text_avoids_command_and_trigger_words(routines):
+    parser = IntentParser()
+    for r in routines.values():
+        for line in script(r):
+            words = set(norm_words(line.text))
+            assert not words & (COMMAND_WORDS | TRIGGER_WORDS), f"{r.id} says {line.text!r}"
+            heard = parser.parse(line.text)
+            assert heard is None, f"{r.id} says {line.text!r}, which the skill hears as {heard.name!r}"
+
+
+def test_placeholders_name_the_leg(routines):
+    assert any("{calf}" in t or "{leg}" in t for r in routines.values() if r.context == "active-cramp"
+               for t in [r.intro, *(s.say for s in r.steps)])
+    lines = script(routines["night-cramp"], leg="left")
+    assert any("left calf" in line.text for line in lines)
+    assert not any("{" in line.text for r in routines.values() for line in script(r))
+
+
+# ---- sources --------------------------------------------------------------------------
+
+def test_every_source_names_a_real_seed_section(routines, seeds):
+    headings = {name: seed_headings(text) for name, text in seeds.items()}
+    for r, n, s in all_steps(routines):
+        seed, _, section = s.source.partition("#")
+        assert seed in seeds, f"{r.id} step {n} ({s.id}): no seed file {seed!r}"
+        assert section in headings[seed], f"{r.id} step {n} ({s.id}): {seed} has no section {section!r}"
+
+
+def test_seed_headings_are_found(seeds):
+    heads = seed_headings(seeds["001_7222d781596cc83e.txt"])
+    assert {"Preparing for a Calf Massage", "How to Massage a Calf Cramp (Step-by-Step)",
+            "Stretches That Help Calf Cramps", "When to See a Doctor", "How to Prevent Calf Cramps"} <= heads
+    assert not any(h.startswith("Before starting") for h in heads)
+
+
+def test_the_copy_detector_catches_copies(seeds):
+    index = SeedIndex(list(seeds.values()))
+    assert index.copied("Stretching restores proper muscle length and reduces future cramping.")  # a seed sentence
+    assert index.copied("Okay: hydration and mineral balance are essential for healthy muscle function")
+    assert not index.copied("Now stroke slowly from the ankle up to the knee, with light hands.")
+
+
+def test_no_routine_or_message_copies_the_seeds(routines, seeds):
+    index = SeedIndex(list(seeds.values()))
+    texts = [(f"{r.id} {where}", t) for r in routines.values() for where, t in spoken_texts(r)]
+    texts += [(f"messages.toml {where}", t) for where, t in message_texts()]
+    copied = [(where, problem) for where, text in texts for problem in index.copied(text)]
+    assert not copied
+
+
+# ---- validation of bad files ----------------------------------------------------------
+
+GOOD = '''\
+id = "tiny"
+title = "Tiny"
+context = "active-cramp"
+max_pressure = "moderate"
+intro = "Here we go."
+outro = "All finished."
+
+[[steps]]
+id = "settle"
+say = "Settle your {leg}."
+source = "001_x.txt#Preparing for a Calf Massage"
+
+[[steps]]
+id = "hold-it"
+say = "Toes toward your shin."
+hold_s = 10
+countdown = [10, 5, 1]
+release = "Relax."
+pressure = "light"
+source = "001_x.txt#Preparing for a Calf Massage"
+'''
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad-routine.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_good_template_loads(tmp_path):
+    routine = load_routine(_write(tmp_path, GOOD))
+    assert [s.id for s in routine.steps] == ["settle", "hold-it"]
+
+
+BAD = [
+    ("missing field", 'say = "Toes toward your shin."\n', "", "step 2", "say"),
+    ("bad type", "hold_s = 10\n", 'hold_s = "ten"\n', "step 2", "hold_s"),
+    ("countdown upward", "countdown = [10, 5, 1]", "countdown = [1, 5, 10]", "step 2", "countdown"),
+    ("countdown past hold", "countdown = [10, 5, 1]", "countdown = [12, 5, 1]", "step 2", "countdown"),
+    ("countdown to zero", "countdown = [10, 5, 1]", "countdown = [10, 5, 0]", "step 2", "countdown"),
+    ("countdown not numbers", "countdown = [10, 5, 1]", 'countdown = ["ten"]', "step 2", "countdown"),
+    ("unknown field", 'pressure = "light"\n', 'pressure = "light"\nduration_s = 3\n', "step 2", "duration_s"),
+    ("pressure above max", 'pressure = "light"', 'pressure = "firm"', "step 2", "pressure"),
+    ("first massage too firm", 'pressure = "light"', 'pressure = "moderate"', "step 2", "pressure"),
+    ("active cramp firm", 'max_pressure = "moderate"', 'max_pressure = "firm"', "routine", "max_pressure"),
+    ("unknown placeholder", "Settle your {leg}.", "Settle your {foot}.", "step 1", "say"),
+    ("unmatched brace", "Settle your {leg}.", "Settle your {leg.", "step 1", "say"),
+    ("release without hold", 'say = "Settle your {leg}."', 'say = "Settle your {leg}."\nrelease = "Relax."',
+     "step 1", "release"),
+    ("source without section", 'source = "001_x.txt#Preparing for a Calf Massage"\n\n[[steps]]',
+     'source = "001_x.txt#"\n\n[[steps]]', "step 1", "source"),
+    ("three sentences before a countdown", 'say = "Toes toward your shin."',
+     'say = "Sit up. Toes toward your shin. Keep breathing."', "step 2", "say"),
+    ("cue without interval", 'release = "Relax."', 'release = "Relax."\ncue = "Keep breathing."', "step 2", "cue"),
+]
+
+
+@pytest.mark.parametrize("case, old, new, where, field", BAD, ids=[b[0] for b in BAD])
+def test_invalid_routine_names_file_step_and_field(tmp_path, case, old, new, where, field):
+    assert old in GOOD, case
+    path = _write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(RoutineError) as caught:
+        load_routine(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert where in message
+    assert f"'{field}'" in message
+    assert caught.value.exit_code == 2
+    assert "\n" not in message
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(RoutineError, match="no such file"):
+        load_routine(tmp_path / "missing.toml")
+    with pytest.raises(RoutineError, match="not valid TOML"):
+        load_routine(_write(tmp_path, 'id = "x\n'))
+
+
+# ---- the routines subcommand ----------------------------------------------------------
+
+def _run(argv: list[str]):
+    parser = argparse.ArgumentParser(prog="voice-skill")
+    routines_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["routines", *argv])
+    return args.func(args)
+
+
+def _timed_lines(out: str) -> list[tuple[int, str]]:
+    lines = []
+    for line in out.splitlines():
+        m = re.match(r"^(\d\d):(\d\d)  (.*)$", line)
+        if m:
+            lines.append((int(m.group(1)) * 60 + int(m.group(2)), m.group(3)))
+    return lines
+
+
+def test_cli_list(routines, capsys):
+    assert _run(["list"]) == 0
+    out = capsys.readouterr().out
+    for r in routines.values():
+        row = next(line for line in out.splitlines() if line.split()[0] == r.id)
+        assert r.title in row
+        assert f"{len(r.steps)} steps" in row
+        assert routines_cli.mmss(round(routines_cli.routine_seconds(r))) in row
+
+
+def test_cli_show_builtin(routines, capsys):
+    assert _run(["show", "night-cramp"]) == 0
+    out = capsys.readouterr().out
+    timed = _timed_lines(out)
+    times = [t for t, _ in timed]
+    assert times == sorted(times) and times[0] == 0
+    texts = [text for _, text in timed]
+    assert any(t.startswith("countdown") and t.endswith("Fifteen seconds.") for t in texts)
+    assert any(t.startswith("release") and t.endswith("Release.") for t in texts)
+    assert any(t.startswith("cue") for t in texts)
+    steps = [t for t in texts if t.startswith("step ")]
+    assert len(steps) == len(routines["night-cramp"].steps)
+    assert texts[-1] == "end"
+    assert times[-1] == round(routines_cli.routine_seconds(routines["night-cramp"]))
+    # the last marks of the tennis-ball hold are one second apart, and the release follows
+    start = next(i for i, t in enumerate(texts) if t.endswith("Fifteen seconds."))
+    block = timed[start:start + 9]
+    assert [text.split(None, 1)[1] for _, text in block] == [
+        "Fifteen seconds.", "Ten.", "Five.", "Four.", "Three.", "Two.", "One.", "Release."] + [block[-1][1].split(None, 1)[1]]
+    assert [b[0] - a[0] for a, b in zip(block[2:8], block[3:8])] == [1, 1, 1, 1, 1]
+    assert block[1][0] - block[0][0] == 5
+
+
+def test_cli_show_file_with_leg_and_pace(tmp_path, capsys):
+    path = tmp_path / "mine.toml"
+    path.write_text((ROUTINE_DIR / "night-cramp.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert _run(["show", str(path), "--leg", "left"]) == 0
+    normal = capsys.readouterr().out
+    assert "left calf" in normal and "{calf}" not in normal
+    assert _run(["show", str(path), "--pace", "1.25"]) == 0
+    slower = capsys.readouterr().out
+    assert _timed_lines(slower)[-1][0] > _timed_lines(normal)[-1][0]
+
+
+def test_cli_show_unknown_routine(capsys):
+    with pytest.raises(RoutineError, match="no-such-routine"):
+        _run(["show", "no-such-routine"])
+    assert routines_cli.main(["show", "no-such-routine"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no-such-routine" in err
+
+
+def test_cli_validate_ok(capsys):
+    files = [str(p) for p in sorted(ROUTINE_DIR.glob("*.toml"))]
+    assert _run(["validate", *files]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{f}: ok" for f in files]
+
+
+def test_cli_validate_bad_file(tmp_path, capsys):
+    good = str(ROUTINE_DIR / "gentle.toml")
+    bad = _write(tmp_path, GOOD.replace('hold_s = 10\n', 'hold_s = "ten"\n'))
+    with pytest.raises(RoutineError):
+        _run(["validate", good, str(bad)])
+    capsys.readouterr()
+    assert routines_cli.main(["validate", good, str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"{good}: ok"]
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1
+    assert str(bad) in err[0] and "step 2" in err[0] and "'hold_s'" in err[0]

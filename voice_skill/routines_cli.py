@@ -1,0 +1,157 @@
+"""``voice-skill routines``: list, show and validate routine files.
+
+- ``routines list``: the built-in routines, with their step count and length at normal pace.
+- ``routines show ID|FILE``: the spoken script with the time each line starts (mm:ss from
+  the trigger, at normal pace unless ``--pace`` says otherwise), countdown marks, pacing
+  cues and releases included, as the coach paces them.
+- ``routines validate FILE...``: "ok" per valid file (exit 0); the first invalid file
+  raises ``RoutineError`` naming the file, the step and the field (exit 2).
+
+Results go to stdout. Errors are raised as ``RoutineError``; the main command line turns
+them into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from voice_skill.errors import RoutineError, VoiceSkillError
+from voice_skill.routine import (
+    DEFAULT_WPM,
+    Routine,
+    builtin_routines,
+    load_routine,
+    script,
+    script_seconds,
+)
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``routines`` subcommand on a parser's subparsers."""
+    parser = subparsers.add_parser("routines", help="list, show or validate coaching routines",
+                                   description="List, show or validate coaching routines (TOML files).")
+    sub = parser.add_subparsers(dest="routines_command", metavar="ACTION")
+    sub.required = True
+
+    listing = sub.add_parser("list", help="the built-in routines with their length at normal pace")
+    listing.set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", help="the spoken script of a routine, with timings")
+    show.add_argument("routine", metavar="ID|FILE", help="a built-in routine's id, or a routine file")
+    show.add_argument("--pace", type=_positive, default=1.0,
+                      help="pace factor: 1 is normal, 1.25 one step slower (default 1)")
+    show.add_argument("--wpm", type=_positive, default=DEFAULT_WPM,
+                      help=f"speaking rate assumed for the timings (default {DEFAULT_WPM:g})")
+    show.add_argument("--leg", choices=("left", "right"), help="say the lines as if this leg had been named")
+    show.set_defaults(func=cmd_show)
+
+    validate = sub.add_parser("validate", help="check routine files")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="routine files to check")
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"'{text}' must be above 0 and below 100")
+    return value
+
+
+def mmss(seconds: float) -> str:
+    """Seconds as a clock shows them: whole seconds, floored."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def notice_text() -> str:
+    """The short not-medical-advice notice the coach appends to the first outro."""
+    try:
+        raw = (resources.files("voice_skill") / "data" / "messages.toml").read_text(encoding="utf-8")
+        value = tomllib.loads(raw).get("notice", "")
+    except (OSError, tomllib.TOMLDecodeError):  # the coach reports a broken messages file itself
+        log.debug("messages.toml unreadable; timings leave out the notice")
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def routine_seconds(routine: Routine, pace: float = 1.0, wpm: float = DEFAULT_WPM) -> float:
+    """A routine's length from the trigger to the end of its outro, as ``show`` times it."""
+    return script_seconds(routine, pace=pace, wpm=wpm, notice=notice_text())
+
+
+def resolve(name: str) -> Routine:
+    """A built-in routine by id, or a routine file by path."""
+    path = Path(name)
+    if path.suffix == ".toml" or path.exists() or any(sep in name for sep in ("/", "\\")):
+        return load_routine(path)
+    routines = builtin_routines()
+    if name in routines:
+        return routines[name]
+    raise RoutineError(f"no built-in routine with this id (known: {', '.join(routines)}) and no such file",
+                       path=name)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    routines = builtin_routines()
+    rows = [(r.id, r.title, r.context, f"{len(r.steps)} steps", mmss(round(routine_seconds(r))))
+            for r in routines.values()]
+    header = ("ID", "TITLE", "CONTEXT", "STEPS", "LENGTH")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    routine = resolve(args.routine)
+    lines = script(routine, pace=args.pace, wpm=args.wpm, leg=args.leg, notice=notice_text())
+    total = max(line.end_s for line in lines)
+    pace = "normal pace" if args.pace == 1.0 else f"pace {args.pace:g}"
+    print(f"{routine.id}: {routine.title} ({routine.context}, pressure up to {routine.max_pressure}), "
+          f"{len(routine.steps)} steps, {mmss(round(total))} at {pace} and {args.wpm:g} words a minute")
+    for line in lines:
+        if line.kind == "step":
+            step = routine.steps[line.step]
+            hold = f"hold {step.hold_s * args.pace:g} s" if step.has_timer else "no hold"
+            label = f"step {line.step + 1}"
+            extra = f"   [{step.id}; {hold}; pressure {step.pressure}; {step.phase}]"
+            print(f"{mmss(line.start_s)}  {label:<9} {line.text}{extra}")
+        else:
+            print(f"{mmss(line.start_s)}  {line.kind:<9} {line.text}")
+    print(f"{mmss(round(total))}  end")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    for name in args.files:
+        load_routine(name)  # raises RoutineError naming the file, the step and the field
+        print(f"{name}: ok")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``routines ...`` on its own (``python -m voice_skill.routines_cli list``)."""
+    parser = argparse.ArgumentParser(prog="voice-skill")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["routines", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except VoiceSkillError as exc:
+        print(f"voice-skill: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
