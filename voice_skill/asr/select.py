@@ -1,0 +1,63 @@
+"""Choose the speech engine: Vosk when a usable model is found, PocketSphinx otherwise."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from voice_skill.asr.base import Recognizer
+from voice_skill.errors import ModelError, UsageError
+from voice_skill.models import MODEL_ENV, FoundModel, find_model
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "vosk", "pocketsphinx")
+INSTALL_HINT = "install one with 'voice-skill models download'"
+
+
+def _pocketsphinx(phrases: Sequence[str]) -> Recognizer:
+    from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: PLC0415 (lazy on purpose)
+
+    return PocketSphinxRecognizer(phrases)
+
+
+def _vosk(phrases: Sequence[str], found: FoundModel) -> tuple[Recognizer, str]:
+    from voice_skill.asr.vosk_backend import VoskRecognizer  # noqa: PLC0415 (loads a native library)
+
+    rec = VoskRecognizer(phrases, found.path)
+    desc = f"vosk, model {found.path.name} at {found.describe()}"
+    if rec.missing_words:
+        desc += f"; {len(rec.missing_words)} words missing from the model"
+    return rec, desc
+
+
+def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str]) -> tuple[Recognizer, str]:
+    """The recognizer to use and a one-line description of the engine and model chosen.
+
+    ``asr``: "vosk", "pocketsphinx", or None / "auto" (Vosk when a usable model is
+    found, else PocketSphinx). ``model``: the ``--model`` value (a folder or a model name).
+    A model that was asked for explicitly (``--model``, ``VOICE_SKILL_MODEL`` or
+    ``asr="vosk"``) and is broken is an error; one found by searching falls back to
+    PocketSphinx with the reason in the description.
+    """
+    engine = (asr or "auto").lower()
+    if engine not in ENGINES:
+        raise UsageError(f"unknown speech engine {asr!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "pocketsphinx":
+        if model:
+            log.warning("--model %s is ignored: it is for the vosk engine", model)
+        return _pocketsphinx(phrases), "pocketsphinx (built-in English model)"
+    found = find_model(model)
+    if found is None:
+        if engine == "vosk":
+            raise ModelError(f"no Vosk model found (looked in --model, {MODEL_ENV} and the model folders); "
+                             f"{INSTALL_HINT}")
+        return _pocketsphinx(phrases), "pocketsphinx (built-in English model; no Vosk model installed)"
+    explicit = engine == "vosk" or found.source.startswith(("--model", MODEL_ENV))
+    try:
+        return _vosk(phrases, found)
+    except ModelError as exc:
+        if explicit:
+            raise
+        log.warning("not using the Vosk model: %s", exc)
+        return _pocketsphinx(phrases), f"pocketsphinx (built-in English model); the Vosk model was not usable: {exc}"

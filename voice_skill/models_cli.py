@@ -1,0 +1,145 @@
+"""``voice-skill models list|download [NAME]|verify [NAME]|remove NAME``.
+
+``add_parser(subparsers)`` registers the ``models`` subcommand; each action is a
+``func(args) -> exit code``. Errors are one line on stderr with exit code 2. This is the
+only part of the skill that uses the network, and only for ``download``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from voice_skill import models
+from voice_skill.errors import VoiceSkillError
+
+log = logging.getLogger(__name__)
+
+
+def _fail(exc: VoiceSkillError) -> int:
+    print(f"voice-skill models: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    found = None
+    try:
+        found = models.find_model(getattr(args, "model", None))
+    except VoiceSkillError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+    print("Known models:")
+    for name, spec in models.KNOWN_MODELS.items():
+        default = " (default)" if name == models.DEFAULT_MODEL else ""
+        print(f"  {name}{default}: {spec.description}, {spec.size / 1e6:.1f} MB download")
+    print("Model folders, searched in this order after --model and " + models.MODEL_ENV + ":")
+    for label, folder in models.search_dirs():
+        print(f"  {folder} ({label}{'' if folder.is_dir() else ', does not exist'})")
+    installed = models.installed_models()
+    print("Installed:" if installed else "Installed: none (run 'voice-skill models download')")
+    for label, path in installed:
+        try:
+            models.check_model_dir(path)
+            state = "ok"
+        except VoiceSkillError as exc:
+            state = f"BROKEN: {exc.message}"
+        print(f"  {path.name}: {path} ({label}) {state}")
+    if found is not None:
+        print(f"In use: {found.describe()}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    name = args.name or models.DEFAULT_MODEL
+    try:
+        result = models.download_model(name, args.dir, base_url=args.url_base, force=args.force)
+    except VoiceSkillError as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        print("voice-skill models: download interrupted; run the same command again to resume", file=sys.stderr)
+        return 1
+    if result.already_installed:
+        print(f"{name} is already installed at {result.path} (use --force to reinstall)")
+    else:
+        print(f"installed {name} at {result.path}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        if args.dir and args.name:
+            path = Path(args.dir) / args.name
+            source = "--dir"
+        else:
+            found = models.find_model(args.name)
+            if found is None:
+                print("voice-skill models: no Vosk model installed; run 'voice-skill models download'",
+                      file=sys.stderr)
+                return 2
+            path, source = found.path, found.source
+        print(f"verifying {path} (from {source})")
+        summary = models.verify_model(path)
+        if models.read_manifest(Path(path)) is None:
+            # No recorded hashes: let Vosk read every file, which catches truncation.
+            from voice_skill.asr.vosk_backend import load_model  # noqa: PLC0415 (heavy, only here)
+
+            loaded = load_model(path, use_cache=False)
+            summary += f"; Vosk loaded it in {loaded.load_s:.1f} s"
+        print(summary)
+    except VoiceSkillError as exc:
+        return _fail(exc)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    try:
+        path = models.remove_model(args.name, args.dir)
+    except VoiceSkillError as exc:
+        return _fail(exc)
+    print(f"removed {path}")
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``models`` on an argparse subparsers object; returns its parser."""
+    parser = subparsers.add_parser("models", help="list, download, verify or remove Vosk speech models",
+                                   description=__doc__.split("\n\n")[0])
+    actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
+    actions.required = True
+    where = f"model folder (default: {models.user_models_dir()})"
+
+    p = actions.add_parser("list", help="known and installed models, and which one is used")
+    p.set_defaults(func=cmd_list)
+
+    p = actions.add_parser("download", help=f"download and install a model (default {models.DEFAULT_MODEL})")
+    p.add_argument("name", nargs="?", metavar="NAME", help="model name (see 'models list')")
+    p.add_argument("--dir", help=where)
+    p.add_argument("--url-base", help=f"download from here instead (also ${models.URL_BASE_ENV})")
+    p.add_argument("--force", action="store_true", help="reinstall even if already installed")
+    p.set_defaults(func=cmd_download)
+
+    p = actions.add_parser("verify", help="re-check a model's files (default: the model in use)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="model name or folder")
+    p.add_argument("--dir", help=where)
+    p.set_defaults(func=cmd_verify)
+
+    p = actions.add_parser("remove", help="delete an installed model")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--dir", help=where)
+    p.set_defaults(func=cmd_remove)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the models command on its own (``python -m voice_skill.models_cli ...``)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="voice-skill")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_parser(sub)
+    args = parser.parse_args(["models", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
