@@ -1,0 +1,62 @@
+"""A short, soft chime for night use: generated, not bundled.
+
+Two sine tones a major third apart (C5 then E5), the second entering while the first
+fades, each with a smooth raised-cosine attack and an exponential decay, and the whole
+sound faded to exact silence at both ends so it cannot click. It peaks well below full
+scale (``PEAK_AT_FULL_VOLUME``), quieter than the coach's speech, so it does not jolt a
+sleeper awake.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voice_skill.audio import SAMPLE_RATE
+
+DURATION_S = 0.4
+PEAK_AT_FULL_VOLUME = 0.2  # of int16 full scale at volume 1 (about -14 dBFS)
+TONES = (  # (frequency Hz, start s, length s, relative level)
+    (523.25, 0.0, 0.28, 1.0),  # C5
+    (659.25, 0.12, 0.28, 0.8),  # E5
+)
+ATTACK_S = 0.02  # raised-cosine rise: no step at the onset
+DECAY_PER_S = 9.0  # exponential decay rate of each tone
+EDGE_FADE_S = 0.01  # a final fade so every tone (and the chime) ends at exactly zero
+
+
+def _fade(n: int) -> np.ndarray:
+    """A raised-cosine ramp from 0 to 1 over ``n`` samples."""
+    return 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))
+
+
+def _tone(freq_hz: float, length_s: float, rate: int) -> np.ndarray:
+    n = int(round(length_s * rate))
+    t = np.arange(n) / rate
+    envelope = np.exp(-DECAY_PER_S * t)
+    attack = min(n, int(round(ATTACK_S * rate)))
+    envelope[:attack] *= _fade(attack)
+    tail = min(n, int(round(EDGE_FADE_S * rate)))
+    envelope[n - tail:] *= _fade(tail)[::-1]
+    return envelope * np.sin(2 * np.pi * freq_hz * t)
+
+
+def chime(volume: float = 1.0, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The chime as mono int16 samples at ``rate`` (16 kHz), ``DURATION_S`` long.
+
+    ``volume`` (0 to 1) scales it linearly, like the speaking volume; at 1 it peaks at
+    ``PEAK_AT_FULL_VOLUME`` of full scale.
+    """
+    if not 0.0 <= volume <= 1.0:
+        raise ValueError(f"chime volume must be between 0 and 1, not {volume}")
+    if rate < 4 * max(f for f, *_ in TONES):
+        raise ValueError(f"a sample rate of {rate} Hz is too low for the chime")
+    total = int(round(DURATION_S * rate))
+    out = np.zeros(total, dtype=np.float64)
+    for freq, start_s, length_s, level in TONES:
+        tone = _tone(freq, length_s, rate) * level
+        start = int(round(start_s * rate))
+        end = min(total, start + len(tone))
+        out[start:end] += tone[:end - start]
+    peak = float(np.max(np.abs(out)))
+    scale = (PEAK_AT_FULL_VOLUME * volume * 32767.0 / peak) if peak > 0 else 0.0
+    return np.round(out * scale).astype(np.int16)
