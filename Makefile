@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test setup setup-test system-deps system-deps-test model bench clean
+.PHONY: run test setup system-deps system-deps-test model bench install-service uninstall-service clean
 
 run: system-deps $(STAMP)
 	$(BIN)/voice-skill run $(ARGS)
@@ -28,8 +28,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# Download the small English Vosk model (checksum-verified) into models/ of this checkout.
 model: $(STAMP)
-	$(BIN)/voice-skill models download $(MODEL)
+	$(BIN)/voice-skill models download --dir models $(MODEL)
+
+# A systemd user unit that starts the skill at login (or boot, with lingering), restarts it
+# on failure with back-off, waits for the sound server and logs to the journal.
+install-service: system-deps $(STAMP)
+	$(BIN)/voice-skill service install $(SERVICE_ARGS)
+
+uninstall-service:
+	@if [ -x $(BIN)/voice-skill ]; then $(BIN)/voice-skill service uninstall; \
+	else systemctl --user disable --now voice-skill.service 2>/dev/null; \
+	rm -f "$${XDG_CONFIG_HOME:-$$HOME/.config}/systemd/user/voice-skill.service"; \
+	systemctl --user daemon-reload 2>/dev/null; true; fi
 
 bench: system-deps-test $(STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)

@@ -35,6 +35,9 @@ class RunOptions:
     hour: float | None = None  # local time of day at the start, for choosing routines
     rate_wpm: int = 165
     volume: float = 1.0
+    voice: str | None = None
+    pace: float = 1.0  # the pace each routine starts at
+    chime: bool = True
     echo_gain: float = 0.0  # file input only: mix the skill's own speech into the input
     night_hours: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H)
     routines: dict[str, Routine] = field(default_factory=dict)
@@ -74,7 +77,8 @@ def make_recognizer(options: RunOptions, phrases: list[str]) -> tuple[Recognizer
 def _coach(options: RunOptions) -> Coach:
     routines = options.routines or builtin_routines()
     hour = options.hour if options.hour is not None else local_hour_fraction()
-    return Coach(routines, choose_routine=routine_chooser(routines, hour, options.night_hours))
+    return Coach(routines, choose_routine=routine_chooser(routines, hour, options.night_hours),
+                 base_pace=options.pace)
 
 
 def _virtual_renderer(options: RunOptions, events: EventLog):

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import IO, Iterator, Sequence
 
-from voice_skill import NOTICE, __version__
+from voice_skill import NOTICE, __version__, history_cli, models_cli, routines_cli, service_cli, settings, settings_cli
 from voice_skill.errors import UsageError, VoiceSkillError
 
 log = logging.getLogger("voice_skill")
@@ -37,23 +37,13 @@ def _hour(text: str) -> float:
     return hour + minute / 60
 
 
-def _fraction(text: str) -> float:
+def _gain(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and 1")
-    return value
-
-
-def _rate(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of words per minute") from None
-    if not 80 <= value <= 400:
-        raise argparse.ArgumentTypeError(f"'{text}' words per minute is outside 80 to 400")
     return value
 
 
@@ -83,26 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", metavar="PATH", help="write the JSON Lines event log to PATH ('-' for stdout)")
     run.add_argument("--speaker", choices=("none", "tts"), default=None,
                      help="speech output: tts speaks (the default live), none prints (the default with --input)")
-    run.add_argument("--asr", choices=("auto", "vosk", "pocketsphinx"), default="auto",
-                     help="speech recognizer (auto: Vosk when a model is installed, else PocketSphinx)")
-    run.add_argument("--model", metavar="PATH", help="Vosk model folder")
-    run.add_argument("--rate", type=_rate, default=165, help="speaking rate in words per minute (default 165)")
-    run.add_argument("--volume", type=_fraction, default=1.0, help="speaking volume from 0 to 1 (default 1)")
     run.add_argument("--time-of-day", type=_hour, metavar="HH:MM",
                      help="the local time the run starts (chooses the night or workout routine; default now)")
     run.add_argument("--chunk-ms", type=_chunk_ms, default=100, help="audio chunk size for --input (default 100)")
-    run.add_argument("--input-device", metavar="NAME", help="microphone to use (a fragment of its name)")
-    run.add_argument("--output-device", metavar="NAME", help="loudspeaker to use (a fragment of its name)")
-    run.add_argument("--echo", type=_fraction, default=0.0, metavar="GAIN",
+    run.add_argument("--echo", type=_gain, default=0.0, metavar="GAIN",
                      help=argparse.SUPPRESS)  # testing: mix the skill's own speech into a recording's input
+    journal = run.add_mutually_exclusive_group()
+    journal.add_argument("--journal", metavar="PATH",
+                         help="record episodes in this cramp journal (live runs use the one in the user's data folder)")
+    journal.add_argument("--no-journal", action="store_true", help="do not record this run's episodes")
+    settings.add_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    for module in ("voice_skill.routines_cli", "voice_skill.models_cli"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ImportError:  # pragma: no cover - only while a part is being built
-            continue
-        mod.add_parser(sub)
+    for module in (routines_cli, models_cli, settings_cli, history_cli, service_cli):
+        module.add_parser(sub)
     return parser
 
 
@@ -148,29 +132,66 @@ def _print_transcript(record: dict) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from voice_skill.app import RunOptions, run_file, run_live
+    from datetime import datetime
 
+    from voice_skill.app import RunOptions, run_file, run_live
+    from voice_skill.clock import local_hour_fraction
+    from voice_skill.journal import Journal, JournalRecorder
+
+    chosen = settings.from_args(args)
+    hour = args.time_of_day if args.time_of_day is not None else local_hour_fraction()
+    rate, volume = settings.night_adjusted(chosen, hour)
     options = RunOptions(
         speaker=args.speaker or ("none" if args.input else "tts"),
-        asr=args.asr,
-        model=args.model,
+        asr=chosen.asr,
+        model=chosen.model,
         chunk_s=args.chunk_ms / 1000.0,
-        hour=args.time_of_day,
-        rate_wpm=args.rate,
-        volume=args.volume,
+        hour=hour,
+        rate_wpm=rate,
+        volume=volume,
+        voice=chosen.voice,
+        pace=chosen.pace,
+        chime=chosen.chime,
         echo_gain=args.echo,
+        night_hours=chosen.night_hours,
     )
     if args.input:
-        listeners = [] if args.events == "-" else [_print_transcript]
-        with _events_output(args.events, atomic=True) as stream:
-            run_file(args.input, options, stream, listeners=listeners)
+        journal = Journal(args.journal) if args.journal else None
+        listeners: list = [] if args.events == "-" else [_print_transcript]
+        recorder = None
+        try:
+            if journal is not None:
+                now = datetime.now()
+                origin = now.replace(hour=int(hour), minute=int(round(hour % 1 * 60)) % 60, second=0, microsecond=0)
+                recorder = JournalRecorder(journal, origin)
+                listeners.append(recorder)
+            with _events_output(args.events, atomic=True) as stream:
+                session = run_file(args.input, options, stream, listeners=listeners)
+            if recorder is not None:
+                recorder.finish(session.clock.now())
+        finally:
+            if journal is not None:
+                journal.close()
         return 0
 
     def announce(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    with _events_output(args.events, atomic=False) as stream:
-        return run_live(options, stream, announce, args.input_device, args.output_device)
+    journal = None
+    if not args.no_journal:
+        try:
+            journal = Journal(args.journal)
+        except VoiceSkillError as exc:
+            if args.journal:
+                raise
+            announce(f"warning: {exc}; coaching without the cramp journal")
+    try:
+        with _events_output(args.events, atomic=False) as stream:
+            return run_live(options, stream, announce, chosen.input_device, chosen.output_device,
+                            journal=journal, console_to_stderr=args.events == "-")
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

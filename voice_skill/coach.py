@@ -105,13 +105,15 @@ class Coach:
         routines: Mapping[str, Routine],
         messages: Messages | None = None,
         choose_routine: Callable[[Intent, float], str] | None = None,
+        base_pace: float = 1.0,
     ) -> None:
         if not routines:
             raise ValueError("the coach needs at least one routine")
         self.routines = dict(routines)
         self.messages = messages or Messages.load()
         self._choose = choose_routine or self._first_cramp_routine
-        self.pace = 1.0
+        self.base_pace = min(max(base_pace, PACE_MIN), PACE_MAX)
+        self.pace = self.base_pace
         self.frequent_cramps = False  # set from the cramp journal; mentioned once after a routine
         self.routine: Routine | None = None
         self.index = 0
@@ -448,5 +450,5 @@ class Coach:
         self._timer = None
         self._awaiting = None
         self._episode_start = None
-        self.pace = 1.0
+        self.pace = self.base_pace
         self.leg = None
