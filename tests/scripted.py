@@ -20,9 +20,9 @@ SECONDS_PER_WORD = 0.4
 class ScriptedRecognizer:
     name = "scripted"
 
-    def __init__(self, script: list[tuple[float, str]]) -> None:
-        # (end time, text); each utterance lasts 0.5 s
-        self.script = [Hypothesis(text, 0.9, end - 0.5, end) for end, text in script]
+    def __init__(self, script: list[tuple]) -> None:
+        # (end time, text) or (end time, text, final); each utterance lasts 0.5 s
+        self.script = [Hypothesis(item[1], 0.9, item[0] - 0.5, item[0], *item[2:]) for item in script]
 
     def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
         due = [h for h in self.script if h.end_s <= chunk.end_s]

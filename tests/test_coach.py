@@ -160,3 +160,17 @@ def test_hold_event_announces_the_timer():
     events = run_script([(1.0, "calf cramp")], 30)
     holds = [(e["step"], e["seconds"]) for e in events if e["event"] == "hold"]
     assert holds[:2] == [("one", 3.0), ("hold", 15.0)]
+
+
+def test_a_partial_stop_pauses_at_once_and_the_final_result_confirms_it():
+    events = run_script([(1.0, "calf cramp"), (2.0, "stop", False), (2.4, "stop")], 6)
+    assert first(events, "routine", state="paused")["t"] == 2.0
+    assert first(events, "routine", state="stopped")["t"] == 2.4
+
+
+def test_a_partial_stop_that_the_final_result_denies_is_undone():
+    events = run_script([(1.0, "calf cramp"), (2.0, "stop", False), (2.4, "stock market")], 30)
+    assert first(events, "routine", state="paused")["t"] == 2.0
+    assert first(events, "routine", state="resumed")["t"] == 2.4
+    assert not [e for e in events if e["event"] == "routine" and e["state"] == "stopped"]
+    assert first(events, "routine", state="finished")

@@ -41,6 +41,7 @@ class RunOptions:
     echo_gain: float = 0.0  # file input only: mix the skill's own speech into the input
     night_hours: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H)
     routines: dict[str, Routine] = field(default_factory=dict)
+    phrases: PhraseTable | None = None  # default: the built-in English phrases
 
 
 def is_night(hour: float, night: tuple[float, float]) -> bool:
@@ -108,7 +109,7 @@ def run_file(path: str, options: RunOptions, events_stream: IO[str] | None,
     (before any event is written) for a bad file."""
     chunks: Iterator[AudioChunk] = iter_wav_chunks(path, options.chunk_s)
     first = next(chunks, None)  # surfaces a bad file before anything else happens
-    table = PhraseTable.load()
+    table = options.phrases or PhraseTable.load()
     description = None
     if recognizer is None:
         recognizer, description = make_recognizer(options, table.phrases())
@@ -155,7 +156,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     from voice_skill.speaker import open_speaker
 
     check_input_device(input_device)
-    table = PhraseTable.load()
+    table = options.phrases or PhraseTable.load()
     recognizer, description = make_recognizer(options, table.phrases())
     announce(description)
     clock = RealClock()

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="speech output: tts speaks (the default live), none prints (the default with --input)")
     run.add_argument("--time-of-day", type=_hour, metavar="HH:MM",
                      help="the local time the run starts (chooses the night or workout routine; default now)")
+    run.add_argument("--phrases", metavar="FILE",
+                     help="a phrase file (TOML, as voice_skill/data/phrases.toml) to listen for instead of the built-in one")
     run.add_argument("--chunk-ms", type=_chunk_ms, default=100, help="audio chunk size for --input (default 100)")
     run.add_argument("--echo", type=_gain, default=0.0, metavar="GAIN",
                      help=argparse.SUPPRESS)  # testing: mix the skill's own speech into a recording's input
@@ -136,6 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from voice_skill.app import RunOptions, run_file, run_live
     from voice_skill.clock import local_hour_fraction
+    from voice_skill.intents import PhraseTable
     from voice_skill.journal import Journal, JournalRecorder
 
     chosen = settings.from_args(args)
@@ -154,6 +157,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         chime=chosen.chime,
         echo_gain=args.echo,
         night_hours=chosen.night_hours,
+        phrases=PhraseTable.load(args.phrases) if args.phrases else None,
     )
     if args.input:
         journal = Journal(args.journal) if args.journal else None

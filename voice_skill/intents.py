@@ -23,7 +23,7 @@ INTENT_NAMES = (
 )
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
-_NOT_WORD = re.compile(r"[^a-z0-9' ]+")
+_NOT_WORD = re.compile(r"[^\w' ]+|_")  # any script's letters and digits stay: phrase files may be in any language
 
 
 def normalize(text: str) -> str:

@@ -228,7 +228,7 @@ class Session:
         self.events = events
         self.guard = guard or EchoGuard()
         self.echo_gain = echo_gain
-        self._acted_early: tuple[float, str] | None = None
+        self._early_pause = False  # a partial result paused the routine; the final decides
 
     # ---- feeding --------------------------------------------------------------------
 
@@ -312,20 +312,33 @@ class Session:
 
     def _on_hypothesis(self, hyp: Hypothesis) -> None:
         intent = self.parser.parse(hyp.text)
-        if not hyp.final:
-            # Partial results act early only for intents where acting early is safe.
-            if intent is None or intent.name not in SAFE_EARLY_INTENTS or self.guard.judge(hyp, intent):
-                return
-            if self._acted_early and self._acted_early[0] == hyp.start_s:
-                return
-            self._acted_early = (hyp.start_s, intent.name)
-        elif self._acted_early and self._acted_early[0] == hyp.start_s:
-            early = self._acted_early[1]
-            self._acted_early = None
-            if intent is not None and intent.name == early:
-                return
-        now = self.clock.now()
         verdict = self.guard.judge(hyp, intent)
+        if not hyp.final:
+            self._on_partial(hyp, intent, verdict)
+            return
+        early, self._early_pause = self._early_pause, False
+        self._log_heard(hyp, intent, verdict)
+        if intent is None or verdict is not None:
+            if early:  # the partial result was wrong: carry on as before
+                self._apply(self.coach.handle(Intent("resume", ""), self.clock.now()))
+            return
+        if early and intent.name == "pause":
+            return  # already paused by the partial result
+        self._apply(self.coach.handle(intent, self.clock.now()))
+
+    def _on_partial(self, hyp: Hypothesis, intent: Intent | None, verdict: str | None) -> None:
+        """Act early on a partial result only where that is safe and reversible: "stop" and
+        "pause" silence the skill at once by pausing; the final result confirms (stop),
+        keeps (pause) or undoes (anything else) it."""
+        if (intent is None or intent.name not in SAFE_EARLY_INTENTS or verdict is not None
+                or self._early_pause or not self.coach.active or self.coach.paused):
+            return
+        self._early_pause = True
+        self.events.write(self.clock.now(), "heard", text=hyp.text, intent=intent.name, partial=True,
+                          confidence=round(hyp.confidence, 3))
+        self._apply(self.coach.handle(Intent("pause", intent.phrase), self.clock.now()))
+
+    def _log_heard(self, hyp: Hypothesis, intent: Intent | None, verdict: str | None) -> None:
         fields: dict[str, object] = {
             "text": hyp.text,
             "intent": intent.name if intent and verdict is None else None,
@@ -337,9 +350,7 @@ class Session:
             fields["ignored"] = verdict
         if intent and intent.slots:
             fields["slots"] = dict(intent.slots)
-        self.events.write(now, "heard", **fields)
-        if intent is not None and verdict is None:
-            self._apply(self.coach.handle(intent, now))
+        self.events.write(self.clock.now(), "heard", **fields)
 
     def _with_echo(self, chunk: AudioChunk) -> AudioChunk:
         echo = self.speaker.echo(chunk.start_s, chunk.samples)
