@@ -1,0 +1,265 @@
+"""Speech output: synthesis, the duration estimate, the text speaker, and real playback
+through a private PulseAudio server (the played audio is recorded and checked)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from tests.pulse import active_spans, pulse, read_wav_int16, stop_recording  # noqa: F401  (fixture)
+from voice_skill.errors import DeviceError, UsageError
+from voice_skill.speaker import (Pyttsx3Voice, SpeechEvent, TextSpeaker, estimate_seconds, open_speaker)
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+class FakeClock:
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+
+# ---------------------------------------------------------------- estimate (no engine)
+
+def test_estimate_is_deterministic_and_scales_with_rate() -> None:
+    text = "Press one thumb into the tightest spot, and hold."
+    assert estimate_seconds(text, 160) == estimate_seconds(text, 160)
+    assert estimate_seconds(text, 120) > estimate_seconds(text, 160) > estimate_seconds(text, 220)
+    assert estimate_seconds("", 160) == 0.0
+    assert estimate_seconds("Ten.", 160) < estimate_seconds(text, 160)
+    with pytest.raises(ValueError):
+        estimate_seconds(text, 0)
+
+
+# ---------------------------------------------------------------- text speaker
+
+def test_text_speaker_prints_and_times_by_estimate() -> None:
+    clock, out = FakeClock(10.0), io.StringIO()
+    sp = TextSpeaker(clock, out, rate_wpm=160)
+    sp.say("Rest your leg.", 1)
+    sp.say("Breathe slowly.", 2)
+    assert out.getvalue() == "Rest your leg.\n"  # the second waits its turn
+    assert sp.busy
+    d1 = estimate_seconds("Rest your leg.", 160)
+    assert sp.poll() == [SpeechEvent("started", 1, 10.0, "Rest your leg.")]
+    clock.t = 10.0 + d1 + 0.01
+    events = sp.poll()
+    assert [(e.kind, e.utterance_id) for e in events] == [("finished", 1), ("started", 2)]
+    assert events[0].t == pytest.approx(10.0 + d1) and events[1].t == pytest.approx(10.0 + d1)
+    assert out.getvalue() == "Rest your leg.\nBreathe slowly.\n"
+    clock.t += 100
+    assert [e.kind for e in sp.poll()] == ["finished"]
+    assert not sp.busy
+
+
+def test_text_speaker_cancel_drops_current_and_queued() -> None:
+    clock, out = FakeClock(), io.StringIO()
+    sp = TextSpeaker(clock, out)
+    sp.say("One long instruction that takes a while to say.", 1)
+    sp.say("Queued.", 2)
+    clock.t = 0.5
+    sp.cancel()
+    events = sp.poll()
+    assert [(e.kind, e.utterance_id, e.t) for e in events] == [("started", 1, 0.0), ("cancelled", 1, 0.5),
+                                                                ("cancelled", 2, 0.5)]
+    assert "Queued." not in out.getvalue()
+    assert not sp.busy
+    sp.say("Next.", 3)  # usable after a cancel
+    assert [e.kind for e in sp.poll()] == ["started"]
+
+
+def test_open_speaker_none_and_unknown() -> None:
+    out = io.StringIO()
+    sp, warning = open_speaker("none", FakeClock(), stream=out)
+    assert isinstance(sp, TextSpeaker) and warning is None
+    with pytest.raises(UsageError):
+        open_speaker("loud", FakeClock())
+
+
+# ---------------------------------------------------------------- synthesis (espeak-ng)
+
+@needs_espeak
+def test_synthesis_gives_plausible_audio() -> None:
+    voice = Pyttsx3Voice(rate=160)
+    t0 = time.perf_counter()
+    audio = voice.synthesize("Pull your toes gently toward your shin.")
+    elapsed = time.perf_counter() - t0
+    assert audio.dtype == np.int16 and audio.ndim == 1
+    seconds = len(audio) / 16000
+    assert 1.5 < seconds < 4.5
+    assert np.abs(audio).max() > 3000
+    assert elapsed < 2.0
+    assert len(voice.synthesize("   ")) == 0
+
+
+@needs_espeak
+def test_rate_and_volume_take_effect_on_every_synthesis() -> None:
+    text = "Now slow, light strokes from ankle up toward the knee."
+    slow, fast = Pyttsx3Voice(rate=120), Pyttsx3Voice(rate=240)
+    lengths = []
+    for _ in range(3):  # alternate: a stale setting would show up as a wrong length
+        lengths.append((len(slow.synthesize(text)), len(fast.synthesize(text))))
+    for n_slow, n_fast in lengths:
+        assert n_slow > 1.6 * n_fast
+    loud = Pyttsx3Voice(rate=160, volume=1.0).synthesize(text).astype(float)
+    quiet = Pyttsx3Voice(rate=160, volume=0.3).synthesize(text).astype(float)
+    assert np.sqrt((quiet ** 2).mean()) < 0.6 * np.sqrt((loud ** 2).mean())
+
+
+@needs_espeak
+def test_no_synthesis_output_leaks_to_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    Pyttsx3Voice().synthesize("Ease off.")
+    assert capfd.readouterr().out == ""
+
+
+def test_missing_engine_is_a_device_error() -> None:
+    with pytest.raises(DeviceError, match="no speech engine"):
+        Pyttsx3Voice(driver_name="no_such_driver")
+    with pytest.raises(UsageError):
+        Pyttsx3Voice(rate=5)
+
+
+ESTIMATE_TOLERANCE_S = 0.15  # plus 12 % of the real length
+ESTIMATE_TEXTS = ["Rest your leg so the calf is fully supported.", "Release.", "Five.",
+                  "If it is sharp, draw your toes gently up toward your shin.",
+                  "Warmth on the calf and a glass of water will help it settle.", "Okay, slower."]
+
+
+@needs_espeak
+@pytest.mark.parametrize("rate", [130, 175, 220])
+def test_estimate_matches_espeak(rate: int) -> None:
+    voice = Pyttsx3Voice(rate=rate)
+    for text in ESTIMATE_TEXTS:
+        real = len(voice.synthesize(text)) / 16000
+        est = estimate_seconds(text, rate)
+        assert abs(est - real) <= ESTIMATE_TOLERANCE_S + 0.12 * real, (text, rate, real, est)
+
+
+# ---------------------------------------------------------------- real playback (PulseAudio)
+
+_PLAYBACK_CHILD = r"""
+import json, sys, time
+from tests.pulse import active_spans
+from voice_skill.speaker import Pyttsx3Voice, SoundSpeaker
+
+class Clock:
+    def now(self):
+        return time.monotonic()
+
+clock = Clock()
+voice = Pyttsx3Voice(rate=175)
+A = "Pull your toes gently toward your shin."
+B = "Now slow, light strokes from the ankle, all the way up toward the knee, and keep going."
+def loud(text):
+    s = voice.synthesize(text)
+    spans = active_spans(s, 16000)
+    return len(s) / 16000, spans[0][0], spans[-1][1]
+info = {"A": loud(A), "B": loud(B)}
+t0 = time.perf_counter(); voice.synthesize(A); info["synth_s"] = time.perf_counter() - t0
+sp = SoundSpeaker(voice, clock)
+info["latency"] = sp.output_latency_s
+events = []
+def drain():
+    events.extend(sp.poll())
+sp.say(A, 1)
+while sp.busy:
+    drain(); time.sleep(0.005)
+drain()
+time.sleep(1.0)
+sp.say(B, 2); sp.say("Never heard.", 3)
+while not any(e.kind == "started" and e.utterance_id == 2 for e in events):
+    drain(); time.sleep(0.002)
+time.sleep(0.8)
+info["cancel_at"] = clock.now()
+sp.cancel()
+while sp.busy:
+    drain(); time.sleep(0.002)
+drain()
+sp.close()
+info["events"] = [(e.kind, e.utterance_id, e.t) for e in events]
+info["underflows"] = sp.underflows
+print(json.dumps(info))
+"""
+
+
+@pytest.mark.live
+@needs_espeak
+def test_sound_speaker_plays_reports_times_and_cancels(pulse, tmp_path) -> None:  # noqa: F811
+    # On a loaded machine the audio server sometimes stalls the stream for ~2 s (seen as
+    # underflows); the timing claims cannot be checked then, so such a run is retried once.
+    for attempt in range(2):
+        rec_path = tmp_path / f"speaker{attempt}.wav"
+        rec = pulse.record_speaker(rec_path)
+        time.sleep(0.5)
+        try:
+            child = pulse.run_python(_PLAYBACK_CHILD, timeout_s=40)
+        finally:
+            time.sleep(0.3)
+            stop_recording(rec)
+        assert child.returncode == 0, child.stderr[-2000:]
+        info = json.loads(child.stdout.strip().splitlines()[-1])
+        if info["underflows"] == 0:
+            break
+    else:
+        pytest.skip(f"the audio server stalled playback in both attempts ({info['underflows']} underflows)")
+    events = [tuple(e) for e in info["events"]]
+    kinds = [(k, u) for k, u, _t in events]
+    assert kinds == [("started", 1), ("finished", 1), ("started", 2), ("cancelled", 3), ("cancelled", 2)]
+    t = {(k, u): when for k, u, when in events}
+    len_a, lead_a, last_a = info["A"]
+    _len_b, lead_b, _last_b = info["B"]
+    lat = info["latency"]
+    # finished comes when the last sample has been heard: handed over + length + latency.
+    assert 0.0 <= t["finished", 1] - t["started", 1] - len_a <= lat + 0.06
+    # The cancel is heard within ~50 ms.
+    cut = t["cancelled", 2] - info["cancel_at"]
+    assert 0.0 <= cut <= 0.06, cut
+
+    samples, rate = read_wav_int16(rec_path)
+    spans = active_spans(samples, rate)
+    assert len(spans) == 2, spans
+    (a0, a1), (b0, b1) = spans
+    # Speech A as recorded is as long as A's loud part.
+    assert abs((a1 - a0) - (last_a - lead_a)) < 0.05
+    # The recorded gap from A's end to B's start matches the event times.
+    expected_gap = (t["started", 2] + lead_b) - (t["started", 1] + last_a)
+    assert abs((b0 - a1) - expected_gap) < 0.06, (b0 - a1, expected_gap)
+    # B was cut off: it was heard from its start to the cancel only.
+    heard_b = t["cancelled", 2] - (t["started", 2] + lat) - lead_b
+    assert abs((b1 - b0) - heard_b) < 0.06, (b1 - b0, heard_b)
+    assert b1 - b0 < 0.5 * (_last_b - lead_b)
+
+
+_NO_OUTPUT_CHILD = r"""
+import io, time
+from voice_skill.speaker import open_speaker, TextSpeaker
+class Clock:
+    def now(self):
+        return time.monotonic()
+t0 = time.monotonic()
+sp, warning = open_speaker("tts", Clock(), stream=io.StringIO())
+print(type(sp).__name__, round(time.monotonic() - t0, 2), warning, sep="|")
+"""
+
+
+@pytest.mark.live
+def test_open_speaker_falls_back_to_text_without_output_device(pulse) -> None:  # noqa: F811
+    env = dict(pulse.env, PULSE_SERVER="unix:/nonexistent/socket")
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", _NO_OUTPUT_CHILD], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kind, seconds, warning = done.stdout.strip().splitlines()[-1].split("|")
+    if kind == "SoundSpeaker":
+        pytest.skip("this machine has a real output device")
+    assert kind == "TextSpeaker"
+    assert "instructions will be printed" in warning
+    assert float(seconds) < 10

@@ -1,0 +1,622 @@
+"""Speech output: synthesise with pyttsx3, play it ourselves, report exact timings.
+
+What pyttsx3 2.99 really does on Linux (espeak-ng driver)
+---------------------------------------------------------
+Checked by experiment with pyttsx3 2.99 and Debian's espeak-ng, playing into a
+PulseAudio null sink and logging every ``aplay`` call through a PATH shim. The driver
+initialises espeak-ng once per process in *retrieval* mode, which is asynchronous: the
+synthesis callback runs on espeak-ng's own thread, and ``say()`` writes the samples to a
+temporary WAV that the callback plays with ``os.system("aplay ...")``.
+
+- ``runAndWait()`` returns before playback ends: TRUE. It returned after 0.01 s while
+  ``aplay`` went on for another 1.9 s. The engine's queued ``endLoop`` command runs
+  before synthesis even starts.
+- After several ``say()`` calls only the last is spoken: TRUE. Three ``say()`` calls
+  then ``runAndWait()`` gave one ``aplay`` call, whose length matched the third
+  sentence. The driver's ``say`` just overwrites one text attribute.
+- ``stop()`` does not cut speech: TRUE, and worse, ``stop()`` *blocked* the caller
+  until playback had finished (called 0.8 s into a 5.9 s sentence, it returned at 5.9 s).
+- Playback through ``aplay`` fails silently without a sound server or card: TRUE.
+  ``aplay`` exits 1 ("cannot find card '0'"), the engine still sends
+  ``finished-utterance`` with ``completed=True``, there is no ``error`` notification,
+  and the program exits 0.
+- ``save_to_file`` stays in force for later ``say()`` calls: TRUE. After one
+  ``save_to_file``, a later ``say()`` played nothing and overwrote the saved file.
+  Each save also prints "Audio saved to ..." on stdout (from espeak-ng's thread), which
+  would corrupt a JSON event stream on stdout.
+- Reusing one engine for many ``save_to_file`` + ``runAndWait`` rounds is unreliable:
+  rate changes took effect one round late, and one of 24 files came out empty.
+
+The pattern used here, and checked (400 random texts and rates in a row, no timeouts,
+durations stable): one synthesis at a time under a process-wide lock. For each one,
+build a **fresh** ``pyttsx3.engine.Engine`` (a fresh driver: no stale save file, text or
+rate), set rate/volume/voice, call ``save_to_file`` and ``runAndWait``, and wait for
+``finished-utterance`` (the file is written just before it). Then wait until
+espeak-ng's queue is idle, so the synthesis callback that the next engine installs
+cannot receive the tail of this one. Then read the WAV back with
+``voice_skill.audio.read_wav``. We never let pyttsx3 play anything. Playback goes
+through a sounddevice callback stream that we control. That is what makes barge-in
+immediate and start/end times exact.
+
+Remaining espeak-ng quirks seen: audio from the same text is not bit-identical from
+one synthesis to the next within one process (the synthesiser keeps some state). The
+length varies by up to about 15 ms at normal rates. At 260 wpm and above, one synthesis
+in a few hundred came out up to 25 % longer or shorter.
+A synthesis takes about 15 ms per sentence on the development machine.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol, TextIO, runtime_checkable
+
+import numpy as np
+
+from voice_skill.audio import SAMPLE_RATE, Resampler, float_to_int16, read_wav
+from voice_skill.errors import DeviceError, UsageError
+from voice_skill.clock import Clock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE_WPM = 160
+MIN_RATE_WPM = 80
+MAX_RATE_WPM = 450
+
+EventKind = Literal["started", "finished", "cancelled"]
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    """Something that happened to an utterance, at ``t`` seconds on the speaker's clock.
+
+    Every ``say()`` ends in exactly one ``finished`` or ``cancelled`` event. ``started``
+    comes first only if the utterance's audio reached the output device (or, for the
+    text speaker, was printed).
+    """
+
+    kind: EventKind
+    utterance_id: int
+    t: float
+    text: str
+
+
+@runtime_checkable
+class Voice(Protocol):
+    rate: int  # words per minute
+    volume: float  # 0..1
+
+    def synthesize(self, text: str) -> np.ndarray:
+        """``text`` as int16 mono samples at 16 kHz."""
+        ...
+
+
+@runtime_checkable
+class Speaker(Protocol):
+    def say(self, text: str, utterance_id: int) -> None: ...
+
+    def cancel(self) -> None: ...
+
+    def poll(self) -> list[SpeechEvent]: ...
+
+    @property
+    def busy(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- estimate
+
+_NUMBER_WORDS = {
+    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
+    "7": "seven", "8": "eight", "9": "nine", "10": "ten", "11": "eleven", "12": "twelve",
+    "13": "thirteen", "14": "fourteen", "15": "fifteen", "16": "sixteen", "17": "seventeen",
+    "18": "eighteen", "19": "nineteen", "20": "twenty", "30": "thirty", "40": "forty",
+    "45": "forty five", "60": "sixty", "90": "ninety",
+}
+# Fitted by least squares against espeak-ng (via the pyttsx3 path below) on 27 coaching
+# sentences at 100, 130, 160, 175, 200 and 230 wpm (162 syntheses):
+# mean absolute error 0.086 s, worst 0.36 s; mean relative error 4.7 %, worst 19 %.
+_EST_CONST_S = -0.288
+_EST_PER_RATE = (127.61, 7.0786, -2.1961, 9.1615, 41.985, 53.889)  # 1, syllables, words, letters, commas, inner stops
+
+
+def _syllables(word: str) -> int:
+    w = word.lower()
+    n = len(re.findall(r"[aeiouy]+", w))
+    if w.endswith("e") and not w.endswith(("le", "ee")) and n > 1:
+        n -= 1
+    return max(1, n)
+
+
+def estimate_seconds(text: str, rate_wpm: float = DEFAULT_RATE_WPM) -> float:
+    """A deterministic estimate of how long espeak-ng takes to say ``text`` at ``rate_wpm``.
+
+    Includes espeak-ng's end-of-utterance pause. Calibrated on 100 to 230 wpm (see the
+    constants above). Less reliable far outside that range.
+    """
+    if rate_wpm <= 0:
+        raise ValueError("rate_wpm must be positive")
+    tokens = re.findall(r"[A-Za-z']+|\d+", text)
+    if not tokens:
+        return 0.0
+    words: list[str] = []
+    for tok in tokens:
+        words.extend(_NUMBER_WORDS.get(tok, " ".join(_NUMBER_WORDS.get(c, c) for c in tok) if tok.isdigit() else tok).split())
+    syl = sum(_syllables(w) for w in words)
+    letters = sum(len(w) for w in words)
+    commas = len(re.findall(r"[,;:]", text))
+    stops = len(re.findall(r"[.!?]+(?=\s)", text))
+    k0, k_syl, k_word, k_let, k_comma, k_stop = _EST_PER_RATE
+    per_rate = k0 + k_syl * syl + k_word * len(words) + k_let * letters + k_comma * commas + k_stop * stops
+    return max(0.15, _EST_CONST_S + per_rate / rate_wpm)
+
+
+# --------------------------------------------------------------------------- voice
+
+# espeak-ng is process-global in pyttsx3: one synthesis at a time, whoever asks.
+_ENGINE_LOCK = threading.Lock()
+
+
+def _quiet_print(*args: Any, **_kw: Any) -> None:
+    log.debug("pyttsx3: %s", " ".join(str(a) for a in args))
+
+
+class Pyttsx3Voice:
+    """Synthesise speech with pyttsx3 into 16 kHz int16 samples. Plays nothing."""
+
+    def __init__(self, rate: int = DEFAULT_RATE_WPM, volume: float = 1.0, voice: str | None = None,
+                 *, driver_name: str | None = None, timeout_s: float = 15.0) -> None:
+        self.rate = rate
+        self.volume = volume
+        self.voice = voice
+        self.timeout_s = timeout_s
+        self._driver_name = driver_name
+        self._validate()
+        try:
+            import pyttsx3.engine
+        except Exception as exc:  # ImportError, or the driver's own errors
+            raise DeviceError(f"no speech engine: pyttsx3 is not usable ({exc})") from None
+        self._engine_cls = pyttsx3.engine.Engine
+        # Start one engine now so a missing espeak-ng shows up here, not mid-routine.
+        with _ENGINE_LOCK:
+            engine = self._new_engine()
+            del engine
+            gc.collect()
+
+    def _validate(self) -> None:
+        if not MIN_RATE_WPM <= self.rate <= MAX_RATE_WPM:
+            raise UsageError(f"speech rate must be {MIN_RATE_WPM} to {MAX_RATE_WPM} words per minute, not {self.rate}")
+        if not 0.0 <= self.volume <= 1.0:
+            raise UsageError(f"speech volume must be between 0 and 1, not {self.volume}")
+
+    def _new_engine(self) -> Any:
+        try:
+            engine = self._engine_cls(self._driver_name) if self._driver_name else self._engine_cls()
+        except Exception as exc:
+            hint = " (is espeak-ng installed? apt install espeak-ng)" if sys.platform.startswith("linux") else ""
+            raise DeviceError(f"no speech engine: {exc}{hint}") from None
+        module = getattr(getattr(engine.proxy, "_module", None), "__dict__", None)
+        if module is not None and "print" not in module:
+            # The espeak driver prints "Audio saved to ..." on stdout from its own thread.
+            module["print"] = _quiet_print
+        return engine
+
+    def synthesize(self, text: str) -> np.ndarray:
+        self._validate()
+        if not text.strip():
+            return np.zeros(0, dtype=np.int16)
+        fd, path = tempfile.mkstemp(prefix="voice-skill-", suffix=".wav")
+        os.close(fd)
+        try:
+            with _ENGINE_LOCK:
+                self._synthesize_to(text, path)
+            samples = read_wav(path)
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return samples
+
+    def _synthesize_to(self, text: str, path: str) -> None:
+        done = threading.Event()
+        errors: list[BaseException] = []
+        engine = self._new_engine()
+        try:
+            engine.connect("finished-utterance", lambda **_kw: done.set())
+            engine.connect("error", lambda exception=None, **_kw: (errors.append(exception), done.set()))
+            engine.setProperty("rate", int(self.rate))
+            engine.setProperty("volume", float(self.volume))
+            if self.voice is not None:
+                engine.setProperty("voice", self.voice)
+            engine.save_to_file(text, path)
+            engine.runAndWait()
+            if not done.wait(self.timeout_s):
+                raise DeviceError(f"speech synthesis did not finish within {self.timeout_s:g} s")
+            if errors:
+                raise DeviceError(f"speech synthesis failed: {errors[0]}")
+            self._wait_idle()
+        finally:
+            del engine
+            gc.collect()  # the old driver must be gone before the next one installs its callback
+
+    def _wait_idle(self) -> None:
+        try:
+            from pyttsx3.drivers import _espeak
+        except Exception:
+            return
+        idle = threading.Event()
+        for _ in range(500):  # at most ~1 s
+            if not _espeak.IsPlaying():
+                return
+            idle.wait(0.002)
+
+
+# --------------------------------------------------------------------------- speakers
+
+class _Events:
+    """Thread-safe event list with the ``poll`` semantics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[SpeechEvent] = []
+
+    def add(self, event: SpeechEvent) -> None:
+        log.debug("speech %s #%d at %.3f: %s", event.kind, event.utterance_id, event.t, event.text)
+        with self._lock:
+            self._items.append(event)
+
+    def take(self) -> list[SpeechEvent]:
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+
+@dataclass(eq=False)
+class _Playback:
+    """One utterance on its way through the output callback."""
+
+    utterance_id: int
+    text: str
+    samples: np.ndarray  # int16 at the stream's rate
+    pos: int = 0
+    cancel_requested: bool = False
+    handoff_t: float | None = None  # clock time the first sample was handed to the device
+    end_t: float | None = None  # clock time the last sample (or the cut) is heard
+    outcome: str | None = None  # "finished" or "cancelled"
+    started: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _import_sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # PortAudio library missing
+        raise DeviceError(f"no audio system: {exc}") from None
+    return sounddevice
+
+
+class SoundSpeaker:
+    """Plays synthesised speech through a sounddevice callback stream on one thread.
+
+    ``started`` is stamped when the first sample is handed to the device, ``finished``
+    when the last sample has been heard (the device's output latency included), and
+    ``cancelled`` when the cut is heard. The clock must run in real time.
+    """
+
+    def __init__(self, voice: Voice, clock: Clock, device: int | str | None = None,
+                 *, blocksize_s: float = 0.01, latency: str | float = "low",
+                 warmup_timeout_s: float = 4.0) -> None:
+        self._voice = voice
+        self._clock = clock
+        self._events = _Events()
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[str, int]] = deque()
+        self._current: _Playback | None = None
+        self._in_progress: tuple[str, int] | None = None  # being synthesised or played
+        self._generation = 0
+        self._closed = False
+        self._wake = threading.Event()
+        self.underflows = 0
+        self.failures = 0
+        self._callbacks = 0
+        self._warm_after = 1 << 62
+        self._warm = threading.Event()
+        self.output_latency_s = 0.0
+        sd = _import_sounddevice()
+        self._stream, self.rate = self._open(sd, device, blocksize_s, latency)
+        self.output_latency_s = float(self._stream.latency)
+        self._wait_warm(blocksize_s, warmup_timeout_s)
+        self.underflows = 0  # count only those after the start-up stall
+        self._resample = self.rate != SAMPLE_RATE
+        self._thread = threading.Thread(target=self._run, name="speaker", daemon=True)
+        self._thread.start()
+
+    # -- device
+
+    def _open(self, sd: Any, device: int | str | None, blocksize_s: float, latency: str | float) -> tuple[Any, int]:
+        try:
+            info = sd.query_devices(device, "output")
+        except Exception as exc:
+            raise DeviceError(f"no audio output device ({exc})") from None
+        rates = [SAMPLE_RATE]
+        native = int(info.get("default_samplerate") or 0)
+        if native and native != SAMPLE_RATE:
+            rates.append(native)
+        last: Exception | None = None
+        for rate in rates:
+            try:
+                stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=device,
+                                         blocksize=max(1, int(rate * blocksize_s)), latency=latency,
+                                         callback=self._callback)
+                stream.start()
+            except Exception as exc:
+                last = exc
+                continue
+            log.info("speech output on %r at %d Hz, latency %.1f ms", info.get("name"), rate, 1000 * stream.latency)
+            return stream, rate
+        raise DeviceError(f"cannot open the audio output device {info.get('name')!r}: {last}")
+
+    def _wait_warm(self, blocksize_s: float, timeout_s: float) -> None:
+        """Wait until the device pulls audio steadily.
+
+        PulseAudio (seen with null sinks through ALSA's pulse plugin) pre-fills a new
+        stream and then stalls it for 0.3 to 1.7 s. Without this wait the first
+        utterance starts that much late. A device that never pulls audio is unusable.
+        """
+        self._warm_after = int((self.output_latency_s + 0.1) / blocksize_s) + 4
+        if self._callbacks >= self._warm_after:
+            self._warm.set()
+        if not self._warm.wait(timeout_s):
+            calls = self._callbacks
+            self._stream.abort()
+            self._stream.close()
+            raise DeviceError(f"the audio output device is not playing (only {calls} callbacks in {timeout_s:g} s)")
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        now = self._clock.now()
+        self._callbacks += 1
+        if self._callbacks >= self._warm_after:
+            self._warm.set()
+        if status.output_underflow:
+            self.underflows += 1
+        lat = time_info.outputBufferDacTime - time_info.currentTime
+        if not 0.0 <= lat < 2.0:
+            lat = self.output_latency_s
+        heard_t = now + lat  # when outdata[0] will be heard
+        p = self._current
+        if p is None or p.done.is_set():
+            outdata.fill(0)
+            return
+        if p.cancel_requested:
+            outdata.fill(0)
+            p.end_t = heard_t
+            p.outcome = "cancelled"
+            p.done.set()
+            return
+        if p.pos == 0:
+            p.handoff_t = now
+            p.started.set()
+        n = min(frames, len(p.samples) - p.pos)
+        outdata[:n, 0] = p.samples[p.pos:p.pos + n]
+        outdata[n:] = 0
+        p.pos += n
+        if p.pos >= len(p.samples):
+            p.end_t = heard_t + n / self.rate
+            p.outcome = "finished"
+            p.done.set()
+
+    # -- public API
+
+    def say(self, text: str, utterance_id: int) -> None:
+        with self._cond:
+            if self._closed:
+                raise DeviceError("the speaker is closed")
+            self._queue.append((text, utterance_id))
+            self._cond.notify()
+
+    def cancel(self) -> None:
+        now = self._clock.now()
+        with self._cond:
+            dropped = list(self._queue)
+            self._queue.clear()
+            self._generation += 1
+            if self._current is not None:
+                self._current.cancel_requested = True
+            self._wake.set()
+        for text, uid in dropped:
+            self._events.add(SpeechEvent("cancelled", uid, now, text))
+
+    def poll(self) -> list[SpeechEvent]:
+        return self._events.take()
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._queue) or self._in_progress is not None
+
+    def close(self) -> None:
+        self.cancel()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        try:
+            self._stream.abort()
+            self._stream.close()
+        except Exception as exc:  # closing a lost device
+            log.debug("closing the output stream: %s", exc)
+
+    def __enter__(self) -> "SoundSpeaker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- worker thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                text, uid = self._queue.popleft()
+                self._in_progress = (text, uid)
+                generation = self._generation
+                self._wake.clear()
+            try:
+                self._speak(text, uid, generation)
+            except Exception:
+                self.failures += 1
+                log.exception("speaking utterance %d failed", uid)
+                self._events.add(SpeechEvent("cancelled", uid, self._clock.now(), text))
+            finally:
+                with self._cond:
+                    self._current = None
+                    self._in_progress = None
+
+    def _speak(self, text: str, uid: int, generation: int) -> None:
+        samples = self._voice.synthesize(text)
+        if self._resample and len(samples):
+            res = Resampler(SAMPLE_RATE, self.rate)
+            samples = np.frombuffer(float_to_int16(res.process(samples.astype(np.float32) / 32768.0, final=True)), "<i2")
+        with self._cond:
+            if generation != self._generation or len(samples) == 0:
+                cut = generation != self._generation
+                self._events.add(SpeechEvent("cancelled" if cut else "finished", uid, self._clock.now(), text))
+                return
+            p = _Playback(uid, text, samples)
+            self._current = p
+        duration = len(samples) / self.rate
+        watchdog = duration + 2.0 + 4 * self.output_latency_s
+        if not p.started.wait(2.0 + self.output_latency_s) and not p.done.is_set():
+            raise DeviceError("the audio output device stopped taking audio")
+        if p.handoff_t is not None:
+            self._events.add(SpeechEvent("started", uid, p.handoff_t, text))
+        if not p.done.wait(watchdog):
+            raise DeviceError("the audio output device stopped playing")
+        if p.end_t is None:  # done is only set together with end_t
+            raise DeviceError("the audio output reported an end without a time")
+        # Report the end only once it has been heard.
+        limit = max(0.0, p.end_t - self._clock.now()) + 0.5
+        waited = 0.0
+        while self._clock.now() < p.end_t and waited < limit:
+            step = min(0.01, max(0.001, p.end_t - self._clock.now()))
+            self._sleep(step)
+            waited += step
+        kind: EventKind = "finished" if p.outcome == "finished" else "cancelled"
+        self._events.add(SpeechEvent(kind, uid, p.end_t, text))
+
+    def _sleep(self, seconds: float) -> None:
+        threading.Event().wait(seconds)
+
+
+class TextSpeaker:
+    """Prints each instruction instead of speaking it; timing follows ``estimate_seconds``.
+
+    An utterance starts when the previous one would have finished (or when it was
+    queued, if later), and is printed then. Works with a virtual clock: events appear
+    as the clock reaches them.
+    """
+
+    def __init__(self, clock: Clock, stream: TextIO | None = None, rate_wpm: float = DEFAULT_RATE_WPM) -> None:
+        self._clock = clock
+        self._stream = stream if stream is not None else sys.stdout
+        self.rate_wpm = rate_wpm
+        self._lock = threading.RLock()
+        self._queue: deque[tuple[str, int, float]] = deque()
+        self._current: tuple[str, int, float, float] | None = None  # text, id, start, end
+        self._last_end = float("-inf")
+        self._events = _Events()
+
+    def _advance(self) -> None:
+        now = self._clock.now()
+        while True:
+            if self._current is not None:
+                text, uid, _start, end = self._current
+                if end > now:
+                    return
+                self._events.add(SpeechEvent("finished", uid, end, text))
+                self._last_end = end
+                self._current = None
+            if not self._queue:
+                return
+            text, uid, said_t = self._queue[0]
+            start = max(said_t, self._last_end)
+            if start > now:
+                return
+            self._queue.popleft()
+            end = start + estimate_seconds(text, self.rate_wpm)
+            self._current = (text, uid, start, end)
+            self._events.add(SpeechEvent("started", uid, start, text))
+            print(text, file=self._stream, flush=True)
+
+    def say(self, text: str, utterance_id: int) -> None:
+        with self._lock:
+            self._queue.append((text, utterance_id, self._clock.now()))
+            self._advance()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._advance()
+            now = self._clock.now()
+            if self._current is not None:
+                text, uid, _start, _end = self._current
+                self._events.add(SpeechEvent("cancelled", uid, now, text))
+                self._last_end = now
+                self._current = None
+            for text, uid, _said in self._queue:
+                self._events.add(SpeechEvent("cancelled", uid, now, text))
+            self._queue.clear()
+
+    def poll(self) -> list[SpeechEvent]:
+        with self._lock:
+            self._advance()
+        return self._events.take()
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            self._advance()
+            return self._current is not None or bool(self._queue)
+
+    def close(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._current = None
+
+
+def open_speaker(kind: str, clock: Clock, *, device: int | str | None = None, rate: int = DEFAULT_RATE_WPM,
+                 volume: float = 1.0, voice: str | None = None,
+                 stream: TextIO | None = None,
+                 wrap: Callable[[Voice], Voice] | None = None) -> tuple[Speaker, str | None]:
+    """Open the speaker the user asked for: ``(speaker, warning or None)``.
+
+    ``"tts"`` speaks through the default (or given) output device and falls back to
+    printing, with one warning for the caller to log. ``"none"`` prints. ``wrap`` may
+    decorate the voice (the night chime does).
+    """
+    if kind == "none":
+        return TextSpeaker(clock, stream, rate_wpm=rate), None
+    if kind != "tts":
+        raise UsageError(f"unknown speaker {kind!r}; use 'tts' or 'none'")
+    try:
+        tts = Pyttsx3Voice(rate=rate, volume=volume, voice=voice)
+    except DeviceError as exc:
+        log.debug("no speech engine: %s", exc)
+        return TextSpeaker(clock, stream, rate_wpm=rate), f"{exc.message}; instructions will be printed"
+    try:
+        return SoundSpeaker(wrap(tts) if wrap else tts, clock, device=device), None
+    except DeviceError as exc:
+        log.debug("no speech output: %s", exc)
+        return TextSpeaker(clock, stream, rate_wpm=rate), f"no speech output: {exc.message}; instructions will be printed"
