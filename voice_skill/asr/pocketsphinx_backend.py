@@ -1,0 +1,321 @@
+"""The built-in recognizer: PocketSphinx with the English model that ships in its wheel.
+
+Method (chosen by measurement, see ``scripts/bench_asr.py``):
+
+1. Audio is re-framed into fixed 30 ms frames and run through PocketSphinx's
+   ``Endpointer`` (WebRTC-style VAD with a short decision window). Silence costs only the
+   VAD; the decoder runs on speech frames only, so CPU follows the amount of speech.
+2. Each speech segment is decoded with a JSGF grammar: a free loop over *items*, where an
+   item is either one of the skill's phrases (as a unit) or one *filler* word drawn from
+   a few hundred common English words plus words that sound like the commands ("camp",
+   "crab", "half", "decamp"...). Out-of-vocabulary speech is absorbed by fillers instead
+   of being forced onto a command; a multi-word phrase costs one grammar transition
+   while spelling it from fillers costs several, so real commands come out whole.
+3. Every phrase word carries a posterior probability from the lattice; a phrase whose
+   words are not confident enough is rejected (its words are dropped from the text).
+
+Times are seconds of audio, taken from the chunks; the wall clock is never read. The
+same audio fed in any chunk size gives the same hypotheses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from voice_skill.asr.base import Hypothesis
+from voice_skill.audio import SAMPLE_RATE, SAMPLE_WIDTH, AudioChunk
+from voice_skill.errors import ModelError, RecognizerError
+
+log = logging.getLogger(__name__)
+
+# Everyday words that absorb speech which is not a command. Words that are themselves a
+# phrase are removed at run time, so this list never needs to track phrases.toml.
+_COMMON_WORDS = """
+a about after all also always an and any are around as ask at away bad be because been
+before being best big both bought boy but buy by called came can car cat children city
+close cold come could country day days did different do does dog don't down each early
+eat even evening every eye face family far father feel few find first food for found
+four friend friends from front game gave get girl give good got great green groceries
+group had half hand hands happy hard has have he head hear heard her here high him his
+home house how however i if important in into is it its just keep kind knew know
+large last later learn left let life light like line little live long look looked lot
+love made make man many may me mean might money more morning most mother move much
+music must my name near need never new news night no not nothing now number of off
+often old on once one only open or other our out over own paper part people per
+picture place play point put question quite rain read really right room said same saw
+say school see seem sentence set she should show side since small so some something
+sometimes song soon sound spring start state still story street study such sun sure
+table take talk tell than thank that the their them then there these they thing things
+think this those though thought three through time to today together told took town
+tree try turn two under until up us use very walk want was watch water way we weather
+week well went were what when where which while white who why will with without word
+words work world would write year years yes yet you young your
+nice need shop store groceries coffee dinner lunch breakfast kitchen phone call later
+tonight yesterday tomorrow weekend window door car train bus driver garden flowers
+dog cat bird table chair computer television show channel movie team season player
+score goal price market bank report minister president police weather sunny cloudy
+mark matter ready reason rest return road round run sea second several ship short
+sister sleep slowly small smile snow space speak special stand star stay step stood
+summer sunday system teacher ten test thousand tired top travel true upon usually
+voice wall war warm wash whole wife wind winter woman wood yellow
+""".split()
+
+# Words that sound like the trigger words; they give near misses somewhere to go. (Confusers
+# for the other commands - yelp, pose, weight... - were tried and stole real commands.)
+_CONFUSERS = """
+camp camps decamp crab crap cram crammed cramped clamp ramp tramp champ craft graft
+grant gram half laugh calves cough calm car harm carp scalp cap cab class glass grass
+crash crack cracked track trap camping clamping ramping tramping
+lake lag log egg lick charlie charles carly horses hoarse course force north
+""".split()
+
+# Decoder settings (measured with scripts/bench_asr.py).
+_DECODER_DEFAULTS: dict[str, object] = {"bestpath": False, "fwdflat": False, "cmn": "batch"}
+
+_FRAME_S = 0.03  # Endpointer/Vad frame length at 16 kHz (480 samples)
+_JSGF_WORD = re.compile(r"^[a-z0-9'._-]+$")
+
+
+def _model_paths(model_dir: str | None) -> tuple[str, str]:
+    try:
+        import pocketsphinx  # noqa: PLC0415 - optional at import time of the package
+    except ImportError as exc:  # pragma: no cover - a runtime dependency
+        raise ModelError(f"pocketsphinx is not installed: {exc}") from None
+    base = model_dir or os.path.join(pocketsphinx.get_model_path(), "en-us")
+    hmm = os.path.join(base, "en-us")
+    dic = os.path.join(base, "cmudict-en-us.dict")
+    for path in (hmm, dic):
+        if not os.path.exists(path):
+            raise ModelError("PocketSphinx English model not found (broken pocketsphinx install?)", path=path)
+    return hmm, dic
+
+
+class PocketSphinxRecognizer:
+    """Grammar-restricted PocketSphinx, gated by a VAD endpointer. See the module docstring."""
+
+    name = "pocketsphinx"
+
+    def __init__(
+        self,
+        phrases: Sequence[str],
+        *,
+        min_confidence: float = 0.3,
+        endpoint_window_s: float = 0.3,
+        endpoint_ratio: float = 0.9,
+        vad_mode: int = 1,
+        filler_weight: float = 1e-10,
+        extra_fillers: Iterable[str] = (),
+        use_fillers: bool = True,
+        model_dir: str | None = None,
+        decoder_options: Mapping[str, object] | None = None,
+    ) -> None:
+        import pocketsphinx  # noqa: PLC0415
+
+        self._ps = pocketsphinx
+        self.min_confidence = float(min_confidence)
+        self.phrases = [" ".join(p.lower().split()) for p in phrases if p.strip()]
+        if not self.phrases:
+            raise ModelError("the recognizer needs at least one phrase")
+        hmm, dic = _model_paths(model_dir)
+        try:
+            options = {**_DECODER_DEFAULTS, **(decoder_options or {})}
+            config = pocketsphinx.Config(hmm=hmm, dict=dic, lm=None, loglevel="FATAL", logfn=os.devnull, **options)
+            self._decoder = pocketsphinx.Decoder(config)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"cannot load the PocketSphinx model: {exc}", path=hmm) from None
+
+        phrase_words = {w for p in self.phrases for w in p.split()}
+        missing = sorted(w for w in phrase_words if self._decoder.lookup_word(w) is None)
+        if missing:
+            raise ModelError(f"no pronunciation for {', '.join(missing)} in the PocketSphinx dictionary", path=dic)
+        bad = sorted(w for w in phrase_words if not _JSGF_WORD.match(w))
+        if bad:
+            raise ModelError(f"phrase words PocketSphinx cannot use in a grammar: {', '.join(bad)}")
+        self.phrase_words = frozenset(phrase_words)
+        single = {p for p in self.phrases if " " not in p}
+        fillers: list[str] = []
+        if use_fillers:
+            seen: set[str] = set()
+            for w in [*_COMMON_WORDS, *_CONFUSERS, *extra_fillers]:
+                w = w.lower()
+                if w in seen or w in single or not _JSGF_WORD.match(w):
+                    continue
+                seen.add(w)
+                if self._decoder.lookup_word(w) is not None:
+                    fillers.append(w)
+        self.filler_words = frozenset(fillers)
+        self._grammar = self._jsgf(self.phrases, fillers, filler_weight)
+        try:
+            self._decoder.add_jsgf_string("phrases", self._grammar)
+            self._decoder.activate_search("phrases")
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"PocketSphinx rejected the phrase grammar: {exc}") from None
+        self._logmath = self._decoder.get_logmath()
+        # Batch CMN normalises each utterance on its own: no dependence on what came before
+        # (live CMN misdecodes the first utterance after start-up), at the price of decoding
+        # when the utterance ends rather than while it is spoken.
+        self._batch = str(self._decoder.config["cmn"]) == "batch"
+        self._speech = bytearray()
+        self._frame_rate = int(self._decoder.config["frate"])
+        self._ep_args = (endpoint_window_s, endpoint_ratio, vad_mode)
+        log.debug("pocketsphinx: %d phrases, %d filler words", len(self.phrases), len(fillers))
+        self.reset()
+
+    @staticmethod
+    def _jsgf(phrases: Sequence[str], fillers: Sequence[str], filler_weight: float) -> str:
+        cmd = " | ".join(phrases)
+        lines = ["#JSGF V1.0;", "grammar skill;", f"<cmd> = {cmd};"]
+        if fillers:
+            lines.append(f"<fill> = {' | '.join(fillers)};")
+            lines.append(f"public <utt> = ( /1.0/ <cmd> | /{filler_weight:g}/ <fill> )+;")
+        else:
+            lines.append("public <utt> = <cmd>+;")
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------ streaming
+
+    def reset(self) -> None:
+        """Forget any utterance in progress and the audio clock's origin."""
+        window, ratio, mode = self._ep_args
+        try:
+            self._ep = self._ps.Endpointer(window=window, ratio=ratio, vad_mode=mode, sample_rate=SAMPLE_RATE,
+                                           frame_length=_FRAME_S)
+        except ValueError as exc:
+            raise RecognizerError(f"bad endpointer settings: {exc}") from None
+        self._frame_bytes = self._ep.frame_bytes
+        # The VAD misjudges digital silence (exact zeros, common in files and muted
+        # inputs) and then merges utterances; a fixed +-2 LSB dither, the same for every
+        # frame, keeps it honest without making results depend on chunking or chance.
+        self._dither = np.random.default_rng(0).integers(-2, 3, self._frame_bytes // SAMPLE_WIDTH).astype(np.int32)
+        self._pending = b""
+        self._t0: float | None = None  # audio time of the first sample fed since reset
+        self._fed = 0  # frames fed to the endpointer
+        self._in_utt = False
+        self._utt_start_s = 0.0
+        if getattr(self, "_decoder_busy", False):
+            try:
+                self._decoder.end_utt()
+            except RuntimeError:
+                pass
+        self._decoder_busy = False
+        self._speech = bytearray()
+
+    def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        if chunk.rate != SAMPLE_RATE or chunk.width != SAMPLE_WIDTH or chunk.channels != 1:
+            raise RecognizerError(f"expected {SAMPLE_RATE} Hz 16-bit mono audio, got {chunk.rate} Hz "
+                                  f"{8 * chunk.width}-bit {chunk.channels} channel(s)")
+        if self._t0 is None:
+            self._t0 = chunk.start_s
+        data = self._pending + chunk.audio
+        out: list[Hypothesis] = []
+        fb = self._frame_bytes
+        n = len(data) // fb
+        for i in range(n):
+            out.extend(self._frame(data[i * fb:(i + 1) * fb]))
+        self._pending = data[n * fb:]
+        return out
+
+    def flush(self) -> list[Hypothesis]:
+        out: list[Hypothesis] = []
+        if self._in_utt:
+            try:
+                tail = self._ep.end_stream(self._pending or bytes(SAMPLE_WIDTH))
+            except (ValueError, IndexError) as exc:
+                raise RecognizerError(f"endpointer failed at end of stream: {exc}") from None
+            if tail:
+                self._decode(tail)
+            out.extend(self._finish())
+        window, ratio, mode = self._ep_args
+        t0 = self._t0
+        fed = self._fed
+        self.reset()
+        # A later stream continues the same audio clock unless reset() is called.
+        self._t0 = None if t0 is None else t0 + fed * _FRAME_S
+        return out
+
+    def _frame(self, raw: bytes) -> list[Hypothesis]:
+        x = np.frombuffer(raw, dtype="<i2").astype(np.int32) + self._dither
+        frame = np.clip(x, -32768, 32767).astype("<i2").tobytes()
+        try:
+            speech = self._ep.process(frame)
+        except (ValueError, IndexError) as exc:
+            raise RecognizerError(f"endpointer failed: {exc}") from None
+        self._fed += 1
+        out: list[Hypothesis] = []
+        if speech is not None:
+            if not self._in_utt:
+                self._in_utt = True
+                self._utt_start_s = self._ep.speech_start
+                if not self._batch:
+                    self._start()
+            self._decode(speech)
+        if self._in_utt and not self._ep.in_speech:
+            out.extend(self._finish())
+        return out
+
+    def _start(self) -> None:
+        try:
+            self._decoder.start_utt()
+        except RuntimeError as exc:
+            raise RecognizerError(f"PocketSphinx could not start an utterance: {exc}") from None
+        self._decoder_busy = True
+
+    def _decode(self, speech: bytes) -> None:
+        if self._batch:
+            self._speech += speech
+            return
+        try:
+            self._decoder.process_raw(speech, no_search=False, full_utt=False)
+        except RuntimeError as exc:
+            raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from None
+
+    def _finish(self) -> list[Hypothesis]:
+        self._in_utt = False
+        if self._batch:
+            self._start()
+            try:
+                self._decoder.process_raw(bytes(self._speech), no_search=False, full_utt=True)
+            except RuntimeError as exc:
+                raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from None
+            self._speech = bytearray()
+        try:
+            self._decoder.end_utt()
+        except RuntimeError as exc:
+            raise RecognizerError(f"PocketSphinx failed to end an utterance: {exc}") from None
+        self._decoder_busy = False
+        return self._result()
+
+    def _result(self) -> list[Hypothesis]:
+        t0 = self._t0 or 0.0
+        seg_start = t0 + self._utt_start_s
+        words = []
+        for s in self._decoder.seg() or ():
+            w = s.word
+            if w.startswith("<") or w.startswith("[") or w.startswith("+"):
+                continue
+            base = w.split("(", 1)[0]
+            if not base:
+                continue
+            post = min(1.0, max(0.0, float(s.prob)))
+            words.append((base, s.start_frame, s.end_frame, post))
+        if not words:
+            log.debug("segment %.2f s: nothing decoded", seg_start)
+            return []
+        kept = []
+        confs = []
+        for base, sf, ef, post in words:
+            if base in self.phrase_words and base not in self.filler_words:
+                confs.append(post)
+            kept.append(base)
+        text = " ".join(kept)
+        confidence = min(confs) if confs else 0.0
+        start_s = seg_start + words[0][1] / self._frame_rate
+        end_s = seg_start + (words[-1][2] + 1) / self._frame_rate
+        log.debug("heard %r conf=%.2f [%.2f-%.2f]", text, confidence, start_s, end_s)
+        return [Hypothesis(text, round(confidence, 4), round(start_s, 3), round(end_s, 3))]
