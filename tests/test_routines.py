@@ -17,13 +17,13 @@ from voice_skill import routines_cli
 from voice_skill.coach import CancelSpeech, Coach, Emit, Messages, Say
 from voice_skill.errors import RoutineError
 from voice_skill.intents import Intent, IntentParser
+from voice_skill.speaker import estimate_seconds
 from voice_skill.routine import (
     MAX_SENTENCES_BEFORE_TIMER,
     PRESSURES,
     Routine,
     builtin_routines,
     count_sentences,
-    estimate_speech_s,
     fill_placeholders,
     hold_lines,
     load_routine,
@@ -171,15 +171,6 @@ def test_cramp_routines_take_one_to_three_minutes(routines, rid):
     assert 60 <= seconds <= 180, f"{rid} takes {seconds:.0f} s at normal pace"
 
 
-def test_estimate_speech_s():
-    assert estimate_speech_s("") == 0.0
-    assert estimate_speech_s("one two three.", wpm=60) == pytest.approx(3.2)
-    assert estimate_speech_s("One. Two.", wpm=60) == pytest.approx(2.4)
-    assert estimate_speech_s("a b c d", wpm=120) > estimate_speech_s("a b", wpm=120)
-    with pytest.raises(ValueError):
-        estimate_speech_s("x", wpm=0)
-
-
 def test_hold_lines_for_the_sustained_pressure_step(routines):
     step = next(s for s in routines["night-cramp"].steps if s.id == "sustained-pressure")
     assert step.hold_s == 15 and step.countdown == (15, 10, 5, 4, 3, 2, 1) and step.release == "Release."
@@ -190,7 +181,7 @@ def test_hold_lines_for_the_sustained_pressure_step(routines):
 
 
 def _coach_timeline(routine: Routine, pace: float, wpm: float) -> list[tuple[float, str, str]]:
-    """Run the real coach on ``routine`` with a speaker that takes estimate_speech_s per line."""
+    """Run the real coach on ``routine`` with a speaker that takes estimate_seconds per line."""
     coach = Coach({routine.id: routine}, Messages.load())
     coach.pace = pace
     heard: list[tuple[float, str, str]] = []
@@ -203,7 +194,7 @@ def _coach_timeline(routine: Routine, pace: float, wpm: float) -> list[tuple[flo
         for action in actions:
             if isinstance(action, Say):
                 start = max(now, free_at)
-                free_at = start + estimate_speech_s(action.text, wpm)
+                free_at = start + estimate_seconds(action.text, wpm)
                 heard.append((start, action.text, action.kind))
                 finishing.append((free_at, action.utterance_id))
             elif isinstance(action, CancelSpeech):

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field
-from typing import IO, Callable, Iterator
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Callable, Iterator
+
+from voice_skill import NOTICE
 
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio import AudioChunk, iter_wav_chunks
@@ -20,8 +24,12 @@ from voice_skill.intents import Intent, IntentParser, PhraseTable
 from voice_skill.routine import Routine, builtin_routines
 from voice_skill.session import EchoGuard, EventLog, Session, VirtualSpeaker
 
+if TYPE_CHECKING:
+    from voice_skill.journal import Journal
+
 log = logging.getLogger(__name__)
 
+LIVE_POLL_S = 0.05  # the live loop wakes at least this often to run timers
 NIGHT_START_H = 22.0
 NIGHT_END_H = 7.0
 
@@ -150,42 +158,68 @@ class Stopper:
 
 
 def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Callable[[str], None],
-             input_device: str | None = None, output_device: str | None = None) -> int:
-    """Listen on the microphone and speak on the loudspeaker until stopped."""
+             input_device: str | None = None, output_device: str | None = None, *,
+             journal: "Journal | None" = None, console_to_stderr: bool = False) -> int:
+    """Listen on the microphone and speak on the loudspeaker until SIGINT or SIGTERM."""
+    from rich.console import Console
+
+    from voice_skill.chime import ChimeVoice
+    from voice_skill.journal import JournalRecorder
     from voice_skill.live import MicrophoneSource, check_input_device
+    from voice_skill.screen import level_dbfs, make_view
     from voice_skill.speaker import open_speaker
 
-    check_input_device(input_device)
+    check_input_device(input_device)  # no microphone: one sentence, before any model loads
+    routines = options.routines or builtin_routines()
     table = options.phrases or PhraseTable.load()
     recognizer, description = make_recognizer(options, table.phrases())
-    announce(description)
+    announce(f"Cramp coach: listening with {description}. {NOTICE}")
     clock = RealClock()
+    wall_origin = datetime.now()
     events = EventLog(events_stream)
+    view = make_view(Console(stderr=True) if console_to_stderr else None, clock=clock, routines=routines)
+    events.listeners.append(view)
     events.write(clock.now(), "engine", asr=recognizer.name, detail=description)
     for word in getattr(recognizer, "missing_words", ()) or ():
         events.write(clock.now(), "warning", text=f"the speech model lacks the word '{word}'")
-    speaker, warning = open_speaker(options.speaker if options.speaker != "none" else "none", clock,
-                                    rate=options.rate_wpm, volume=options.volume, device=output_device)
+
+    def night_now() -> bool:
+        hour = local_hour_fraction()
+        return options.chime and is_night(hour, options.night_hours)
+
+    speaker, warning = open_speaker(options.speaker, clock, device=output_device, rate=options.rate_wpm,
+                                    volume=options.volume, voice=options.voice,
+                                    stream=sys.stderr if console_to_stderr else None,
+                                    wrap=lambda voice: ChimeVoice(voice, clock, night_now))
     if warning:
         events.write(clock.now(), "warning", text=warning)
-    session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options),
-                      speaker=speaker, clock=clock, events=events, guard=EchoGuard())
     mic = MicrophoneSource(device=input_device, clock=clock)
-    announce("Listening. Say \"calf cramp\" when you need me; Ctrl-C to quit.")
+    session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options),
+                      speaker=speaker, clock=clock, events=events, guard=EchoGuard(), input_to_clock=mic.to_clock)
+    recorder = None
+    if journal is not None:
+        recorder = JournalRecorder(journal, wall_origin, routines=routines,
+                                   advise=lambda flag: setattr(session.coach, "frequent_cramps", flag),
+                                   on_error=lambda message: announce(f"warning: {message}"))
+        events.listeners.append(recorder)
+    view.start()
     try:
         with Stopper() as stopper:
             while not stopper.event.is_set():
-                due = session._next_due()
-                wait = 0.05 if due is None else min(0.05, max(0.0, due - clock.now()))
+                due = session.next_due()
+                wait = LIVE_POLL_S if due is None else min(LIVE_POLL_S, max(0.0, due - clock.now()))
                 chunk = mic.read(timeout=wait)
                 if chunk is not None:
+                    view.set_level(level_dbfs(chunk.as_array()))
                     session.feed(chunk)
                 else:
                     session.advance_to(clock.now())
-                status = mic.poll_status() if hasattr(mic, "poll_status") else None
-                if status:
-                    events.write(clock.now(), "warning", text=status)
+                for status in mic.poll_status():
+                    events.write(status.t, "warning", text=status.message)
     finally:
         mic.close()
         speaker.close()
+        view.stop()
+        if recorder is not None:
+            recorder.finish(clock.now())
     return 0

@@ -60,3 +60,37 @@ def chime(volume: float = 1.0, rate: int = SAMPLE_RATE) -> np.ndarray:
     peak = float(np.max(np.abs(out)))
     scale = (PEAK_AT_FULL_VOLUME * volume * 32767.0 / peak) if peak > 0 else 0.0
     return np.round(out * scale).astype(np.int16)
+
+
+class ChimeVoice:
+    """A voice that rings the chime before it speaks after a quiet spell.
+
+    Wraps any ``speaker.Voice``. When ``enabled()`` is true (night hours) and nothing has
+    been synthesised for ``quiet_s`` seconds on ``clock``, the utterance starts with the
+    chime and a short gap, so a sleeping partner hears a soft tone before a voice.
+    """
+
+    def __init__(self, voice, clock, enabled, *, quiet_s: float = 20.0, gap_s: float = 0.15) -> None:
+        self.voice = voice
+        self.clock = clock
+        self.enabled = enabled
+        self.quiet_s = quiet_s
+        self.gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.int16)
+        self._last: float | None = None
+
+    @property
+    def rate(self) -> int:
+        return self.voice.rate
+
+    @property
+    def volume(self) -> float:
+        return self.voice.volume
+
+    def synthesize(self, text: str) -> np.ndarray:
+        now = self.clock.now()
+        quiet = self._last is None or now - self._last >= self.quiet_s
+        self._last = now
+        audio = self.voice.synthesize(text)
+        if quiet and self.enabled():
+            return np.concatenate([chime(self.voice.volume), self.gap, audio])
+        return audio

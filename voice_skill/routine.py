@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from voice_skill.errors import RoutineError
+from voice_skill.speaker import estimate_seconds
 
 PRESSURES = ("none", "light", "moderate", "firm")
 PHASES = ("main", "aftercare")
@@ -26,7 +27,6 @@ MAX_SENTENCES_BEFORE_TIMER = 2
 MAX_HOLD_S = 120.0
 PLACEHOLDERS = ("calf", "leg")  # filled in by the coach: "{calf}" -> "left calf" or "calf"
 DEFAULT_WPM = 165.0  # the default speaking rate of ``voice-skill run --rate``
-SENTENCE_PAUSE_S = 0.2  # a synthesiser's pause after each sentence
 CUE_CLEARANCE_S = 2.0  # no pacing cue this close to a countdown mark or the release (as the coach)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # Safety rules for routines used during a cramp: a muscle in active spasm gets worse
@@ -261,17 +261,6 @@ def fill_placeholders(text: str, leg: str | None = None) -> str:
     return text.replace("{calf}", f"{side}calf").replace("{leg}", f"{side}leg")
 
 
-def estimate_speech_s(text: str, wpm: float = DEFAULT_WPM) -> float:
-    """Roughly how long a synthesiser takes to say ``text``: words at ``wpm``, plus a short
-    pause after each sentence. Zero for empty text."""
-    if wpm <= 0:
-        raise ValueError("wpm must be positive")
-    words = len(fill_placeholders(text).split())
-    if not words:
-        return 0.0
-    return words * 60.0 / wpm + SENTENCE_PAUSE_S * max(1, count_sentences(text))
-
-
 def hold_lines(step: Step, pace: float = 1.0) -> tuple[float, list[tuple[float, str, str]]]:
     """A step's hold length at ``pace`` and what is said during it, as the coach schedules
     them: (seconds remaining when due, text, kind), in the order they are due."""
@@ -322,7 +311,7 @@ def script(routine: Routine, *, pace: float = 1.0, wpm: float = DEFAULT_WPM,
         nonlocal free_at
         text = fill_placeholders(text, leg)
         start = max(due, free_at)
-        end = start + estimate_speech_s(text, wpm)
+        end = start + estimate_seconds(text, wpm)
         free_at = end
         lines.append(ScriptLine(round(start, 3), round(end, 3), kind, text, index, sid))
         return end

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from typing import IO, Callable, Iterable, Protocol
+from dataclasses import dataclass, replace
+from typing import IO, Callable, Iterable
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from voice_skill.audio import SAMPLE_RATE, AudioChunk
 from voice_skill.clock import Clock, VirtualClock
 from voice_skill.coach import CancelSpeech, Coach, Emit, Say
 from voice_skill.intents import Intent, IntentParser, tokens
+from voice_skill.speaker import Speaker, SpeechEvent
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +46,6 @@ class EventLog:
 
 
 # ---- speakers -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SpeechEvent:
-    kind: str  # started, finished, cancelled
-    utterance_id: int
-    t: float
-    text: str
-
-
-class Speaker(Protocol):
-    busy: bool
-
-    def say(self, text: str, utterance_id: int) -> None: ...
-
-    def cancel(self) -> None: ...
-
-    def poll(self) -> list[SpeechEvent]: ...
-
-    def close(self) -> None: ...
-
 
 @dataclass
 class _Utterance:
@@ -219,6 +200,7 @@ class Session:
         events: EventLog,
         guard: EchoGuard | None = None,
         echo_gain: float = 0.0,
+        input_to_clock: Callable[[float], float | None] | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.parser = parser
@@ -228,22 +210,33 @@ class Session:
         self.events = events
         self.guard = guard or EchoGuard()
         self.echo_gain = echo_gain
+        # Live input is stamped in stream time; this maps it onto the clock the speaker uses.
+        self.input_to_clock = input_to_clock
         self._early_pause = False  # a partial result paused the routine; the final decides
 
     # ---- feeding --------------------------------------------------------------------
 
     def feed(self, chunk: AudioChunk) -> None:
-        """Process one chunk of input audio (virtual or live)."""
-        self.advance_to(chunk.start_s)
+        """Process one chunk of input audio: on the virtual clock, time is the chunk's own."""
+        virtual = isinstance(self.clock, VirtualClock)
+        self.advance_to(chunk.start_s if virtual else self.clock.now())
         if self.echo_gain and isinstance(self.speaker, VirtualSpeaker):
             chunk = self._with_echo(chunk)
         hyps = self.recognizer.accept(chunk)
-        self.advance_to(chunk.end_s)
+        self.advance_to(chunk.end_s if virtual else self.clock.now())
         self.hear(hyps)
 
     def hear(self, hyps: Iterable[Hypothesis]) -> None:
         for hyp in hyps:
-            self._on_hypothesis(hyp)
+            self._on_hypothesis(self._on_clock(hyp))
+
+    def _on_clock(self, hyp: Hypothesis) -> Hypothesis:
+        if self.input_to_clock is None:
+            return hyp
+        start = self.input_to_clock(hyp.start_s)
+        if start is None:
+            return hyp
+        return replace(hyp, start_s=start, end_s=start + (hyp.end_s - hyp.start_s))
 
     def end_of_stream(self, limit_s: float = 3600.0) -> None:
         """The recording ended: finish the last utterance, then let the routine run out on
@@ -258,6 +251,10 @@ class Session:
         self._pump()
 
     # ---- time -----------------------------------------------------------------------
+
+    def next_due(self) -> float | None:
+        """When something is next due (a timer, the end of an utterance), or None."""
+        return self._next_due()
 
     def _next_due(self) -> float | None:
         times = [self.coach.next_deadline()]
