@@ -25,8 +25,8 @@ class ScriptedRecognizer:
         self.script = [Hypothesis(item[1], 0.9, item[0] - 0.5, item[0], *item[2:]) for item in script]
 
     def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
-        due = [h for h in self.script if h.end_s <= chunk.end_s]
-        self.script = [h for h in self.script if h.end_s > chunk.end_s]
+        due = [h for h in self.script if h.end_s <= chunk.end_s + 1e-9]
+        self.script = [h for h in self.script if h.end_s > chunk.end_s + 1e-9]
         return due
 
     def flush(self) -> list[Hypothesis]:

@@ -25,6 +25,7 @@ from voice_skill.speaker import Speaker, SpeechEvent
 log = logging.getLogger(__name__)
 
 SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
+FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
 
 
 # ---- event log ----------------------------------------------------------------------
@@ -213,11 +214,35 @@ class Session:
         # Live input is stamped in stream time; this maps it onto the clock the speaker uses.
         self.input_to_clock = input_to_clock
         self._early_pause = False  # a partial result paused the routine; the final decides
+        self._carry = b""  # input not yet fed: less than one frame
+        self._origin_s: float | None = None  # input time of the frame grid's first sample
+        self._carried = 0  # samples fed since the origin
 
     # ---- feeding --------------------------------------------------------------------
 
     def feed(self, chunk: AudioChunk) -> None:
-        """Process one chunk of input audio: on the virtual clock, time is the chunk's own."""
+        """Process a chunk of input audio of any size.
+
+        It is cut into fixed frames first, so the recognizer sees the same frames and the
+        clock stops at the same instants whatever the caller's chunk size: the same
+        recording in 20 ms or 100 ms chunks gives the same events.
+        """
+        if self._origin_s is None or abs(chunk.start_s - self._time_at(self._carried + len(self._carry) // 2)) > 1e-6:
+            # the first chunk, or a gap in the input: start a new frame grid here
+            self._origin_s, self._carried, self._carry = chunk.start_s, 0, b""
+        self._carry += chunk.audio
+        frame_bytes = FRAME_SAMPLES * 2
+        usable = len(self._carry) - len(self._carry) % frame_bytes
+        for offset in range(0, usable, frame_bytes):
+            self._feed_frame(AudioChunk(self._carry[offset:offset + frame_bytes], self._time_at(self._carried)))
+            self._carried += FRAME_SAMPLES
+        self._carry = self._carry[usable:]
+
+    def _time_at(self, sample: int) -> float:
+        """Seconds of input at a sample count since the grid's origin (exact: no summed steps)."""
+        return self._origin_s + sample / SAMPLE_RATE
+
+    def _feed_frame(self, chunk: AudioChunk) -> None:
         virtual = isinstance(self.clock, VirtualClock)
         self.advance_to(chunk.start_s if virtual else self.clock.now())
         if self.echo_gain and isinstance(self.speaker, VirtualSpeaker):
@@ -241,6 +266,9 @@ class Session:
     def end_of_stream(self, limit_s: float = 3600.0) -> None:
         """The recording ended: finish the last utterance, then let the routine run out on
         the virtual clock, as if the room had gone quiet."""
+        if self._carry:
+            self._feed_frame(AudioChunk(self._carry, self._time_at(self._carried)))
+            self._carry = b""
         self.hear(self.recognizer.flush())
         stop_at = self.clock.now() + limit_s
         while self.coach.active or self.speaker.busy:
