@@ -67,6 +67,12 @@ def speech(tmp_path_factory):
     return out
 
 
+def spoken(samples: np.ndarray) -> np.ndarray:
+    """A word without the trailing silence espeak-ng adds (longer than the endpoint window)."""
+    loud = np.nonzero(np.abs(samples.astype(np.int32)) > 300)[0]
+    return samples[: loud[-1] + 1] if len(loud) else samples
+
+
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.int16)
 
@@ -202,8 +208,9 @@ def test_reset_between_utterances(ko_model, speech):
 @needs_espeak
 def test_set_phrases_waits_for_utterance_boundary(ko_model, speech):
     rec = VoskRecognizer(PHRASES, ko_model)
-    for c in chunks(np.concatenate([silence(0.3), speech[CAT][:4000]]), 0.05):
+    for c in chunks(np.concatenate([silence(0.3), spoken(speech[CAT])]), 0.05):
         rec.accept(c)
+    assert rec._in_utterance()  # the word is still being decoded: no final result yet
     rec.set_phrases([STOP, LEFT])  # mid-utterance: deferred, must not abort
     assert CAT in rec.phrases
     rec.reset()
@@ -215,16 +222,17 @@ def test_set_phrases_waits_for_utterance_boundary(ko_model, speech):
 @needs_model
 @needs_espeak
 def test_non_phrase_speech_is_rejected_not_forced(ko_model, speech, caplog):
-    # Two two-word phrases. Vosk's bigram grammar lets "멈춰 ... 왼쪽" through although it
-    # is no phrase (the pause between is too short for an endpoint inside a phrase);
-    # the whole-phrase check turns it into rejected speech.
+    # Two two-word phrases. Vosk's bigram grammar lets "멈춰 왼쪽" through although it is
+    # no phrase (said in one breath, it is one utterance); the whole-phrase check turns it
+    # into rejected speech.
     rec = VoskRecognizer([f"{STOP} {GO_ON}", f"{CAT} {LEFT}"], ko_model)
-    audio = np.concatenate([silence(0.4), speech[STOP], silence(1.3), speech[LEFT], silence(1.3)])
+    audio = np.concatenate([silence(0.4), spoken(speech[STOP]), silence(0.1), speech[LEFT], silence(1.3)])
+    said_until = (0.4 * SAMPLE_RATE + len(spoken(speech[STOP])) + 0.1 * SAMPLE_RATE + len(spoken(speech[LEFT]))) / SAMPLE_RATE
     with caplog.at_level("DEBUG", logger="voice_skill.asr.vosk_backend"):
         out = run(rec, audio, 0.05)
     assert [(h.text, h.confidence) for _, h in out] == [("", 0.0)]
     assert "rejected speech" in caplog.text
-    assert out[0][1].start_s < 0.6 and out[0][1].end_s > 2.0
+    assert out[0][1].start_s < 0.6 and out[0][1].end_s > said_until - 0.3
 
 
 # ------------------------------------------------------------------ broken model folders
