@@ -145,9 +145,10 @@ class EchoGuard:
 
     It knows when the speaker was playing and what it said. A hypothesis that overlaps
     the skill's own speech (plus a tail for room echo and device latency) is ignored if it
-    would start a routine, or if the command it carries is made of words the skill was
-    saying at that moment. A command the skill was not saying gets through: that is
-    barge-in.
+    would start a routine, if the command it carries is made of words the skill was saying
+    at that moment, or if it holds anything besides the command (the recognizer turning
+    the skill's own sentence into words). A command said on its own, that the skill was not
+    saying, gets through: that is barge-in.
     """
 
     def __init__(self, tail_s: float = 0.5, keep_s: float = 60.0) -> None:
@@ -184,6 +185,8 @@ class EchoGuard:
         phrase_words = set(intent.phrase.split())
         if any(phrase_words <= words for words in overlapping):
             return "own voice"
+        if tokens(hyp.text) != tuple(intent.phrase.split()):
+            return "mixed with own voice"
         return None
 
 
