@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -360,8 +360,16 @@ class VoskRecognizer:
             out.extend(self._feed(speech))
         if self._in_segment and not self._ep.in_speech:
             self._in_segment = False
-            out.extend(self._final(self._rec.FinalResult()))
+            out.extend(self._segment_final(round(self._origin_s + self._ep.speech_end, 3)))
         return out
+
+    def _segment_final(self, end_s: float) -> list[Hypothesis]:
+        """The final result of a speech segment, timed by the segment itself: Vosk's word
+        times differ by up to 0.15 s between runs on identical audio, the endpointer's
+        bounds do not."""
+        start_s = self._anchor_s
+        return [replace(h, start_s=start_s, end_s=max(start_s, end_s))
+                for h in self._final(self._rec.FinalResult())]
 
     def flush(self) -> list[Hypothesis]:
         out: list[Hypothesis] = []
@@ -370,7 +378,7 @@ class VoskRecognizer:
             out.extend(self._segment(self._ep.end_stream(tail)))
             if self._in_segment:
                 self._in_segment = False
-                out.extend(self._final(self._rec.FinalResult()))
+                out.extend(self._segment_final(round(self._origin_s + self._ep.speech_end, 3)))
         self._reset_stream()
         self._apply_pending_phrases()
         return out
