@@ -7,7 +7,8 @@ out by hand from the test routine in tests/scripted.py.
 import pytest
 
 from tests.scripted import first, routine, run_script, says
-from voice_skill.coach import PACE_MAX, TEN_MINUTES_S
+from voice_skill.coach import PACE_MAX, TEN_MINUTES_S, Messages
+from voice_skill.intents import IntentParser
 
 
 def said_at(events, text):
@@ -50,7 +51,7 @@ def test_pause_freezes_the_countdown_exactly():
     assert said_at(events, "Release.")[0] == pytest.approx(start + 40.0 + 8.0)
     # nothing of the routine was said while paused
     paused_lines = [s for t, s in says(events) if start + 7.0 <= t < start + 40.0]
-    assert paused_lines == ["Paused. Say resume when you're ready."]
+    assert paused_lines == [Messages.load()["paused"]]
 
 
 def test_pause_while_speaking_cuts_off_and_resume_says_it_again():
@@ -174,3 +175,12 @@ def test_a_partial_stop_that_the_final_result_denies_is_undone():
     assert first(events, "routine", state="resumed")["t"] == 2.4
     assert not [e for e in events if e["event"] == "routine" and e["state"] == "stopped"]
     assert first(events, "routine", state="finished")
+
+
+def test_the_coachs_own_lines_carry_no_command_or_trigger():
+    """The skill hears itself: a reply that said "resume" would hide a user's "resume"
+    spoken over it. Only the help text names commands, by design."""
+    parser = IntentParser()
+    for key, text in Messages.load().texts.items():
+        if key != "help":
+            assert parser.parse(text) is None, f"messages.{key} would be heard as {parser.parse(text)}"

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 from voice_skill import NOTICE
 
+from voice_skill.aec import EchoCanceller
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio import AudioChunk, iter_wav_chunks
 from voice_skill.clock import RealClock, VirtualClock, local_hour_fraction
@@ -131,7 +132,8 @@ def run_file(path: str, options: RunOptions, events_stream: IO[str] | None,
     speaker = VirtualSpeaker(clock, _virtual_renderer(options, events))
     session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options),
                       speaker=speaker, clock=clock, events=events, guard=EchoGuard(),
-                      echo_gain=options.echo_gain)
+                      echo_gain=options.echo_gain,
+                      echo_canceller=EchoCanceller() if options.speaker == "tts" else None)
     if first is not None:
         session.feed(first)
         for chunk in chunks:
@@ -166,22 +168,26 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     from voice_skill.chime import ChimeVoice
     from voice_skill.journal import JournalRecorder
     from voice_skill.live import MicrophoneSource, check_input_device
-    from voice_skill.screen import level_dbfs, make_view
+    from voice_skill.screen import make_view
     from voice_skill.speaker import open_speaker
+    from voice_skill.supervise import SupervisedRecognizer
 
     check_input_device(input_device)  # no microphone: one sentence, before any model loads
     routines = options.routines or builtin_routines()
     table = options.phrases or PhraseTable.load()
-    recognizer, description = make_recognizer(options, table.phrases())
+    first, description = make_recognizer(options, table.phrases())
     announce(f"Cramp coach: listening with {description}. {NOTICE}")
     clock = RealClock()
     wall_origin = datetime.now()
     events = EventLog(events_stream)
     view = make_view(Console(stderr=True) if console_to_stderr else None, clock=clock, routines=routines)
     events.listeners.append(view)
-    events.write(clock.now(), "engine", asr=recognizer.name, detail=description)
-    for word in getattr(recognizer, "missing_words", ()) or ():
+    events.write(clock.now(), "engine", asr=first.name, detail=description)
+    for word in getattr(first, "missing_words", ()) or ():
         events.write(clock.now(), "warning", text=f"the speech model lacks the word '{word}'")
+    # A recognizer that raises or hangs is rebuilt; listening goes on.
+    recognizer = SupervisedRecognizer(lambda: make_recognizer(options, table.phrases())[0],
+                                      lambda text: events.write(clock.now(), "warning", text=text), first=first)
 
     def night_now() -> bool:
         hour = local_hour_fraction()
@@ -193,7 +199,12 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
                                     wrap=lambda voice: ChimeVoice(voice, clock, night_now))
     if warning:
         events.write(clock.now(), "warning", text=warning)
-    mic = MicrophoneSource(device=input_device, clock=clock)
+    try:
+        mic = MicrophoneSource(device=input_device, clock=clock)
+    except BaseException:
+        speaker.close()
+        recognizer.close()
+        raise
     session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options),
                       speaker=speaker, clock=clock, events=events, guard=EchoGuard(), input_to_clock=mic.to_clock)
     recorder = None
@@ -205,21 +216,36 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     view.start()
     try:
         with Stopper() as stopper:
-            while not stopper.event.is_set():
-                due = session.next_due()
-                wait = LIVE_POLL_S if due is None else min(LIVE_POLL_S, max(0.0, due - clock.now()))
-                chunk = mic.read(timeout=wait)
-                if chunk is not None:
-                    view.set_level(level_dbfs(chunk.as_array()))
-                    session.feed(chunk)
-                else:
-                    session.advance_to(clock.now())
-                for status in mic.poll_status():
-                    events.write(status.t, "warning", text=status.message)
+            _live_loop(session, mic, speaker, view, events, stopper.event)
     finally:
         mic.close()
         speaker.close()
+        recognizer.close()
         view.stop()
         if recorder is not None:
             recorder.finish(clock.now())
     return 0
+
+
+def _live_loop(session: Session, mic, speaker, view, events: EventLog, stop: threading.Event) -> None:
+    """Feed the microphone to the session until ``stop`` is set; report device changes."""
+    from voice_skill.screen import level_dbfs
+
+    clock = session.clock
+    poll_output = getattr(speaker, "poll_status", None)
+    while not stop.is_set():
+        due = session.next_due()
+        wait = LIVE_POLL_S if due is None else min(LIVE_POLL_S, max(0.0, due - clock.now()))
+        chunk = mic.read(timeout=wait)
+        if chunk is not None:
+            view.set_level(level_dbfs(chunk.as_array()))
+            session.feed(chunk)
+        else:
+            session.advance_to(clock.now())
+        for status in mic.poll_status():
+            if status.kind == "restored":
+                session.recognizer.reset()  # half an utterance from before the outage means nothing
+            events.write(status.t, "warning" if status.kind == "lost" else "device", text=status.message)
+        if poll_output is not None:
+            for status in poll_output():
+                events.write(status.t, "device" if status.kind == "restored" else "warning", text=status.message)

@@ -15,6 +15,7 @@ from typing import IO, Callable, Iterable
 
 import numpy as np
 
+from voice_skill.aec import EchoCanceller, simulated_room
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.audio import SAMPLE_RATE, AudioChunk
 from voice_skill.clock import Clock, VirtualClock
@@ -64,8 +65,8 @@ class VirtualSpeaker:
     """Speech on the virtual clock: each utterance takes as long as it would aloud.
 
     ``render`` gives an utterance's length (seconds) and, when a real voice is used, its
-    samples; with samples the speaker can also play them back into the microphone path
-    (``echo``) to test that the skill does not obey itself.
+    samples; with samples the speaker can say what it ``played`` at any moment, which the
+    echo canceller needs and the room simulation of the self-hearing tests uses.
     """
 
     def __init__(self, clock: VirtualClock, render: Callable[[str], tuple[float, np.ndarray | None]]) -> None:
@@ -117,9 +118,9 @@ class VirtualSpeaker:
         self._done = [u for u in self._done if u.end_s > now - 5.0]
         return [e for _, _, e in sorted(events, key=lambda item: (item[0], item[1]))]
 
-    def echo(self, start_s: float, n_samples: int) -> np.ndarray | None:
-        """The skill's own speech as it would reach the microphone between start_s and
-        start_s + n_samples, or None when it was silent."""
+    def played(self, start_s: float, n_samples: int) -> np.ndarray | None:
+        """What the loudspeaker played from ``start_s`` for ``n_samples`` (float samples in
+        int16 units), or None when it was silent."""
         out = None
         for u in self._done + self._queue:
             if u.audio is None or u.end_s <= start_s:
@@ -133,6 +134,10 @@ class VirtualSpeaker:
                 out = np.zeros(n_samples, dtype=np.float32)
             out[lo - first:hi - first] += u.audio[lo:hi]
         return out
+
+    def played_until(self) -> float:
+        """When the last utterance played so far ends (for the echo tail)."""
+        return max([u.end_s for u in self._done + self._queue] or [0.0])
 
     def close(self) -> None:
         self._queue.clear()
@@ -205,6 +210,7 @@ class Session:
         guard: EchoGuard | None = None,
         echo_gain: float = 0.0,
         input_to_clock: Callable[[float], float | None] | None = None,
+        echo_canceller: EchoCanceller | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.parser = parser
@@ -214,6 +220,8 @@ class Session:
         self.events = events
         self.guard = guard or EchoGuard()
         self.echo_gain = echo_gain
+        self._room = simulated_room() if echo_gain else None
+        self.echo_canceller = echo_canceller
         # Live input is stamped in stream time; this maps it onto the clock the speaker uses.
         self.input_to_clock = input_to_clock
         self._early_pause = False  # a partial result paused the routine; the final decides
@@ -250,6 +258,8 @@ class Session:
         self.advance_to(chunk.start_s if virtual else self.clock.now())
         if self.echo_gain and isinstance(self.speaker, VirtualSpeaker):
             chunk = self._with_echo(chunk)
+        if self.echo_canceller is not None:
+            chunk = self._cancel_echo(chunk)
         hyps = self.recognizer.accept(chunk)
         self.advance_to(chunk.end_s if virtual else self.clock.now())
         self.hear(hyps)
@@ -381,9 +391,24 @@ class Session:
         self.events.write(self.clock.now(), "heard", **fields)
 
     def _with_echo(self, chunk: AudioChunk) -> AudioChunk:
-        echo = self.speaker.echo(chunk.start_s, chunk.samples)
-        if echo is None:
+        """Simulate a room: the skill's own speech reaches the microphone through a delay
+        and a decaying tail of reflections (file input, for the self-hearing tests)."""
+        tail = len(self._room) - 1
+        played = self.speaker.played(chunk.start_s - tail / SAMPLE_RATE, chunk.samples + tail)
+        if played is None:
             return chunk
-        mixed = chunk.as_array().astype(np.float32) + echo * self.echo_gain
-        audio = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
-        return AudioChunk(audio, chunk.start_s)
+        size = 1 << int(np.ceil(np.log2(len(played) + tail + 1)))
+        echo = np.fft.irfft(np.fft.rfft(played, size) * np.fft.rfft(self._room, size), size)[tail:tail + chunk.samples]
+        mixed = chunk.as_array().astype(np.float64) + echo * self.echo_gain
+        return AudioChunk(np.clip(np.round(mixed), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)
+
+    def _cancel_echo(self, chunk: AudioChunk) -> AudioChunk:
+        played = getattr(self.speaker, "played", None)
+        if played is None or chunk.samples != self.echo_canceller.block:
+            return chunk
+        start = chunk.start_s if self.input_to_clock is None else self.input_to_clock(chunk.start_s)
+        ref = played(start, chunk.samples) if start is not None else None
+        if ref is None and not self.echo_canceller.active:
+            return chunk
+        cleaned = self.echo_canceller.process(chunk.as_array().astype(np.float64), ref)
+        return AudioChunk(np.clip(np.round(cleaned), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)
