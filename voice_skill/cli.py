@@ -13,7 +13,8 @@ import os
 import sys
 from typing import IO, Iterator, Sequence
 
-from voice_skill import NOTICE, __version__, history_cli, models_cli, routines_cli, service_cli, settings, settings_cli
+from voice_skill import (NOTICE, __version__, devices_cli, history_cli, models_cli, routines_cli, service_cli, settings,
+                         settings_cli)
 from voice_skill.errors import UsageError, VoiceSkillError
 
 log = logging.getLogger("voice_skill")
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    for module in (routines_cli, models_cli, settings_cli, history_cli, service_cli):
+    for module in (routines_cli, models_cli, settings_cli, history_cli, service_cli, devices_cli):
         module.add_parser(sub)
     return parser
 

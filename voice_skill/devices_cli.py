@@ -1,0 +1,116 @@
+"""``voice-skill devices`` and ``voice-skill check``: is the microphone and speaker right?
+
+``devices`` lists inputs and outputs with the defaults marked. ``check`` does, in one
+step, what a user would otherwise try by hand: speaks a test sentence, records three
+seconds, shows the input level and what the recognizer made of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+import numpy as np
+
+from voice_skill.errors import DeviceError
+
+CHECK_SENTENCE = "This is Cramp coach. After the tone, say calf cramp."
+RECORD_S = 3.0
+
+
+def _sounddevice() -> Any:
+    from voice_skill.live import _import_sounddevice
+
+    return _import_sounddevice()
+
+
+def list_devices(out: TextIO) -> int:
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+        default_in, default_out = sd.default.device
+    except sd.PortAudioError as exc:
+        raise DeviceError(f"cannot list audio devices: {exc}") from None
+    rows = []
+    for index, dev in enumerate(devices):
+        kinds = []
+        if dev["max_input_channels"] > 0:
+            kinds.append("input" + (" (default)" if index == default_in else ""))
+        if dev["max_output_channels"] > 0:
+            kinds.append("output" + (" (default)" if index == default_out else ""))
+        rows.append((index, dev["name"], ", ".join(kinds), int(dev["default_samplerate"])))
+    if not rows:
+        print("No audio devices found.", file=out)
+        return 0
+    width = max(len(r[1]) for r in rows)
+    for index, name, kinds, rate in rows:
+        print(f"{index:>3}  {name:<{width}}  {kinds:<32}  {rate} Hz", file=out)
+    print("\nChoose one with a fragment of its name: voice-skill run --input-device NAME --output-device NAME",
+          file=out)
+    return 0
+
+
+def describe_level(dbfs: float) -> str:
+    if dbfs < -60:
+        return "silent: is the microphone muted or the wrong one?"
+    if dbfs < -45:
+        return "very quiet: move closer or raise the input gain"
+    if dbfs > -3:
+        return "clipping: lower the input gain"
+    return "good"
+
+
+def run_check(input_device: str | None, output_device: str | None, out: TextIO) -> int:
+    """Speak, record, report. Returns 0 when both directions worked."""
+    from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer
+    from voice_skill.audio import AudioChunk
+    from voice_skill.chime import chime
+    from voice_skill.intents import IntentParser, PhraseTable
+    from voice_skill.live import check_input_device
+    from voice_skill.screen import level_dbfs
+    from voice_skill.speaker import Pyttsx3Voice
+
+    sd = _sounddevice()
+    ok = True
+    try:
+        speech = Pyttsx3Voice().synthesize(CHECK_SENTENCE)
+        sd.play(np.concatenate([speech, chime()]).astype(np.int16), 16000, device=output_device, blocking=True)
+        print(f"speaker:    played a test sentence ({len(speech) / 16000:.1f} s)", file=out)
+    except (DeviceError, sd.PortAudioError, ValueError) as exc:
+        ok = False
+        print(f"speaker:    failed: {exc}", file=out)
+    check_input_device(input_device)
+    print(f"microphone: recording {RECORD_S:g} seconds, say \"calf cramp\"...", file=out, flush=True)
+    try:
+        recording = sd.rec(int(RECORD_S * 16000), samplerate=16000, channels=1, dtype="int16",
+                           device=input_device, blocking=True)[:, 0]
+    except (sd.PortAudioError, ValueError) as exc:
+        raise DeviceError(f"the microphone could not record: {exc}") from None
+    dbfs = level_dbfs(recording)
+    print(f"input level: {dbfs:.0f} dBFS ({describe_level(dbfs)})", file=out)
+    table = PhraseTable.load()
+    recognizer = PocketSphinxRecognizer(table.phrases())
+    hyps = recognizer.accept(AudioChunk(recording.astype("<i2").tobytes(), 0.0)) + recognizer.flush()
+    heard = " / ".join(h.text for h in hyps if h.text) or "nothing"
+    intents = [i.name for i in (IntentParser(table).parse(h.text) for h in hyps) if i]
+    print(f"recognised: {heard}" + (f" (means: {', '.join(intents)})" if intents else ""), file=out)
+    if dbfs < -60:
+        ok = False
+    return 0 if ok else 1
+
+
+def add_parser(subparsers) -> None:
+    devices = subparsers.add_parser("devices", help="list microphones and loudspeakers, defaults marked")
+    devices.set_defaults(func=lambda args: list_devices(sys.stdout))
+    check = subparsers.add_parser("check", help="speak a test sentence, record 3 s, show the level and what was heard")
+    check.add_argument("--input-device", metavar="NAME", help="microphone (a fragment of its name)")
+    check.add_argument("--output-device", metavar="NAME", help="loudspeaker (a fragment of its name)")
+    check.set_defaults(func=lambda args: run_check(args.input_device, args.output_device, sys.stdout))
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a convenience
+    parser = argparse.ArgumentParser(prog="voice-skill")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
