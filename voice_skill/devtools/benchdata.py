@@ -8,7 +8,7 @@ so ``scripts/bench.py`` can reuse them for other backends.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -74,6 +74,27 @@ ORDINARY: list[str] = [
     "the clamp held the boards together",
     "the ramp leads up to the front door",
     "the car needs new tires before winter",
+    # near misses: words that sound like the triggers, used honestly in ordinary speech
+    "the cramped apartment had only one window",
+    "we pushed the bike up a car ramp",
+    "my calf muscles feel strong after the run",
+    "the kids went to summer camp in june",
+    "don't cram everything into one suitcase",
+    "a newborn calf stood next to its mother",
+    "she has a horse named charlie",
+    "the clamps are on the workbench",
+    "he cracked a joke during lunch",
+    "the campfire kept everyone warm",
+    "my leg is much better since the surgery",
+    "the crabs were cooked with garlic and butter",
+    "a tram runs along the harbour every hour",
+    "the champ kept his belt after twelve rounds",
+    "we crammed six people into the small car",
+    "the river bank was steep and muddy",
+    "please hand me the stapler on the desk",
+    "the old barn needs a new roof",
+    "my grandmother grows tomatoes and beans",
+    "the flight was delayed by two hours",
 ]
 
 #: Voices used for recall (all of ``speechgen.VOICES``).
@@ -125,6 +146,11 @@ def intents_of(hyps: Iterable[Hypothesis], parser: IntentParser | None = None) -
     return out
 
 
+def family(voice: str) -> str:
+    """``"espeak:en-us+m3"`` -> ``"espeak"``."""
+    return voice.split(":", 1)[0]
+
+
 @dataclass
 class RecallResult:
     condition: str
@@ -133,10 +159,19 @@ class RecallResult:
     cpu_s: float
     audio_s: float
     misses: list[tuple[str, str, str]]
+    by_family: dict[str, tuple[int, int]] = field(default_factory=dict)  # family -> (hits, total)
+    latencies_s: list[float] = field(default_factory=list)  # hypothesis end - phrase end, per hit
 
     @property
     def recall(self) -> float:
         return self.hits / self.total if self.total else 0.0
+
+    def family_recall(self, name: str) -> tuple[int, int]:
+        return self.by_family.get(name, (0, 0))
+
+    @property
+    def median_latency_s(self) -> float | None:
+        return float(np.median(self.latencies_s)) if self.latencies_s else None
 
 
 def measure_recall(
@@ -160,6 +195,8 @@ def measure_recall(
     cpu = 0.0
     audio = 0.0
     misses = []
+    by_family: dict[str, list[int]] = {}
+    latencies: list[float] = []
     pad = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.int16)
     noise_bank = None
     if snr_db is not None:
@@ -177,12 +214,17 @@ def measure_recall(
         cpu += dt
         audio += len(x) / SAMPLE_RATE
         got = [h for h, i in zip(hyps, intents_of(hyps, parser)) if i == intent and h.end_s > start and h.start_s < end + 0.5]
+        fam = by_family.setdefault(family(u.voice), [0, 0])
+        fam[1] += 1
         if got:
             hits += 1
+            fam[0] += 1
+            latencies.append(got[0].end_s - end)
         else:
             misses.append((u.text, u.voice, " | ".join(h.text for h in hyps)))
     cond = "clean" if snr_db is None else f"{noise} {snr_db:g} dB"
-    return RecallResult(cond, hits, len(utts), cpu, audio, misses)
+    return RecallResult(cond, hits, len(utts), cpu, audio, misses,
+                        {k: (a, b) for k, (a, b) in by_family.items()}, latencies)
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""The built-in PocketSphinx recognizer, on real speech generated at test time (espeak-ng, flite)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pocketsphinx")
+
+from voice_skill.asr.base import Recognizer  # noqa: E402
+from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: E402
+from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.devtools import benchdata, speechgen  # noqa: E402
+from voice_skill.errors import ModelError, RecognizerError  # noqa: E402
+from voice_skill.intents import IntentParser, PhraseTable  # noqa: E402
+
+needs_tts = pytest.mark.skipif(not shutil.which("flite") or not shutil.which("espeak-ng"),
+                               reason="needs the flite and espeak-ng programs")
+
+TRIGGER_VOICES = ["flite:slt", "flite:awb", "flite:kal16", "espeak:en-us+f2@150"]
+COMMAND_VOICES = ["flite:slt", "flite:awb"]
+
+# Phrases the built-in model does not recognise reliably in a command voice, with what it
+# heard when measured (scripts/bench_asr.py era of trigger verification). Listed on purpose:
+# a miss or confusion of one of these does not fail the test, every other phrase must come
+# back as its own intent, and the list itself may not grow (see the count check).
+KNOWN_HARD: dict[str, dict[str, str]] = {
+    "flite:slt": {
+        "cancel": "heard 'can still' (fillers win)",
+        "quit": "heard 'who wait' -> pause",
+        "wait": "heard 'lake' (filler/confuser wins)",
+        "hurry up": "heard 'carry on' -> resume",
+    },
+    "flite:awb": {
+        "it is hot": "heard 'a does help' -> help",
+        "hold on": "heard 'goal go on' -> next",
+        "slow down": "heard 'so done' -> done",
+        "faster": "heard 'too fast took' -> slower",
+        "commands": "heard 'come a next' -> next",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def table() -> PhraseTable:
+    return PhraseTable.load()
+
+
+@pytest.fixture(scope="module")
+def parser(table: PhraseTable) -> IntentParser:
+    return IntentParser(table)
+
+
+@pytest.fixture(scope="module")
+def rec(table: PhraseTable) -> PocketSphinxRecognizer:
+    return PocketSphinxRecognizer(table.phrases())
+
+
+def run(rec: PocketSphinxRecognizer, samples: np.ndarray, chunk_s: float = 0.1):
+    rec.reset()
+    hyps, _ = benchdata.run_recognizer(rec, samples, chunk_s)
+    return hyps
+
+
+def test_implements_protocol(rec: PocketSphinxRecognizer) -> None:
+    assert isinstance(rec, Recognizer)
+    assert rec.name == "pocketsphinx"
+
+
+def test_silence_gives_nothing(rec: PocketSphinxRecognizer) -> None:
+    assert run(rec, np.zeros(5 * SAMPLE_RATE, dtype=np.int16)) == []
+    assert run(rec, speechgen.pink_noise(3.0, seed=3) // 20) == []
+
+
+@needs_tts
+def test_trigger_family_in_several_voices(rec, parser) -> None:
+    texts = benchdata.TRIGGERS
+    hits: dict[str, int] = {t: 0 for t in texts}
+    misses = []
+    for voice in TRIGGER_VOICES:
+        comp = speechgen.compose([s for t in texts for s in (speechgen.Say(t, voice), 1.0)] , default_voice=voice)
+        hyps = run(rec, np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), comp.samples]))
+        for p in comp.phrases:
+            p_start, p_end = p.start_s + 0.5, p.end_s + 0.5
+            ok = any(h.end_s > p_start and h.start_s < p_end and (i := parser.parse(h.text)) and i.name == "start"
+                     for h in hyps)
+            hits[p.text] += ok
+            if not ok:
+                misses.append((p.text, voice))
+    total = len(texts) * len(TRIGGER_VOICES)
+    assert sum(hits.values()) >= 0.85 * total, f"missed {misses}"
+    assert all(hits.values()), f"some trigger phrase never recognised: {misses}"
+
+
+@needs_tts
+@pytest.mark.parametrize("voice", COMMAND_VOICES)
+def test_every_command_phrase(rec, parser, table, voice) -> None:
+    """Every intent phrase, said in a clear voice, comes back as its own intent."""
+    items = [(intent, " ".join(p)) for intent, phrases in table.intents for p in phrases]
+    comp = speechgen.compose([s for _, text in items for s in (speechgen.Say(text, voice), 1.2)], default_voice=voice)
+    hyps = run(rec, np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), comp.samples]))
+    wrong, missed = [], []
+    for (intent, text), p in zip(items, comp.phrases):
+        heard = [h for h in hyps if h.end_s > p.start_s + 0.5 + 0.05 and h.start_s < p.end_s + 0.5 - 0.05]
+        got = {i.name for h in heard if (i := parser.parse(h.text))}
+        hard = text in KNOWN_HARD.get(voice, {})
+        if intent not in got or (got - {intent} and intent != "start"):
+            (missed if hard else wrong).append((text, [h.text for h in heard]))
+    assert not wrong, f"{voice}: {len(wrong)} of {len(items)} phrases not recognised: {wrong}"
+    assert len(KNOWN_HARD.get(voice, {})) <= 5, "the known-hard list only shrinks"
+
+
+@needs_tts
+def test_ordinary_speech_does_not_start(rec, parser) -> None:
+    voices = ["flite:slt", "flite:rms", "espeak:en-us", "espeak:en-gb-x-rp+m3@145"]
+    sentences = benchdata.ORDINARY[:14] + ["decamp", "camp", "crab", "half", "clamp"]
+    bad = []
+    for voice in voices:
+        comp = speechgen.compose([s for t in sentences for s in (speechgen.Say(t, voice), 0.8)], default_voice=voice)
+        for h in run(rec, comp.samples):
+            intent = parser.parse(h.text)
+            if intent and intent.name == "start":
+                bad.append((voice, h.text))
+    assert not bad
+
+
+@needs_tts
+def test_chunk_size_invariance(table) -> None:
+    comp = speechgen.compose([0.7, ("calf cramp", "flite:slt"), 1.0, ("the weather is nice today", "espeak:en-us"),
+                              0.6, ("pause", "flite:awb"), 1.5])
+    x = speechgen.mix_at_snr(comp.samples, speechgen.pink_noise(comp.seconds, seed=1), 25)
+    # A fresh recognizer per chunking: the decoder's scores carry a little history.
+    a = run(PocketSphinxRecognizer(table.phrases()), x, 0.02)
+    b = run(PocketSphinxRecognizer(table.phrases()), x, 0.1)
+    c = run(PocketSphinxRecognizer(table.phrases()), x, 0.0371)
+    assert a and a == b == c
+
+
+@needs_tts
+def test_timing_and_latency(rec, parser) -> None:
+    comp = speechgen.compose([1.0, ("calf cramp", "flite:slt"), 3.0, ("my calf is cramping", "flite:awb"), 2.0])
+    rec.reset()
+    emitted = []
+    for chunk in speechgen.iter_array_chunks(comp.samples, 0.02):
+        for h in rec.accept(chunk):
+            emitted.append((h, chunk.end_s))
+    emitted += [(h, comp.seconds) for h in rec.flush()]
+    starts = [(h, t) for h, t in emitted if (i := parser.parse(h.text)) and i.name == "start"]
+    assert len(starts) == 2, emitted
+    for (h, t), phrase in zip(starts, comp.phrases):
+        assert abs(h.end_s - phrase.end_s) < 0.15, (h, phrase)
+        assert abs(h.start_s - phrase.start_s) < 0.25, (h, phrase)
+        assert t - phrase.end_s < 0.5, f"heard {t - phrase.end_s:.2f} s after the phrase ended"
+        assert 0.0 <= h.confidence <= 1.0
+
+
+@needs_tts
+def test_flush_finishes_an_utterance_cut_off_by_the_end(rec, parser) -> None:
+    comp = speechgen.compose([0.5, ("leg cramp", "flite:slt")])
+    rec.reset()
+    hyps = []
+    for chunk in speechgen.iter_array_chunks(comp.samples, 0.1):
+        hyps += rec.accept(chunk)
+    assert hyps == []
+    hyps = rec.flush()
+    assert [parser.parse(h.text).name for h in hyps] == ["start"]
+
+
+def test_unknown_word_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="zzxqv"):
+        PocketSphinxRecognizer(["calf cramp", "zzxqv"])
+    with pytest.raises(ModelError):
+        PocketSphinxRecognizer([])
+
+
+def test_wrong_audio_format_is_a_recognizer_error(rec) -> None:
+    from voice_skill.audio import AudioChunk
+
+    with pytest.raises(RecognizerError):
+        rec.accept(AudioChunk(b"\0\0" * 800, 0.0, rate=8000))
