@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from voice_skill.cli import main as cli_main
+
 from tests.scripted import routine, run_script
 from voice_skill import history_cli
 from voice_skill import journal as J
@@ -301,7 +303,7 @@ def test_cramp_days_counts_nights_not_episodes_and_ignores_the_future(journal):
 
 def history(argv):
     """``voice-skill history ARGS`` as main() runs it: errors are one line and an exit code."""
-    return history_cli.main(argv)
+    return cli_main(["history", *argv])
 
 
 def test_history_shows_a_table_and_one_bar_per_night(journal, capsys):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from voice_skill.cli import main as cli_main
+
 from voice_skill import routines_cli
 from voice_skill.coach import CancelSpeech, Coach, Emit, Messages, Say
 from voice_skill.errors import RoutineError
@@ -477,7 +479,7 @@ def test_cli_show_file_with_leg_and_pace(tmp_path, capsys):
 def test_cli_show_unknown_routine(capsys):
     with pytest.raises(RoutineError, match="no-such-routine"):
         _run(["show", "no-such-routine"])
-    assert routines_cli.main(["show", "no-such-routine"]) == 2
+    assert cli_main(["routines", "show", "no-such-routine"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no-such-routine" in err
 
@@ -495,7 +497,7 @@ def test_cli_validate_bad_file(tmp_path, capsys):
     with pytest.raises(RoutineError):
         _run(["validate", good, str(bad)])
     capsys.readouterr()
-    assert routines_cli.main(["validate", good, str(bad)]) == 2
+    assert cli_main(["routines", "validate", good, str(bad)]) == 2
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [f"{good}: ok"]
     err = captured.err.strip().splitlines()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill import service, service_cli
+from voice_skill.cli import main as cli_main
+
+from voice_skill import service
 from voice_skill.service import UNIT_NAME, render_unit
 
 COMMAND = ["/opt/coach/.venv/bin/voice-skill", "run"]
@@ -162,7 +164,7 @@ def home(tmp_path, monkeypatch):
 
 
 def cli(capsys, *args):
-    code = service_cli.main(list(args))
+    code = cli_main(["service", *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -281,7 +283,7 @@ def test_a_failing_systemctl_is_one_line_and_exit_1(home, fake_systemctl, capsys
 
 def test_the_command_runs_as_a_program(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "PATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "voice_skill.service_cli", "install", "--sound-server", "none"],
+    result = subprocess.run([sys.executable, "-m", "voice_skill", "service", "install", "--sound-server", "none"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "systemd/user" / UNIT_NAME).is_file()

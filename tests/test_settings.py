@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from voice_skill.cli import main as cli_main
+
 from voice_skill import settings as S
-from voice_skill import settings_cli
 from voice_skill.errors import UsageError
 
 
@@ -196,7 +197,7 @@ def test_config_show_prints_an_aligned_table_of_values_and_sources(clean_env, mo
     clean_env.parent.mkdir(parents=True)
     clean_env.write_text('rate = 120\nnight_start = "23:00"\n', encoding="utf-8")
     monkeypatch.setenv("VOICE_SKILL_VOLUME", "0.5")
-    assert settings_cli.main(["show", "--rate", "200", "--no-chime"]) == 0
+    assert cli_main(["config", "show", "--rate", "200", "--no-chime"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"Config file: {clean_env}"
     header, *table = lines[1:]
@@ -216,20 +217,20 @@ def test_config_show_prints_an_aligned_table_of_values_and_sources(clean_env, mo
 
 
 def test_config_show_without_a_file_says_so(clean_env, capsys):
-    assert settings_cli.main(["show"]) == 0
+    assert cli_main(["config", "show"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first == f"Config file: {clean_env} (does not exist; defaults used)"
 
 
 def test_config_show_bad_setting_is_one_line_and_exit_2(clean_env, monkeypatch, capsys):
     monkeypatch.setenv("VOICE_SKILL_RATE", "fast")
-    assert settings_cli.main(["show"]) == 2
+    assert cli_main(["config", "show"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "VOICE_SKILL_RATE" in err[0] and '"fast"' in err[0] and "80 to 400" in err[0]
 
 
 def test_config_path_prints_the_file_in_the_config_folder(clean_env, capsys):
-    assert settings_cli.main(["path"]) == 0
+    assert cli_main(["config", "path"]) == 0
     assert capsys.readouterr().out.strip() == str(clean_env)
 
 

@@ -7,7 +7,6 @@ seconds, shows the input level and what the recognizer made of it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any, TextIO
 
@@ -107,10 +106,3 @@ def add_parser(subparsers) -> None:
     check.add_argument("--input-device", metavar="NAME", help="microphone (a fragment of its name)")
     check.add_argument("--output-device", metavar="NAME", help="loudspeaker (a fragment of its name)")
     check.set_defaults(func=lambda args: run_check(args.input_device, args.output_device, sys.stdout))
-
-
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a convenience
-    parser = argparse.ArgumentParser(prog="voice-skill")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Sequence
 
-from voice_skill.errors import UsageError, VoiceSkillError
+from voice_skill.errors import UsageError
 from voice_skill.journal import Episode, Journal, journal_path, night_of
 
 log = logging.getLogger(__name__)
@@ -167,19 +167,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     history.add_argument("--now", type=_moment, default=None, help=argparse.SUPPRESS)  # testing: "now"
     history.set_defaults(func=cmd_history)
     return history
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``history ...`` on its own (``python -m voice_skill.history_cli --weeks 2``)."""
-    parser = argparse.ArgumentParser(prog="voice-skill")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["history", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except VoiceSkillError as exc:
-        print(f"voice-skill: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -129,17 +129,3 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dir", help=where)
     p.set_defaults(func=cmd_remove)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the models command on its own (``python -m voice_skill.models_cli ...``)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="voice-skill")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_parser(sub)
-    args = parser.parse_args(["models", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
-from voice_skill.errors import RoutineError, VoiceSkillError
+from voice_skill.errors import RoutineError
 from voice_skill.routine import (
     DEFAULT_WPM,
     Routine,
@@ -139,19 +137,3 @@ def cmd_validate(args: argparse.Namespace) -> int:
         load_routine(name)  # raises RoutineError naming the file, the step and the field
         print(f"{name}: ok")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``routines ...`` on its own (``python -m voice_skill.routines_cli list``)."""
-    parser = argparse.ArgumentParser(prog="voice-skill")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["routines", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except VoiceSkillError as exc:
-        print(f"voice-skill: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

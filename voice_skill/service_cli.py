@@ -156,17 +156,3 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _unit_options(p)
     p.set_defaults(func=cmd_unit)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the service command on its own (``python -m voice_skill.service_cli ...``)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="voice-skill")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_parser(sub)
-    args = parser.parse_args(["service", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

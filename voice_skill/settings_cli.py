@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
-from typing import Sequence
 
 from voice_skill import settings as settings_mod
-from voice_skill.errors import VoiceSkillError
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +61,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     path.add_argument("--config", metavar="PATH", default=None, help=argparse.SUPPRESS)
     path.set_defaults(func=cmd_path)
     return config
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``config ...`` on its own (``python -m voice_skill.settings_cli show``)."""
-    parser = argparse.ArgumentParser(prog="voice-skill")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["config", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except VoiceSkillError as exc:
-        print(f"voice-skill: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
