@@ -180,3 +180,34 @@ def test_wrong_audio_format_is_a_recognizer_error(rec) -> None:
 
     with pytest.raises(RecognizerError):
         rec.accept(AudioChunk(b"\0\0" * 800, 0.0, rate=8000))
+
+
+@needs_tts
+def test_trigger_decided_while_babble_goes_on(table, parser) -> None:
+    """In babble the VAD never sees silence; the trigger must still come out soon after the
+    phrase ends, long before the recording does (it used to wait for the end of the stream)."""
+    rec = PocketSphinxRecognizer(table.phrases())
+    comp = speechgen.compose([2.0, ("calf cramp", "flite:slt"), 6.0])
+    x = speechgen.mix_at_snr(comp.samples, speechgen.babble_noise(comp.seconds + 0.1, seed=0)[: len(comp.samples)], 20)
+    phrase = comp.phrases[0]
+    rec.reset()
+    emitted = []
+    for chunk in speechgen.iter_array_chunks(x, 0.02):
+        emitted += [(h, chunk.end_s) for h in rec.accept(chunk)]
+    starts = [(h, t) for h, t in emitted if (i := parser.parse(h.text)) and i.name == "start"]
+    assert starts, f"no trigger before the end of the stream: {[h.text for h, _ in emitted]}"
+    h, t = starts[0]
+    assert h.end_s > phrase.start_s and h.start_s < phrase.end_s + 0.3, (h, phrase)
+    assert t - phrase.end_s < 0.8, f"decided {t - phrase.end_s:.2f} s after the phrase ended"
+
+
+def test_long_segment_is_cut(table) -> None:
+    """A segment that never ends is decoded in pieces of at most ``max_segment_s``."""
+    rec = PocketSphinxRecognizer(table.phrases(), max_segment_s=3.0)
+    x = speechgen.babble_noise(9.0, seed=2)
+    rec.reset()
+    early = []
+    for chunk in speechgen.iter_array_chunks(x, 0.1):
+        early += [(h, chunk.end_s) for h in rec.accept(chunk)]
+    assert early, "nothing decoded before the end of 9 s without a pause"
+    assert all(h.end_s - h.start_s <= 3.0 + 0.2 for h, _ in early), early  # checked every 60 ms
