@@ -66,9 +66,9 @@ from voice_skill.clock import Clock
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RATE_WPM = 160
+DEFAULT_RATE_WPM = 165  # the one default speaking rate: settings, options and engine
 MIN_RATE_WPM = 80
-MAX_RATE_WPM = 450
+MAX_RATE_WPM = 400
 
 EventKind = Literal["started", "finished", "cancelled"]
 
@@ -169,6 +169,14 @@ def _quiet_print(*args: Any, **_kw: Any) -> None:
     log.debug("pyttsx3: %s", " ".join(str(a) for a in args))
 
 
+def check_voice_settings(rate: float, volume: float) -> None:
+    """Raise UsageError for a speech rate or volume the engine cannot use."""
+    if not MIN_RATE_WPM <= rate <= MAX_RATE_WPM:
+        raise UsageError(f"speech rate must be {MIN_RATE_WPM} to {MAX_RATE_WPM} words per minute, not {rate}")
+    if not 0.0 <= volume <= 1.0:
+        raise UsageError(f"speech volume must be between 0 and 1, not {volume}")
+
+
 class Pyttsx3Voice:
     """Synthesise speech with pyttsx3 into 16 kHz int16 samples. Plays nothing."""
 
@@ -192,10 +200,7 @@ class Pyttsx3Voice:
             gc.collect()
 
     def _validate(self) -> None:
-        if not MIN_RATE_WPM <= self.rate <= MAX_RATE_WPM:
-            raise UsageError(f"speech rate must be {MIN_RATE_WPM} to {MAX_RATE_WPM} words per minute, not {self.rate}")
-        if not 0.0 <= self.volume <= 1.0:
-            raise UsageError(f"speech volume must be between 0 and 1, not {self.volume}")
+        check_voice_settings(self.rate, self.volume)
 
     def _new_engine(self) -> Any:
         try:
@@ -304,17 +309,34 @@ def _import_sounddevice() -> Any:
     return sounddevice
 
 
+@dataclass(frozen=True)
+class OutputStatus:
+    """A change in the speech output's state, at ``t`` on the speaker's clock."""
+
+    kind: Literal["lost", "restored", "engine"]
+    t: float
+    message: str
+
+
 class SoundSpeaker:
     """Plays synthesised speech through a sounddevice callback stream on one thread.
 
     ``started`` is stamped when the first sample is handed to the device, ``finished``
     when the last sample has been heard (the device's output latency included), and
     ``cancelled`` when the cut is heard. The clock must run in real time.
+
+    Failures never stall a routine. If the output device stops taking audio, the
+    speaker reports it once through ``poll_status()``, prints the sentences to
+    ``fallback_stream`` on their estimated timing, and tries to reopen the device every
+    ``reopen_every_s`` seconds. If synthesis fails (see ``supervise.ProcessVoice`` for
+    the engine that hangs), that sentence is printed instead. ``close_voice`` is called
+    on ``close()`` first, so a synthesis in progress cannot hold shutdown up.
     """
 
     def __init__(self, voice: Voice, clock: Clock, device: int | str | None = None,
                  *, blocksize_s: float = 0.01, latency: str | float = "low",
-                 warmup_timeout_s: float = 4.0) -> None:
+                 warmup_timeout_s: float = 4.0, reopen_every_s: float = 2.0,
+                 fallback_stream: TextIO | None = None, close_voice: Callable[[], None] | None = None) -> None:
         self._voice = voice
         self._clock = clock
         self._events = _Events()
@@ -331,8 +353,19 @@ class SoundSpeaker:
         self._warm_after = 1 << 62
         self._warm = threading.Event()
         self.output_latency_s = 0.0
-        sd = _import_sounddevice()
-        self._stream, self.rate = self._open(sd, device, blocksize_s, latency)
+        self._device = device
+        self._blocksize_s = blocksize_s
+        self._latency = latency
+        self._warmup_timeout_s = warmup_timeout_s
+        self.reopen_every_s = reopen_every_s
+        self._fallback_stream = fallback_stream
+        self._close_voice = close_voice
+        self._status: list[OutputStatus] = []
+        self._status_lock = threading.Lock()
+        self._lost = False
+        self._next_reopen_t = 0.0
+        self._sd = _import_sounddevice()
+        self._stream, self.rate = self._open(self._sd, device, blocksize_s, latency)
         self.output_latency_s = float(self._stream.latency)
         self._wait_warm(blocksize_s, warmup_timeout_s)
         self.underflows = 0  # count only those after the start-up stall
@@ -372,7 +405,7 @@ class SoundSpeaker:
         stream and then stalls it for 0.3 to 1.7 s. Without this wait the first
         utterance starts that much late. A device that never pulls audio is unusable.
         """
-        self._warm_after = int((self.output_latency_s + 0.1) / blocksize_s) + 4
+        self._warm_after = self._callbacks + int((self.output_latency_s + 0.1) / blocksize_s) + 4
         if self._callbacks >= self._warm_after:
             self._warm.set()
         if not self._warm.wait(timeout_s):
@@ -380,6 +413,64 @@ class SoundSpeaker:
             self._stream.abort()
             self._stream.close()
             raise DeviceError(f"the audio output device is not playing (only {calls} callbacks in {timeout_s:g} s)")
+
+    def _report(self, kind: Literal["lost", "restored", "engine"], message: str) -> None:
+        status = OutputStatus(kind, self._clock.now(), message)
+        (log.info if kind == "restored" else log.warning)("speech output %s: %s", kind, message)
+        with self._status_lock:
+            self._status.append(status)
+
+    def poll_status(self) -> list[OutputStatus]:
+        """Changes in the output's state since the last call (lost, restored, engine trouble)."""
+        with self._status_lock:
+            items, self._status = self._status, []
+        return items
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        for action in (stream.abort, stream.close):
+            try:
+                action()
+            except Exception as exc:  # closing a lost device
+                log.debug("closing the output stream: %s", exc)
+
+    def _mark_lost(self, why: str) -> None:
+        self._close_stream()
+        if self._lost:
+            return
+        self._lost = True
+        self._next_reopen_t = self._clock.now() + self.reopen_every_s
+        self._report("lost", f"the speech output stopped working ({why}); printing instructions and trying to "
+                             f"reopen it every {self.reopen_every_s:g} s")
+
+    def _try_reopen(self) -> None:
+        now = self._clock.now()
+        if now < self._next_reopen_t:
+            return
+        self._next_reopen_t = now + self.reopen_every_s
+        try:
+            stream, rate = self._open(self._sd, self._device, self._blocksize_s, self._latency)
+        except Exception as exc:
+            log.debug("reopening the output failed: %s", exc)
+            return
+        self._stream, self.rate = stream, rate
+        self._resample = rate != SAMPLE_RATE
+        self.output_latency_s = float(stream.latency)
+        self._warm.clear()
+        try:
+            self._wait_warm(self._blocksize_s, self._warmup_timeout_s)
+        except DeviceError as exc:
+            self._stream = None
+            log.debug("the reopened output does not play: %s", exc)
+            return
+        self._lost = False
+        self._report("restored", "the speech output works again")
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         now = self._clock.now()
@@ -444,16 +535,18 @@ class SoundSpeaker:
             return bool(self._queue) or self._in_progress is not None
 
     def close(self) -> None:
+        """Stop speaking and release the device and the engine, within about a second."""
         self.cancel()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
-        try:
-            self._stream.abort()
-            self._stream.close()
-        except Exception as exc:  # closing a lost device
-            log.debug("closing the output stream: %s", exc)
+        if self._close_voice is not None:
+            try:
+                self._close_voice()
+            except Exception as exc:
+                log.debug("closing the speech engine: %s", exc)
+        self._thread.join(timeout=1.0)
+        self._close_stream()
 
     def __enter__(self) -> "SoundSpeaker":
         return self
@@ -479,14 +572,28 @@ class SoundSpeaker:
             except Exception:
                 self.failures += 1
                 log.exception("speaking utterance %d failed", uid)
-                self._events.add(SpeechEvent("cancelled", uid, self._clock.now(), text))
+                self._events.add(SpeechEvent("finished", uid, self._clock.now(), text))
             finally:
                 with self._cond:
                     self._current = None
                     self._in_progress = None
 
     def _speak(self, text: str, uid: int, generation: int) -> None:
-        samples = self._voice.synthesize(text)
+        try:
+            samples = self._voice.synthesize(text)
+        except DeviceError as exc:
+            if self._closed:
+                self._events.add(SpeechEvent("cancelled", uid, self._clock.now(), text))
+                return
+            self.failures += 1
+            self._report("engine", f"{exc.message}; printing this instruction instead")
+            self._speak_text(text, uid, generation)
+            return
+        if self._lost:
+            self._try_reopen()
+        if self._lost or self._stream is None:
+            self._speak_text(text, uid, generation)
+            return
         if self._resample and len(samples):
             res = Resampler(SAMPLE_RATE, self.rate)
             samples = np.frombuffer(float_to_int16(res.process(samples.astype(np.float32) / 32768.0, final=True)), "<i2")
@@ -497,12 +604,21 @@ class SoundSpeaker:
                 return
             p = _Playback(uid, text, samples)
             self._current = p
-        duration = len(samples) / self.rate
+        try:
+            self._play(p)
+        except DeviceError as exc:
+            with self._cond:
+                self._current = None
+            self._mark_lost(exc.message)
+            self._speak_text(text, uid, generation, started=p.handoff_t is not None)
+
+    def _play(self, p: _Playback) -> None:
+        duration = len(p.samples) / self.rate
         watchdog = duration + 2.0 + 4 * self.output_latency_s
         if not p.started.wait(2.0 + self.output_latency_s) and not p.done.is_set():
             raise DeviceError("the audio output device stopped taking audio")
         if p.handoff_t is not None:
-            self._events.add(SpeechEvent("started", uid, p.handoff_t, text))
+            self._events.add(SpeechEvent("started", p.utterance_id, p.handoff_t, p.text))
         if not p.done.wait(watchdog):
             raise DeviceError("the audio output device stopped playing")
         if p.end_t is None:  # done is only set together with end_t
@@ -515,7 +631,25 @@ class SoundSpeaker:
             self._sleep(step)
             waited += step
         kind: EventKind = "finished" if p.outcome == "finished" else "cancelled"
-        self._events.add(SpeechEvent(kind, uid, p.end_t, text))
+        self._events.add(SpeechEvent(kind, p.utterance_id, p.end_t, p.text))
+
+    def _speak_text(self, text: str, uid: int, generation: int, *, started: bool = False) -> None:
+        """Print the sentence and take as long as saying it would (interrupted by cancel)."""
+        now = self._clock.now()
+        if generation != self._generation:
+            self._events.add(SpeechEvent("cancelled", uid, now, text))
+            return
+        if not started:
+            self._events.add(SpeechEvent("started", uid, now, text))
+        stream = self._fallback_stream if self._fallback_stream is not None else sys.stdout
+        try:
+            print(text, file=stream, flush=True)
+        except (OSError, ValueError):
+            pass
+        rate = getattr(self._voice, "rate", DEFAULT_RATE_WPM) or DEFAULT_RATE_WPM
+        cut = self._wake.wait(estimate_seconds(text, rate))
+        kind: EventKind = "cancelled" if cut or generation != self._generation else "finished"
+        self._events.add(SpeechEvent(kind, uid, self._clock.now(), text))
 
     def _sleep(self, seconds: float) -> None:
         threading.Event().wait(seconds)
@@ -610,13 +744,23 @@ def open_speaker(kind: str, clock: Clock, *, device: int | str | None = None, ra
         return TextSpeaker(clock, stream, rate_wpm=rate), None
     if kind != "tts":
         raise UsageError(f"unknown speaker {kind!r}; use 'tts' or 'none'")
+    from functools import partial
+
+    from voice_skill.supervise import ProcessVoice
+
+    check_voice_settings(rate, volume)  # a usage error here, not a child's startup failure
     try:
-        tts = Pyttsx3Voice(rate=rate, volume=volume, voice=voice)
+        # Synthesis runs in a child process that a watchdog can end (pyttsx3 can hang).
+        tts = ProcessVoice(partial(Pyttsx3Voice, rate=rate, volume=volume, voice=voice))
     except DeviceError as exc:
         log.debug("no speech engine: %s", exc)
         return TextSpeaker(clock, stream, rate_wpm=rate), f"{exc.message}; instructions will be printed"
     try:
-        return SoundSpeaker(wrap(tts) if wrap else tts, clock, device=device), None
+        speaker = SoundSpeaker(wrap(tts) if wrap else tts, clock, device=device, fallback_stream=stream,
+                               close_voice=tts.close)
     except DeviceError as exc:
+        tts.close()
         log.debug("no speech output: %s", exc)
         return TextSpeaker(clock, stream, rate_wpm=rate), f"no speech output: {exc.message}; instructions will be printed"
+    tts.on_restart = lambda message: speaker._report("engine", message)
+    return speaker, None

@@ -1,0 +1,294 @@
+"""Keeping the live skill running through the night: supervisors for the engines.
+
+Two engines run inside the live loop and either can fail in ways that have nothing to
+do with the user: a recognizer can raise or hang, and pyttsx3 is known to hang on Linux.
+The user must at worst lose a moment of listening or hear a sentence twice.
+
+- ``SupervisedRecognizer`` runs a recognizer on a worker thread. Each ``accept`` gets a
+  time budget. An exception, or a call that overruns the budget, is reported once
+  through ``on_warning``. The recognizer is rebuilt through its factory and listening
+  goes on. A hung worker thread cannot be killed, so it is abandoned (it is a daemon
+  thread). Rebuilds are spaced out so a recognizer that fails at once cannot make the
+  loop spin.
+- ``ProcessVoice`` runs a speech ``Voice`` in a child process. A synthesis that does not
+  answer within its budget, or a child that dies, gets the child ended and a fresh one
+  started, and the sentence is tried once more. A second failure raises DeviceError,
+  and the speaker prints the sentence instead.
+
+Neither reads the wall clock for anything but its own time budgets: these are device
+adapters in the sense of DESIGN.md, used by the live loop only.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from voice_skill.asr.base import Hypothesis, Recognizer
+from voice_skill.audio import AudioChunk
+from voice_skill.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------- recognizer
+
+class _Worker:
+    """One thread running one recognizer; jobs in, results out."""
+
+    def __init__(self, recognizer: Recognizer, index: int) -> None:
+        self.recognizer = recognizer
+        self.jobs: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self.results: queue.Queue[tuple[bool, Any]] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name=f"recognizer-{index}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            method, arg = job
+            try:
+                fn = getattr(self.recognizer, method)
+                out = fn(arg) if method == "accept" else fn()
+                self.results.put((True, out))
+            except BaseException as exc:  # reported to the caller, never lost
+                self.results.put((False, exc))
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+
+
+class SupervisedRecognizer:
+    """A recognizer that is rebuilt when it raises or hangs.
+
+    ``factory()`` builds a fresh recognizer; ``on_warning(text)`` is called (on the
+    caller's thread) once per failure. ``budget_s`` bounds one ``accept``.
+    """
+
+    def __init__(self, factory: Callable[[], Recognizer], on_warning: Callable[[str], None], *,
+                 budget_s: float = 3.0, rebuild_every_s: float = 2.0, first: Recognizer | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._factory = factory
+        self._now = monotonic  # wall time, for the rebuild spacing only (the budget is a queue timeout)
+        self._warn = on_warning
+        self.budget_s = budget_s
+        self.rebuild_every_s = rebuild_every_s
+        self.restarts = 0
+        self._built = 0
+        self._worker: _Worker | None = None
+        self._next_rebuild = 0.0
+        self._install(first if first is not None else factory())
+        self.name = getattr(self._worker.recognizer, "name", "recognizer") if self._worker else "recognizer"
+
+    @property
+    def recognizer(self) -> Recognizer | None:
+        return self._worker.recognizer if self._worker else None
+
+    @property
+    def missing_words(self) -> Any:
+        return getattr(self.recognizer, "missing_words", ())
+
+    def _install(self, recognizer: Recognizer) -> None:
+        self._built += 1
+        self._worker = _Worker(recognizer, self._built)
+
+    def _fail(self, what: str) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()  # a hung thread never reads it; it is a daemon and is left behind
+        self.restarts += 1
+        self._next_rebuild = self._now()
+        self._warn(f"the speech recognizer {what}; restarting it")
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        now = self._now()
+        if now < self._next_rebuild:
+            return
+        try:
+            self._install(self._factory())
+        except Exception as exc:
+            self._next_rebuild = now + self.rebuild_every_s
+            log.warning("rebuilding the speech recognizer failed: %s", exc)
+
+    def _call(self, method: str, arg: Any = None) -> list[Hypothesis]:
+        if self._worker is None:
+            self._rebuild()
+            if self._worker is None:
+                return []  # deaf until the next rebuild
+        worker = self._worker
+        worker.jobs.put((method, arg))
+        try:
+            ok, out = worker.results.get(timeout=self.budget_s)
+        except queue.Empty:
+            self._fail(f"did not answer within {self.budget_s:g} s")
+            return []
+        if not ok:
+            log.debug("recognizer failure", exc_info=out)
+            self._fail(f"failed ({type(out).__name__}: {out})")
+            return []
+        return list(out or [])
+
+    def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        return self._call("accept", chunk)
+
+    def flush(self) -> list[Hypothesis]:
+        return self._call("flush")
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+            worker.thread.join(timeout=0.5)
+
+
+# ---------------------------------------------------------------------- voice
+
+def _voice_child(conn: Any, factory: Callable[[], Any]) -> None:
+    """The child process: build the voice, then synthesise until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        voice = factory()
+    except BaseException as exc:
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("ready", int(getattr(voice, "rate", 0)), float(getattr(voice, "volume", 1.0))))
+    while True:
+        try:
+            text = conn.recv()
+        except (EOFError, OSError):
+            return
+        if text is None:
+            return
+        try:
+            samples = np.asarray(voice.synthesize(text), dtype=np.int16)
+        except Exception as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            continue
+        conn.send(("ok", samples.tobytes()))
+
+
+class ProcessVoice:
+    """A ``speaker.Voice`` whose synthesis runs in a child process that can be ended.
+
+    ``factory`` must be picklable (a class or a ``functools.partial`` of one): it is
+    called in the child. A factory that raises is reported here as DeviceError.
+    ``restarts`` counts the children ended for hanging or dying.
+    """
+
+    def __init__(self, factory: Callable[[], Any], *, timeout_s: float = 4.0, start_timeout_s: float = 30.0,
+                 on_restart: Callable[[str], None] | None = None) -> None:
+        self._factory = factory
+        self.timeout_s = timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.on_restart = on_restart
+        self.restarts = 0
+        self.rate = 0
+        self.volume = 1.0
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Any = None
+        self._closed = False
+        self._start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_voice_child, args=(child, self._factory), name="voice-skill-tts", daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        reply = self._receive(self.start_timeout_s)
+        if reply is None or reply[0] != "ready":
+            self._end()
+            why = reply[1] if reply else f"it did not start within {self.start_timeout_s:g} s"
+            raise DeviceError(str(why))
+        self.rate, self.volume = reply[1], reply[2]
+
+    def _receive(self, timeout_s: float) -> tuple | None:
+        """The child's reply, or None if it hung or died."""
+        conn = self._conn
+        if conn is None:
+            return None
+        try:
+            if not conn.poll(timeout_s):
+                return None
+            return conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def _end(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        if proc is not None:
+            proc.kill()
+            proc.join(timeout=2)
+
+    def synthesize(self, text: str) -> np.ndarray:
+        with self._lock:
+            for attempt in (1, 2):
+                if self._closed:
+                    raise DeviceError("the speech engine is closed")
+                if self._proc is None:
+                    self._start()
+                try:
+                    self._conn.send(text)
+                except (OSError, ValueError):
+                    reply = None
+                else:
+                    reply = self._receive(self.timeout_s)
+                if reply is not None and reply[0] == "ok":
+                    return np.frombuffer(reply[1], dtype=np.int16).copy()
+                if reply is not None:  # the engine reported an error: no restart needed
+                    raise DeviceError(f"speech synthesis failed: {reply[1]}")
+                if self._closed:
+                    raise DeviceError("the speech engine is closed")
+                why = "hung" if self._proc is not None and self._proc.is_alive() else "died"
+                self._end()
+                self.restarts += 1
+                message = f"the speech engine {why}; restarting it"
+                log.warning("%s (attempt %d)", message, attempt)
+                if self.on_restart is not None:
+                    self.on_restart(message)
+            raise DeviceError("the speech engine failed twice in a row")
+
+    def close(self) -> None:
+        """End the child at once, even while another thread waits on a synthesis."""
+        self._closed = True
+        proc, conn = self._proc, self._conn
+        if conn is not None:
+            try:
+                conn.send(None)
+            except (OSError, ValueError):
+                pass
+        if proc is not None:
+            proc.join(timeout=0.3)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=2)
+        if self._lock.acquire(timeout=0.5):
+            try:
+                self._end()
+            finally:
+                self._lock.release()
