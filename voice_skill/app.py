@@ -1,21 +1,22 @@
 """Assembling a session from options, for recordings and for the live microphone.
 
-``run_file`` is the one replay path: the command line's ``--input`` calls it, and so do
-the tests and the benchmarks.
+``run_chunks`` is the one replay path: ``run_file`` (the command line's ``--input``) feeds
+it a recording, the tests and benchmarks feed it recordings, and the soak feeds it hours
+of generated audio.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Callable, Iterable, Iterator
 
 from voice_skill import NOTICE
-
 from voice_skill.aec import EchoCanceller
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio import AudioChunk, iter_wav_chunks
@@ -24,6 +25,7 @@ from voice_skill.coach import Coach
 from voice_skill.intents import Intent, IntentParser, PhraseTable
 from voice_skill.routine import Routine, builtin_routines
 from voice_skill.session import EchoGuard, EventLog, Session, VirtualSpeaker
+from voice_skill.speaker import DEFAULT_RATE_WPM
 
 if TYPE_CHECKING:
     from voice_skill.journal import Journal
@@ -42,7 +44,7 @@ class RunOptions:
     model: str | None = None
     chunk_s: float = 0.1
     hour: float | None = None  # local time of day at the start, for choosing routines
-    rate_wpm: int = 165
+    rate_wpm: int = DEFAULT_RATE_WPM
     volume: float = 1.0
     voice: str | None = None
     pace: float = 1.0  # the pace each routine starts at
@@ -118,6 +120,17 @@ def run_file(path: str, options: RunOptions, events_stream: IO[str] | None,
     (before any event is written) for a bad file."""
     chunks: Iterator[AudioChunk] = iter_wav_chunks(path, options.chunk_s)
     first = next(chunks, None)  # surfaces a bad file before anything else happens
+    return run_chunks(chunks if first is None else itertools.chain([first], chunks), options, events_stream,
+                      recognizer=recognizer, listeners=listeners)
+
+
+def run_chunks(chunks: Iterable[AudioChunk], options: RunOptions, events_stream: IO[str] | None,
+               recognizer: Recognizer | None = None, listeners: list | None = None) -> Session:
+    """Run the whole loop on audio chunks (16 kHz mono, in order) on the virtual clock.
+
+    The clock follows the audio, so an hour of input costs only the recognizer's time.
+    ``listeners`` receive every event record as it is written.
+    """
     table = options.phrases or PhraseTable.load()
     description = None
     if recognizer is None:
@@ -134,10 +147,8 @@ def run_file(path: str, options: RunOptions, events_stream: IO[str] | None,
                       speaker=speaker, clock=clock, events=events, guard=EchoGuard(),
                       echo_gain=options.echo_gain,
                       echo_canceller=EchoCanceller() if options.speaker == "tts" else None)
-    if first is not None:
-        session.feed(first)
-        for chunk in chunks:
-            session.feed(chunk)
+    for chunk in chunks:
+        session.feed(chunk)
     session.end_of_stream()
     return session
 
