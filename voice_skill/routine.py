@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from voice_skill.errors import RoutineError
-from voice_skill.speaker import estimate_seconds
+from voice_skill.speaker import DEFAULT_RATE_WPM, estimate_seconds
 
 PRESSURES = ("none", "light", "moderate", "firm")
 PHASES = ("main", "aftercare")
@@ -26,7 +26,6 @@ _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
 MAX_SENTENCES_BEFORE_TIMER = 2
 MAX_HOLD_S = 120.0
 PLACEHOLDERS = ("calf", "leg")  # filled in by the coach: "{calf}" -> "left calf" or "calf"
-DEFAULT_WPM = 165.0  # the default speaking rate of ``voice-skill run --rate``
 CUE_CLEARANCE_S = 2.0  # no pacing cue this close to a countdown mark or the release (as the coach)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # Safety rules for routines used during a cramp: a muscle in active spasm gets worse
@@ -295,7 +294,7 @@ class ScriptLine:
     step_id: str = ""
 
 
-def script(routine: Routine, *, pace: float = 1.0, wpm: float = DEFAULT_WPM,
+def script(routine: Routine, *, pace: float = 1.0, wpm: float = DEFAULT_RATE_WPM,
            leg: str | None = None, notice: str = "") -> list[ScriptLine]:
     """Every line of ``routine`` with its timing, as the coach paces it from the trigger.
 

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from voice_skill.errors import RoutineError
 from voice_skill.routine import (
-    DEFAULT_WPM,
     Routine,
     builtin_routines,
     load_routine,
     script,
     script_seconds,
 )
+from voice_skill.speaker import DEFAULT_RATE_WPM
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     show.add_argument("routine", metavar="ID|FILE", help="a built-in routine's id, or a routine file")
     show.add_argument("--pace", type=_positive, default=1.0,
                       help="pace factor: 1 is normal, 1.25 one step slower (default 1)")
-    show.add_argument("--wpm", type=_positive, default=DEFAULT_WPM,
-                      help=f"speaking rate assumed for the timings (default {DEFAULT_WPM:g})")
+    show.add_argument("--wpm", type=_positive, default=DEFAULT_RATE_WPM,
+                      help=f"speaking rate assumed for the timings (default {DEFAULT_RATE_WPM:g})")
     show.add_argument("--leg", choices=("left", "right"), help="say the lines as if this leg had been named")
     show.set_defaults(func=cmd_show)
 
@@ -84,7 +84,7 @@ def notice_text() -> str:
     return value if isinstance(value, str) else ""
 
 
-def routine_seconds(routine: Routine, pace: float = 1.0, wpm: float = DEFAULT_WPM) -> float:
+def routine_seconds(routine: Routine, pace: float = 1.0, wpm: float = DEFAULT_RATE_WPM) -> float:
     """A routine's length from the trigger to the end of its outro, as ``show`` times it."""
     return script_seconds(routine, pace=pace, wpm=wpm, notice=notice_text())
 

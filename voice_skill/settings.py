@@ -31,6 +31,7 @@ from typing import Callable, Mapping
 
 from voice_skill.coach import PACE_MAX, PACE_MIN
 from voice_skill.errors import UsageError
+from voice_skill.speaker import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ ENV_PREFIX = "VOICE_SKILL_"
 CONFIG_DIR_NAME = "voice-skill"
 CONFIG_FILE_NAME = "config.toml"
 ASR_CHOICES = ("auto", "vosk", "pocketsphinx")
-RATE_MIN, RATE_MAX = 80, 400
+RATE_MIN, RATE_MAX = MIN_RATE_WPM, MAX_RATE_WPM
 
 
 class _Bad(ValueError):
@@ -164,7 +165,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("output_device", None, "a fragment of a loudspeaker's name", _text,
          "loudspeaker to use (a fragment of its name)", "NAME"),
     Spec("voice", None, "a text-to-speech voice name", _text, "text-to-speech voice", "NAME"),
-    Spec("rate", 165, f"a whole number of words per minute from {RATE_MIN} to {RATE_MAX}",
+    Spec("rate", DEFAULT_RATE_WPM, f"a whole number of words per minute from {RATE_MIN} to {RATE_MAX}",
          _whole(RATE_MIN, RATE_MAX), "speaking rate in words per minute", "WPM"),
     Spec("volume", 1.0, "a number from 0 to 1", _number(0.0, 1.0), "speaking volume from 0 to 1", "0..1"),
     Spec("night_start", "22:00", "a time of day as HH:MM, like 22:30", _clock,
@@ -191,7 +192,7 @@ class Settings:
     input_device: str | None = None
     output_device: str | None = None
     voice: str | None = None
-    rate: int = 165
+    rate: int = DEFAULT_RATE_WPM
     volume: float = 1.0
     night_start: str = "22:00"
     night_end: str = "07:00"
