@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.pulse import pulse, read_wav_int16, stop_recording  # noqa: F401 (pulse is a fixture)
+from tests.pulse import read_wav_int16, stop_recording
 from voice_skill.audio import write_wav
 from voice_skill.devtools.speechgen import compose
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.pulse import MIC_FEED_SINK, active_spans, pulse  # noqa: F401  (fixture)
+from tests.pulse import active_spans
 from voice_skill.audio import write_wav
 
 _READER_CHILD = r"""

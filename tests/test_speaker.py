@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.pulse import active_spans, pulse, read_wav_int16, stop_recording  # noqa: F401  (fixture)
+from tests.pulse import active_spans, read_wav_int16, stop_recording
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.speaker import (Pyttsx3Voice, SpeechEvent, TextSpeaker, estimate_seconds, open_speaker)
 

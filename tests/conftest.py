@@ -1,0 +1,3 @@
+"""Fixtures shared by the test modules: ``pulse`` is a private PulseAudio server (tests/pulse.py)."""
+
+pytest_plugins = ["tests.pulse"]

@@ -1,0 +1,528 @@
+"""The live skill end to end, as a user runs it: ``voice-skill run --no-journal --events FILE``
+as a child process, against a private PulseAudio server (tests/pulse.py) with a virtual
+microphone and a virtual speaker. Nothing is mocked: the user's speech is played into
+the microphone, the skill's speech is recorded from the speaker's monitor.
+
+Each test starts its own server, so a device unloaded by one cannot leak into another.
+User speech is synthesised with flite voices (tests: PocketSphinx hears those well).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.pulse import (MIC_FEED_SINK, MIC_SOURCE, SPEAKER_SINK, PulseServer, active_spans, read_wav_int16,
+                         stop_recording, unavailable_reason)
+from voice_skill.audio import write_wav
+
+pytestmark = pytest.mark.live
+
+USER_VOICE = "flite:slt"
+COMBINED_SINK = "vuser"  # the user's voice reaches the microphone and, for timing, the speaker's recording
+
+
+def _skip_without_tools() -> None:
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (needed for the simulated user's voice)")
+
+
+def voice_skill_command() -> list[str]:
+    """The installed entry point next to this interpreter, as a user would type it."""
+    script = Path(sys.executable).with_name("voice-skill")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "voice_skill"]
+
+
+def user_wav(path: Path, text: str, voice: str = USER_VOICE, pad_s: float = 0.2) -> float:
+    """Write ``text`` spoken by ``voice`` to ``path``; return its spoken length in seconds."""
+    from voice_skill.devtools.speechgen import synthesize
+
+    speech = synthesize(text, voice)
+    pad = np.zeros(int(pad_s * 16000), dtype=np.int16)
+    write_wav(path, np.concatenate([pad, speech, pad]))
+    return len(speech) / 16000
+
+
+def children_of(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(") ", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its threads."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class LiveSkill:
+    """A private PulseAudio server plus the skill running on it as a child process."""
+
+    def __init__(self, tmp: Path, *, pin_devices: bool = False, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = (), combined: bool = True, prefix: list[str] | None = None) -> None:
+        self.tmp = tmp
+        self.server = PulseServer().start()
+        if combined:
+            self.server.pactl("load-module", "module-combine-sink", f"sink_name={COMBINED_SINK}",
+                              f"slaves={MIC_FEED_SINK},{SPEAKER_SINK}")
+            self.server.pactl("set-default-sink", SPEAKER_SINK)
+        self.env = dict(self.server.env)
+        if pin_devices:  # a named device, as a USB microphone and speaker would be
+            self.env.update(PULSE_SOURCE=MIC_SOURCE, PULSE_SINK=SPEAKER_SINK)
+        self.env.update(env or {})
+        self.events_path = tmp / "events.jsonl"
+        self.recording = tmp / "speaker.wav"
+        self.recorder = self.server.record_speaker(self.recording)
+        self.started_at = time.monotonic()
+        # Output to files, not pipes: a pipe nobody reads fills up and blocks the skill
+        # (ALSA writes an "underrun occurred" line to stderr for every underrun).
+        self._out = open(tmp / "stdout.txt", "w+")
+        self._err = open(tmp / "stderr.txt", "w+")
+        self.proc = subprocess.Popen([*(prefix or []), *voice_skill_command(), "run", "--no-journal", "--events",
+                                      str(self.events_path), *args], env=self.env, stdout=self._out, stderr=self._err,
+                                     text=True, cwd=str(tmp))
+        self.stdout = ""
+        self.stderr = ""
+
+    # -- waiting
+
+    def events(self) -> list[dict]:
+        try:
+            lines = self.events_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            events = self.events()
+            if predicate(events):
+                return events
+            if self.proc.poll() is not None:
+                self.finish()
+                raise AssertionError(f"the skill exited ({self.proc.returncode}) waiting for {what}: {self.stderr[-1500:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; events: {self.events()[-8:]}")
+
+    def wait_listening(self, timeout_s: float = 30.0) -> None:
+        """Until the skill has loaded its model and its microphone stream is delivering."""
+        self.wait_for(lambda ev: any(e["event"] == "engine" for e in ev), timeout_s, "the engine")
+        deadline = time.monotonic() + timeout_s
+        while "voice-skill" not in self.server.pactl("list", "source-outputs", check=False).stdout.lower() and \
+                "python" not in self.server.pactl("list", "source-outputs", check=False).stdout.lower():
+            assert time.monotonic() < deadline, "the skill never opened the microphone"
+            time.sleep(0.1)
+        time.sleep(2.5)  # a new PulseAudio input stream delivers its first block after up to ~2 s
+
+    def module_of(self, sink: str) -> str:
+        for line in self.server.pactl("list", "short", "modules").stdout.splitlines():
+            if f"sink_name={sink} " in line + " ":
+                return line.split()[0]
+        raise AssertionError(f"no module for {sink}")
+
+    def unload_sink(self, sink: str) -> None:
+        self.server.pactl("unload-module", self.module_of(sink))
+
+    def load_sink(self, sink: str, description: str) -> None:
+        done = self.server.pactl("load-module", "module-null-sink", f"sink_name={sink}", "rate=48000",
+                                 f"sink_properties=device.description={description}", check=False)
+        assert done.returncode == 0, (done.stderr, self.server.log_tail(8), self.server.pactl("list", "short", "sinks").stdout)
+
+    def unplug(self, sink: str, kind: str) -> None:
+        """Unplug a device: remove it, and end the skill's stream on it.
+
+        PulseAudio moves the streams of a removed device to another one (here the
+        other null sink or its monitor); a USB device unplugged on a machine with one
+        sound device leaves them nowhere to go. Ending the stream gives that case."""
+        self.unload_sink(sink)
+        listing = self.server.pactl("list", kind).stdout
+        indexes = [block.split("#", 1)[1].split()[0] for block in listing.split("\n\n")
+                   if f'application.process.id = "{self.proc.pid}"' in block]
+        assert indexes, listing
+        self.pulse_cli(*(f"kill-{kind[:-1]} {i}" for i in indexes))
+
+    def pulse_cli(self, *commands: str) -> None:
+        """Run commands on the server's command-line interface (pactl has no kill command)."""
+        cli = self.server.root / "cli"
+        if not cli.exists():
+            self.server.pactl("load-module", "module-cli-protocol-unix", f"socket={cli}")
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(5)
+            conn.connect(str(cli))
+            conn.sendall(("\n".join(commands) + "\n").encode())  # (not "exit": that ends the daemon)
+            conn.settimeout(0.5)
+            try:
+                while conn.recv(4096):
+                    pass
+            except socket.timeout:
+                pass
+
+    def say(self, text: str, *, to: str = COMBINED_SINK, wait: bool = True) -> tuple[float, float]:
+        """Play the user's ``text`` into the microphone; (wall start, spoken seconds)."""
+        wav = self.tmp / (re.sub(r"\W+", "-", text) + ".wav")
+        seconds = user_wav(wav, text)
+        t0 = time.monotonic()
+        player = subprocess.Popen(["paplay", f"--device={to}", str(wav)], env=self.server.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if wait:
+            player.wait(timeout=30)
+        return t0, seconds
+
+    def signal(self, sig: int = signal.SIGINT, timeout_s: float = 10.0) -> float:
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        self.finish(timeout_s)
+        return time.monotonic() - t0
+
+    def finish(self, timeout_s: float = 10.0) -> None:
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.stdout = (self.tmp / "stdout.txt").read_text(errors="replace")
+        self.stderr = (self.tmp / "stderr.txt").read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.finish()
+        stop_recording(self.recorder)
+        self.server.stop()
+        self._out.close()
+        self._err.close()
+
+    def speaker_audio(self) -> np.ndarray:
+        stop_recording(self.recorder)
+        samples, rate = read_wav_int16(self.recording)
+        assert rate == 16000
+        return samples
+
+
+@pytest.fixture
+def skill_factory(tmp_path):
+    _skip_without_tools()
+    made: list[LiveSkill] = []
+
+    def make(**kw) -> LiveSkill:
+        skill = LiveSkill(tmp_path, **kw)
+        made.append(skill)
+        return skill
+
+    yield make
+    for skill in made:
+        skill.close()
+
+
+def _log_envelope(samples: np.ndarray, frame: int = 160) -> np.ndarray:
+    n = len(samples) // frame
+    rms = np.sqrt((samples[:n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1))
+    return np.log10(rms + 30.0)
+
+
+def envelope_match(recorded: np.ndarray, reference: np.ndarray) -> float:
+    """How well ``recorded`` holds ``reference`` somewhere in it: the best correlation of
+    their 10 ms loudness envelopes over every alignment (-1 to 1). Envelopes, not
+    waveforms: two espeak-ng renderings of one sentence differ in fine detail, and the
+    trip through the sound server resamples it."""
+    a, b = _log_envelope(recorded), _log_envelope(reference)
+    if len(b) < 2 or len(a) < len(b):
+        return -1.0
+    windows = np.lib.stride_tricks.sliding_window_view(a, len(b))
+    wc = windows - windows.mean(axis=1, keepdims=True)
+    bc = b - b.mean()
+    denom = np.sqrt((wc ** 2).sum(axis=1) * (bc ** 2).sum())
+    corr = np.where(denom > 0, wc @ bc / np.maximum(denom, 1e-12), -1.0)
+    return float(corr.max())
+
+
+def first_sentences() -> list[str]:
+    """Everything the skill can say first: the coach's messages (with placeholders filled
+    in as for an unnamed leg) and every routine's intro and steps."""
+    from voice_skill.coach import Messages
+    from voice_skill.routine import builtin_routines
+
+    fill = lambda text: text.replace("{calf}", "calf").replace("{leg}", "leg").replace("{pace}", "steady")  # noqa: E731
+    out = [fill(text) for text in Messages.load().texts.values() if isinstance(text, str)]
+    for r in builtin_routines().values():
+        for text in (r.intro, *(s.say for s in r.steps)):
+            if text and fill(text) not in out:
+                out.append(fill(text))
+    return out
+
+
+def heard_intents(events: list[dict]) -> list[str]:
+    return [e["intent"] for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")]
+
+
+# ---------------------------------------------------------------- (a) a user's trigger, answered aloud
+
+def test_calf_cramp_is_answered_aloud_and_quickly(skill_factory) -> None:
+    skill = skill_factory(args=("--time-of-day", "14:00"))  # daytime voice settings, for the match below
+    skill.wait_listening()
+    said_at, seconds = skill.say("calf cramp")
+    events = skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) >= 2, 30, "two instructions")
+    time.sleep(1.0)
+    shutdown_s = skill.signal(signal.SIGINT)
+    audio = skill.speaker_audio()
+    assert skill.proc.returncode == 0, skill.stderr[-2000:]
+    assert "Traceback" not in skill.stderr
+    assert heard_intents(events)[:1] == ["start"], events
+    assert any(e["event"] == "routine" and e["state"] == "started" for e in events)
+
+    # The user's phrase is in the recording too (through the combined sink): the latency
+    # from the end of the phrase to the first sound of the answer is measured in one time base.
+    spans = active_spans(audio, 16000, threshold=300)
+    assert len(spans) >= 2, spans
+    # The user's span: as long as the phrase, and nearest where it was played (the recorder
+    # started with the skill; the played file has 0.2 s of silence before the speech).
+    expected_s = said_at - skill.started_at + 0.2
+    fits = [s for s in spans if abs((s[1] - s[0]) - seconds) < 0.3]
+    assert fits, (spans, seconds)
+    user_span = min(fits, key=lambda s: abs(s[0] - expected_s))
+    answer = [s for s in spans if s[0] > user_span[1] + 0.05]
+    assert answer, spans
+    latency = answer[0][0] - user_span[1]
+    heard = next(e for e in events if e["event"] == "heard" and e.get("intent") == "start")
+    first_say = next(e for e in events if e["event"] == "say")
+    internal = first_say["t"] - heard["end_s"]
+    print(f"\nlatency, end of 'calf cramp' to first sound: {latency:.3f} s in the recording, "
+          f"{internal:.3f} s by the skill's own clock (recognizer end-point {heard['t'] - heard['end_s']:.3f} s); "
+          f"shutdown {shutdown_s:.3f} s")
+    assert 0.0 < latency < 3.0, (latency, spans)
+
+    # The answer is speech with energy, and it is the routine's first instruction.
+    a, b = answer[0]
+    first_audio = audio[int(a * 16000):int(min(b, a + 12.0) * 16000)]
+    assert np.sqrt(np.mean(first_audio.astype(float) ** 2)) > 300
+    # Every instruction the skill logged is sound in the recording at that moment: align
+    # the clocks on the first answer, then look for energy right after each later say event.
+    says = [e for e in events if e["event"] == "say"]
+    offset = a - first_say["t"]
+    for e in says[1:]:
+        t = e["t"] + offset
+        if t + 0.6 > len(audio) / 16000:
+            break
+        window = audio[int(t * 16000):int((t + 0.6) * 16000)].astype(float)
+        assert np.sqrt(np.mean(window ** 2)) > 300, (e, t)
+    # And the sound is that sentence: the recording matches espeak-ng's own rendering of
+    # the first instruction (daytime settings) better than any other sentence of similar
+    # length the skill could have said first.
+    from voice_skill.speaker import Pyttsx3Voice
+
+    voice = Pyttsx3Voice()
+    segment = audio[int(a * 16000):int((a + says[1]["t"] - says[0]["t"] + 1.0) * 16000)]
+    said = first_say["text"]
+    renderings = {text: voice.synthesize(text) for text in first_sentences()}
+    spoken_s = len(renderings[said]) / 16000
+    scores = {text: envelope_match(segment, x) for text, x in renderings.items()
+              if text == said or 0.6 * spoken_s <= len(x) / 16000 <= 1.5 * spoken_s}
+    runner_up = max((score for text, score in scores.items() if text != said), default=-1.0)
+    print(f"heard back: envelope match {scores[said]:.2f} with the first instruction, "
+          f"{runner_up:.2f} with the next best of {len(scores) - 1}")
+    assert scores[said] > 0.8 and scores[said] > runner_up + 0.05, (said, scores[said], runner_up)
+
+
+# ---------------------------------------------------------------- (b) hearing itself
+
+def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_factory) -> None:
+    skill = skill_factory(combined=False)
+    # Everything the skill plays comes back into its microphone, as from a loudspeaker in a quiet room.
+    module = skill.server.pactl("load-module", "module-loopback", f"source={SPEAKER_SINK}.monitor",
+                                f"sink={MIC_FEED_SINK}", "latency_msec=30").stdout.strip()
+    # The loudspeaker is across the room and the user is near the microphone: the echo
+    # arrives 6 dB down (half amplitude), the user's voice at full level.
+    for line in skill.server.pactl("list", "short", "sink-inputs").stdout.splitlines():
+        if line.split()[1] == module:
+            skill.server.pactl("set-sink-input-volume", line.split()[0], "50%")
+    skill.wait_listening()
+    skill.say("calf cramp", to=MIC_FEED_SINK)
+    skill.wait_for(lambda ev: any(e["event"] == "routine" for e in ev), 20, "the routine")
+    # Let it talk to itself for a while: a full step and more.
+    time.sleep(15.0)
+    # The user says "pause" over the skill's speech: 0.8 s into the next long instruction.
+    n = sum(e["event"] == "say" for e in skill.events())
+    skill.wait_for(lambda ev: any(e["event"] == "say" and len(e["text"]) > 40 for e in
+                                  [x for x in ev if x["event"] == "say"][n:]), 60, "a long instruction to talk over")
+    time.sleep(0.8)
+    skill.say("pause", to=MIC_FEED_SINK)
+    try:
+        skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "paused" for e in ev), 12, "the pause")
+        paused = True
+    except AssertionError:
+        paused = False
+    time.sleep(1.0)
+    skill.signal(signal.SIGTERM)
+    events = skill.events()
+    assert skill.proc.returncode == 0, skill.stderr[-2000:]
+    accepted = heard_intents(events)
+    starts = [e for e in events if e["event"] == "routine" and e["state"] == "started"]
+    ignored = [e for e in events if e["event"] == "heard" and e.get("ignored")]
+    print(f"\nself-hearing: {len(ignored)} hypotheses ignored as its own voice, accepted {accepted}, paused: {paused}")
+    # Self-hearing: it never restarted itself and never obeyed its own words.
+    assert len(starts) == 1, starts
+    assert set(accepted) <= {"start", "pause"} and accepted.count("start") == 1, accepted
+    if not paused:
+        # Seen on most runs: PocketSphinx hears the user's "pause" and the skill's own
+        # sentence as one utterance ("... slowly all it's gone eat looked ..."), which the
+        # echo guard rightly ignores as mixed with its own voice. Barge-in over the skill's
+        # speech needs the echo removed from the input or commands spotted inside a longer
+        # utterance: recognizer work (see the report of issue 5).
+        pytest.xfail("barge-in: the user's 'pause' over the skill's speech was not recognised")
+    assert any(e["event"] == "cut" for e in events), "the pause did not cut the speech"
+
+
+# ---------------------------------------------------------------- (c) devices that go away
+
+def _window_cpu(pid: int, seconds: float) -> float:
+    c0 = cpu_seconds(pid)
+    time.sleep(seconds)
+    return cpu_seconds(pid) - c0
+
+
+def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
+    skill = skill_factory(pin_devices=True, combined=False)
+    skill.wait_listening()
+    skill.say("calf cramp", to=MIC_FEED_SINK)
+    skill.wait_for(lambda ev: any(e["event"] == "routine" for e in ev), 20, "the routine")
+    time.sleep(2.0)
+    says_before = sum(e["event"] == "say" for e in skill.events())
+    skill.unplug(MIC_FEED_SINK, "source-outputs")  # the microphone (the feed sink's monitor) disappears
+    skill.wait_for(lambda ev: any(e["event"] == "warning" and "microphone" in e["text"] for e in ev), 10, "the warning")
+    outage_s = 8.0
+    cpu = _window_cpu(skill.proc.pid, outage_s)
+    says_during = sum(e["event"] == "say" for e in skill.events()) - says_before
+    skill.load_sink(MIC_FEED_SINK, "VirtualMicrophoneFeed")
+    skill.wait_for(lambda ev: any(e["event"] == "device" and "microphone" in e["text"] for e in ev), 15,
+                   "the microphone to be reopened")
+    time.sleep(2.5)
+    skill.say("stop", to=MIC_FEED_SINK)
+    skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "stopped" for e in ev), 15,
+                   "the stop, heard through the reopened microphone")
+    skill.signal(signal.SIGTERM)
+    warnings = [e for e in skill.events() if e["event"] == "warning"]
+    print(f"\nmicrophone outage: CPU {cpu:.3f} s in {outage_s:g} s ({100 * cpu / outage_s:.1f} %), "
+          f"{says_during} instructions spoken meanwhile; warnings: {[w['text'] for w in warnings]}")
+    assert skill.proc.returncode == 0, skill.stderr[-2000:]
+    assert len([w for w in warnings if "microphone" in w["text"]]) == 1, warnings
+    assert says_during >= 1  # the routine kept talking
+    assert cpu < 0.25 * outage_s, cpu  # no spinning (one core is 1.0 per second)
+    assert "Traceback" not in skill.stderr
+
+
+def test_the_loudspeaker_unplugged_mid_routine(skill_factory) -> None:
+    skill = skill_factory(pin_devices=True, combined=False)
+    skill.wait_listening()
+    skill.say("calf cramp", to=MIC_FEED_SINK)
+    skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) >= 1, 20, "the first instruction")
+    time.sleep(1.0)
+    stop_recording(skill.recorder)
+    skill.unplug(SPEAKER_SINK, "sink-inputs")
+    t_lost = time.monotonic()
+    skill.wait_for(lambda ev: any(e["event"] == "warning" and "speech output" in e["text"] for e in ev), 20,
+                   "the warning")
+    says_before = sum(e["event"] == "say" for e in skill.events())
+    cpu = _window_cpu(skill.proc.pid, 6.0)
+    says_during = sum(e["event"] == "say" for e in skill.events()) - says_before
+    skill.load_sink(SPEAKER_SINK, "VirtualSpeaker")
+    skill.recording = skill.tmp / "after.wav"
+    skill.recorder = skill.server.record_speaker(skill.recording)
+    skill.wait_for(lambda ev: any(e["event"] == "device" and "speech output" in e["text"] for e in ev), 30,
+                   "the speech output to be reopened")
+    n = sum(e["event"] == "say" for e in skill.events())
+    skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) >= n + 1, 60, "another instruction")
+    time.sleep(1.0)
+    skill.signal(signal.SIGTERM)
+    audio = skill.speaker_audio()
+    warnings = [e for e in skill.events() if e["event"] == "warning"]
+    loud = active_spans(audio, 16000, threshold=300)
+    print(f"\nspeaker outage: warned after {time.monotonic() - t_lost:.1f} s at most, CPU {cpu:.3f} s in 6 s, "
+          f"{says_during} instructions printed meanwhile, {len(loud)} stretches of speech after it came back")
+    assert skill.proc.returncode == 0, skill.stderr[-2000:]
+    assert len([w for w in warnings if "speech output" in w["text"]]) == 1, warnings
+    assert says_during >= 1
+    assert cpu < 0.25 * 6.0
+    assert loud, "nothing was heard after the speaker came back"
+
+
+# ---------------------------------------------------------------- (d) no speech engine
+
+def _hide_espeak_prefix() -> list[str] | None:
+    """A command prefix that runs the child with espeak-ng's library hidden (a private mount
+    namespace with /dev/null bound over it), or None where that cannot be done."""
+    if shutil.which("unshare") is None:
+        return None
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    libs = sorted({line.rsplit("=> ", 1)[1].strip() for line in out.splitlines()
+                   if "libespeak" in line and "=> " in line})
+    if not libs:
+        return None
+    libs += [exe for exe in (shutil.which("espeak-ng"), shutil.which("espeak")) if exe]  # the programs too
+    binds = " && ".join(f"mount --bind /dev/null {lib}" for lib in libs)
+    if subprocess.run(["unshare", "-rm", "sh", "-c", f"{binds} && true"], capture_output=True).returncode != 0:
+        return None
+    return ["unshare", "-rm", "sh", "-c", f'{binds} && exec "$@"', "hide-espeak"]
+
+
+def test_without_a_speech_engine_the_routine_completes_in_text(skill_factory) -> None:
+    prefix = _hide_espeak_prefix()
+    if prefix is None:
+        pytest.skip("cannot hide espeak-ng from a child here (needs unshare with user namespaces)")
+    skill = skill_factory(prefix=prefix, args=("--time-of-day", "14:00"))
+    skill.wait_listening()
+    _, trigger_s = skill.say("calf cramp")
+    skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "started" for e in ev), 20, "the routine")
+    _, gone_s = skill.say("it's gone")  # finish it sooner
+    events = skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "finished" for e in ev), 120,
+                            "the routine to finish")
+    skill.signal(signal.SIGTERM)
+    audio = skill.speaker_audio()
+    assert skill.proc.returncode == 0, skill.stderr[-2000:]
+    warnings = [e["text"] for e in events if e["event"] == "warning"]
+    assert any("no speech engine" in w and "printed" in w for w in warnings), warnings
+    says = [e["text"] for e in events if e["event"] == "say"]
+    assert says and all(text in skill.stdout for text in says), (says, skill.stdout[-500:])
+    # and nothing was played: only the user's own two phrases reach the speaker's recording
+    loud_s = sum(end - start for start, end in active_spans(audio, 16000, threshold=300))
+    assert loud_s <= trigger_s + gone_s + 0.5, (loud_s, trigger_s, gone_s)
+    print(f"\nno engine: {len(says)} instructions printed; warning: {warnings[0]!r}")

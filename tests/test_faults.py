@@ -1,0 +1,361 @@
+"""Faults the skill must survive: a recognizer that raises or hangs, a speech engine that
+hangs or dies, and Ctrl-C or SIGTERM in the middle of a routine.
+
+The faulty engines are small hand-written classes injected through constructor
+arguments: the fault is the subject here, not the engine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.scripted import ScriptedRecognizer, routine
+from voice_skill.asr.base import Hypothesis
+from voice_skill.audio import AudioChunk
+from voice_skill.clock import VirtualClock
+from voice_skill.coach import Coach
+from voice_skill.errors import DeviceError
+from voice_skill.intents import IntentParser
+from voice_skill.routine import routine_from_dict
+from voice_skill.session import EventLog, Session, VirtualSpeaker
+from voice_skill.supervise import ProcessVoice, SupervisedRecognizer
+
+SILENCE = b"\0\0" * 160
+
+
+# ---------------------------------------------------------------- faulty engines
+
+class RaisingRecognizer:
+    """Raises on its ``fail_at``-th accept, then behaves."""
+
+    name = "raising"
+
+    def __init__(self, fail_at: int = 3, hyps: list[Hypothesis] | None = None) -> None:
+        self.fail_at = fail_at
+        self.calls = 0
+        self.hyps = list(hyps or [])
+
+    def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("decoder state corrupted")
+        due = [h for h in self.hyps if h.end_s <= chunk.end_s + 1e-9]
+        self.hyps = [h for h in self.hyps if h not in due]
+        return due
+
+    def flush(self) -> list[Hypothesis]:
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+class HangingRecognizer(RaisingRecognizer):
+    """Blocks forever (until released) on its ``fail_at``-th accept."""
+
+    name = "hanging"
+
+    def __init__(self, fail_at: int = 3, release: threading.Event | None = None) -> None:
+        super().__init__(fail_at)
+        self.release = release or threading.Event()
+
+    def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            self.release.wait()
+        return []
+
+
+class ToneVoice:
+    """A speech engine stand-in: a short tone per sentence. Picklable (runs in a child)."""
+
+    def __init__(self, rate: int = 160, volume: float = 1.0) -> None:
+        self.rate = rate
+        self.volume = volume
+
+    def synthesize(self, text: str) -> np.ndarray:
+        n = 160 * max(1, len(text))
+        return (np.sin(np.arange(n) * 0.2) * 8000).astype(np.int16)
+
+
+class HangOnceVoice(ToneVoice):
+    """Hangs (as pyttsx3 is known to on Linux) the first time it is asked for ``hang_on``;
+    a marker file makes "first" hold across process restarts."""
+
+    def __init__(self, marker: str, hang_on: str = "hang", **kw) -> None:
+        super().__init__(**kw)
+        self.marker = marker
+        self.hang_on = hang_on
+
+    def synthesize(self, text: str) -> np.ndarray:
+        if self.hang_on in text and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            threading.Event().wait()  # forever
+        return super().synthesize(text)
+
+
+class DyingVoice(ToneVoice):
+    """The engine's process dies mid-sentence (a crash in native code)."""
+
+    def synthesize(self, text: str) -> np.ndarray:
+        if "die" in text:
+            os._exit(3)
+        return super().synthesize(text)
+
+
+class BrokenVoice:
+    """The engine cannot start (espeak-ng missing, say)."""
+
+    def __init__(self) -> None:
+        raise DeviceError("no speech engine: espeak-ng is not installed")
+
+
+# ---------------------------------------------------------------- recognizer supervisor
+
+def _feed(rec, n: int, start: float = 0.0) -> list[Hypothesis]:
+    out = []
+    for i in range(n):
+        out += rec.accept(AudioChunk(SILENCE, start + i * 0.01))
+    return out
+
+
+def test_a_recognizer_that_raises_is_rebuilt_and_listening_goes_on() -> None:
+    built: list[RaisingRecognizer] = []
+
+    def factory() -> RaisingRecognizer:
+        rec = RaisingRecognizer(fail_at=3 if not built else 10**9,
+                                hyps=[Hypothesis("calf cramp", 0.9, 0.2, 0.5)])
+        built.append(rec)
+        return rec
+
+    warnings: list[str] = []
+    sup = SupervisedRecognizer(factory, warnings.append, budget_s=2.0)
+    hyps = _feed(sup, 100)
+    sup.close()
+    assert len(built) == 2 and sup.restarts == 1
+    assert len(warnings) == 1 and "failed" in warnings[0] and "decoder state corrupted" in warnings[0]
+    assert [h.text for h in hyps] == ["calf cramp"]  # heard by the rebuilt recognizer
+
+
+def test_a_recognizer_that_hangs_is_abandoned_within_its_budget_and_rebuilt() -> None:
+    release = threading.Event()
+    built: list[HangingRecognizer] = []
+
+    def factory() -> HangingRecognizer:
+        rec = HangingRecognizer(fail_at=2 if not built else 10**9, release=release)
+        built.append(rec)
+        return rec
+
+    warnings: list[str] = []
+    sup = SupervisedRecognizer(factory, warnings.append, budget_s=0.3)
+    t0 = time.monotonic()
+    _feed(sup, 50)
+    elapsed = time.monotonic() - t0
+    release.set()
+    sup.close()
+    assert len(built) == 2 and sup.restarts == 1
+    assert len(warnings) == 1 and "did not answer within 0.3 s" in warnings[0]
+    assert 0.3 <= elapsed < 2.0
+    assert built[1].calls == 50 - 2  # every later frame went to the new one
+
+
+def test_a_factory_that_keeps_failing_does_not_spin() -> None:
+    calls = []
+
+    def factory():
+        calls.append(1)
+        if len(calls) == 1:
+            return RaisingRecognizer(fail_at=1)
+        raise RuntimeError("model file vanished")
+
+    warnings: list[str] = []
+    sup = SupervisedRecognizer(factory, warnings.append, budget_s=1.0, rebuild_every_s=0.2)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        sup.accept(AudioChunk(SILENCE, 0.0))
+    sup.close()
+    assert len(warnings) == 1
+    assert 3 <= len(calls) <= 8  # retried every 0.2 s, not once per frame
+
+
+def test_a_session_keeps_coaching_through_a_recognizer_failure() -> None:
+    """The whole loop: the recognizer fails after the trigger; the routine runs on and
+    a later command is still obeyed."""
+    loaded = [routine_from_dict(routine())]
+    clock = VirtualClock()
+    out = io.StringIO()
+    events = EventLog(out)
+    built = []
+
+    def factory():
+        rec = ScriptedRecognizer([(1.0, "calf cramp")] if not built else [(20.0, "stop")])
+        if not built:
+            original = rec.accept
+
+            calls = [0]
+
+            def accept(chunk):
+                calls[0] += 1
+                if calls[0] == 500:
+                    raise RuntimeError("boom")
+                return original(chunk)
+            rec.accept = accept
+        built.append(rec)
+        return rec
+
+    sup = SupervisedRecognizer(factory, lambda text: events.write(clock.now(), "warning", text=text))
+    session = Session(recognizer=sup, parser=IntentParser(), coach=Coach({loaded[0].id: loaded[0]},
+                      choose_routine=lambda i, n: loaded[0].id),
+                      speaker=VirtualSpeaker(clock, lambda text: (len(text.split()) * 0.4, None)), clock=clock,
+                      events=events)
+    for i in range(300):
+        session.feed(AudioChunk(b"\0\0" * 1600, i * 0.1))
+    session.end_of_stream()
+    sup.close()
+    log = [json.loads(line) for line in out.getvalue().splitlines()]
+    kinds = [(e["event"], e.get("state") or e.get("intent")) for e in log if e["event"] in ("routine", "heard", "warning")]
+    assert kinds == [("heard", "start"), ("routine", "started"), ("warning", None), ("heard", "stop"),
+                     ("routine", "stopped")], kinds
+    assert 4.9 <= [e for e in log if e["event"] == "warning"][0]["t"] <= 5.1
+
+
+# ---------------------------------------------------------------- speech engine supervisor
+
+def test_a_hanging_speech_engine_is_ended_and_the_sentence_said_again(tmp_path) -> None:
+    marker = tmp_path / "hung"
+    restarts: list[str] = []
+    voice = ProcessVoice(partial(HangOnceVoice, str(marker)), timeout_s=1.0, on_restart=restarts.append)
+    try:
+        first_pid = voice.pid
+        assert len(voice.synthesize("Breathe out slowly.")) == 160 * 19
+        t0 = time.monotonic()
+        audio = voice.synthesize("Now hang on a moment.")
+        took = time.monotonic() - t0
+        assert len(audio) == 160 * len("Now hang on a moment.")  # the retry in a fresh engine
+        assert voice.restarts == 1 and restarts == ["the speech engine hung; restarting it"]
+        assert voice.pid != first_pid
+        hung_pid = int(marker.read_text())
+        assert hung_pid == first_pid and not _alive(hung_pid)  # the hung child was ended
+        assert 1.0 <= took < 10.0
+        assert len(voice.synthesize("Good.")) == 160 * 5
+    finally:
+        voice.close()
+    assert voice.pid is None
+
+
+def test_a_dying_speech_engine_is_restarted_then_gives_up_with_a_device_error() -> None:
+    voice = ProcessVoice(DyingVoice, timeout_s=2.0)
+    try:
+        with pytest.raises(DeviceError, match="twice"):
+            voice.synthesize("now die")  # dies in the first child and in the second
+        assert voice.restarts == 2
+        assert len(voice.synthesize("Still here.")) > 0  # a third child serves the next sentence
+    finally:
+        voice.close()
+
+
+def test_an_engine_that_cannot_start_is_one_device_error() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match="espeak-ng is not installed"):
+        ProcessVoice(BrokenVoice)
+    assert time.monotonic() - t0 < 15
+
+
+def test_closing_a_voice_mid_hang_ends_its_child_at_once(tmp_path) -> None:
+    voice = ProcessVoice(partial(HangOnceVoice, str(tmp_path / "m")), timeout_s=30.0)
+    pid = voice.pid
+    errors: list[BaseException] = []
+
+    def speak() -> None:
+        try:
+            voice.synthesize("hang here")
+        except BaseException as exc:
+            errors.append(exc)
+
+    th = threading.Thread(target=speak)
+    th.start()
+    while not (tmp_path / "m").exists():
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    voice.close()
+    th.join(timeout=5)
+    assert time.monotonic() - t0 < 1.5
+    assert not th.is_alive() and isinstance(errors[0], DeviceError)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# ---------------------------------------------------------------- Ctrl-C and SIGTERM
+
+@pytest.mark.live
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_mid_routine_ends_the_skill_within_a_second(tmp_path, sig) -> None:
+    from tests.test_e2e_live import MIC_FEED_SINK, LiveSkill, _skip_without_tools, children_of, pid_alive
+
+    _skip_without_tools()
+    skill = LiveSkill(tmp_path, combined=False)
+    try:
+        skill.wait_listening()
+        skill.say("calf cramp", to=MIC_FEED_SINK)
+        skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) >= 1, 20, "the routine to speak")
+        time.sleep(0.7)  # mid-sentence
+        children = children_of(skill.proc.pid)
+        assert children, "the speech engine should run in a child process"
+        took = skill.signal(sig)
+        deadline = time.monotonic() + 2.0
+        while any(pid_alive(p) for p in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [p for p in children if pid_alive(p)]
+        streams = skill.server.pactl("list", "short", "sink-inputs").stdout + \
+            skill.server.pactl("list", "short", "source-outputs").stdout
+    finally:
+        skill.close()
+    print(f"\n{signal.Signals(sig).name}: exited in {took:.3f} s with {skill.proc.returncode}")
+    assert skill.proc.returncode == 0, skill.stderr[-2000:]
+    assert took < 1.0, took
+    assert left == [], left  # no process left behind
+    assert "Traceback" not in skill.stderr
+    # its streams are closed (only the test's own recorder, if any, remains)
+    assert str(skill.proc.pid) not in streams
+
+
+# ---------------------------------------------------------------- a short night
+
+@pytest.mark.slow
+def test_a_short_soak_coaches_every_episode_without_leaking(capsys) -> None:
+    """scripts/soak.py in short form: 9 minutes of generated bedroom audio, two episodes."""
+    import importlib.util
+
+    from voice_skill.devtools.speechgen import engines_available
+
+    if not engines_available()["flite"]:
+        pytest.skip("flite is not installed")
+    spec = importlib.util.spec_from_file_location("soak", Path(__file__).resolve().parent.parent / "scripts" / "soak.py")
+    soak = importlib.util.module_from_spec(spec)
+    sys.modules["soak"] = soak  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(soak)
+    finally:
+        sys.modules.pop("soak", None)
+    summary = soak.run(hours=0.15, episodes=2, seed=7, voice="flite:slt", chunk_s=0.1)
+    print(capsys.readouterr().out)
+    assert summary["problems"] == [], summary["problems"]
+    assert len(summary["started"]) == 2
