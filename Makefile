@@ -12,6 +12,7 @@ run: system-deps $(STAMP)
 	$(BIN)/voice-skill run $(ARGS)
 
 test: system-deps-test $(STAMP)
+	$(BIN)/ruff check voice_skill scripts tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: system-deps $(STAMP)

@@ -366,7 +366,7 @@ def _fetch(url: str, part: Path, expected_size: int, progress_stream: TextIO | N
         if exc.code == 416 and have:
             # The server says our range is past the end: the part file is not a prefix of it.
             part.unlink()
-            raise ModelError(f"the server refused to resume (HTTP 416); discarded the partial file, run again",
+            raise ModelError("the server refused to resume (HTTP 416); discarded the partial file, run again",
                              path=url) from None
         raise ModelError(f"download failed: HTTP {exc.code} {exc.reason}", path=url) from None
     except (urllib.error.URLError, OSError) as exc:
