@@ -201,6 +201,22 @@ def test_trigger_decided_while_babble_goes_on(table, parser) -> None:
     assert t - phrase.end_s < 0.8, f"decided {t - phrase.end_s:.2f} s after the phrase ended"
 
 
+def test_a_television_does_not_start_a_routine(table, parser) -> None:
+    """Early triggers must be louder than the speech they interrupt. These 10 s of TV-like
+    audio (two talkers, music, hiss) hold an early 'leg cramp' without that rule; with it,
+    nothing. (That a user's trigger over babble is still decided early is
+    test_trigger_decided_while_babble_goes_on.)"""
+    tv = speechgen.tv_noise(300.0, seed=1)[24 * SAMPLE_RATE:34 * SAMPLE_RATE]
+
+    def starts(**options) -> list[str]:
+        rec = PocketSphinxRecognizer(table.phrases(), **options)
+        return [h.text for chunk in speechgen.iter_array_chunks(tv, 0.1) for h in rec.accept(chunk)
+                if (i := parser.parse(h.text)) and i.name == "start"]
+
+    assert starts(early_contrast_db=-100.0), "the clip no longer holds a false trigger: pick another"
+    assert starts() == []
+
+
 def test_long_segment_is_cut(table) -> None:
     """A segment that never ends is decoded in pieces of at most ``max_segment_s``."""
     rec = PocketSphinxRecognizer(table.phrases(), max_segment_s=3.0)

@@ -116,6 +116,13 @@ _LR_PHRASE = -60.0
 _LR_SINGLE_WORD = -40.0
 _LR_LONE_WORD = -20.0
 
+# An early trigger (decided while the segment goes on, see ``_check_partial``) must be this
+# much louder than the loud part of the speech before it in the segment: someone calling
+# out over a television or a crowd is louder than it, the television's own words are not.
+# Measured (scripts/bench_asr.py, 5 min of TV-like audio twice): every TV early trigger
+# -5.7..-0.5 dB; true triggers over babble at 10 dB mostly +6..+12 dB, 3 of 33 under +1.
+_EARLY_CONTRAST_DB = 1.0
+
 # Decoder settings (measured with scripts/bench_asr.py).
 _DECODER_DEFAULTS: dict[str, object] = {"bestpath": False, "fwdflat": False, "cmn": "batch", "maxhmmpf": 3000}
 
@@ -177,6 +184,7 @@ class PocketSphinxRecognizer:
         max_segment_s: float = 10.0,
         early_after_s: float = 1.0,
         early: bool = True,
+        early_contrast_db: float = _EARLY_CONTRAST_DB,
     ) -> None:
         import pocketsphinx  # noqa: PLC0415
 
@@ -281,6 +289,7 @@ class PocketSphinxRecognizer:
         self._max_bytes = max(1, int(max_segment_s * SAMPLE_RATE)) * SAMPLE_WIDTH
         self._early_after_bytes = int(early_after_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self._ep_args = (endpoint_window_s, endpoint_ratio, vad_mode)
+        self.early_contrast_db = early_contrast_db
         log.debug("pocketsphinx: %d phrases, %d filler words", len(self.phrases), len(fillers))
         self.reset()
 
@@ -454,7 +463,11 @@ class PocketSphinxRecognizer:
             return []
         speech = bytes(self._speech[: n * self._bytes_per_dframe])
         ok, ratio = self._verify(words, idx, speech)
-        log.debug("early trigger verification %s: ratio %.1f", "passed" if ok else "failed", ratio)
+        contrast = self._level_contrast(speech, min(words[i][1] for i in idx), max(words[i][2] for i in idx))
+        if contrast is not None and contrast < self.early_contrast_db:
+            ok = False
+        log.debug("early trigger verification %s: ratio %.1f, %s dB over the speech before it",
+                  "passed" if ok else "failed", ratio, "-" if contrast is None else f"{contrast:.1f}")
         if not ok:
             self._rejected.add(key)
             return []
@@ -465,6 +478,23 @@ class PocketSphinxRecognizer:
         self._utt_start_s += cut / (SAMPLE_RATE * SAMPLE_WIDTH)
         self._speech = self._speech[cut:]
         return out
+
+    def _level_contrast(self, speech: bytes, first: int, last: int) -> float | None:
+        """How much louder (dB) the trigger words (decoder frames ``first``..``last``) are
+        than the speech before them in the segment; None when under 0.5 s came before."""
+        bpf = self._bytes_per_dframe
+        x = np.frombuffer(speech, dtype="<i2").astype(np.float64)
+        n = bpf // SAMPLE_WIDTH
+        before = x[: first * n]
+        if len(before) < SAMPLE_RATE // 2:
+            return None
+        trig = x[first * n:(last + 1) * n]
+        p_before = (before[: len(before) // n * n].reshape(-1, n) ** 2).mean(axis=1)
+        p_trig = (trig[: len(trig) // n * n].reshape(-1, n) ** 2).mean(axis=1)
+        if not len(p_trig):
+            return None
+        loud_before = np.percentile(p_before, 75)
+        return float(10 * np.log10((p_trig.mean() + 1.0) / (loud_before + 1.0)))
 
     def _finish(self) -> list[Hypothesis]:
         """Decode the segment (or the piece of it since the last cut) in one batch."""
