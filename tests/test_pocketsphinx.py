@@ -201,6 +201,18 @@ def test_trigger_decided_while_babble_goes_on(table, parser) -> None:
     assert t - phrase.end_s < 0.8, f"decided {t - phrase.end_s:.2f} s after the phrase ended"
 
 
+def test_trigger_phrases_are_found_whole(rec) -> None:
+    """Verification is per phrase: two separate "cramp"s are two one-word triggers (held to
+    the strict threshold), not one two-word phrase (which the lenient one used to accept)."""
+    def path(*names: str) -> list[tuple]:
+        return [(w, 10 * i, 10 * i + 9, 0.9, -100) for i, w in enumerate(names)]
+
+    assert rec._trigger_spans(path("my", "cramp", "glass", "an", "cramp")) == [(1, 1), (4, 4)]
+    assert rec._trigger_spans(path("ouch", "calf", "cramp")) == [(1, 2)]
+    assert rec._trigger_spans(path("my", "calf", "is", "cramping", "now")) == [(0, 3)]
+    assert rec._trigger_spans(path("the", "weather", "is", "nice")) == []
+
+
 def test_a_television_does_not_start_a_routine(table, parser) -> None:
     """Early triggers must be louder than the speech they interrupt. These 10 s of TV-like
     audio (two talkers, music, hiss) hold an early 'leg cramp' without that rule; with it,

@@ -451,19 +451,20 @@ class PocketSphinxRecognizer:
         """
         n = self._live.n_frames()
         words = self._words(self._live)
-        idx = self._trigger_spans(words)
-        if len(idx) < 2:
+        phrases = [(i, j) for i, j in self._trigger_spans(words) if j > i]
+        if not phrases:
             self._last_key = None
             return []
-        key = tuple((words[i][0], words[i][1]) for i in idx)
+        first, last = phrases[0]
+        key = tuple((w[0], w[1]) for w in words[first:last + 1])
         if key != self._last_key:
             self._last_key, self._key_since = key, n
             return []
         if key in self._rejected or n - self._key_since < self._stable_frames:
             return []
         speech = bytes(self._speech[: n * self._bytes_per_dframe])
-        ok, ratio = self._verify(words, idx, speech)
-        contrast = self._level_contrast(speech, min(words[i][1] for i in idx), max(words[i][2] for i in idx))
+        ok, ratio = self._verify(words, (first, last), speech)
+        contrast = self._level_contrast(speech, words[first][1], words[last][2])
         if contrast is not None and contrast < self.early_contrast_db:
             ok = False
         log.debug("early trigger verification %s: ratio %.1f, %s dB over the speech before it",
@@ -471,7 +472,6 @@ class PocketSphinxRecognizer:
         if not ok:
             self._rejected.add(key)
             return []
-        first, last = min(idx), max(idx)
         out = self._hypothesis(words[first:last + 1], self._utt_start_s)
         self._stop_live()
         cut = (words[last][2] + 1) * self._bytes_per_dframe
@@ -535,11 +535,15 @@ class PocketSphinxRecognizer:
                 total += self._log_score(s.ascore) * overlap / (s.end_frame - s.start_frame + 1)
         return total
 
-    def _trigger_spans(self, words: list[tuple]) -> list[int]:
-        """Indices of the words that form trigger phrases (longest phrase first, no overlap)."""
+    def _trigger_spans(self, words: list[tuple]) -> list[tuple[int, int]]:
+        """Each trigger phrase in the path as (first, last) word index, in order.
+
+        Phrases are matched longest first without overlap, so "cramp" inside "calf cramp"
+        is one phrase, and two separate "cramp"s are two one-word phrases, not a phrase.
+        """
         bases = [w[0] for w in words]
         taken: set[int] = set()
-        trig: set[int] = set()
+        spans: list[tuple[int, int]] = []
         triggers = set(self._trigger_seqs)
         for q in self._phrase_seqs:
             n = len(q)
@@ -547,17 +551,18 @@ class PocketSphinxRecognizer:
                 if tuple(bases[i:i + n]) == q and not taken.intersection(range(i, i + n)):
                     taken.update(range(i, i + n))
                     if q in triggers:
-                        trig.update(range(i, i + n))
-        return sorted(trig)
+                        spans.append((i, i + n - 1))
+        return sorted(spans)
 
-    def _verify(self, words: list[tuple], idx: list[int], speech: bytes) -> tuple[bool, float]:
-        """Likelihood-ratio test of the trigger words ``words[idx]``; (accepted, ratio per frame)."""
-        trig = [words[i] for i in idx if words[i][0] in self.trigger_words] or [words[i] for i in idx]
+    def _verify(self, words: list[tuple], span: tuple[int, int], speech: bytes) -> tuple[bool, float]:
+        """Likelihood-ratio test of one trigger phrase ``words[first..last]``; (accepted, ratio per frame)."""
+        phrase = words[span[0]:span[1] + 1]
+        trig = [w for w in phrase if w[0] in self.trigger_words] or phrase
         first = min(w[1] for w in trig)
         last = max(w[2] for w in trig)
         grammar = sum(w[4] for w in trig)
         ratio = (grammar - self._phone_loop_score(speech, first, last)) / max(1, last - first + 1)
-        if len(idx) > 1:
+        if len(phrase) > 1:
             threshold = self.lr_phrase
         elif len(words) > 1:
             threshold = self.lr_lone_word  # one trigger word amid other speech
@@ -586,15 +591,16 @@ class PocketSphinxRecognizer:
         if not words:
             log.debug("segment %.2f s: nothing decoded", seg_start)
             return []
-        idx = self._trigger_spans(words) if self._verifier is not None else []
-        if idx:
-            ok, ratio = self._verify(words, idx, speech)
+        drop: set[int] = set()
+        for span in self._trigger_spans(words) if self._verifier is not None else ():
+            ok, ratio = self._verify(words, span, speech)
             log.debug("trigger verification %s: ratio %.1f", "passed" if ok else "failed", ratio)
             if not ok:
-                drop = set(idx)
-                words = [w for i, w in enumerate(words) if i not in drop]
-                if not words:
-                    return []
+                drop.update(range(span[0], span[1] + 1))
+        if drop:
+            words = [w for i, w in enumerate(words) if i not in drop]
+            if not words:
+                return []
         return self._hypothesis(words, start_s)
 
     def _hypothesis(self, words: list[tuple], start_s: float) -> list[Hypothesis]:
