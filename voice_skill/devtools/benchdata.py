@@ -30,13 +30,10 @@ TRIGGERS: list[str] = [
     "ouch I have a leg cramp",
 ]
 
-#: Ordinary speech with no command in it: TV, chat, near misses.
-ORDINARY: list[str] = [
+#: Everyday speech with no command in it and nothing that sounds like one: TV, chat.
+EVERYDAY: list[str] = [
     "I need to buy some groceries",
     "the weather is nice today",
-    "we are going to decamp to the lake house",
-    "the camp was full of children",
-    "he ordered the crab for dinner",
     "cut the apple in half",
     "and now the latest news from around the country",
     "the market closed higher after a long week of trading",
@@ -66,15 +63,26 @@ ORDINARY: list[str] = [
     "the concert starts at eight o'clock",
     "I left my umbrella on the bus",
     "the garden needs watering twice a week",
-    "the champion defended her title in the final round",
     "a gentle breeze moved through the tall grass",
     "the farmer sold apples and pumpkins at the market",
     "the recipe calls for a pinch of salt",
+    "the car needs new tires before winter",
+    "the river bank was steep and muddy",
+    "please hand me the stapler on the desk",
+    "the old barn needs a new roof",
+    "my grandmother grows tomatoes and beans",
+    "the flight was delayed by two hours",
+]
+
+#: Near misses: words that sound like the triggers, used honestly in ordinary speech.
+NEAR_MISSES: list[str] = [
+    "we are going to decamp to the lake house",
+    "the camp was full of children",
+    "he ordered the crab for dinner",
+    "the champion defended her title in the final round",
     "he was cramming for his exams all night",
     "the clamp held the boards together",
     "the ramp leads up to the front door",
-    "the car needs new tires before winter",
-    # near misses: words that sound like the triggers, used honestly in ordinary speech
     "the cramped apartment had only one window",
     "we pushed the bike up a car ramp",
     "my calf muscles feel strong after the run",
@@ -90,12 +98,10 @@ ORDINARY: list[str] = [
     "a tram runs along the harbour every hour",
     "the champ kept his belt after twelve rounds",
     "we crammed six people into the small car",
-    "the river bank was steep and muddy",
-    "please hand me the stapler on the desk",
-    "the old barn needs a new roof",
-    "my grandmother grows tomatoes and beans",
-    "the flight was delayed by two hours",
 ]
+
+#: Both together: what the recognizer tests and ``scripts/bench_asr.py`` use.
+ORDINARY: list[str] = EVERYDAY + NEAR_MISSES
 
 #: Voices used for recall (all of ``speechgen.VOICES``).
 BENCH_VOICES: list[str] = list(speechgen.VOICES)
