@@ -14,11 +14,9 @@ them into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import logging
-import tomllib
-from importlib import resources
 from pathlib import Path
 
+from voice_skill.coach import Messages
 from voice_skill.errors import RoutineError
 from voice_skill.routine import (
     Routine,
@@ -29,7 +27,6 @@ from voice_skill.routine import (
 )
 from voice_skill.speaker import DEFAULT_RATE_WPM
 
-log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -75,13 +72,7 @@ def mmss(seconds: float) -> str:
 
 def notice_text() -> str:
     """The short not-medical-advice notice the coach appends to the first outro."""
-    try:
-        raw = (resources.files("voice_skill") / "data" / "messages.toml").read_text(encoding="utf-8")
-        value = tomllib.loads(raw).get("notice", "")
-    except (OSError, tomllib.TOMLDecodeError):  # the coach reports a broken messages file itself
-        log.debug("messages.toml unreadable; timings leave out the notice")
-        return ""
-    return value if isinstance(value, str) else ""
+    return Messages.load()["notice"]
 
 
 def routine_seconds(routine: Routine, pace: float = 1.0, wpm: float = DEFAULT_RATE_WPM) -> float:
