@@ -28,7 +28,6 @@ from voice_skill.routine import (
 from voice_skill.speaker import DEFAULT_RATE_WPM
 
 
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``routines`` subcommand on a parser's subparsers."""
     parser = subparsers.add_parser("routines", help="list, show or validate coaching routines",
