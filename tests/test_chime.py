@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from voice_skill.audio import SAMPLE_RATE
-from voice_skill.chime import DURATION_S, PEAK_AT_FULL_VOLUME, TONES, chime
+from voice_skill.chime import DURATION_S, PEAK_AT_FULL_VOLUME, TONES, ChimeVoice, chime
+from voice_skill.clock import VirtualClock
 
 
 def test_length_format_and_determinism():
@@ -51,3 +52,42 @@ def test_energy_stays_in_the_tones():
         near |= np.abs(freqs - freq) < 100
     assert power[near].sum() / power.sum() > 0.99
     assert power[freqs > 2000].sum() / power.sum() < 1e-4
+
+
+class RecordingVoice:
+    """Stands in for the speech engine (not under test): one second of a constant tone per
+    sentence, and a note of the rate and volume in force when each was asked for."""
+
+    def __init__(self) -> None:
+        self.rate, self.volume = 165, 1.0
+        self.asked: list[tuple[str, int, float]] = []
+
+    def synthesize(self, text: str) -> np.ndarray:
+        self.asked.append((text, self.rate, self.volume))
+        return np.full(SAMPLE_RATE, 1000, dtype=np.int16)
+
+
+def test_the_chime_comes_before_speech_after_a_quiet_spell_at_night_only():
+    clock, voice, night = VirtualClock(), RecordingVoice(), [True]
+    wrapped = ChimeVoice(voice, clock, lambda: night[0], quiet_s=20.0)
+    first = wrapped.synthesize("one")
+    assert len(first) > SAMPLE_RATE and np.array_equal(first[-SAMPLE_RATE:], np.full(SAMPLE_RATE, 1000, np.int16))
+    clock.advance_to(5.0)
+    assert len(wrapped.synthesize("two")) == SAMPLE_RATE  # mid-routine: no chime
+    clock.advance_to(40.0)
+    assert len(wrapped.synthesize("three")) > SAMPLE_RATE  # after 35 s of quiet: chime again
+    night[0] = False
+    clock.advance_to(100.0)
+    assert len(wrapped.synthesize("four")) == SAMPLE_RATE  # daytime: never
+
+
+def test_night_manners_are_applied_before_each_sentence():
+    """A skill started in the evening speaks softer and slower once night begins."""
+    clock, voice = VirtualClock(), RecordingVoice()
+    hour = [21.5]
+    manners = lambda: (140, 0.6) if hour[0] >= 22 else (165, 1.0)  # noqa: E731
+    wrapped = ChimeVoice(voice, clock, lambda: False, manners=manners)
+    wrapped.synthesize("evening")
+    hour[0] = 23.0
+    wrapped.synthesize("night")
+    assert voice.asked == [("evening", 165, 1.0), ("night", 140, 0.6)]

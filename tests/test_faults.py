@@ -359,3 +359,19 @@ def test_a_short_soak_coaches_every_episode_without_leaking(capsys) -> None:
     print(capsys.readouterr().out)
     assert summary["problems"] == [], summary["problems"]
     assert len(summary["started"]) == 2
+
+
+def test_the_speech_child_speaks_at_the_rate_and_volume_asked_for_each_sentence() -> None:
+    """Night manners change the rate and volume between sentences; the child must follow."""
+    from voice_skill.speaker import Pyttsx3Voice
+
+    voice = ProcessVoice(Pyttsx3Voice)
+    try:
+        text = "Slow strokes from the ankle up toward the knee."
+        normal = voice.synthesize(text)
+        voice.rate, voice.volume = 100, 0.5
+        slow_soft = voice.synthesize(text)
+    finally:
+        voice.close()
+    assert len(slow_soft) > 1.4 * len(normal), (len(normal), len(slow_soft))
+    assert np.abs(slow_soft).max() < 0.8 * np.abs(normal).max()

@@ -51,6 +51,8 @@ class RunOptions:
     chime: bool = True
     echo_gain: float = 0.0  # file input only: mix the skill's own speech into the input
     night_hours: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H)
+    # live only: the speaking (rate, volume) for a local hour, applied before each utterance
+    manners: Callable[[float], tuple[int, float]] | None = None
     routines: dict[str, Routine] = field(default_factory=dict)
     phrases: PhraseTable | None = None  # default: the built-in English phrases
 
@@ -200,14 +202,19 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     recognizer = SupervisedRecognizer(lambda: make_recognizer(options, table.phrases())[0],
                                       lambda text: events.write(clock.now(), "warning", text=text), first=first)
 
-    def night_now() -> bool:
-        hour = local_hour_fraction()
-        return options.chime and is_night(hour, options.night_hours)
+    hour_at_start = options.hour if options.hour is not None else local_hour_fraction()
 
+    def hour_now() -> float:  # the same time of day the routine chooser uses
+        return (hour_at_start + clock.now() / 3600.0) % 24
+
+    def night_now() -> bool:
+        return options.chime and is_night(hour_now(), options.night_hours)
+
+    manners = (lambda: options.manners(hour_now())) if options.manners is not None else None
     speaker, warning = open_speaker(options.speaker, clock, device=output_device, rate=options.rate_wpm,
                                     volume=options.volume, voice=options.voice,
                                     stream=sys.stderr if console_to_stderr else None,
-                                    wrap=lambda voice: ChimeVoice(voice, clock, night_now))
+                                    wrap=lambda voice: ChimeVoice(voice, clock, night_now, manners=manners))
     if warning:
         events.write(clock.now(), "warning", text=warning)
     try:

@@ -9,6 +9,8 @@ sleeper awake.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from voice_skill.audio import SAMPLE_RATE
@@ -68,12 +70,18 @@ class ChimeVoice:
     Wraps any ``speaker.Voice``. When ``enabled()`` is true (night hours) and nothing has
     been synthesised for ``quiet_s`` seconds on ``clock``, the utterance starts with the
     chime and a short gap, so a sleeping partner hears a soft tone before a voice.
+
+    ``manners()``, when given, returns the (rate, volume) for the present moment (softer
+    and slower at night); they are applied to the voice before each utterance, so a skill
+    started in the evening speaks at night volume after midnight.
     """
 
-    def __init__(self, voice, clock, enabled, *, quiet_s: float = 20.0, gap_s: float = 0.15) -> None:
+    def __init__(self, voice, clock, enabled, *, quiet_s: float = 20.0, gap_s: float = 0.15,
+                 manners: Callable[[], tuple[int, float]] | None = None) -> None:
         self.voice = voice
         self.clock = clock
         self.enabled = enabled
+        self.manners = manners
         self.quiet_s = quiet_s
         self.gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.int16)
         self._last: float | None = None
@@ -90,6 +98,8 @@ class ChimeVoice:
         now = self.clock.now()
         quiet = self._last is None or now - self._last >= self.quiet_s
         self._last = now
+        if self.manners is not None:
+            self.voice.rate, self.voice.volume = self.manners()
         audio = self.voice.synthesize(text)
         if quiet and self.enabled():
             return np.concatenate([chime(self.voice.volume), self.gap, audio])

@@ -167,12 +167,14 @@ def _voice_child(conn: Any, factory: Callable[[], Any]) -> None:
     conn.send(("ready", int(getattr(voice, "rate", 0)), float(getattr(voice, "volume", 1.0))))
     while True:
         try:
-            text = conn.recv()
+            job = conn.recv()
         except (EOFError, OSError):
             return
-        if text is None:
+        if job is None:
             return
+        text, rate, volume = job
         try:
+            voice.rate, voice.volume = rate, volume
             samples = np.asarray(voice.synthesize(text), dtype=np.int16)
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -185,7 +187,9 @@ class ProcessVoice:
 
     ``factory`` must be picklable (a class or a ``functools.partial`` of one): it is
     called in the child. A factory that raises is reported here as DeviceError.
-    ``restarts`` counts the children ended for hanging or dying.
+    ``restarts`` counts the children ended for hanging or dying. ``rate`` and ``volume``
+    start as the child's voice has them and may be changed between sentences: each
+    sentence is spoken with the values in force when it was asked for.
     """
 
     def __init__(self, factory: Callable[[], Any], *, timeout_s: float = 4.0, start_timeout_s: float = 30.0,
@@ -253,7 +257,7 @@ class ProcessVoice:
                 if self._proc is None:
                     self._start()
                 try:
-                    self._conn.send(text)
+                    self._conn.send((text, self.rate, self.volume))
                 except (OSError, ValueError):
                     reply = None
                 else:
