@@ -184,3 +184,19 @@ def test_the_coachs_own_lines_carry_no_command_or_trigger():
     for key, text in Messages.load().texts.items():
         if key != "help":
             assert parser.parse(text) is None, f"messages.{key} would be heard as {parser.parse(text)}"
+
+
+def test_device_notices_are_spoken_during_a_routine_only():
+    """'I can't hear you' matters to someone mid-routine; at 3 a.m. with nothing running,
+    a voice about a microphone would only wake the house."""
+    from voice_skill.coach import Coach, Say
+    from voice_skill.routine import routine_from_dict
+
+    r = routine_from_dict(routine())
+    messages = Messages.load()
+    coach = Coach({r.id: r}, messages)
+    assert coach.device_notice("microphone_lost") == []
+    coach.handle(IntentParser().parse("calf cramp"), 1.0)
+    said = [a.text for a in coach.device_notice("microphone_lost") if isinstance(a, Say)]
+    assert said == [messages["microphone_lost"]]
+    assert coach.active and coach.index == 0  # the routine itself is untouched

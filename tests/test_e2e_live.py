@@ -445,7 +445,13 @@ def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
           f"{says_during} instructions spoken meanwhile; warnings: {[w['text'] for w in warnings]}")
     assert skill.proc.returncode == 0, skill.stderr[-2000:]
     assert len([w for w in warnings if "microphone" in w["text"]]) == 1, warnings
-    assert says_during >= 1  # the routine kept talking
+    # the user is told, aloud and once, that they cannot be heard, and when they can again
+    from voice_skill.coach import Messages
+
+    said = [e["text"] for e in skill.events() if e["event"] == "say"]
+    messages = Messages.load()
+    assert said.count(messages["microphone_lost"]) == 1 and said.count(messages["microphone_back"]) == 1, said
+    assert says_during >= 2  # that notice, and the routine kept talking
     assert cpu < 0.25 * outage_s, cpu  # no spinning (one core is 1.0 per second)
     assert "Traceback" not in skill.stderr
 

@@ -56,7 +56,7 @@ def _tone_burst(path, seconds: float = 1.0, freq: float = 440.0) -> None:
 
 
 @pytest.mark.live
-def test_microphone_reads_audio_played_into_the_virtual_microphone(pulse, tmp_path) -> None:  # noqa: F811
+def test_microphone_reads_audio_played_into_the_virtual_microphone(pulse, tmp_path) -> None:
     wav = tmp_path / "tone.wav"
     _tone_burst(wav, seconds=1.0)
     out = tmp_path / "heard.npy"
@@ -100,7 +100,7 @@ else:
 
 
 @pytest.mark.live
-def test_no_microphone_is_one_clear_device_error(pulse, tmp_path) -> None:  # noqa: F811
+def test_no_microphone_is_one_clear_device_error(pulse, tmp_path) -> None:
     env = dict(pulse.env, PULSE_SERVER="unix:/nonexistent/socket", HOME=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", _NO_MIC_CHILD], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -264,6 +264,7 @@ def _live_loop(session: Session, mic, speaker, view, events: EventLog, stop: thr
             if status.kind == "restored":
                 session.recognizer.reset()  # half an utterance from before the outage means nothing
             events.write(status.t, "warning" if status.kind == "lost" else "device", text=status.message)
+            session.device_notice("microphone_lost" if status.kind == "lost" else "microphone_back")
         if poll_output is not None:
             for status in poll_output():
                 events.write(status.t, "device" if status.kind == "restored" else "warning", text=status.message)

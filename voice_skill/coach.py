@@ -184,6 +184,15 @@ class Coach:
                 self._start_gap(now, out)
         return out
 
+    def device_notice(self, key: str) -> list[Action]:
+        """Tell the user about a device change (``microphone_lost``, ``microphone_back``),
+        only while a routine is running: between episodes nobody is listening, and a
+        voice in the dark would wake the house. The routine itself goes on untouched."""
+        out: list[Action] = []
+        if self.active:
+            self._say(self.messages[key], "notice", out)
+        return out
+
     def tick(self, now: float) -> list[Action]:
         """Do whatever is due at ``now``."""
         out: list[Action] = []

@@ -293,6 +293,10 @@ class Session:
 
     # ---- time -----------------------------------------------------------------------
 
+    def device_notice(self, key: str) -> None:
+        """Say a device change to the user if the coach thinks they should hear it."""
+        self._apply(self.coach.device_notice(key))
+
     def next_due(self) -> float | None:
         """When something is next due (a timer, the end of an utterance), or None."""
         return self._next_due()
