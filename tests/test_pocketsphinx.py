@@ -214,11 +214,10 @@ def test_trigger_phrases_are_found_whole(rec) -> None:
 
 
 def test_a_television_does_not_start_a_routine(table, parser) -> None:
-    """Early triggers must be louder than the speech they interrupt. These 10 s of TV-like
-    audio (two talkers, music, hiss) hold an early 'leg cramp' without that rule; with it,
-    nothing. (That a user's trigger over babble is still decided early is
-    test_trigger_decided_while_babble_goes_on.)"""
-    tv = speechgen.tv_noise(300.0, seed=1)[24 * SAMPLE_RATE:34 * SAMPLE_RATE]
+    """Early triggers must be louder than the room was before them. These 34 s of TV-like
+    audio (two talkers, music, hiss) hold an early 'leg cramp' at 31.5 s without that rule;
+    with it, nothing. (A user's trigger over babble: the next test.)"""
+    tv = speechgen.tv_noise(300.0, seed=1)[:34 * SAMPLE_RATE]
 
     def starts(**options) -> list[str]:
         rec = PocketSphinxRecognizer(table.phrases(), **options)
@@ -227,6 +226,19 @@ def test_a_television_does_not_start_a_routine(table, parser) -> None:
 
     assert starts(early_contrast_db=-100.0), "the clip no longer holds a false trigger: pick another"
     assert starts() == []
+
+
+def test_a_user_calling_out_over_babble_is_decided_early(table, parser) -> None:
+    """After 10 s of babble, "calf cramp" 10 dB over it is louder than the room was, so the
+    early path takes it long before the babble (and the segment) ends."""
+    comp = speechgen.compose([10.0, ("calf cramp", "flite:slt"), 8.0])
+    x = speechgen.mix_at_snr(comp.samples, speechgen.babble_noise(comp.seconds + 0.1, seed=3)[: len(comp.samples)], 10)
+    phrase = comp.phrases[0]
+    rec = PocketSphinxRecognizer(table.phrases())
+    decided = [chunk.end_s for chunk in speechgen.iter_array_chunks(x, 0.1) for h in rec.accept(chunk)
+               if (i := parser.parse(h.text)) and i.name == "start" and h.end_s > phrase.start_s]
+    assert decided, "the trigger was not decided before the babble ended"
+    assert decided[0] - phrase.end_s < 1.0, f"decided {decided[0] - phrase.end_s:.2f} s after the phrase ended"
 
 
 def test_long_segment_is_cut(table) -> None:
