@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 EXPLAINED = 0.1  # residual/microphone energy below which a block is taken as echo alone
+REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the filter step is scaled to
 
 
 class EchoCanceller:
@@ -92,9 +93,15 @@ class EchoCanceller:
         return error
 
     def _adapt(self, spectrum: np.ndarray, error: np.ndarray) -> None:
-        self._power = 0.9 * self._power + 0.1 * (np.abs(spectrum) ** 2) / (2 * self.block)
+        # Normalise by the reference's power over the whole filter (every partition), not
+        # the newest block alone: in the gaps between words the newest block is silent
+        # while older ones still drive the echo, and a step scaled to that silence made
+        # the filter blow up on live audio. The floor (a -60 dBFS reference) keeps the
+        # step sane when the reference is quiet.
+        self._power = 0.9 * self._power + 0.1 * (np.abs(self._x) ** 2).mean(axis=0) / (2 * self.block)
         err = np.fft.rfft(np.concatenate([np.zeros(self.block), error]))
-        gain = self.step / (self._power * 2 * self.block * self.partitions + self.power_floor)
+        floor = max(self.power_floor, REFERENCE_FLOOR ** 2)
+        gain = self.step / ((self._power + floor) * 2 * self.block * self.partitions)
         gradient = np.fft.irfft(np.conj(self._x) * err[None, :] * gain[None, :], axis=1)
         gradient[:, self.block:] = 0.0  # keep the filter causal and linear (overlap-save)
         self._w += np.fft.rfft(gradient, axis=1)
