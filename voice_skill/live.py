@@ -23,12 +23,12 @@ import logging
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import numpy as np
 
 from voice_skill.audio import SAMPLE_RATE, AudioChunk, Resampler, float_to_int16
+from voice_skill.devicewatch import DeviceStatus, DeviceWatch
 from voice_skill.errors import DeviceError
 from voice_skill.clock import Clock
 
@@ -36,15 +36,6 @@ log = logging.getLogger(__name__)
 
 _SETTLE_BLOCKS = 10
 NO_MICROPHONE = "No microphone found. To try the skill on a recording instead: voice-skill run --input FILE.wav"
-
-
-@dataclass(frozen=True)
-class InputStatus:
-    """A change in the microphone's state, at ``t`` on the source's clock."""
-
-    kind: Literal["lost", "restored"]
-    t: float
-    message: str
 
 
 def _import_sounddevice() -> Any:
@@ -82,7 +73,6 @@ class MicrophoneSource:
             raise ValueError("block_s must be positive")
         self.device = device
         self.block_s = block_s
-        self.reopen_every_s = reopen_every_s
         self.stall_s = max(stall_s, 5 * block_s)
         # PulseAudio takes up to ~2 s to deliver the first block of a new stream.
         self.startup_s = max(startup_s, self.stall_s)
@@ -92,15 +82,11 @@ class MicrophoneSource:
         self._queue: queue.Queue[tuple[bytes, float]] = queue.Queue(maxsize=max(4, int(queue_s / block_s)))
         self.overflows = 0  # blocks dropped because nobody read them in time
         self.device_overflows = 0  # the device reported input overflow
-        self._status: list[InputStatus] = []
-        self._status_lock = threading.Lock()
+        self._watch = DeviceWatch(clock, "microphone", reopen_every_s)
         self._stream: Any = None
         self._closed = False
-        self._lost = False
-        self._next_reopen_t = 0.0
         self._emitted = 0  # 16 kHz samples handed out so far
         self._gap_s = 0.0  # stream time added for outages
-        self._lost_at_t = 0.0
         self._last_data_t = 0.0
         self._offsets: deque[float] = deque(maxlen=max(10, int(2.0 / block_s)))  # recent capture_t - start_s
         check_input_device(device)
@@ -153,36 +139,24 @@ class MicrophoneSource:
         except queue.Full:
             self.overflows += 1
 
-    def _report(self, kind: Literal["lost", "restored"], message: str) -> None:
-        status = InputStatus(kind, self._clock.now(), message)
-        (log.warning if kind == "lost" else log.info)("microphone %s: %s", kind, message)
-        with self._status_lock:
-            self._status.append(status)
-
     def _mark_lost(self, why: str) -> None:
-        if self._lost:
+        if self._watch.lost:
             return
-        self._lost = True
-        self._lost_at_t = self._clock.now()
-        self._next_reopen_t = self._lost_at_t + self.reopen_every_s
         self._close_stream()
-        self._report("lost", f"the microphone stopped working ({why}); trying to reopen it every "
+        self._watch.mark_lost(f"the microphone stopped working ({why}); trying to reopen it every "
                               f"{self.reopen_every_s:g} s")
 
     def _try_reopen(self) -> None:
-        now = self._clock.now()
-        if now < self._next_reopen_t:
+        if not self._watch.reopen_due():
             return
-        self._next_reopen_t = now + self.reopen_every_s
         try:
             self._open()
         except Exception as exc:  # DeviceError, PortAudioError, ValueError
             log.debug("reopening the microphone failed: %s", exc)
             return
-        self._lost = False
         # Keep stream time in step with the clock across the outage.
-        self._gap_s += max(0.0, self._clock.now() - self._lost_at_t)
-        self._report("restored", "the microphone works again")
+        self._gap_s += max(0.0, self._clock.now() - self._watch.lost_at_t)
+        self._watch.restored("the microphone works again")
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -206,17 +180,19 @@ class MicrophoneSource:
 
     @property
     def lost(self) -> bool:
-        return self._lost
+        return self._watch.lost
+
+    @property
+    def reopen_every_s(self) -> float:
+        return self._watch.reopen_every_s
 
     @property
     def rate(self) -> int:
         """The rate the device actually runs at (chunks are always 16 kHz)."""
         return self._rate
 
-    def poll_status(self) -> list[InputStatus]:
-        with self._status_lock:
-            items, self._status = self._status, []
-        return items
+    def poll_status(self) -> list[DeviceStatus]:
+        return self._watch.poll()
 
     @property
     def clock_offset_s(self) -> float | None:
@@ -245,11 +221,11 @@ class MicrophoneSource:
         """The next chunk, or None if none arrived within ``timeout`` (or the device is lost)."""
         if self._closed:
             return None
-        if self._lost:
+        if self._watch.lost:
             self._try_reopen()
-            if self._lost:
+            if self._watch.lost:
                 threading.Event().wait(min(timeout if timeout is not None else self.reopen_every_s,
-                                           max(0.0, self._next_reopen_t - self._clock.now())))
+                                           max(0.0, self._watch.next_reopen_t - self._clock.now())))
                 return None
         try:
             raw, captured_t = self._queue.get(timeout=timeout if timeout is not None else self.stall_s)

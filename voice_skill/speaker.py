@@ -63,6 +63,7 @@ import numpy as np
 from voice_skill.audio import SAMPLE_RATE, Resampler, float_to_int16, read_wav
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.clock import Clock
+from voice_skill.devicewatch import DeviceStatus, DeviceWatch, StatusKind
 
 log = logging.getLogger(__name__)
 
@@ -309,15 +310,6 @@ def _import_sounddevice() -> Any:
     return sounddevice
 
 
-@dataclass(frozen=True)
-class OutputStatus:
-    """A change in the speech output's state, at ``t`` on the speaker's clock."""
-
-    kind: Literal["lost", "restored", "engine"]
-    t: float
-    message: str
-
-
 class SoundSpeaker:
     """Plays synthesised speech through a sounddevice callback stream on one thread.
 
@@ -357,13 +349,9 @@ class SoundSpeaker:
         self._blocksize_s = blocksize_s
         self._latency = latency
         self._warmup_timeout_s = warmup_timeout_s
-        self.reopen_every_s = reopen_every_s
         self._fallback_stream = fallback_stream
         self._close_voice = close_voice
-        self._status: list[OutputStatus] = []
-        self._status_lock = threading.Lock()
-        self._lost = False
-        self._next_reopen_t = 0.0
+        self._watch = DeviceWatch(clock, "speech output", reopen_every_s)
         self._sd = _import_sounddevice()
         self._stream, self.rate = self._open(self._sd, device, blocksize_s, latency)
         self.output_latency_s = float(self._stream.latency)
@@ -414,21 +402,20 @@ class SoundSpeaker:
             self._stream.close()
             raise DeviceError(f"the audio output device is not playing (only {calls} callbacks in {timeout_s:g} s)")
 
-    def _report(self, kind: Literal["lost", "restored", "engine"], message: str) -> None:
-        status = OutputStatus(kind, self._clock.now(), message)
-        (log.info if kind == "restored" else log.warning)("speech output %s: %s", kind, message)
-        with self._status_lock:
-            self._status.append(status)
+    def report(self, kind: StatusKind, message: str) -> None:
+        self._watch.report(kind, message)
 
-    def poll_status(self) -> list[OutputStatus]:
+    def poll_status(self) -> list[DeviceStatus]:
         """Changes in the output's state since the last call (lost, restored, engine trouble)."""
-        with self._status_lock:
-            items, self._status = self._status, []
-        return items
+        return self._watch.poll()
 
     @property
     def lost(self) -> bool:
-        return self._lost
+        return self._watch.lost
+
+    @property
+    def reopen_every_s(self) -> float:
+        return self._watch.reopen_every_s
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -442,18 +429,12 @@ class SoundSpeaker:
 
     def _mark_lost(self, why: str) -> None:
         self._close_stream()
-        if self._lost:
-            return
-        self._lost = True
-        self._next_reopen_t = self._clock.now() + self.reopen_every_s
-        self._report("lost", f"the speech output stopped working ({why}); printing instructions and trying to "
-                             f"reopen it every {self.reopen_every_s:g} s")
+        self._watch.mark_lost(f"the speech output stopped working ({why}); printing instructions and trying to "
+                              f"reopen it every {self.reopen_every_s:g} s")
 
     def _try_reopen(self) -> None:
-        now = self._clock.now()
-        if now < self._next_reopen_t:
+        if not self._watch.reopen_due():
             return
-        self._next_reopen_t = now + self.reopen_every_s
         try:
             stream, rate = self._open(self._sd, self._device, self._blocksize_s, self._latency)
         except Exception as exc:
@@ -469,8 +450,7 @@ class SoundSpeaker:
             self._stream = None
             log.debug("the reopened output does not play: %s", exc)
             return
-        self._lost = False
-        self._report("restored", "the speech output works again")
+        self._watch.restored("the speech output works again")
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         now = self._clock.now()
@@ -586,12 +566,12 @@ class SoundSpeaker:
                 self._events.add(SpeechEvent("cancelled", uid, self._clock.now(), text))
                 return
             self.failures += 1
-            self._report("engine", f"{exc.message}; printing this instruction instead")
+            self.report("engine", f"{exc.message}; printing this instruction instead")
             self._speak_text(text, uid, generation)
             return
-        if self._lost:
+        if self._watch.lost:
             self._try_reopen()
-        if self._lost or self._stream is None:
+        if self._watch.lost or self._stream is None:
             self._speak_text(text, uid, generation)
             return
         if self._resample and len(samples):
@@ -762,5 +742,5 @@ def open_speaker(kind: str, clock: Clock, *, device: int | str | None = None, ra
         tts.close()
         log.debug("no speech output: %s", exc)
         return TextSpeaker(clock, stream, rate_wpm=rate), f"no speech output: {exc.message}; instructions will be printed"
-    tts.on_restart = lambda message: speaker._report("engine", message)
+    tts.on_restart = lambda message: speaker.report("engine", message)
     return speaker, None
