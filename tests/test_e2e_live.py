@@ -469,6 +469,9 @@ def test_the_loudspeaker_unplugged_mid_routine(skill_factory) -> None:
                    "the warning")
     says_before = sum(e["event"] == "say" for e in skill.events())
     cpu = _window_cpu(skill.proc.pid, 6.0)
+    # The routine goes on in print: the next instruction may be a hold away, so wait for it.
+    skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) > says_before, 30,
+                   "an instruction while the speaker is gone")
     says_during = sum(e["event"] == "say" for e in skill.events()) - says_before
     skill.load_sink(SPEAKER_SINK, "VirtualSpeaker")
     skill.recording = skill.tmp / "after.wav"
