@@ -88,9 +88,13 @@ def make_recognizer(options: RunOptions, phrases: list[str]) -> tuple[Recognizer
     return build_recognizer(options.asr, options.model, phrases)
 
 
-def _coach(options: RunOptions) -> Coach:
+def _start_hour(options: RunOptions) -> float:
+    """The local time of day at the start: given, or now."""
+    return options.hour if options.hour is not None else local_hour_fraction()
+
+
+def _coach(options: RunOptions, hour: float) -> Coach:
     routines = options.routines or builtin_routines()
-    hour = options.hour if options.hour is not None else local_hour_fraction()
     return Coach(routines, choose_routine=routine_chooser(routines, hour, options.night_hours),
                  base_pace=options.pace)
 
@@ -145,7 +149,7 @@ def run_chunks(chunks: Iterable[AudioChunk], options: RunOptions, events_stream:
     for word in getattr(recognizer, "missing_words", ()) or ():
         events.write(0.0, "warning", text=f"the speech model lacks the word '{word}'")
     speaker = VirtualSpeaker(clock, _virtual_renderer(options, events))
-    session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options),
+    session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options, _start_hour(options)),
                       speaker=speaker, clock=clock, events=events, guard=EchoGuard(),
                       echo_gain=options.echo_gain,
                       echo_canceller=EchoCanceller() if options.speaker == "tts" else None)
@@ -202,7 +206,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     recognizer = SupervisedRecognizer(lambda: make_recognizer(options, table.phrases())[0],
                                       lambda text: events.write(clock.now(), "warning", text=text), first=first)
 
-    hour_at_start = options.hour if options.hour is not None else local_hour_fraction()
+    hour_at_start = _start_hour(options)
 
     def hour_now() -> float:  # the same time of day the routine chooser uses
         return (hour_at_start + clock.now() / 3600.0) % 24
@@ -223,7 +227,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
         speaker.close()
         recognizer.close()
         raise
-    session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options),
+    session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options, hour_at_start),
                       speaker=speaker, clock=clock, events=events, guard=EchoGuard(), input_to_clock=mic.to_clock)
     recorder = None
     if journal is not None:
