@@ -187,7 +187,11 @@ def run(hours: float, episodes: int, seed: int, voice: str, chunk_s: float, out=
     false = [s for s in tally.started if not any(t <= s <= t + 10.0 for t in plan.triggers_s)]
     if false:
         problems.append(f"false starts at {', '.join(f'{s:.1f}' for s in false)} s")
-    first, last = rows[1] if len(rows) > 2 else rows[0], rows[-1]
+    # Hour one is the baseline (start-up and the first episode are done by then), whatever
+    # the row spacing; shorter runs use their second row.
+    first = next((r for r in rows if r["hour"] >= 1.0 - 1e-6), None) if hours >= 2 else None
+    first = first or (rows[1] if len(rows) > 2 else rows[0])
+    last = rows[-1]
     growth = last["rss_mb"] - first["rss_mb"]
     if growth > 10.0:
         problems.append(f"memory grew {growth:.1f} MB")
