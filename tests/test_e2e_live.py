@@ -435,7 +435,13 @@ def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
     skill.load_sink(MIC_FEED_SINK, "VirtualMicrophoneFeed")
     skill.wait_for(lambda ev: any(e["event"] == "device" and "microphone" in e["text"] for e in ev), 15,
                    "the microphone to be reopened")
-    time.sleep(2.5)
+    from voice_skill.coach import Messages
+
+    messages = Messages.load()
+    # The notice waits its turn behind the instruction being spoken (a "stop" now would drop it).
+    skill.wait_for(lambda ev: any(e["event"] == "say" and e["text"] == messages["microphone_back"] for e in ev), 30,
+                   "the skill to say it can hear again")
+    time.sleep(1.0)
     skill.say("stop", to=MIC_FEED_SINK)
     skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "stopped" for e in ev), 15,
                    "the stop, heard through the reopened microphone")
@@ -446,10 +452,7 @@ def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
     assert skill.proc.returncode == 0, skill.stderr[-2000:]
     assert len([w for w in warnings if "microphone" in w["text"]]) == 1, warnings
     # the user is told, aloud and once, that they cannot be heard, and when they can again
-    from voice_skill.coach import Messages
-
     said = [e["text"] for e in skill.events() if e["event"] == "say"]
-    messages = Messages.load()
     assert said.count(messages["microphone_lost"]) == 1 and said.count(messages["microphone_back"]) == 1, said
     assert says_during >= 2  # that notice, and the routine kept talking
     assert cpu < 0.25 * outage_s, cpu  # no spinning (one core is 1.0 per second)
@@ -480,7 +483,7 @@ def test_the_loudspeaker_unplugged_mid_routine(skill_factory) -> None:
                    "the speech output to be reopened")
     n = sum(e["event"] == "say" for e in skill.events())
     skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) >= n + 1, 60, "another instruction")
-    time.sleep(1.0)
+    time.sleep(2.0)  # the sound server's own latency before it reaches the recording
     skill.signal(signal.SIGTERM)
     audio = skill.speaker_audio()
     warnings = [e for e in skill.events() if e["event"] == "warning"]
