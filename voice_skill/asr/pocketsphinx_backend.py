@@ -472,12 +472,16 @@ class PocketSphinxRecognizer:
             return []
         if key in self._rejected or n - self._key_since < self._stable_frames:
             return []
-        speech = bytes(self._speech[: n * self._bytes_per_dframe])
-        ok, ratio = self._verify(words, (first, last), speech)
+        # The cheap loudness check first: under a TV most candidates fail it, and then the
+        # phone-loop decode over the whole segment is not needed.
         contrast = self._level_contrast(self._utt_start_s + words[first][1] / self._frame_rate,
                                         self._utt_start_s + (words[last][2] + 1) / self._frame_rate)
         if contrast is not None and contrast < self.early_contrast_db:
-            ok = False
+            log.debug("early trigger rejected: only %.1f dB over the room before it", contrast)
+            self._rejected.add(key)
+            return []
+        speech = bytes(self._speech[: n * self._bytes_per_dframe])
+        ok, ratio = self._verify(words, (first, last), speech)
         log.debug("early trigger verification %s: ratio %.1f, %s dB over the room before it",
                   "passed" if ok else "failed", ratio, "-" if contrast is None else f"{contrast:.1f}")
         if not ok:
