@@ -30,7 +30,8 @@ Method (chosen by measurement, see ``scripts/bench_asr.py``):
    partial best path is checked, and a trigger phrase of two or more words that has stayed
    there unchanged for 0.15 s is verified as in 4, and emitted at once if it is also 6 dB
    louder than the room was 3 to 10 s before it (a TV's own words are not); the segment is
-   cut after it. Segments are also cut at ``max_segment_s``. The final decode of each segment
+   cut after it. Segments are also cut at ``max_segment_s``, and a trigger found when a
+   segment longer than ``room_rule_after_s`` is decoded must pass the same loudness rule. The final decode of each segment
    stays a batch decode (live CMN there took "crab" and "camp" said alone for "cramp").
    ``maxhmmpf`` 3000 (default 30000) halves the decoder's CPU in babble at no measured
    recall cost. Numbers: see the report in ``scripts/bench_asr.py``'s docstring.
@@ -126,8 +127,14 @@ _LR_LONE_WORD = -20.0
 # babble before each trigger (10 dB SNR, 16 phrases) the rule cost 1 of 7 detections.
 # Comparing with the speech earlier in the same segment instead rejected users' own
 # sentences ("I've got a really bad calf cramp"): 20 dB recall fell from 48 to 37 of 64.
-_EARLY_CONTRAST_DB = 6.0
+_ROOM_CONTRAST_DB = 6.0
 _ROOM_PAST_S = (3.0, 10.0)  # the stretch before a trigger that stands for the room
+# The same rule for triggers found when a segment (or a piece of one) is decoded at its
+# end, when the segment has gone on this long: the room never went quiet (a TV, babble).
+# Without it the 8-hour soak's TV stretches started 3 routines in 111 minutes, all from
+# 10-s pieces of TV speech; short segments (a user in a quiet room, maybe just after the
+# skill spoke) are left alone.
+_ROOM_RULE_AFTER_S = 4.0
 
 # Decoder settings (measured with scripts/bench_asr.py).
 _DECODER_DEFAULTS: dict[str, object] = {"bestpath": False, "fwdflat": False, "cmn": "batch", "maxhmmpf": 3000}
@@ -190,7 +197,8 @@ class PocketSphinxRecognizer:
         max_segment_s: float = 10.0,
         early_after_s: float = 1.0,
         early: bool = True,
-        early_contrast_db: float = _EARLY_CONTRAST_DB,
+        room_contrast_db: float = _ROOM_CONTRAST_DB,
+        room_rule_after_s: float = _ROOM_RULE_AFTER_S,
     ) -> None:
         import pocketsphinx  # noqa: PLC0415
 
@@ -295,7 +303,8 @@ class PocketSphinxRecognizer:
         self._max_bytes = max(1, int(max_segment_s * SAMPLE_RATE)) * SAMPLE_WIDTH
         self._early_after_bytes = int(early_after_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self._ep_args = (endpoint_window_s, endpoint_ratio, vad_mode)
-        self.early_contrast_db = early_contrast_db
+        self.room_contrast_db = room_contrast_db
+        self._room_rule_after_bytes = int(room_rule_after_s * SAMPLE_RATE) * SAMPLE_WIDTH
         log.debug("pocketsphinx: %d phrases, %d filler words", len(self.phrases), len(fillers))
         self.reset()
 
@@ -331,7 +340,9 @@ class PocketSphinxRecognizer:
             raise RecognizerError(f"bad endpointer settings: {exc}") from None
         self._frame_bytes = self._ep.frame_bytes
         # Mean power of every endpointer frame of the last 10 s (the room's recent past).
-        self._levels: deque[float] = deque(maxlen=int(round(_ROOM_PAST_S[1] / _FRAME_S)))
+        # Frame powers back to the room before the start of the longest piece decoded.
+        span_s = _ROOM_PAST_S[1] + self._max_bytes / (SAMPLE_RATE * SAMPLE_WIDTH) + 1.0
+        self._levels: deque[float] = deque(maxlen=int(round(span_s / _FRAME_S)))
         # The VAD misjudges digital silence (exact zeros, common in files and muted
         # inputs) and then merges utterances; a fixed +-2 LSB dither, the same for every
         # frame, keeps it honest without making results depend on chunking or chance.
@@ -342,6 +353,7 @@ class PocketSphinxRecognizer:
         self._in_utt = False
         self._utt_start_s = 0.0  # start of the audio in self._speech, seconds since self._t0
         self._speech = bytearray()
+        self._segment_bytes = 0  # the whole VAD segment so far, across cuts
         self._stop_live()
 
     def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
@@ -392,7 +404,9 @@ class PocketSphinxRecognizer:
                 self._in_utt = True
                 self._utt_start_s = self._ep.speech_start
                 self._speech = bytearray()
+                self._segment_bytes = 0
             self._speech += speech
+            self._segment_bytes += len(speech)
             if self._live is not None:
                 out.extend(self._feed_live(speech))
             if len(self._speech) >= self._max_bytes:
@@ -476,7 +490,7 @@ class PocketSphinxRecognizer:
         # phone-loop decode over the whole segment is not needed.
         contrast = self._level_contrast(self._utt_start_s + words[first][1] / self._frame_rate,
                                         self._utt_start_s + (words[last][2] + 1) / self._frame_rate)
-        if contrast is not None and contrast < self.early_contrast_db:
+        if contrast is not None and contrast < self.room_contrast_db:
             log.debug("early trigger rejected: only %.1f dB over the room before it", contrast)
             self._rejected.add(key)
             return []
@@ -609,7 +623,16 @@ class PocketSphinxRecognizer:
             log.debug("segment %.2f s: nothing decoded", seg_start)
             return []
         drop: set[int] = set()
+        long_segment = self._segment_bytes >= self._room_rule_after_bytes
         for span in self._trigger_spans(words) if self._verifier is not None else ():
+            if long_segment:
+                contrast = self._level_contrast(start_s + words[span[0]][1] / self._frame_rate,
+                                                start_s + (words[span[1]][2] + 1) / self._frame_rate)
+                if contrast is not None and contrast < self.room_contrast_db:
+                    log.debug("trigger in a %.1f s segment rejected: only %.1f dB over the room before it",
+                              self._segment_bytes / (SAMPLE_RATE * SAMPLE_WIDTH), contrast)
+                    drop.update(range(span[0], span[1] + 1))
+                    continue
             ok, ratio = self._verify(words, span, speech)
             log.debug("trigger verification %s: ratio %.1f", "passed" if ok else "failed", ratio)
             if not ok:
