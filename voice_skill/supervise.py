@@ -32,8 +32,9 @@ from typing import Any, Callable
 import numpy as np
 
 from voice_skill.asr.base import Hypothesis, Recognizer
+from voice_skill import errors
 from voice_skill.audio import AudioChunk
-from voice_skill.errors import DeviceError
+from voice_skill.errors import DeviceError, RecognizerError, VoiceSkillError
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class SupervisedRecognizer:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.stop()  # a hung thread never reads it; it is a daemon and is left behind
+            _close(worker.recognizer)  # a recognizer in a child process is ended, not left
         self.restarts += 1
         self._next_rebuild = self._now()
         self._warn(f"the speech recognizer {what}; restarting it")
@@ -151,7 +153,119 @@ class SupervisedRecognizer:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.stop()
+            _close(worker.recognizer)
             worker.thread.join(timeout=0.5)
+
+
+def _close(recognizer: Recognizer) -> None:
+    close = getattr(recognizer, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception as exc:
+        log.debug("closing a recognizer: %s", exc)
+
+
+def _recognizer_child(conn: Any, factory: Callable[[], tuple[Recognizer, str]]) -> None:
+    """The child process: build the recognizer, then run its calls until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        recognizer, description = factory()
+    except BaseException as exc:
+        conn.send(("error", type(exc).__name__, getattr(exc, "message", str(exc)), getattr(exc, "path", None)))
+        return
+    conn.send(("ready", getattr(recognizer, "name", "recognizer"), description,
+               list(getattr(recognizer, "missing_words", ()) or ())))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        method, arg = job
+        try:
+            out = recognizer.accept(AudioChunk(*arg)) if method == "accept" else getattr(recognizer, method)()
+        except Exception as exc:
+            conn.send(("error", type(exc).__name__, str(exc), None))
+            continue
+        conn.send(("ok", list(out or [])))
+
+
+def _child_error(reply: tuple) -> VoiceSkillError:
+    """The error a child reported, as the same class where it is one of ours."""
+    _, name, message, path = reply
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, VoiceSkillError):
+        return cls(message, path=path)
+    return RecognizerError(f"{name}: {message}")
+
+
+class ProcessRecognizer:
+    """A recognizer that runs in a child process.
+
+    PocketSphinx holds Python's global lock for a whole decode (a second for 8 s of TV
+    audio, measured), and with it the loudspeaker's and the microphone's callbacks: the
+    speech stuttered (hundreds of output underruns a minute) and the echo canceller lost
+    its place on the output tape. In a child process a decode blocks nobody; the parent
+    only waits on a pipe. ``factory`` must be picklable and return ``(recognizer,
+    description)``; an error it raises comes back as the same error (a bad model stays a
+    one-line error). Calls are synchronous; ``SupervisedRecognizer`` adds the time budget.
+    """
+
+    def __init__(self, factory: Callable[[], tuple[Recognizer, str]], *, start_timeout_s: float = 120.0) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_recognizer_child, args=(child, factory), name="voice-skill-asr", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn: Any = parent
+        reply = self._conn.recv() if self._conn.poll(start_timeout_s) else None
+        if reply is None or reply[0] != "ready":
+            self.close()
+            if reply is None:
+                raise RecognizerError(f"the speech recognizer did not start within {start_timeout_s:g} s")
+            raise _child_error(reply)
+        _, self.name, self.description, self.missing_words = reply
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _call(self, method: str, arg: Any = None) -> list[Hypothesis]:
+        if self._conn is None:
+            raise RecognizerError("the speech recognizer is closed")
+        try:
+            self._conn.send((method, arg))
+            reply = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise RecognizerError(f"the speech recognizer process ended ({exc or 'no answer'})") from None
+        if reply[0] != "ok":
+            raise _child_error(reply)
+        return reply[1]
+
+    def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        return self._call("accept", (chunk.audio, chunk.start_s, chunk.rate, chunk.width, chunk.channels))
+
+    def flush(self) -> list[Hypothesis]:
+        return self._call("flush")
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def close(self) -> None:
+        """End the child at once (a call blocked on it then fails with RecognizerError)."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is not None:
+            proc.kill()
+            proc.join(timeout=2)
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
 
 
 # ---------------------------------------------------------------------- voice
