@@ -60,3 +60,70 @@ def test_silence_from_the_loudspeaker_passes_the_microphone_untouched():
 def test_blocks_must_have_the_configured_size():
     with pytest.raises(ValueError):
         EchoCanceller().process(np.zeros(100), None)
+
+
+# ---- live alignment: the echo found on the output tape by its content
+
+ROOM_DELAY = int(0.012 * 16000)  # simulated_room()'s direct path
+
+
+def _tape_run(mic, played, offset_true, guess_error, drop_at=None, drop=0):
+    """Play ``played`` onto a tape a block at a time and feed ``mic`` (the echo of output
+    sample o arrives at microphone sample o - offset_true) with a clock guess that is
+    ``guess_error`` samples off. ``drop`` output samples go missing at ``drop_at``."""
+    from voice_skill.aec import AlignedEchoCanceller, OutputTape
+
+    tape = OutputTape(16000)
+    aligned = AlignedEchoCanceller(tape)
+    out = []
+    # The output runs ahead of the microphone by offset_true (plus a block of latency).
+    ahead = offset_true + 160
+    tape.write(played[:ahead].astype(np.float32), heard_t=0.0)
+    written = ahead
+    for i in range(0, len(mic) - 159, 160):
+        while written < i + 160 + ahead:
+            tape.write(played[written:written + 160].astype(np.float32), heard_t=written / 16000)
+            written += 160
+        t = (i + offset_true + guess_error) / 16000  # the clock's (wrong) idea of when this was heard
+        index = i if drop_at is None or i < drop_at else i + drop
+        out.append(aligned.process_at(mic[i:i + 160], index, t))
+    return np.concatenate(out), aligned
+
+
+def test_the_echo_is_found_on_the_output_tape_and_removed(speech):
+    played, _ = speech
+    offset = 4000  # the microphone hears output sample o at o - 4000
+    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
+    mic = np.zeros(len(played))
+    mic[: len(played) - offset] = echo[offset:]
+    out, aligned = _tape_run(mic, played, offset, guess_error=-480)  # clocks 30 ms off
+    assert aligned.offset == offset - ROOM_DELAY  # the room's direct path comes on top
+    last = slice(2 * len(out) // 3, len(out))
+    assert db(mic[last], out[last]) > 25
+
+
+def test_a_user_over_the_echo_survives_alignment(speech):
+    played, user = speech
+    offset = 2000
+    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
+    mic = np.zeros(len(played))
+    mic[: len(played) - offset] = echo[offset:]
+    at = 2 * len(mic) // 3
+    mic[at:at + len(user)] += user
+    out, aligned = _tape_run(mic, played, offset, guess_error=300)
+    window = slice(at, at + len(user))
+    assert aligned.offset == offset - ROOM_DELAY
+    assert db(user, out[window] - user) > 12
+
+
+def test_without_an_echo_nothing_is_taken_for_one(speech):
+    """A microphone that hears something unrelated to the loudspeaker: no offset is
+    adopted and the filter leaves the user's voice alone."""
+    played, user = speech
+    rng = np.random.default_rng(3)
+    mic = rng.standard_normal(len(played)) * 300
+    mic[20000:20000 + len(user)] += user
+    out, aligned = _tape_run(mic, played, 3000, guess_error=0)
+    assert aligned.offset is None and aligned.estimates == 0
+    window = slice(20000, 20000 + len(user))
+    assert db(mic[window], out[window] - mic[window]) > 15

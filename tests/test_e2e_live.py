@@ -404,10 +404,12 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     assert set(accepted) <= {"start", "pause"} and accepted.count("start") == 1, accepted
     if not paused:
         # Seen on most runs: PocketSphinx hears the user's "pause" and the skill's own
-        # sentence as one utterance ("... slowly all it's gone eat looked ..."), which the
-        # echo guard rightly ignores as mixed with its own voice. Barge-in over the skill's
-        # speech needs the echo removed from the input or commands spotted inside a longer
-        # utterance: recognizer work (see the report of issue 5).
+        # sentence as one utterance, which the echo guard rightly ignores as mixed with its
+        # own voice. The echo canceller finds the echo on the output tape to the sample
+        # (correlation 0.97-0.99), but takes little of it out here: this loopback's
+        # adaptive resampling lets the delay drift (a least-squares filter fitted to a
+        # recording of it removes only ~13 dB), and the echo is nearly as loud as what
+        # was played, which the double-talk detector takes for the user (see the README).
         pytest.xfail("barge-in: the user's 'pause' over the skill's speech was not recognised")
     assert any(e["event"] == "cut" for e in events), "the pause did not cut the speech"
 

@@ -25,7 +25,13 @@ played at the same instant.
 
 from __future__ import annotations
 
+import logging
+import threading
+from typing import Callable
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 EXPLAINED = 0.1  # residual/microphone energy below which a block is taken as echo alone
 REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the filter step is scaled to
@@ -118,3 +124,161 @@ def simulated_room(seed: int = 0, delay_s: float = 0.012, decay_s: float = 0.03,
     response[:start] = 0.0
     response[start] = 1.0
     return response / np.abs(response).sum() * 2.0
+
+
+# ---- live audio: what the loudspeaker played, and where its echo is in the microphone
+
+class OutputTape:
+    """The last few seconds the output stream played, by sample count since it opened.
+
+    The output callback writes every block (silence too) with the clock time its first
+    sample is heard; readers ask for samples by index. Sample counts, unlike the two
+    devices' time stamps (which jitter by about 10 ms through PulseAudio), advance
+    exactly with the audio, so the distance between a microphone sample and the output
+    sample it echoes stays put until a device drops or inserts audio.
+    """
+
+    def __init__(self, rate: int, seconds: float = 4.0) -> None:
+        self.rate = rate
+        self._size = 1 << int(np.ceil(np.log2(max(1, int(rate * seconds)))))
+        self._ring = np.zeros(self._size, dtype=np.float32)
+        self._lock = threading.Lock()
+        self.end = 0  # samples written so far
+        self._anchor: tuple[int, float] | None = None  # (index, clock time it is heard)
+
+    def write(self, samples: np.ndarray, heard_t: float) -> None:
+        n = len(samples)
+        with self._lock:
+            start = self.end % self._size
+            first = min(n, self._size - start)
+            self._ring[start:start + first] = samples[:first]
+            self._ring[:n - first] = samples[first:n]
+            self._anchor = (self.end, heard_t)
+            self.end += n
+
+    def index_at(self, t: float) -> int | None:
+        """The output sample heard at clock time ``t`` (from the latest block's stamp)."""
+        with self._lock:
+            if self._anchor is None:
+                return None
+            index, heard_t = self._anchor
+        return index + int(round((t - heard_t) * self.rate))
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """Samples ``start`` to ``start + n``; zeros where nothing (still) on the tape was played."""
+        out = np.zeros(n, dtype=np.float64)
+        with self._lock:
+            lo, hi = max(start, self.end - self._size, 0), min(start + n, self.end)
+            if hi <= lo:
+                return out
+            idx = np.arange(lo, hi) % self._size
+            out[lo - start:hi - start] = self._ring[idx]
+        return out
+
+
+class AlignedEchoCanceller:
+    """An ``EchoCanceller`` fed from an ``OutputTape``, with the echo found by its content.
+
+    The echo of output sample ``o`` reaches the microphone at sample ``o - offset``. A
+    first guess comes from the two streams' clock stamps; then, every ``every_s`` while
+    the loudspeaker plays, the last ``window_s`` of microphone audio is cross-correlated
+    (phase transform, so the voice's own spectrum does not smear the peak) with the tape
+    around that guess, and a peak that two estimates in a row agree on becomes the offset.
+    The reference is read ``lead_s`` ahead of the echo, so the echo sits that far into
+    the filter's taps and an offset a little off either way is still inside them. A
+    changed offset restarts the filter (it learned the room at the old one).
+    """
+
+    def __init__(self, tape: OutputTape, new_canceller: Callable[[], EchoCanceller] = EchoCanceller, *,
+                 lead_s: float = 0.02,
+                 window_s: float = 1.0, search_s: float = 0.25, every_s: float = 0.25,
+                 min_correlation: float = 0.3) -> None:
+        self.tape = tape
+        self._new_canceller = new_canceller
+        self.canceller = new_canceller()
+        rate = tape.rate
+        self.lead = int(round(lead_s * rate))
+        self.window = int(round(window_s * rate))
+        self.search = int(round(search_s * rate))
+        self.every = max(1, int(round(every_s * rate / self.canceller.block)))
+        self.min_correlation = min_correlation
+        self.tolerance = max(1, self.lead // 4)  # offset changes the filter can follow by itself
+        self.offset: int | None = None  # output index minus microphone index of the echo
+        self._guess: int | None = None
+        self._candidate: int | None = None
+        self._mic = np.zeros(self.window)
+        self._mic_end: int | None = None  # microphone index after the last sample kept
+        self._blocks = 0
+        self.estimates = 0  # offsets found by correlation (for tests and logs)
+        self._in_energy = self._out_energy = 0.0
+        self._stat_blocks = 0
+        self.changes = 0
+
+    def process_at(self, mic: np.ndarray, mic_index: int, clock_t: float | None) -> np.ndarray:
+        """One block of microphone samples starting at stream sample ``mic_index`` (heard
+        at clock time ``clock_t``, if known), less the echo of the loudspeaker."""
+        mic = np.asarray(mic, dtype=np.float64)
+        self._remember(mic, mic_index)
+        if clock_t is not None:
+            out_index = self.tape.index_at(clock_t)
+            if out_index is not None:
+                self._guess = out_index - mic_index
+        offset = self.offset if self.offset is not None else self._guess
+        if offset is None:
+            return mic
+        self._blocks += 1
+        if self._blocks % self.every == 0:
+            self._estimate(mic_index + len(mic))
+        offset = self.offset if self.offset is not None else offset
+        ref = self.tape.read(mic_index + offset + self.lead, len(mic))
+        if not ref.any() and not self.canceller.active:
+            return mic
+        out = self.canceller.process(mic, ref if ref.any() else None)
+        self._in_energy += float(mic @ mic)
+        self._out_energy += float(out @ out)
+        self._stat_blocks += 1
+        if self._stat_blocks >= 200:
+            log.debug("echo canceller: %.1f dB taken out over the last %d blocks", 10 * np.log10(
+                (self._in_energy + 1.0) / (self._out_energy + 1.0)), self._stat_blocks)
+            self._in_energy = self._out_energy = 0.0
+            self._stat_blocks = 0
+        return out
+
+    def _remember(self, mic: np.ndarray, mic_index: int) -> None:
+        n = len(mic)
+        if self._mic_end is not None and mic_index != self._mic_end:
+            self._mic[:] = 0.0  # a gap in the input: what came before no longer lines up
+        self._mic = np.concatenate([self._mic[n:], mic])
+        self._mic_end = mic_index + n
+
+    def _estimate(self, mic_end: int) -> None:
+        centre = self.offset if self.offset is not None else self._guess
+        if centre is None:
+            return
+        y = self._mic
+        start = mic_end - self.window + centre - self.search
+        x = self.tape.read(start, self.window + 2 * self.search)
+        if np.abs(x).max(initial=0.0) < 4 * REFERENCE_FLOOR or not y.any():
+            return
+        size = 1 << int(np.ceil(np.log2(len(x) + len(y))))
+        cross = np.conj(np.fft.rfft(y, size)) * np.fft.rfft(x, size)
+        phat = np.fft.irfft(cross / (np.abs(cross) + 1e-9), size)[: 2 * self.search + 1]
+        k = int(np.argmax(phat))
+        seg = x[k:k + self.window]
+        ncc = float(y @ seg) / (np.sqrt(float(y @ y) * float(seg @ seg)) + 1e-9)
+        if ncc < self.min_correlation:
+            return
+        found = centre - self.search + k  # output index minus microphone index
+        self.estimates += 1
+        if self.offset is not None and abs(found - self.offset) <= self.tolerance:
+            self._candidate = None  # a small drift: the filter follows it
+            return
+        if self._candidate is not None and abs(found - self._candidate) <= self.tolerance:
+            log.info("echo found %.1f ms from the clocks' guess (correlation %.2f); was %s", 1000 * (found - centre)
+                     / self.tape.rate, ncc, "unknown" if self.offset is None else f"{self.offset - found:+d} samples off")
+            self.offset = found
+            self._candidate = None
+            self.changes += 1
+            self.canceller = self._new_canceller()  # it learned the room at the old offset
+            return
+        self._candidate = found

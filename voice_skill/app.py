@@ -7,6 +7,7 @@ of generated audio.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import signal
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Callable, Iterable, Iterator
 
 from voice_skill import NOTICE
-from voice_skill.aec import EchoCanceller
+from voice_skill.aec import AlignedEchoCanceller, EchoCanceller
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio import AudioChunk, iter_wav_chunks
 from voice_skill.clock import RealClock, VirtualClock, local_hour_fraction
@@ -49,6 +50,7 @@ class RunOptions:
     voice: str | None = None
     pace: float = 1.0  # the pace each routine starts at
     chime: bool = True
+    echo_cancel: bool = False  # live: the experimental echo canceller (aec.AlignedEchoCanceller)
     echo_gain: float = 0.0  # file input only: mix the skill's own speech into the input
     night_hours: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H)
     # live only: the speaking (rate, volume) for a local hour, applied before each utterance
@@ -187,12 +189,16 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     from voice_skill.live import MicrophoneSource, check_input_device
     from voice_skill.screen import make_view
     from voice_skill.speaker import open_speaker
-    from voice_skill.supervise import SupervisedRecognizer
+    from voice_skill.asr.select import build_recognizer
+    from voice_skill.supervise import ProcessRecognizer, SupervisedRecognizer
 
     check_input_device(input_device)  # no microphone: one sentence, before any model loads
     routines = options.routines or builtin_routines()
     table = options.phrases or PhraseTable.load()
-    first, description = make_recognizer(options, table.phrases())
+    # The recognizer runs in a child process (see supervise.ProcessRecognizer).
+    factory = functools.partial(build_recognizer, options.asr, options.model, table.phrases())
+    first = ProcessRecognizer(factory)
+    description = first.description
     announce(f"Cramp coach: listening with {description}. {NOTICE}")
     clock = RealClock()
     wall_origin = datetime.now()
@@ -203,7 +209,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     for word in getattr(first, "missing_words", ()) or ():
         events.write(clock.now(), "warning", text=f"the speech model lacks the word '{word}'")
     # A recognizer that raises or hangs is rebuilt; listening goes on.
-    recognizer = SupervisedRecognizer(lambda: make_recognizer(options, table.phrases())[0],
+    recognizer = SupervisedRecognizer(lambda: ProcessRecognizer(factory),
                                       lambda text: events.write(clock.now(), "warning", text=text), first=first)
 
     hour_at_start = _start_hour(options)
@@ -228,7 +234,8 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
         recognizer.close()
         raise
     session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options, hour_at_start),
-                      speaker=speaker, clock=clock, events=events, guard=EchoGuard(), input_to_clock=mic.to_clock)
+                      speaker=speaker, clock=clock, events=events, guard=EchoGuard(), input_to_clock=mic.to_clock,
+                      echo_canceller=_live_echo_canceller(speaker) if options.echo_cancel else None)
     recorder = None
     if journal is not None:
         recorder = JournalRecorder(journal, wall_origin, routines=routines,
@@ -247,6 +254,13 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
         if recorder is not None:
             recorder.finish(clock.now())
     return 0
+
+
+def _live_echo_canceller(speaker) -> AlignedEchoCanceller | None:
+    """Echo cancelling for a loudspeaker that keeps a tape of what it played (sound output
+    at 16 kHz); None otherwise (text output, or a device that only plays another rate)."""
+    tape = getattr(speaker, "tape", None)
+    return AlignedEchoCanceller(tape) if tape is not None else None
 
 
 def _live_loop(session: Session, mic, speaker, view, events: EventLog, stop: threading.Event) -> None:

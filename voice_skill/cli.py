@@ -156,6 +156,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         voice=chosen.voice,
         pace=chosen.pace,
         chime=chosen.chime,
+        echo_cancel=chosen.echo_cancel,
         manners=lambda hour_of_day: settings.night_adjusted(chosen, hour_of_day),
         echo_gain=args.echo,
         night_hours=chosen.night_hours,

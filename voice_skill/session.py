@@ -15,7 +15,7 @@ from typing import IO, Callable, Iterable
 
 import numpy as np
 
-from voice_skill.aec import EchoCanceller, simulated_room
+from voice_skill.aec import AlignedEchoCanceller, EchoCanceller, simulated_room
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.audio import SAMPLE_RATE, AudioChunk
 from voice_skill.clock import Clock, VirtualClock
@@ -210,7 +210,7 @@ class Session:
         guard: EchoGuard | None = None,
         echo_gain: float = 0.0,
         input_to_clock: Callable[[float], float | None] | None = None,
-        echo_canceller: EchoCanceller | None = None,
+        echo_canceller: EchoCanceller | AlignedEchoCanceller | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.parser = parser
@@ -407,12 +407,17 @@ class Session:
         return AudioChunk(np.clip(np.round(mixed), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)
 
     def _cancel_echo(self, chunk: AudioChunk) -> AudioChunk:
-        played = getattr(self.speaker, "played", None)
-        if played is None or chunk.samples != self.echo_canceller.block:
-            return chunk
         start = chunk.start_s if self.input_to_clock is None else self.input_to_clock(chunk.start_s)
-        ref = played(start, chunk.samples) if start is not None else None
-        if ref is None and not self.echo_canceller.active:
-            return chunk
-        cleaned = self.echo_canceller.process(chunk.as_array().astype(np.float64), ref)
+        mic = chunk.as_array().astype(np.float64)
+        if isinstance(self.echo_canceller, AlignedEchoCanceller):
+            # Live: the reference comes off the output tape, found by sample count.
+            cleaned = self.echo_canceller.process_at(mic, int(round(chunk.start_s * SAMPLE_RATE)), start)
+        else:
+            played = getattr(self.speaker, "played", None)
+            if played is None or chunk.samples != self.echo_canceller.block:
+                return chunk
+            ref = played(start, chunk.samples) if start is not None else None
+            if ref is None and not self.echo_canceller.active:
+                return chunk
+            cleaned = self.echo_canceller.process(mic, ref)
         return AudioChunk(np.clip(np.round(cleaned), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)

@@ -60,6 +60,7 @@ from typing import Any, Callable, Literal, Protocol, TextIO, runtime_checkable
 
 import numpy as np
 
+from voice_skill.aec import OutputTape
 from voice_skill.audio import SAMPLE_RATE, Resampler, float_to_int16, read_wav
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.clock import Clock
@@ -353,8 +354,11 @@ class SoundSpeaker:
         self._close_voice = close_voice
         self._watch = DeviceWatch(clock, "speech output", reopen_every_s)
         self._sd = _import_sounddevice()
+        self.tape: OutputTape | None = None
         self._stream, self.rate = self._open(self._sd, device, blocksize_s, latency)
         self.output_latency_s = float(self._stream.latency)
+        # Everything played, for the echo canceller (16 kHz only: it compares samples).
+        self.tape = OutputTape(SAMPLE_RATE) if self.rate == SAMPLE_RATE else None
         self._wait_warm(blocksize_s, warmup_timeout_s)
         self.underflows = 0  # count only those after the start-up stall
         self._resample = self.rate != SAMPLE_RATE
@@ -463,6 +467,13 @@ class SoundSpeaker:
         if not 0.0 <= lat < 2.0:
             lat = self.output_latency_s
         heard_t = now + lat  # when outdata[0] will be heard
+        try:
+            self._fill(outdata, frames, now, heard_t)
+        finally:
+            if self.tape is not None and self.rate == self.tape.rate:
+                self.tape.write(outdata[:, 0], heard_t)
+
+    def _fill(self, outdata: np.ndarray, frames: int, now: float, heard_t: float) -> None:
         p = self._current
         if p is None or p.done.is_set():
             outdata.fill(0)
