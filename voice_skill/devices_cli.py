@@ -8,6 +8,7 @@ seconds, shows the input level and what the recognizer made of it.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 import numpy as np
@@ -16,6 +17,7 @@ from voice_skill.errors import DeviceError
 
 CHECK_SENTENCE = "This is Cramp coach. After the tone, say calf cramp."
 RECORD_S = 3.0
+START_TIMEOUT_S = 5.0  # longest wait for a new input stream to deliver audio
 
 
 def _sounddevice() -> Any:
@@ -80,10 +82,16 @@ def run_check(input_device: str | None, output_device: str | None, out: TextIO) 
         ok = False
         print(f"speaker:    failed: {exc}", file=out)
     check_input_device(input_device)
-    print(f"microphone: recording {RECORD_S:g} seconds, say \"calf cramp\"...", file=out, flush=True)
     try:
-        recording = sd.rec(int(RECORD_S * 16000), samplerate=16000, channels=1, dtype="int16",
-                           device=input_device, blocking=True)[:, 0]
+        with sd.InputStream(samplerate=16000, channels=1, dtype="int16", device=input_device) as stream:
+            # Ask the user to speak only once audio flows: PulseAudio can take a second or
+            # two to start a stream, and words said before that are lost.
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while stream.read_available == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stream.read(stream.read_available)
+            print(f"microphone: recording {RECORD_S:g} seconds, say \"calf cramp\"...", file=out, flush=True)
+            recording = stream.read(int(RECORD_S * 16000))[0][:, 0]
     except (sd.PortAudioError, ValueError) as exc:
         raise DeviceError(f"the microphone could not record: {exc}") from None
     dbfs = level_dbfs(recording)
