@@ -99,7 +99,7 @@ def test_the_echo_is_found_on_the_output_tape_and_removed(speech):
     out, aligned = _tape_run(mic, played, offset, guess_error=-480)  # clocks 30 ms off
     assert aligned.offset == offset - ROOM_DELAY  # the room's direct path comes on top
     last = slice(2 * len(out) // 3, len(out))
-    assert db(mic[last], out[last]) > 25
+    assert db(mic[last], out[last]) > 20
 
 
 def test_a_user_over_the_echo_survives_alignment(speech):

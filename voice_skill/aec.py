@@ -8,14 +8,16 @@ the skill talks is buried in one long utterance of the skill's own words.
 
 - Blocks are ``block`` samples (10 ms at 16 kHz, the session's frame); the filter covers
   ``partitions`` blocks of echo tail (160 ms by default).
-- Double talk (the user speaking over the skill) would teach the filter the user's voice;
-  a Geigel detector freezes adaptation while the microphone is louder than the echo could
-  be, and holds it frozen for a short while after.
+- Double talk (the user speaking over the skill) would teach the filter the user's voice.
+  Two filters share the reference: a background one that always learns, and a foreground
+  one whose estimate is subtracted. The foreground takes the background's taps when these
+  leave clearly less behind (over the last few blocks); a background that leaves more than
+  the microphone had (it learned the user) starts again from the foreground. No detector
+  has to guess how loud the echo may be: a Geigel detector (microphone louder than 0.6 of
+  the reference) took a loudspeaker's echo that was nearly as loud as the samples played
+  for the user all the time, and froze the filter for good.
 - Where the filter explains a block (the residual is 10 dB or more below the microphone
-  signal), or nothing louder than the echo has been heard for ``hold_blocks``, only the
-  skill was talking, and the residual is damped a further 20 dB. Before the filter has
-  converged (the first seconds of a session) the quiet start of a user's word can be
-  damped with it: barge-in is weakest in the very first sentence.
+  signal), only the skill was talking, and the residual is damped a further 20 dB.
 - When the loudspeaker has been silent for longer than the tail, blocks pass untouched
   and cost nothing.
 
@@ -39,25 +41,25 @@ REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the fil
 
 class EchoCanceller:
     def __init__(self, block: int = 160, partitions: int = 16, step: float = 0.5,
-                 geigel: float = 0.6, hold_blocks: int = 20, power_floor: float = 1e-6,
-                 suppress: float = 0.1) -> None:
+                 power_floor: float = 1e-6, suppress: float = 0.01, adopt: float = 0.7) -> None:
         if block <= 0 or partitions <= 0:
             raise ValueError("block and partitions must be positive")
         self.block = block
         self.partitions = partitions
         self.step = step
-        self.geigel = geigel
-        self.hold_blocks = hold_blocks
         self.power_floor = power_floor
         self.suppress = suppress
+        self.adopt = adopt
         bins = block + 1
-        self._w = np.zeros((partitions, bins), dtype=np.complex128)  # filter, per partition
+        self._w = np.zeros((partitions, bins), dtype=np.complex128)  # background filter (always learning)
+        self._wf = np.zeros((partitions, bins), dtype=np.complex128)  # foreground filter (the one used)
         self._x = np.zeros((partitions, bins), dtype=np.complex128)  # recent reference spectra
         self._prev_ref = np.zeros(block)
         self._power = np.full(bins, power_floor)
         self._ref_peaks = np.zeros(partitions)  # peak |reference| of each block in the tail
-        self._hold = 0
-        self.double_talk_blocks = 0
+        self._energy = np.zeros(3)  # smoothed energy of: microphone, foreground error, background error
+        self.double_talk_blocks = 0  # blocks with more in them than the echo (the user, or a new room)
+        self.adoptions = 0
 
     @property
     def active(self) -> bool:
@@ -81,20 +83,24 @@ class EchoCanceller:
         self._prev_ref = ref
         self._x = np.roll(self._x, 1, axis=0)
         self._x[0] = spectrum
-        echo = np.fft.irfft((self._x * self._w).sum(axis=0))[self.block:]
-        error = mic - echo
-        louder_than_echo = np.abs(mic).max() > self.geigel * self._ref_peaks.max()
-        if louder_than_echo:
-            self._hold = self.hold_blocks  # the user is talking: do not learn their voice
-        if self._hold > 0:
-            self._hold -= 1
+        echoes = np.fft.irfft(np.stack([(self._x * self._wf).sum(axis=0), (self._x * self._w).sum(axis=0)]),
+                              axis=1)[:, self.block:]
+        error = mic - echoes[0]
+        background_error = mic - echoes[1]
+        energy = np.array([mic @ mic, error @ error, background_error @ background_error])
+        self._energy = 0.6 * self._energy + 0.4 * energy
+        heard, left, left_background = self._energy
+        self._adapt(spectrum, background_error)
+        if left_background < self.adopt * left and left_background < heard:
+            self._wf = self._w.copy()  # the background explains the echo better: use it
+            self.adoptions += 1
+        elif left_background > 2.0 * heard + 1.0 and left < heard:
+            self._w = self._wf.copy()  # the background learned the user's voice: start it again from the good one
+        if left > 0.5 * heard:
             self.double_talk_blocks += 1
-        else:
-            self._adapt(spectrum, error)
         # Residual suppression: where the filter explains the block (what is left is at
-        # least 10 dB below what came in), or nothing louder than the echo has been heard
-        # lately, only the skill was talking: damp the rest.
-        if float(error @ error) < EXPLAINED * float(mic @ mic) or self._hold == 0:
+        # least 10 dB below what came in), only the skill was talking: damp the rest.
+        if energy[1] < EXPLAINED * energy[0]:
             return error * self.suppress
         return error
 

@@ -50,7 +50,7 @@ class RunOptions:
     voice: str | None = None
     pace: float = 1.0  # the pace each routine starts at
     chime: bool = True
-    echo_cancel: bool = False  # live: the experimental echo canceller (aec.AlignedEchoCanceller)
+    echo_cancel: bool = True  # live: take the skill's own voice out of the microphone (aec.AlignedEchoCanceller)
     echo_gain: float = 0.0  # file input only: mix the skill's own speech into the input
     night_hours: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H)
     # live only: the speaking (rate, volume) for a local hour, applied before each utterance

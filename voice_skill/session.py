@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import IO, Callable, Iterable
 
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 
 SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
 FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
+# A command heard over the skill's own speech must have kept at least this much of the
+# microphone's energy through the echo canceller: a user's word over an echo 6 dB down
+# keeps about -1 dB; the skill's own words, misheard from what the canceller left of them
+# ("Ten." heard as "done" while the filter was still learning the room), keep far less.
+SURVIVED_MIN_DB = -6.0
+SURVIVAL_KEEP_S = 30.0  # how far back that can be looked up (longer than any utterance)
 
 
 # ---- event log ----------------------------------------------------------------------
@@ -225,6 +232,9 @@ class Session:
         # Live input is stamped in stream time; this maps it onto the clock the speaker uses.
         self.input_to_clock = input_to_clock
         self._early_pause = False  # a partial result paused the routine; the final decides
+        # (clock time, energy in, energy out) of the echo canceller's recent blocks
+        self._survival: deque[tuple[float, float, float]] = deque(maxlen=int(SURVIVAL_KEEP_S * SAMPLE_RATE
+                                                                              / FRAME_SAMPLES))
         self._carry = b""  # input not yet fed: less than one frame
         self._origin_s: float | None = None  # input time of the frame grid's first sample
         self._carried = 0  # samples fed since the origin
@@ -355,6 +365,13 @@ class Session:
     def _on_hypothesis(self, hyp: Hypothesis) -> None:
         intent = self.parser.parse(hyp.text)
         verdict = self.guard.judge(hyp, intent)
+        if verdict is None and intent is not None and self.echo_canceller is not None \
+                and self.guard.speaking(hyp.start_s, hyp.end_s):
+            # Said over the skill's own speech: the user's voice passes the echo canceller,
+            # what is left of the skill's own (garbled into "done", "repeat") does not.
+            survived = self.survived_db(hyp.start_s, hyp.end_s)
+            if survived is not None and survived < SURVIVED_MIN_DB:
+                verdict = "echo left over"
         if not hyp.final:
             self._on_partial(hyp, intent, verdict)
             return
@@ -409,15 +426,30 @@ class Session:
     def _cancel_echo(self, chunk: AudioChunk) -> AudioChunk:
         start = chunk.start_s if self.input_to_clock is None else self.input_to_clock(chunk.start_s)
         mic = chunk.as_array().astype(np.float64)
+        cleaned = mic
         if isinstance(self.echo_canceller, AlignedEchoCanceller):
             # Live: the reference comes off the output tape, found by sample count.
             cleaned = self.echo_canceller.process_at(mic, int(round(chunk.start_s * SAMPLE_RATE)), start)
         else:
             played = getattr(self.speaker, "played", None)
-            if played is None or chunk.samples != self.echo_canceller.block:
-                return chunk
-            ref = played(start, chunk.samples) if start is not None else None
-            if ref is None and not self.echo_canceller.active:
-                return chunk
-            cleaned = self.echo_canceller.process(mic, ref)
+            if played is not None and chunk.samples == self.echo_canceller.block:
+                ref = played(start, chunk.samples) if start is not None else None
+                if ref is not None or self.echo_canceller.active:
+                    cleaned = self.echo_canceller.process(mic, ref)
+        if start is not None:
+            self._survival.append((start, float(mic @ mic), float(cleaned @ cleaned)))
+        if cleaned is mic:
+            return chunk
         return AudioChunk(np.clip(np.round(cleaned), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)
+
+    def survived_db(self, start_s: float, end_s: float) -> float | None:
+        """How much of what the microphone heard from ``start_s`` to ``end_s`` (clock time)
+        the echo canceller let through, in dB (0: all of it); None if nothing was recorded."""
+        heard = left = 0.0
+        for t, before, after in self._survival:
+            if start_s <= t < end_s:
+                heard += before
+                left += after
+        if heard <= 0.0:
+            return None
+        return 10.0 * float(np.log10((left + 1.0) / (heard + 1.0)))

@@ -180,8 +180,8 @@ SPECS: tuple[Spec, ...] = (
          _number(PACE_MIN, PACE_MAX), "routine pace at the start (larger is slower)", "FACTOR"),
     Spec("chime", True, "true or false (also yes/no, on/off, 1/0 outside the file)", _boolean,
          "play a chime when listening starts and ends"),
-    Spec("echo_cancel", False, "true or false (also yes/no, on/off, 1/0 outside the file)", _boolean,
-         "take the skill's own voice out of the microphone (experimental, see the README)"),
+    Spec("echo_cancel", True, "true or false (also yes/no, on/off, 1/0 outside the file)", _boolean,
+         "take the skill's own voice out of the microphone, so you can talk over it"),
 )
 SPEC_BY_KEY: Mapping[str, Spec] = MappingProxyType({s.key: s for s in SPECS})
 KEYS: tuple[str, ...] = tuple(SPEC_BY_KEY)
@@ -202,7 +202,7 @@ class Settings:
     night_rate: int = 140
     pace: float = 1.0
     chime: bool = True
-    echo_cancel: bool = False
+    echo_cancel: bool = True
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({k: "default" for k in KEYS}),
                                        compare=False)
     config_path: Path | None = field(default=None, compare=False)

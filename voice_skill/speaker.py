@@ -326,8 +326,12 @@ class SoundSpeaker:
     on ``close()`` first, so a synthesis in progress cannot hold shutdown up.
     """
 
+    # 60 ms of output buffer, not PortAudio's "low" (20 ms through PulseAudio): with the
+    # echo canceller and the recognizer's pipe on the main thread, "low" underran about
+    # 4 times a second in the live room test; each underrun is a click for the user and
+    # shifts the echo against the output tape.
     def __init__(self, voice: Voice, clock: Clock, device: int | str | None = None,
-                 *, blocksize_s: float = 0.01, latency: str | float = "low",
+                 *, blocksize_s: float = 0.01, latency: str | float = 0.06,
                  warmup_timeout_s: float = 4.0, reopen_every_s: float = 2.0,
                  fallback_stream: TextIO | None = None, close_voice: Callable[[], None] | None = None) -> None:
         self._voice = voice

@@ -1,0 +1,64 @@
+"""A command heard over the skill's own speech must have come through the echo canceller:
+the user's voice does, what is left of the skill's own (misheard as a command) does not."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from tests.scripted import ScriptedRecognizer, routine
+from voice_skill.aec import EchoCanceller
+from voice_skill.audio import SAMPLE_RATE, AudioChunk
+from voice_skill.clock import VirtualClock
+from voice_skill.coach import Coach
+from voice_skill.intents import IntentParser
+from voice_skill.routine import routine_from_dict
+from voice_skill.session import EventLog, Session, VirtualSpeaker
+
+SECONDS_PER_WORD = 2.0  # long utterances: "Step one here." plays from 3 s to 9 s
+
+
+def _voice(text: str) -> tuple[float, np.ndarray]:
+    seconds = len(text.split()) * SECONDS_PER_WORD
+    rng = np.random.default_rng(len(text))
+    return seconds, rng.standard_normal(int(seconds * SAMPLE_RATE)) * 3000.0  # a loud, broadband "voice"
+
+
+def _run(user_burst: bool) -> list[dict]:
+    """'calf cramp' at 1 s; then 'repeat' is "heard" from 6.5 to 7.0 s while the skill speaks.
+    The microphone holds the skill's echo (the simulated room) and, if ``user_burst``, the
+    user's own voice over those 0.5 s."""
+    loaded = [routine_from_dict(routine())]
+    clock = VirtualClock()
+    out = io.StringIO()
+    coach = Coach({r.id: r for r in loaded}, choose_routine=lambda intent, now: loaded[0].id)
+    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (7.0, "repeat")]), parser=IntentParser(),
+                      coach=coach, speaker=VirtualSpeaker(clock, _voice), clock=clock, events=EventLog(out),
+                      echo_gain=0.5, echo_canceller=EchoCanceller())
+    rng = np.random.default_rng(7)
+    chunk = int(0.1 * SAMPLE_RATE)
+    for i in range(120):
+        samples = np.zeros(chunk)
+        if user_burst and 6.5 <= i / 10 < 7.0:
+            samples = rng.standard_normal(chunk) * 3000.0
+        session.feed(AudioChunk(samples.astype("<i2").tobytes(), i / 10))
+    session.end_of_stream()
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def _repeat(events: list[dict]) -> dict:
+    return next(e for e in events if e["event"] == "heard" and e["text"] == "repeat")
+
+
+def test_a_command_made_of_the_echo_left_over_is_ignored() -> None:
+    heard = _repeat(_run(user_burst=False))
+    assert heard["ignored"] == "echo left over" and heard["intent"] is None
+
+
+def test_a_command_the_user_said_over_the_skill_is_obeyed() -> None:
+    events = _run(user_burst=True)
+    heard = _repeat(events)
+    assert "ignored" not in heard and heard["intent"] == "repeat"
+    assert any(e["event"] == "cut" for e in events)
