@@ -10,6 +10,9 @@ The user must at worst lose a moment of listening or hear a sentence twice.
   goes on. A hung worker thread cannot be killed, so it is abandoned (it is a daemon
   thread). Rebuilds are spaced out so a recognizer that fails at once cannot make the
   loop spin.
+- ``ProcessRecognizer`` runs the recognizer itself in a child process (the live skill
+  wraps it in a ``SupervisedRecognizer``): a decode there cannot hold up the parent's
+  audio callbacks, and a hung child is ended, not abandoned.
 - ``ProcessVoice`` runs a speech ``Voice`` in a child process. A synthesis that does not
   answer within its budget, or a child that dies, gets the child ended and a fresh one
   started, and the sentence is tried once more. A second failure raises DeviceError,
@@ -27,7 +30,7 @@ import queue
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -167,6 +170,18 @@ def _close(recognizer: Recognizer) -> None:
         log.debug("closing a recognizer: %s", exc)
 
 
+def _jobs(conn: Any) -> Iterator[Any]:
+    """A child's jobs from its parent, until the parent sends None or the pipe closes."""
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        yield job
+
+
 def _recognizer_child(conn: Any, factory: Callable[[], tuple[Recognizer, str]]) -> None:
     """The child process: build the recognizer, then run its calls until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -177,14 +192,7 @@ def _recognizer_child(conn: Any, factory: Callable[[], tuple[Recognizer, str]]) 
         return
     conn.send(("ready", getattr(recognizer, "name", "recognizer"), description,
                list(getattr(recognizer, "missing_words", ()) or ())))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        method, arg = job
+    for method, arg in _jobs(conn):
         try:
             out = recognizer.accept(AudioChunk(*arg)) if method == "accept" else getattr(recognizer, method)()
         except Exception as exc:
@@ -279,14 +287,7 @@ def _voice_child(conn: Any, factory: Callable[[], Any]) -> None:
         conn.send(("error", str(exc)))
         return
     conn.send(("ready", int(getattr(voice, "rate", 0)), float(getattr(voice, "volume", 1.0))))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        text, rate, volume = job
+    for text, rate, volume in _jobs(conn):
         try:
             voice.rate, voice.volume = rate, volume
             samples = np.asarray(voice.synthesize(text), dtype=np.int16)
