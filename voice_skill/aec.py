@@ -17,7 +17,8 @@ the skill talks is buried in one long utterance of the skill's own words.
   the reference) took a loudspeaker's echo that was nearly as loud as the samples played
   for the user all the time, and froze the filter for good.
 - Where the filter explains a block (the residual is 10 dB or more below the microphone
-  signal), only the skill was talking, and the residual is damped a further 20 dB.
+  signal), only the skill was talking, and the residual is damped a further 40 dB
+  (PocketSphinx normalises loudness away: live, it made words of a residual 30-40 dB down).
 - When the loudspeaker has been silent for longer than the tail, blocks pass untouched
   and cost nothing.
 
@@ -280,7 +281,7 @@ class AlignedEchoCanceller:
             self._candidate = None  # a small drift: the filter follows it
             return
         if self._candidate is not None and abs(found - self._candidate) <= self.tolerance:
-            log.info("echo found %.1f ms from the clocks' guess (correlation %.2f); was %s", 1000 * (found - centre)
+            log.info("echo found %.1f ms from where it was looked for (correlation %.2f); was %s", 1000 * (found - centre)
                      / self.tape.rate, ncc, "unknown" if self.offset is None else f"{self.offset - found:+d} samples off")
             self.offset = found
             self._candidate = None
