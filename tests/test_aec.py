@@ -127,3 +127,20 @@ def test_without_an_echo_nothing_is_taken_for_one(speech):
     assert aligned.offset is None and aligned.estimates == 0
     window = slice(20000, 20000 + len(user))
     assert db(mic[window], out[window] - mic[window]) > 15
+
+
+def test_when_the_echo_moves_on_the_tape_the_filter_keeps_what_it_learned(speech):
+    """The microphone's sample count jumps (as when a device's buffering changes): the
+    offset is found again and the reference moved with it; the room is unchanged, so the
+    echo stays cancelled without learning it again."""
+    played, _ = speech
+    offset, drop = 3000, 400
+    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
+    mic = np.zeros(len(played))
+    mic[: len(played) - offset] = echo[offset:]
+    at = len(mic) // 2
+    out, aligned = _tape_run(mic, played, offset, guess_error=0, drop_at=at - at % 160, drop=drop)
+    assert aligned.offset == offset - ROOM_DELAY - drop and aligned.changes == 2
+    steady, _ = _tape_run(mic, played, offset, guess_error=0)  # the same audio, no jump
+    after = slice(at + 16000, len(out))  # from a second after the jump
+    assert db(mic[after], out[after]) > db(mic[after], steady[after]) - 3.0 > 15.0

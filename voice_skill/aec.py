@@ -192,16 +192,19 @@ class AlignedEchoCanceller:
     (phase transform, so the voice's own spectrum does not smear the peak) with the tape
     around that guess, and a peak that two estimates in a row agree on becomes the offset.
     The reference is read ``lead_s`` ahead of the echo, so the echo sits that far into
-    the filter's taps and an offset a little off either way is still inside them. A
-    changed offset restarts the filter (it learned the room at the old one).
+    the filter's taps and an offset a little off either way is still inside them. When
+    the offset moves (a device's buffering changed: PulseAudio does that when another
+    stream starts on a device), the reference is moved with it and the filter keeps what
+    it learned: the room has not changed, only where its echo is on the tape. (Restarting
+    the filter instead cost seconds of echo each time, and it moved just when a user's
+    player started on the test room's microphone.)
     """
 
     def __init__(self, tape: OutputTape, new_canceller: Callable[[], EchoCanceller] = EchoCanceller, *,
                  lead_s: float = 0.02,
-                 window_s: float = 1.0, search_s: float = 0.25, every_s: float = 0.25,
+                 window_s: float = 0.6, search_s: float = 0.25, every_s: float = 0.15,
                  min_correlation: float = 0.3) -> None:
         self.tape = tape
-        self._new_canceller = new_canceller
         self.canceller = new_canceller()
         rate = tape.rate
         self.lead = int(round(lead_s * rate))
@@ -209,7 +212,7 @@ class AlignedEchoCanceller:
         self.search = int(round(search_s * rate))
         self.every = max(1, int(round(every_s * rate / self.canceller.block)))
         self.min_correlation = min_correlation
-        self.tolerance = max(1, self.lead // 4)  # offset changes the filter can follow by itself
+        self.tolerance = 1  # samples: a fraction of one the filter follows by itself
         self.offset: int | None = None  # output index minus microphone index of the echo
         self._guess: int | None = None
         self._candidate: int | None = None
@@ -286,6 +289,5 @@ class AlignedEchoCanceller:
             self.offset = found
             self._candidate = None
             self.changes += 1
-            self.canceller = self._new_canceller()  # it learned the room at the old offset
             return
         self._candidate = found
