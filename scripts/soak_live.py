@@ -3,8 +3,9 @@
 Starts a private PulseAudio server (tests/pulse.py), runs ``voice-skill run --no-journal
 --events FILE`` against it as a user would, plays snoring-like noise into the virtual
 microphone, and says "calf cramp" (a flite voice) at evenly spread times. Every
-``--every`` seconds it samples the skill's RSS, threads, open file descriptors and CPU
-time from /proc and prints a row. At the end it sends SIGINT and times the shutdown.
+``--every`` seconds it samples the RSS, threads, open file descriptors and CPU time of the
+skill and its child processes (recognizer, speech engine), summed,
+from /proc, and prints a row. At the end it sends SIGINT and times the shutdown.
 
     python scripts/soak_live.py                 # 10 minutes, two episodes
     python scripts/soak_live.py --minutes 60 --episodes 4
@@ -33,13 +34,37 @@ from tests.test_e2e_live import LiveSkill, cpu_seconds  # noqa: E402
 from voice_skill.audio import write_wav  # noqa: E402
 
 
-def proc_stats(pid: int) -> dict:
+def family(pid: int) -> list[int]:
+    """The skill and its child processes (the recognizer and the speech engine run in children)."""
     import os
 
-    with open(f"/proc/{pid}/status") as fh:
-        rss = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024.0
-    return {"rss_mb": rss, "threads": len(os.listdir(f"/proc/{pid}/task")), "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "cpu_s": cpu_seconds(pid)}
+    pids = [pid]
+    for p in pids:
+        for task in os.listdir(f"/proc/{p}/task"):
+            try:
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    pids += [int(c) for c in fh.read().split()]
+            except OSError:
+                pass
+    return pids
+
+
+def proc_stats(pid: int) -> dict:
+    """RSS, threads, open files and CPU of the skill and its children, summed."""
+    import os
+
+    rss = threads = fds = 0.0
+    cpu = 0.0
+    for p in family(pid):
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                rss += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024.0
+            threads += len(os.listdir(f"/proc/{p}/task"))
+            fds += len(os.listdir(f"/proc/{p}/fd"))
+            cpu += cpu_seconds(p)
+        except (OSError, StopIteration):
+            pass  # a child that has just ended
+    return {"rss_mb": rss, "threads": int(threads), "fds": int(fds), "cpu_s": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -218,9 +218,10 @@ def test_sound_speaker_plays_reports_times_and_cancels(pulse, tmp_path) -> None:
     lat = info["latency"]
     # finished comes when the last sample has been heard: handed over + length + latency.
     assert 0.0 <= t["finished", 1] - t["started", 1] - len_a <= lat + 0.06
-    # The cancel is heard within ~50 ms.
+    # The cancel is heard once the audio already in the device's buffer has played: within
+    # the output latency (60 ms) and a few 10 ms blocks (the device reports its own delay).
     cut = t["cancelled", 2] - info["cancel_at"]
-    assert 0.0 <= cut <= 0.06, cut
+    assert 0.0 <= cut <= lat + 0.05, (cut, lat)
 
     samples, rate = read_wav_int16(rec_path)
     spans = active_spans(samples, rate)
