@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"{started} routines started for {args.episodes} episodes")
     if finished < args.episodes:
         problems.append(f"only {finished} routines finished")
-    after_first = [r for r in rows if r["started"] >= 1] or rows
+    # The baseline is the first row after the first routine finished: during it the child
+    # processes warm up (the recognizer's decoders, the speech engine; about 13 MB).
+    after_first = [r for r in rows if r["finished"] >= 1] or rows
     if rows and rows[-1]["rss_mb"] - after_first[0]["rss_mb"] > 10:
         problems.append(f"RSS grew {rows[-1]['rss_mb'] - after_first[0]['rss_mb']:.1f} MB")
     if rows and (rows[-1]["threads"] > max(r["threads"] for r in after_first[:2]) or
