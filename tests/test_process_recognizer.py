@@ -110,3 +110,14 @@ def test_a_long_decode_does_not_hold_up_the_parent(phrases) -> None:
         child.close()
     assert in_process > 0.2, "the in-process decode no longer stalls the parent: the test shows nothing"
     assert from_child < in_process / 3, (from_child, in_process)
+
+
+def _dies_while_loading():
+    import os
+
+    os._exit(3)  # as a native library crashing while the model loads
+
+
+def test_a_child_that_dies_while_starting_is_one_clear_error() -> None:
+    with pytest.raises(RecognizerError, match="ended while starting"):
+        ProcessRecognizer(_dies_while_loading)

@@ -182,6 +182,40 @@ def _jobs(conn: Any) -> Iterator[Any]:
         yield job
 
 
+def _start_child(target: Callable[[Any, Any], None], factory: Any, name: str) -> tuple[Any, Any]:
+    """A spawned child running ``target(conn, factory)``; (process, the parent's end of the pipe)."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(child, factory), name=name, daemon=True)
+    proc.start()
+    child.close()
+    return proc, parent
+
+
+def _receive(conn: Any, timeout_s: float) -> tuple | None:
+    """A child's reply, or None if it did not answer in time or has died."""
+    if conn is None:
+        return None
+    try:
+        if not conn.poll(timeout_s):
+            return None
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _end_child(proc: Any, conn: Any) -> None:
+    """End a child at once and close its pipe (a call blocked on the pipe then gets EOF)."""
+    if proc is not None:
+        proc.kill()
+        proc.join(timeout=2)
+    if conn is not None:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
 def _recognizer_child(conn: Any, factory: Callable[[], tuple[Recognizer, str]]) -> None:
     """The child process: build the recognizer, then run its calls until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -223,17 +257,14 @@ class ProcessRecognizer:
     """
 
     def __init__(self, factory: Callable[[], tuple[Recognizer, str]], *, start_timeout_s: float = 120.0) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_recognizer_child, args=(child, factory), name="voice-skill-asr", daemon=True)
-        self._proc.start()
-        child.close()
-        self._conn: Any = parent
-        reply = self._conn.recv() if self._conn.poll(start_timeout_s) else None
+        self._proc, self._conn = _start_child(_recognizer_child, factory, "voice-skill-asr")
+        reply = _receive(self._conn, start_timeout_s)
         if reply is None or reply[0] != "ready":
+            died = not self._proc.is_alive()
             self.close()
             if reply is None:
-                raise RecognizerError(f"the speech recognizer did not start within {start_timeout_s:g} s")
+                raise RecognizerError("the speech recognizer's process ended while starting" if died else
+                                      f"the speech recognizer did not start within {start_timeout_s:g} s")
             raise _child_error(reply)
         _, self.name, self.description, self.missing_words = reply
 
@@ -266,14 +297,7 @@ class ProcessRecognizer:
         """End the child at once (a call blocked on it then fails with RecognizerError)."""
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
-        if proc is not None:
-            proc.kill()
-            proc.join(timeout=2)
-        if conn is not None:
-            try:
-                conn.close()
-            except OSError:
-                pass
+        _end_child(proc, conn)
 
 
 # ---------------------------------------------------------------------- voice
@@ -316,7 +340,6 @@ class ProcessVoice:
         self.restarts = 0
         self.rate = 0
         self.volume = 1.0
-        self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Any = None
@@ -328,41 +351,18 @@ class ProcessVoice:
         return self._proc.pid if self._proc is not None else None
 
     def _start(self) -> None:
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_voice_child, args=(child, self._factory), name="voice-skill-tts", daemon=True)
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
-        reply = self._receive(self.start_timeout_s)
+        self._proc, self._conn = _start_child(_voice_child, self._factory, "voice-skill-tts")
+        reply = _receive(self._conn, self.start_timeout_s)
         if reply is None or reply[0] != "ready":
             self._end()
             why = reply[1] if reply else f"it did not start within {self.start_timeout_s:g} s"
             raise DeviceError(str(why))
         self.rate, self.volume = reply[1], reply[2]
 
-    def _receive(self, timeout_s: float) -> tuple | None:
-        """The child's reply, or None if it hung or died."""
-        conn = self._conn
-        if conn is None:
-            return None
-        try:
-            if not conn.poll(timeout_s):
-                return None
-            return conn.recv()
-        except (EOFError, OSError):
-            return None
-
     def _end(self) -> None:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
-        if conn is not None:
-            try:
-                conn.close()
-            except OSError:
-                pass
-        if proc is not None:
-            proc.kill()
-            proc.join(timeout=2)
+        _end_child(proc, conn)
 
     def synthesize(self, text: str) -> np.ndarray:
         with self._lock:
@@ -376,7 +376,7 @@ class ProcessVoice:
                 except (OSError, ValueError):
                     reply = None
                 else:
-                    reply = self._receive(self.timeout_s)
+                    reply = _receive(self._conn, self.timeout_s)
                 if reply is not None and reply[0] == "ok":
                     return np.frombuffer(reply[1], dtype=np.int16).copy()
                 if reply is not None:  # the engine reported an error: no restart needed
