@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
 
 import numpy as np
 
@@ -200,12 +199,11 @@ class AlignedEchoCanceller:
     player started on the test room's microphone.)
     """
 
-    def __init__(self, tape: OutputTape, new_canceller: Callable[[], EchoCanceller] = EchoCanceller, *,
-                 lead_s: float = 0.02,
+    def __init__(self, tape: OutputTape, canceller: EchoCanceller | None = None, *, lead_s: float = 0.02,
                  window_s: float = 0.6, search_s: float = 0.25, every_s: float = 0.15,
                  min_correlation: float = 0.3) -> None:
         self.tape = tape
-        self.canceller = new_canceller()
+        self.canceller = canceller or EchoCanceller()
         rate = tape.rate
         self.lead = int(round(lead_s * rate))
         self.window = int(round(window_s * rate))
@@ -233,13 +231,12 @@ class AlignedEchoCanceller:
             out_index = self.tape.index_at(clock_t)
             if out_index is not None:
                 self._guess = out_index - mic_index
-        offset = self.offset if self.offset is not None else self._guess
-        if offset is None:
+        if self.offset is None and self._guess is None:
             return mic
         self._blocks += 1
         if self._blocks % self.every == 0:
             self._estimate(mic_index + len(mic))
-        offset = self.offset if self.offset is not None else offset
+        offset = self.offset if self.offset is not None else self._guess
         ref = self.tape.read(mic_index + offset + self.lead, len(mic))
         if not ref.any() and not self.canceller.active:
             return mic

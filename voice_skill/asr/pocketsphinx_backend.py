@@ -31,8 +31,8 @@ Method (chosen by measurement, see ``scripts/bench_asr.py``):
    there unchanged for 0.15 s is verified as in 4, and emitted at once if it is also 6 dB
    louder than the room was 3 to 10 s before it (a TV's own words are not); the segment is
    cut after it. Segments are also cut at ``max_segment_s``, and a trigger found when a
-   segment longer than ``room_rule_after_s`` is decoded must pass the same loudness rule. The final decode of each segment
-   stays a batch decode (live CMN there took "crab" and "camp" said alone for "cramp").
+   segment longer than ``room_rule_after_s`` is decoded must pass the same loudness rule.
+   The final decode of each segment stays a batch decode (live CMN there took "crab" and "camp" said alone for "cramp").
    ``maxhmmpf`` 3000 (default 30000) halves the decoder's CPU in babble at no measured
    recall cost. Numbers: see the report in ``scripts/bench_asr.py``'s docstring.
 
@@ -339,8 +339,8 @@ class PocketSphinxRecognizer:
         except ValueError as exc:
             raise RecognizerError(f"bad endpointer settings: {exc}") from None
         self._frame_bytes = self._ep.frame_bytes
-        # Mean power of every endpointer frame of the last 10 s (the room's recent past).
-        # Frame powers back to the room before the start of the longest piece decoded.
+        # Mean power of every endpointer frame, far enough back to hold the room (3 to 10 s)
+        # before a trigger at the start of the longest piece decoded.
         span_s = _ROOM_PAST_S[1] + self._max_bytes / (SAMPLE_RATE * SAMPLE_WIDTH) + 1.0
         self._levels: deque[float] = deque(maxlen=int(round(span_s / _FRAME_S)))
         # The VAD misjudges digital silence (exact zeros, common in files and muted
@@ -488,8 +488,7 @@ class PocketSphinxRecognizer:
             return []
         # The cheap loudness check first: under a TV most candidates fail it, and then the
         # phone-loop decode over the whole segment is not needed.
-        contrast = self._level_contrast(self._utt_start_s + words[first][1] / self._frame_rate,
-                                        self._utt_start_s + (words[last][2] + 1) / self._frame_rate)
+        contrast = self._room_contrast(words, first, last, self._utt_start_s)
         if contrast is not None and contrast < self.room_contrast_db:
             log.debug("early trigger rejected: only %.1f dB over the room before it", contrast)
             self._rejected.add(key)
@@ -507,6 +506,11 @@ class PocketSphinxRecognizer:
         self._utt_start_s += cut / (SAMPLE_RATE * SAMPLE_WIDTH)
         self._speech = self._speech[cut:]
         return out
+
+    def _room_contrast(self, words: list[tuple], first: int, last: int, start_s: float) -> float | None:
+        """``_level_contrast`` over ``words[first..last]`` of audio that began at ``start_s``."""
+        return self._level_contrast(start_s + words[first][1] / self._frame_rate,
+                                    start_s + (words[last][2] + 1) / self._frame_rate)
 
     def _level_contrast(self, start_s: float, end_s: float) -> float | None:
         """How much louder (dB) the audio from ``start_s`` to ``end_s`` (seconds since
@@ -626,8 +630,7 @@ class PocketSphinxRecognizer:
         long_segment = self._segment_bytes >= self._room_rule_after_bytes
         for span in self._trigger_spans(words) if self._verifier is not None else ():
             if long_segment:
-                contrast = self._level_contrast(start_s + words[span[0]][1] / self._frame_rate,
-                                                start_s + (words[span[1]][2] + 1) / self._frame_rate)
+                contrast = self._room_contrast(words, span[0], span[1], start_s)
                 if contrast is not None and contrast < self.room_contrast_db:
                     log.debug("trigger in a %.1f s segment rejected: only %.1f dB over the room before it",
                               self._segment_bytes / (SAMPLE_RATE * SAMPLE_WIDTH), contrast)
