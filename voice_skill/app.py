@@ -42,6 +42,7 @@ NIGHT_END_H = 7.0
 class RunOptions:
     speaker: str = "none"  # none | tts
     asr: str = "auto"  # auto | pocketsphinx | vosk
+    spotter: str = "auto"  # auto | on | off: the trained trigger spotter in front of the recognizer
     model: str | None = None
     chunk_s: float = 0.1
     hour: float | None = None  # local time of day at the start, for choosing routines
@@ -84,10 +85,11 @@ def routine_chooser(routines: dict[str, Routine], hour_at_start: float,
     return choose
 
 
-def make_recognizer(options: RunOptions, phrases: list[str]) -> tuple[Recognizer, str]:
+def make_recognizer(options: RunOptions, table: PhraseTable) -> tuple[Recognizer, str]:
     from voice_skill.asr.select import build_recognizer
 
-    return build_recognizer(options.asr, options.model, phrases)
+    return build_recognizer(options.asr, options.model, table.phrases(), spotter=options.spotter,
+                            table=options.phrases)
 
 
 def _start_hour(options: RunOptions) -> float:
@@ -142,7 +144,7 @@ def run_chunks(chunks: Iterable[AudioChunk], options: RunOptions, events_stream:
     table = options.phrases or PhraseTable.load()
     description = None
     if recognizer is None:
-        recognizer, description = make_recognizer(options, table.phrases())
+        recognizer, description = make_recognizer(options, table)
     clock = VirtualClock()
     events = EventLog(events_stream)
     events.listeners.extend(listeners or [])
@@ -196,7 +198,8 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     routines = options.routines or builtin_routines()
     table = options.phrases or PhraseTable.load()
     # The recognizer runs in a child process (see supervise.ProcessRecognizer).
-    factory = functools.partial(build_recognizer, options.asr, options.model, table.phrases())
+    factory = functools.partial(build_recognizer, options.asr, options.model, table.phrases(),
+                                spotter=options.spotter, table=options.phrases)
     first = ProcessRecognizer(factory)
     description = first.description
     announce(f"Cramp coach: listening with {description}. {NOTICE}")

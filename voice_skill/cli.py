@@ -148,6 +148,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         speaker=args.speaker or ("none" if args.input else "tts"),
         asr=chosen.asr,
+        spotter=chosen.spotter,
         model=chosen.model,
         chunk_s=args.chunk_ms / 1000.0,
         hour=hour,

@@ -39,6 +39,7 @@ ENV_PREFIX = "VOICE_SKILL_"
 CONFIG_DIR_NAME = "voice-skill"
 CONFIG_FILE_NAME = "config.toml"
 ASR_CHOICES = ("auto", "vosk", "pocketsphinx")
+SPOTTER_CHOICES = ("auto", "on", "off")
 RATE_MIN, RATE_MAX = MIN_RATE_WPM, MAX_RATE_WPM
 
 
@@ -159,6 +160,9 @@ class Spec:
 SPECS: tuple[Spec, ...] = (
     Spec("asr", "auto", "one of " + ", ".join(ASR_CHOICES), _choice(ASR_CHOICES),
          "speech recognizer (auto: Vosk when a model is installed, else PocketSphinx)", "NAME"),
+    Spec("spotter", "auto", "one of " + ", ".join(SPOTTER_CHOICES), _choice(SPOTTER_CHOICES),
+         "trained trigger spotter in front of the recognizer (auto: on with the built-in English phrases)",
+         "MODE"),
     Spec("model", None, "a Vosk model folder (a non-empty path)", _path, "Vosk model folder", "PATH"),
     Spec("input_device", None, "a fragment of a microphone's name", _text,
          "microphone to use (a fragment of its name)", "NAME"),
@@ -190,6 +194,7 @@ KEYS: tuple[str, ...] = tuple(SPEC_BY_KEY)
 @dataclass(frozen=True)
 class Settings:
     asr: str = "auto"
+    spotter: str = "auto"
     model: str | None = None
     input_device: str | None = None
     output_device: str | None = None

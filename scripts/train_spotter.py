@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""Train the trigger spotter's head from synthetic speech (about an hour on two cores).
+
+    python scripts/train_spotter.py data  --split train --out build/spotter   # clips -> embeddings
+    python scripts/train_spotter.py data  --split dev   --out build/spotter
+    python scripts/train_spotter.py train --data build/spotter --out voice_skill/data/spotter/trigger_head.npz
+    python scripts/train_spotter.py smoke                                     # seconds: the whole path, tiny
+
+``data`` renders speech with the split's voices (``voice_skill.devtools.spottercorpus``: Piper,
+espeak-ng variants, flite and festival voices; no voice is in two splits), puts it in rooms
+(reverberation, fan, pink, babble and TV-like noise at 0-25 dB, or quiet) and stores the
+frozen feature models' embeddings with a label per frame: 1 where a trigger phrase has just
+ended, 0 where none has, -1 near a trigger's edges (not trained on). ``train`` fits the head
+(a perceptron with two hidden layers over 16 embeddings, numpy, Adam, fixed seed), mines the
+hardest negatives and trains again with them weighted up, then chooses the thresholds on the
+dev split: the one that fires, for at most ``--dev-fa-per-hour`` false starts an hour of dev
+speech, and the lower "second opinion" one the grammar recognizer's triggers must reach.
+Training needs the ``train`` extra (``pip install -e '.[train]'``) and Debian's ``festival``,
+``festvox-kdlpc16k``, ``festvox-kallpc16k``, ``festvox-us-slt-hts`` and ``fortunes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voice_skill.asr import spotter as sp  # noqa: E402
+from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
+from voice_skill.devtools import speechgen  # noqa: E402
+from voice_skill.intents import IntentParser  # noqa: E402
+
+log = logging.getLogger("train_spotter")
+
+POS_BEFORE_S = 0.08  # a frame ending this long before the trigger's end is already a positive
+POS_AFTER_S = 0.32  # ... and up to this long after it
+IGNORE_BEFORE_S = 0.40  # frames this close before the positives are not trained on
+IGNORE_AFTER_S = 1.80  # ... nor frames until the phrase has left the window
+WINDOW = 16
+HIDDEN = (64, 32)
+
+
+def frame_labels(n: int, trigger_end_s: float | None) -> np.ndarray:
+    labels = np.zeros(n, dtype=np.int8)
+    if trigger_end_s is None:
+        return labels
+    d = np.array([sp.embedding_end_s(j) for j in range(n)]) - trigger_end_s
+    labels[(d >= -IGNORE_BEFORE_S) & (d <= IGNORE_AFTER_S)] = -1
+    labels[(d >= -POS_BEFORE_S) & (d <= POS_AFTER_S)] = 1
+    return labels
+
+
+# ---------------------------------------------------------------- data
+
+
+_MODELS: sp.FeatureModels | None = None
+
+
+def _models() -> sp.FeatureModels:
+    global _MODELS
+    if _MODELS is None:
+        _MODELS = sp.FeatureModels()
+    return _MODELS
+
+
+def _condition(rng: np.random.Generator, clean_share: float) -> tuple[str | None, float | None]:
+    if rng.random() < clean_share:
+        return None, None
+    return corpus.NOISE_KINDS[int(rng.integers(len(corpus.NOISE_KINDS)))], float(rng.uniform(0.0, 25.0))
+
+
+def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False) -> dict:
+    """``n_clips`` trigger clips in random voices and rooms, with their embeddings and labels."""
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices(split)
+    if quick:
+        voices = [v for v in voices if v.startswith("espeak")][:3]
+    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    emb, labels, meta = [], [], []
+    for head, tail in corpus.trigger_texts(split, rng, n_clips):
+        voice = voices[int(rng.integers(len(voices)))]
+        try:
+            said = speechgen.synthesize(head, voice)
+            after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
+        except speechgen.SpeechGenError as exc:
+            log.warning("skipping %r in %s: %s", head, voice, exc)
+            continue
+        if tail:
+            said_all = corpus.join([said, after], rng, (0.03, 0.25))
+        else:
+            said_all = said
+        clip, speech_end = corpus.place(said_all, rng)
+        trigger_end = (speech_end - len(said_all) + len(said)) / SAMPLE_RATE
+        kind, snr = _condition(rng, 0.3)
+        audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
+                               gain_db=float(rng.uniform(-18, 0)), floor_db=float(rng.uniform(-75, -55)))
+        e = sp.clip_embeddings(_models(), audio)
+        emb.append(e.astype(np.float16))
+        labels.append(frame_labels(len(e), trigger_end))
+        meta.append({"voice": voice, "text": f"{head} | {tail}", "snr": snr, "noise": kind})
+    return {"emb": emb, "labels": labels, "meta": meta}
+
+
+def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dict:
+    """About ``seconds`` of speech with no trigger: everyday sentences, near misses, commands
+    with fillers, the skill's own sentences, and plain noise, in ~30 s clips."""
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices(split)
+    if quick:
+        voices = [v for v in voices if v.startswith("espeak")][:3]
+    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    parser = IntentParser()
+    everyday = corpus.everyday_sentences(split, parser, limit=200 if quick else None)
+    near = corpus.NEAR_MISSES[split] or corpus.test_near_misses()
+    commands = [f"{f} {c}".strip() for c in corpus.command_texts() for f in ("", "okay", "um", "please")]
+    own = corpus.own_sentences()
+    pools = [(everyday, 0.55), (near, 0.12), (commands, 0.13), (own, 0.2)]
+    emb, labels, meta = [], [], []
+    done = 0.0
+    while done < seconds:
+        if rng.random() < 0.05:
+            kind = corpus.NOISE_KINDS[int(rng.integers(len(corpus.NOISE_KINDS)))]
+            audio = corpus.noise(kind, 20.0, int(rng.integers(1 << 30)), noise_voices)
+            audio = (audio * 10 ** (rng.uniform(-20, 0) / 20)).astype(np.int16)
+            text = f"<{kind}>"
+        else:
+            parts, texts = [], []
+            while sum(len(p) for p in parts) < 25 * SAMPLE_RATE:
+                r, acc = rng.random(), 0.0
+                chosen = pools[-1][0]
+                for candidate, share in pools:
+                    acc += share
+                    if r < acc:
+                        chosen = candidate
+                        break
+                for a, t, _ in corpus.stream_texts(chosen, voices, rng, 0.01):
+                    parts.append(a)
+                    texts.append(t)
+            clip = corpus.join(parts, rng, (0.1, 1.2))
+            kind, snr = _condition(rng, 0.35)
+            audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
+                                   gain_db=float(rng.uniform(-18, 0)), floor_db=float(rng.uniform(-75, -55)))
+            text = " / ".join(texts)
+        e = sp.clip_embeddings(_models(), audio)
+        emb.append(e.astype(np.float16))
+        labels.append(frame_labels(len(e), None))
+        meta.append({"text": text[:200], "seconds": len(audio) / SAMPLE_RATE})
+        done += len(audio) / SAMPLE_RATE
+    return {"emb": emb, "labels": labels, "meta": meta}
+
+
+def _job(args: tuple) -> tuple[str, int]:
+    kind, split, seed, size, out, quick = args
+    path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
+    if path.exists():
+        return str(path), 0
+    shard = positive_shard(split, seed, int(size), quick) if kind == "pos" else negative_shard(split, seed, size,
+                                                                                             quick)
+    lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, emb=np.concatenate(shard["emb"]) if len(lengths) else np.zeros((0, sp.EMB_DIM), np.float16),
+             labels=np.concatenate(shard["labels"]) if len(lengths) else np.zeros(0, np.int8),
+             lengths=lengths, meta=json.dumps(shard["meta"]))
+    tmp.rename(path)
+    return str(path), int(lengths.sum())
+
+
+def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
+              quick: bool = False) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    per_pos, per_neg = 100, 600.0  # clips per positive shard, seconds per negative shard
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick) for i in range(max(1, pos_clips // per_pos))]
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick)
+             for i in range(max(1, int(neg_hours * 3600 / per_neg)))]
+    if quick:
+        jobs = [(k, s, sd, 6 if k == "pos" else 40.0, o, q) for k, s, sd, _, o, q in jobs[:1] + jobs[-1:]]
+    t0 = time.monotonic()
+    with mp.get_context("fork").Pool(workers) as pool:
+        for i, (path, frames) in enumerate(pool.imap_unordered(_job, jobs), 1):
+            log.info("%d/%d %s (%d frames, %.0f s)", i, len(jobs), Path(path).name, frames, time.monotonic() - t0)
+
+
+def load_data(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All shards of a split: embeddings (with 15 silence rows before each clip, as a fresh
+    stream has), labels, and the row index of every trainable window's last embedding."""
+    silence = sp.silence_embedding(_models()).astype(np.float16)
+    embs, labels, ends = [], [], []
+    offset = 0
+    for path in sorted(folder.glob(f"{split}-*.npz")):
+        if ".tmp" in path.name:
+            continue
+        with np.load(path) as d:
+            e, lab, lengths = d["emb"], d["labels"], d["lengths"]
+        start = 0
+        for n in lengths:
+            pad = np.repeat(silence[None], WINDOW - 1, axis=0)
+            embs += [pad, e[start:start + n]]
+            labels += [np.full(WINDOW - 1, -1, np.int8), lab[start:start + n]]
+            ends.append(offset + WINDOW - 1 + np.arange(n))
+            offset += WINDOW - 1 + n
+            start += n
+    if not embs:
+        raise SystemExit(f"no {split} shards in {folder}: run the 'data' step first")
+    return np.concatenate(embs), np.concatenate(labels), np.concatenate(ends)
+
+
+# ---------------------------------------------------------------- model
+
+
+def windows(emb: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return emb[rows[:, None] - np.arange(WINDOW - 1, -1, -1)[None, :]].astype(np.float32)
+
+
+class MLP:
+    def __init__(self, n_in: int, rng: np.random.Generator) -> None:
+        sizes = (n_in, *HIDDEN, 1)
+        self.params = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            self.params += [(rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32),
+                            np.zeros(b, np.float32)]
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def forward(self, x: np.ndarray, keep: bool = False):
+        w1, b1, w2, b2, w3, b3 = self.params
+        h1 = np.maximum(x @ w1 + b1, 0)
+        h2 = np.maximum(h1 @ w2 + b2, 0)
+        z = (h2 @ w3 + b3).reshape(-1)
+        return (z, (x, h1, h2)) if keep else z
+
+    def step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float, l2: float = 1e-4) -> float:
+        z, (x, h1, h2) = self.forward(x, keep=True)
+        p = 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+        loss = float(-(w * (y * np.log(p + 1e-7) + (1 - y) * np.log(1 - p + 1e-7))).sum() / w.sum())
+        g = (w * (p - y) / w.sum()).astype(np.float32)[:, None]
+        w1, b1, w2, b2, w3, b3 = self.params
+        gw3, gb3 = h2.T @ g, g.sum(0)
+        d2 = (g @ w3.T) * (h2 > 0)
+        gw2, gb2 = h1.T @ d2, d2.sum(0)
+        d1 = (d2 @ w2.T) * (h1 > 0)
+        gw1, gb1 = x.T @ d1, d1.sum(0)
+        grads = [gw1 + l2 * w1, gb1, gw2 + l2 * w2, gb2, gw3 + l2 * w3, gb3]
+        self.t += 1
+        for i, gr in enumerate(grads):
+            self.m[i] = 0.9 * self.m[i] + 0.1 * gr
+            self.v[i] = 0.999 * self.v[i] + 0.001 * gr * gr
+            mh = self.m[i] / (1 - 0.9 ** self.t)
+            vh = self.v[i] / (1 - 0.999 ** self.t)
+            self.params[i] -= (lr * mh / (np.sqrt(vh) + 1e-8)).astype(np.float32)
+        return loss
+
+
+def fit(emb, labels, rows, rng, epochs: int, mean, scale, model: MLP | None = None,
+        weights: np.ndarray | None = None, batch: int = 1024, lr: float = 1e-3) -> MLP:
+    y_all = (labels[rows] == 1).astype(np.float32)
+    n_pos = y_all.sum()
+    base = np.where(y_all == 1, (len(y_all) - n_pos) / max(n_pos, 1) * 0.25, 1.0).astype(np.float32)
+    w_all = base * (weights if weights is not None else 1.0)
+    model = model or MLP(WINDOW * sp.EMB_DIM, rng)
+    for epoch in range(epochs):
+        order = rng.permutation(len(rows))
+        losses = []
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            x = (windows(emb, rows[idx]).reshape(len(idx), -1) - mean) * scale
+            losses.append(model.step(x, y_all[idx], w_all[idx], lr * (0.5 ** (epoch // 4))))
+        log.info("epoch %d: loss %.4f", epoch + 1, float(np.mean(losses)))
+    return model
+
+
+def scores_of(head_or_model, emb, rows, mean=None, scale=None, batch: int = 8192) -> np.ndarray:
+    out = []
+    for i in range(0, len(rows), batch):
+        w = windows(emb, rows[i:i + batch])
+        if isinstance(head_or_model, sp.SpotterHead):
+            out.append(head_or_model.score(w))
+        else:
+            z = head_or_model.forward((w.reshape(len(w), -1) - mean) * scale)
+            out.append(1 / (1 + np.exp(-np.clip(z, -30, 30))))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def detections(scores: np.ndarray, threshold: float, min_frames: int) -> np.ndarray:
+    """Frame indices where the streaming detector (TriggerSpotter's rule) would fire."""
+    fired, run, armed = [], 0, True
+    for i, s in enumerate(scores):
+        if s >= threshold:
+            run += 1
+            if armed and run >= min_frames:
+                armed = False
+                fired.append(i)
+        else:
+            run = 0
+            if s < threshold / 2:
+                armed = True
+    return np.array(fired, dtype=np.int64)
+
+
+def split_clips(labels: np.ndarray, rows: np.ndarray, lengths_from_rows: bool = True) -> list[np.ndarray]:
+    """Row groups, one per clip (consecutive rows)."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    return np.split(np.arange(len(rows)), breaks)
+
+
+def evaluate(scores: np.ndarray, labels: np.ndarray, rows: np.ndarray, threshold: float,
+             min_frames: int) -> dict:
+    """Recall over clips with a trigger (a detection within the positive frames or the
+    ignored tail after them), false detections an hour over frames with no trigger near."""
+    hits = total = false = 0
+    neg_frames = 0
+    for clip in split_clips(labels, rows):
+        lab = labels[rows[clip]]
+        fired = detections(scores[clip], threshold, min_frames)
+        if (lab == 1).any():
+            total += 1
+            first_pos = int(np.flatnonzero(lab == 1)[0])
+            ok = [f for f in fired if f >= first_pos and lab[f] != 0]
+            hits += bool(ok)
+            false += sum(1 for f in fired if lab[f] == 0)
+        else:
+            false += len(fired)
+        neg_frames += int((lab == 0).sum())
+    hours = neg_frames * sp.HOP_S / 3600
+    return {"recall": hits / max(total, 1), "clips": total, "false": false, "hours": hours,
+            "fa_per_hour": false / max(hours, 1e-9)}
+
+
+def choose_thresholds(scores, labels, rows, fa_per_hour: float) -> dict:
+    best = None
+    for min_frames in (1, 2):
+        for th in np.round(np.arange(0.30, 0.995, 0.01), 3):
+            r = evaluate(scores, labels, rows, float(th), min_frames)
+            if r["fa_per_hour"] <= fa_per_hour and (best is None or r["recall"] > best["recall"]):
+                best = {**r, "threshold": float(th), "min_frames": min_frames}
+    if best is None:
+        best = {**evaluate(scores, labels, rows, 0.99, 2), "threshold": 0.99, "min_frames": 2}
+    return best
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> None:
+    rng = np.random.default_rng(args.seed)
+    emb, labels, ends = load_data(args.data, "train")
+    rows = ends[labels[ends] >= 0]
+    log.info("train: %d windows, %d positive", len(rows), int((labels[rows] == 1).sum()))
+    sample = windows(emb, rng.choice(rows, min(len(rows), 50000), replace=False)).reshape(-1, WINDOW * sp.EMB_DIM)
+    mean = sample.mean(0).astype(np.float32)
+    scale = (1 / (sample.std(0) + 1e-3)).astype(np.float32)
+    model = fit(emb, labels, rows, rng, args.epochs, mean, scale)
+    # Hard negatives: the negative windows the first model scores highest are weighted up.
+    s = scores_of(model, emb, rows, mean, scale)
+    neg = labels[rows] == 0
+    cut = np.quantile(s[neg], 0.995)
+    weights = np.where(neg & (s >= cut), args.hard_weight, 1.0).astype(np.float32)
+    log.info("hard negatives: %d windows above %.3f", int((weights > 1).sum()), cut)
+    model = fit(emb, labels, rows, rng, max(2, args.epochs // 2), mean, scale, model=model, weights=weights,
+                lr=5e-4)
+    head = sp.SpotterHead(tuple(p.copy() for p in model.params), mean, scale, {"window": WINDOW})
+    dev = {}
+    try:
+        demb, dlab, dends = load_data(args.data, "dev")
+        drows = dends[dlab[dends] >= 0]
+        dscores = scores_of(head, demb, drows)
+        dev = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour)
+        confirm = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour * 20)
+        dev["confirm_threshold"] = min(confirm["threshold"], dev["threshold"])
+        log.info("dev: %s", dev)
+    except SystemExit as exc:
+        log.warning("%s; keeping default thresholds", exc)
+    meta = {
+        "window": WINDOW, "hidden": list(HIDDEN), "seed": args.seed, "epochs": args.epochs,
+        "threshold": dev.get("threshold", 0.5), "min_frames": dev.get("min_frames", 1),
+        "confirm_threshold": dev.get("confirm_threshold", 0.3),
+        "phrases": corpus.SPOTTED, "trained_windows": int(len(rows)),
+        "trained_positive_windows": int((labels[rows] == 1).sum()),
+        "dev": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()},
+        "voices": {"train": corpus.SPLIT_NEURAL["train"] + corpus.SPLIT_RECORDED["train"] + ["espeak-ng variants: "
+                                                                                            + " ".join(
+                                                                                                corpus.SPLIT_VARIANTS[
+                                                                                                    "train"])]},
+    }
+    head = sp.SpotterHead(head.weights, mean, scale, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    head.save(args.out)
+    log.info("wrote %s", args.out)
+
+
+def cmd_smoke(args) -> None:
+    """The whole path on a few seconds of espeak-ng speech: data, training, a head that loads."""
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_data("train", folder, 100, 0.2, 1, args.seed, quick=True)
+        make_data("dev", folder, 100, 0.2, 1, args.seed, quick=True)
+        ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
+                                dev_fa_per_hour=5.0)
+        cmd_train(ns)
+        head = sp.SpotterHead.load(folder / "head.npz")
+        print(json.dumps({"window": head.window, "threshold": head.threshold, "inputs": int(head.weights[0].shape[0])}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data", help="render a split's clips and store their embeddings")
+    d.add_argument("--split", choices=("train", "dev", "test"), required=True)
+    d.add_argument("--out", type=Path, default=ROOT / "build" / "spotter")
+    d.add_argument("--pos-clips", type=int, default=None)
+    d.add_argument("--neg-hours", type=float, default=None)
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--seed", type=int, default=1)
+    t = sub.add_parser("train", help="fit the head and choose its thresholds on the dev split")
+    t.add_argument("--data", type=Path, default=ROOT / "build" / "spotter")
+    t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--hard-weight", type=float, default=4.0)
+    t.add_argument("--dev-fa-per-hour", type=float, default=0.3)
+    t.add_argument("--seed", type=int, default=1)
+    s = sub.add_parser("smoke", help="the whole path on a few seconds of audio")
+    s.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.cmd == "data":
+        defaults = {"train": (8000, 8.0), "dev": (1500, 1.5), "test": (0, 0.0)}[args.split]
+        make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
+                  args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed)
+    elif args.cmd == "train":
+        cmd_train(args)
+    else:
+        cmd_smoke(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""What the phrase spotter is trained, tuned and measured on: voices, texts and rooms.
+
+Three splits that share no voice: ``train`` (the head learns from it), ``dev`` (thresholds
+are chosen on it) and ``test`` (the figures in the README come from it, and nothing is
+tuned on it). Texts are split too: the everyday sentences come from different fortune
+files (Debian's ``fortunes`` package) and the near misses are different lists. Every
+random choice takes an explicit seed.
+
+Clips carry their labels as times: ``trigger_end_s`` is where a trigger phrase ends in the
+clip (None for a clip with no trigger), so a frame's label follows from the time it ends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from voice_skill.audio import SAMPLE_RATE
+from voice_skill.devtools import speechgen
+from voice_skill.intents import IntentParser, PhraseTable
+
+# ---------------------------------------------------------------- voices
+
+_ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-gbcwmd", "en-gb-x-gbclan",
+                   "en-us-nyc", "en-gb-x-rp"]
+_TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "f1", "f2", "f3", "Adam", "Alex", "Andy", "Annie", "Benjamin",
+                   "Caleb", "David", "Ed", "Edward", "Gene", "John", "Linda", "Max", "Michael", "Mike", "Paul",
+                   "Quincy", "Rob", "Robert", "Steph", "Zac", "klatt", "klatt2", "Andrea", "Antonio"]
+_DEV_VARIANTS = ["m5", "f4", "Boris", "Denis", "Iven", "Lee", "Marco", "Hugo"]
+_TEST_VARIANTS = ["m6", "m7", "f5", "Alicia", "Belinda", "grandpa", "Jacky", "Mario", "Pablo", "Diogo",
+                  "Henrique", "Michel"]
+
+#: Voice families by split. No speaker is in two splits; espeak-ng variants are distinct
+#: formant settings, flite, festival and Piper voices are recorded speakers.
+SPLIT_NEURAL = {"train": ["piper:joe"], "dev": [], "test": []}
+SPLIT_RECORDED = {
+    "train": ["flite:kal16", "flite:awb", "flite:rms"],
+    "dev": ["festival:kal"],
+    "test": ["flite:slt", "festival:ked", "festival:slt_hts"],
+}
+SPLIT_VARIANTS = {"train": _TRAIN_VARIANTS, "dev": _DEV_VARIANTS, "test": _TEST_VARIANTS}
+
+
+def voices(split: str, rng: np.random.Generator, n_espeak: int = 24) -> list[str]:
+    """The voices of a split: its recorded and neural voices at a few speeds, and
+    ``n_espeak`` espeak-ng accent/variant/speed combinations drawn from its variants."""
+    out: list[str] = []
+    for v in SPLIT_NEURAL[split]:
+        out += [f"{v}@{s}" for s in (0.85, 1.0, 1.2)]
+    for v in SPLIT_RECORDED[split]:
+        out += [v, f"{v}@{rng.choice([0.85, 1.15, 1.3])}"]
+    variants = SPLIT_VARIANTS[split]
+    for i in range(n_espeak):
+        accent = _ESPEAK_ACCENTS[int(rng.integers(len(_ESPEAK_ACCENTS)))]
+        variant = variants[i % len(variants)]
+        out.append(f"espeak:{accent}+{variant}@{int(rng.integers(125, 200))}")
+    return out
+
+
+SPLIT_SEEDS = {"train": 11, "dev": 12, "test": 13}
+
+
+def split_voices(split: str) -> list[str]:
+    """The fixed voice list of a split."""
+    return voices(split, np.random.default_rng(SPLIT_SEEDS[split]))
+
+
+def voice_family(voice: str) -> str:
+    engine, _, rest = voice.partition(":")
+    return engine if engine in ("espeak", "piper") else f"{engine}:{rest.partition('@')[0]}"
+
+
+# ---------------------------------------------------------------- texts
+
+#: Trigger phrases the spotter answers at once (the bare word "cramp" is left to the grammar
+#: recognizer, which hears the whole sentence: "the cramp is gone" must never start anything).
+SPOTTED = [
+    "calf cramp", "leg cramp", "charley horse", "my calf is cramping", "my leg is cramping",
+    "cramp in my calf", "cramp in my leg", "left calf cramp", "right calf cramp", "left leg cramp",
+    "right leg cramp", "cramp in my left calf", "cramp in my right calf", "cramp in my left leg",
+    "cramp in my right leg", "my left calf is cramping", "my right calf is cramping",
+    "cramp during my run", "cramp during my workout",
+]
+_NOUN_TRIGGERS = [t for t in SPOTTED if not t.startswith(("my ", "cramp "))]
+_PREFIX = {
+    "train": ["", "", "", "ouch", "ow", "oh no", "help", "I have a", "I've got a", "I've got a really bad",
+              "there's a", "I think I have a", "ugh another", "quick I have a", "oh god", "argh",
+              "it's a", "I'm getting a", "hey I have a bad"],
+    "dev": ["", "", "ouch", "oh no", "I have a", "I've got a nasty", "help me I have a", "ow ow"],
+    "test": ["", "", "", "ow", "oh no", "I have a", "I've got a terrible", "help", "ouch ouch",
+             "I think it's a", "not again a", "oh man I have a"],
+}
+_SENTENCE_PREFIX = {  # for the phrases that are sentences of their own ("my calf is cramping")
+    "train": ["", "", "ouch", "ow", "oh no", "help", "I've got a", "ugh", "argh", "I think", "oh god"],
+    "dev": ["", "ouch", "oh no", "I've got a"],
+    "test": ["", "", "ow", "oh no", "help", "I have a", "ouch ouch", "I think"],
+}
+_SUFFIX = {  # said after the trigger (it ends mid-sentence)
+    "train": ["help me", "it really hurts", "again", "what do I do", "please", "right now", "ouch"],
+    "dev": ["help", "it hurts so much"],
+    "test": ["it hurts", "what should I do", "please help", "ow"],
+}
+
+#: Sentences with trigger-like sounds that must not start anything, per split.
+NEAR_MISSES = {
+    "train": [
+        "the calf was born last night", "we camped by the river", "he cleaned the crab pots",
+        "she tramped through the snow", "the cramped cabin smelled of smoke", "charlie rode his horse home",
+        "the calves are grazing in the field", "my leg room on the plane was tiny", "a champ never quits",
+        "half a cup of cream please", "the car ramp is steep", "my cat is crying again",
+        "the left lane is closed", "his calf muscles are huge", "the clamp is too tight",
+        "we need more cram time", "the damp cellar needs a fan", "she ordered clam chowder",
+        "that was a close call", "my leg is fine thanks", "the horse kicked the fence",
+        "the cramp is gone", "my cramp is gone now", "the cramp is better", "the cramp has passed",
+        "that cramp is over", "no more cramp", "the cramp stopped", "my leg feels better",
+        "is your calf sore", "stretch your leg before the run", "my calf feels tight after running",
+        "the lamp is in the corner", "a grand piano", "crab cakes for lunch", "I have a cold",
+        "I have a question", "I've got a really bad headache", "oh no I forgot my keys",
+        "help me carry this box", "I think I have a flat tyre", "my leg is asleep",
+        "call me after the game", "the camp leader blew a whistle", "she has a charming horse",
+        "it's a calm night", "a cramped little room", "the champion horse", "calf leather boots",
+    ],
+    "dev": [
+        "the cramps were mild this time", "we took the tram", "the scamp ran away", "a camp bed",
+        "the clams are fresh", "cramped quarters", "the calf is with its mother", "leg day at the gym",
+        "charlie has a horse", "my leg hurts a little", "the cramp is gone", "cramp is gone",
+    ],
+    "test": list(),  # filled from benchdata.NEAR_MISSES plus these in ``test_near_misses``
+}
+_TEST_NEAR_MISSES_EXTRA = [
+    "the cramp is gone", "my cramp has gone away", "the cramp went away", "that cramp is finished",
+    "the calf stood up", "a leg of lamb", "the crampons are in the car", "a cramped flat in town",
+    "my calf is fine", "my leg is okay now", "the horse is called charley", "camp fires are banned",
+    "I have a cold drink", "I've got a terrible cough", "ouch that is hot", "help me find my glasses",
+]
+
+#: Filler words people put around commands.
+_FILLERS = ["", "", "", "okay", "um", "please", "uh", "hey", "now", "okay please"]
+
+
+def test_near_misses() -> list[str]:
+    from voice_skill.devtools.benchdata import NEAR_MISSES as BENCH  # noqa: PLC0415 (heavy import)
+
+    return list(BENCH) + _TEST_NEAR_MISSES_EXTRA
+
+
+def trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """``n`` (said-before-and-including-the-trigger, said-after) pairs; the second is often empty."""
+    out = []
+    for _ in range(n):
+        trig = SPOTTED[int(rng.integers(len(SPOTTED)))]
+        prefixes = _PREFIX[split] if trig in _NOUN_TRIGGERS else _SENTENCE_PREFIX[split]
+        pre = prefixes[int(rng.integers(len(prefixes)))]
+        if trig not in _NOUN_TRIGGERS and pre in ("I have a", "I've got a"):
+            trig = trig.replace("my calf is cramping", "calf cramp").replace("my leg is cramping", "leg cramp")
+        head = f"{pre} {trig}".strip()
+        tail = _SUFFIX[split][int(rng.integers(len(_SUFFIX[split])))] if rng.random() < 0.25 else ""
+        out.append((head, tail))
+    return out
+
+
+def command_texts(table: PhraseTable | None = None) -> list[str]:
+    """Every phrase of every intent but ``start``: commands, answers, red flags."""
+    table = table or PhraseTable.load()
+    return [" ".join(p) for name, phrases in table.intents if name != "start" for p in phrases]
+
+
+def own_sentences() -> list[str]:
+    """Everything the skill itself says (routines for both legs, and its messages)."""
+    from voice_skill.coach import Messages  # noqa: PLC0415
+    from voice_skill.routine import builtin_routines, script  # noqa: PLC0415
+
+    out: dict[str, None] = {}
+    for routine in builtin_routines().values():
+        for leg in (None, "left", "right"):
+            for line in script(routine, leg=leg):
+                out.setdefault(line.text)
+    for text in Messages.load().texts.values():
+        if isinstance(text, str) and "{" not in text:
+            out.setdefault(text)
+    return list(out)
+
+
+FORTUNE_DIR = Path("/usr/share/games/fortunes")
+FORTUNE_FILES = {
+    "train": ["fortunes", "literature", "people", "wisdom", "science", "work", "education", "food", "pets",
+              "sports", "love", "men-women", "humorists", "kids", "news", "politics", "platitudes", "startrek"],
+    "dev": ["art", "ethnic", "cookie"],
+    "test": ["miscellaneous", "songs-poems", "law", "magic", "riddles", "pratchett", "tao", "zippy",
+             "computers", "paradoxum", "linux", "definitions"],
+}
+_FALLBACK_EVERYDAY = [
+    "I need to pick up the children at four", "the soup needs more salt", "turn left at the next corner",
+    "the weather will be warm and dry all week", "have you seen my reading glasses",
+    "the bus was late again this morning", "we should plant tomatoes in the spring",
+]
+_WORDISH = re.compile(r"^[A-Za-z][A-Za-z ,.'?!;:-]*$")
+
+
+def everyday_sentences(split: str, parser: IntentParser | None = None, limit: int | None = None) -> list[str]:
+    """Ordinary sentences for a split, from Debian's fortune files (a short built-in list when
+    they are not installed); any that would be a command or trigger are left out."""
+    parser = parser or IntentParser()
+    out: list[str] = []
+    for name in FORTUNE_FILES[split]:
+        path = FORTUNE_DIR / name
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for entry in text.split("\n%\n"):
+            for sent in re.split(r"(?<=[.!?])\s+", " ".join(entry.split())):
+                sent = sent.strip(" \"'-")
+                words = sent.split()
+                if 3 <= len(words) <= 30 and _WORDISH.match(sent) and parser.parse(sent) is None:
+                    out.append(sent)
+    if not out:
+        out = list(_FALLBACK_EVERYDAY)
+    return out[:limit] if limit else out
+
+
+# ---------------------------------------------------------------- rooms
+
+
+def room_response(rng: np.random.Generator, rt60_s: float) -> np.ndarray:
+    """A synthetic room impulse response: the direct sound, then decaying diffuse noise."""
+    n = int(rt60_s * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60_s) * 0.25
+    tail[: int(0.002 * SAMPLE_RATE)] = 0.0
+    tail[0] = 1.0
+    return (tail / np.sqrt((tail ** 2).sum())).astype(np.float32)
+
+
+def reverberate(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    x = np.asarray(samples, dtype=np.float64)
+    size = 1 << int(np.ceil(np.log2(len(x) + len(rir))))
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[: len(x)]
+    peak = np.abs(x).max() + 1e-9
+    return y * (peak / (np.abs(y).max() + 1e-9))
+
+
+NOISE_KINDS = ("fan", "pink", "babble", "tv")
+
+
+def noise(kind: str, seconds: float, seed: int, voices: Sequence[str]) -> np.ndarray:
+    """Background of a kind, int16 at -20 dBFS: a fan (brown noise with a hum), pink noise,
+    a crowd of talkers, or a television (speech, music-like tones and hiss)."""
+    if kind == "fan":
+        x = speechgen.brown_noise(seconds, seed).astype(np.float32)
+        t = np.arange(len(x)) / SAMPLE_RATE
+        hum = np.sin(2 * np.pi * (95 + seed % 40) * t) * 0.3 * np.sqrt((x ** 2).mean())
+        return np.clip(x + hum, -32768, 32767).astype(np.int16)
+    if kind == "pink":
+        return speechgen.pink_noise(seconds, seed)
+    if kind == "babble":
+        return speechgen.babble_noise(seconds, seed, voices=voices)
+    if kind == "tv":
+        return speechgen.tv_noise(seconds, seed, voices=voices)
+    raise ValueError(f"unknown noise {kind!r}")
+
+
+@dataclass(frozen=True)
+class Clip:
+    samples: np.ndarray  # int16
+    trigger_end_s: float | None  # where a spotted trigger ends, None for a clip without one
+    voice: str
+    text: str
+    condition: str  # "clean", or "<noise> <snr> dB"
+
+
+def place(speech: np.ndarray, rng: np.random.Generator, lead_s: tuple[float, float] = (0.3, 1.2),
+          trail_s: tuple[float, float] = (0.6, 1.2)) -> tuple[np.ndarray, int]:
+    """Speech with silence before and after; returns the samples and where the speech ends."""
+    lead = np.zeros(int(rng.uniform(*lead_s) * SAMPLE_RATE), dtype=np.int16)
+    trail = np.zeros(int(rng.uniform(*trail_s) * SAMPLE_RATE), dtype=np.int16)
+    return np.concatenate([lead, speech, trail]), len(lead) + len(speech)
+
+
+def in_room(samples: np.ndarray, rng: np.random.Generator, snr_db: float | None, noise_kind: str | None,
+            seed: int, noise_voices: Sequence[str], reverb: float = 0.0, gain_db: float = 0.0,
+            floor_db: float = -70.0) -> np.ndarray:
+    """Speech as a microphone hears it: a room's reverberation (with probability ``reverb``),
+    a level, background noise at ``snr_db`` (None: a quiet room) and a faint noise floor."""
+    x = np.asarray(samples, dtype=np.float64)
+    if reverb and rng.random() < reverb:
+        x = reverberate(x, room_response(rng, float(rng.uniform(0.15, 0.6))))
+    x = x * 10 ** (gain_db / 20)
+    speech = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    if snr_db is not None and noise_kind is not None:
+        bg = noise(noise_kind, len(x) / SAMPLE_RATE + 0.1, seed, noise_voices)
+        speech = speechgen.mix_at_snr(speech, bg, snr_db)
+    floor = rng.standard_normal(len(speech)) * 32768 * 10 ** (floor_db / 20)
+    return np.clip(np.round(speech + floor), -32768, 32767).astype(np.int16)
+
+
+def join(parts: Sequence[np.ndarray], rng: np.random.Generator, gap_s: tuple[float, float]) -> np.ndarray:
+    out: list[np.ndarray] = []
+    for p in parts:
+        out += [p, np.zeros(int(rng.uniform(*gap_s) * SAMPLE_RATE), dtype=np.int16)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+
+def stream_texts(texts: Sequence[str], voices_: Sequence[str], rng: np.random.Generator,
+                 seconds: float) -> Iterator[tuple[np.ndarray, str, str]]:
+    """Utterances of random texts in random voices, until ``seconds`` of speech were given."""
+    total = 0.0
+    while total < seconds:
+        text = texts[int(rng.integers(len(texts)))]
+        voice = voices_[int(rng.integers(len(voices_)))]
+        try:
+            audio = speechgen.synthesize(text, voice)
+        except speechgen.SpeechGenError:
+            continue
+        total += len(audio) / SAMPLE_RATE
+        yield audio, text, voice
