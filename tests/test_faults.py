@@ -114,6 +114,18 @@ class DyingVoice(ToneVoice):
         return super().synthesize(text)
 
 
+class SlowlyDyingVoice(ToneVoice):
+    """The engine's process is on its way out: its files (the pipe to the parent) are
+    closed, but it has not yet exited, as every dying process is for a moment."""
+
+    def synthesize(self, text: str) -> np.ndarray:
+        if "die" in text:
+            os.closerange(3, 1024)
+            threading.Event().wait(60)  # ended by the parent long before this
+            os._exit(3)
+        return super().synthesize(text)
+
+
 class BrokenVoice:
     """The engine cannot start (espeak-ng missing, say)."""
 
@@ -261,6 +273,19 @@ def test_a_dying_speech_engine_is_restarted_then_gives_up_with_a_device_error() 
             voice.synthesize("now die")  # dies in the first child and in the second
         assert voice.restarts == 2
         assert len(voice.synthesize("Still here.")) > 0  # a third child serves the next sentence
+    finally:
+        voice.close()
+
+
+def test_an_engine_whose_pipe_closed_died_even_if_its_process_is_not_yet_reaped() -> None:
+    """A closed pipe means the child is gone: it is not reported as hanging because
+    ``is_alive()`` still says True a moment after."""
+    restarts: list[str] = []
+    voice = ProcessVoice(SlowlyDyingVoice, timeout_s=30.0, on_restart=restarts.append)
+    try:
+        with pytest.raises(DeviceError, match="twice"):
+            voice.synthesize("now die")
+        assert restarts == ["the speech engine died; restarting it"] * 2
     finally:
         voice.close()
 

@@ -192,16 +192,27 @@ def _start_child(target: Callable[[Any, Any], None], factory: Any, name: str) ->
     return proc, parent
 
 
-def _receive(conn: Any, timeout_s: float) -> tuple | None:
-    """A child's reply, or None if it did not answer in time or has died."""
+_TIMED_OUT = ("timed out",)
+_ENDED = ("ended",)
+
+
+def _receive(conn: Any, timeout_s: float) -> tuple:
+    """A child's reply; ``_TIMED_OUT`` if it did not answer in time; ``_ENDED`` if its end of
+    the pipe closed (it died, or is dying).
+
+    A closed pipe is the answer to "is it dead?": a child's files are closed as it exits,
+    a moment before the process can be reaped, so ``is_alive()`` asked right after an EOF
+    can still say True (on a loaded machine it did, and a child that died at once was
+    reported as not starting within 120 s).
+    """
     if conn is None:
-        return None
+        return _ENDED
     try:
         if not conn.poll(timeout_s):
-            return None
+            return _TIMED_OUT
         return conn.recv()
     except (EOFError, OSError):
-        return None
+        return _ENDED
 
 
 def _end_child(proc: Any, conn: Any) -> None:
@@ -259,12 +270,12 @@ class ProcessRecognizer:
     def __init__(self, factory: Callable[[], tuple[Recognizer, str]], *, start_timeout_s: float = 120.0) -> None:
         self._proc, self._conn = _start_child(_recognizer_child, factory, "voice-skill-asr")
         reply = _receive(self._conn, start_timeout_s)
-        if reply is None or reply[0] != "ready":
-            died = not self._proc.is_alive()
+        if reply[0] != "ready":
             self.close()
-            if reply is None:
-                raise RecognizerError("the speech recognizer's process ended while starting" if died else
-                                      f"the speech recognizer did not start within {start_timeout_s:g} s")
+            if reply is _ENDED:
+                raise RecognizerError("the speech recognizer's process ended while starting")
+            if reply is _TIMED_OUT:
+                raise RecognizerError(f"the speech recognizer did not start within {start_timeout_s:g} s")
             raise _child_error(reply)
         _, self.name, self.description, self.missing_words = reply
 
@@ -353,10 +364,13 @@ class ProcessVoice:
     def _start(self) -> None:
         self._proc, self._conn = _start_child(_voice_child, self._factory, "voice-skill-tts")
         reply = _receive(self._conn, self.start_timeout_s)
-        if reply is None or reply[0] != "ready":
+        if reply[0] != "ready":
             self._end()
-            why = reply[1] if reply else f"it did not start within {self.start_timeout_s:g} s"
-            raise DeviceError(str(why))
+            if reply is _ENDED:
+                raise DeviceError("the speech engine's process ended while starting")
+            if reply is _TIMED_OUT:
+                raise DeviceError(f"the speech engine did not start within {self.start_timeout_s:g} s")
+            raise DeviceError(str(reply[1]))
         self.rate, self.volume = reply[1], reply[2]
 
     def _end(self) -> None:
@@ -374,16 +388,16 @@ class ProcessVoice:
                 try:
                     self._conn.send((text, self.rate, self.volume))
                 except (OSError, ValueError):
-                    reply = None
+                    reply = _ENDED
                 else:
                     reply = _receive(self._conn, self.timeout_s)
-                if reply is not None and reply[0] == "ok":
+                if reply[0] == "ok":
                     return np.frombuffer(reply[1], dtype=np.int16).copy()
-                if reply is not None:  # the engine reported an error: no restart needed
+                if reply[0] == "error":  # the engine reported an error: no restart needed
                     raise DeviceError(f"speech synthesis failed: {reply[1]}")
                 if self._closed:
                     raise DeviceError("the speech engine is closed")
-                why = "hung" if self._proc is not None and self._proc.is_alive() else "died"
+                why = "hung" if reply is _TIMED_OUT else "died"
                 self._end()
                 self.restarts += 1
                 message = f"the speech engine {why}; restarting it"
