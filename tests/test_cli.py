@@ -54,3 +54,45 @@ def test_help_carries_the_notice():
 def test_no_command_prints_usage_and_exits_2():
     result = voice_skill()
     assert result.returncode == 2 and "usage" in result.stderr
+
+
+def test_unknown_option_names_the_program_once():
+    result = voice_skill("run", "--frobnicate")
+    assert "voice-skill: voice-skill" not in result.stderr, result.stderr
+    assert result.stderr.startswith("voice-skill"), result.stderr
+
+
+@pytest.mark.parametrize("args", [["--debug", "run"], ["run", "--debug"]])
+def test_debug_before_or_after_the_command_keeps_the_exit_code(tmp_path, args):
+    """--debug shows more (a traceback, details); it never changes the outcome."""
+    missing = tmp_path / "missing.wav"
+    result = voice_skill(*args, "--input", str(missing))
+    assert result.returncode == 2, result
+    assert "unrecognized" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"voice-skill: {missing}: no such file", result.stderr
+
+
+def test_debug_is_accepted_after_every_command():
+    import argparse
+
+    from voice_skill.cli import build_parser
+
+    def walk(parser, path):
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk(child, [*path, name])
+
+    commands = list(walk(build_parser(), []))
+    assert len(commands) > 10
+    for path, parser in commands:
+        assert any("--debug" in a.option_strings for a in parser._actions), path
+
+
+def test_debug_given_before_the_command_is_not_reset_by_it():
+    from voice_skill.cli import build_parser
+
+    assert build_parser().parse_args(["--debug", "run"]).debug is True
+    assert build_parser().parse_args(["run", "--debug"]).debug is True
+    assert build_parser().parse_args(["run"]).debug is False

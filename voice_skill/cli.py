@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import traceback
 from typing import IO, Iterator, Sequence
 
 from voice_skill import (NOTICE, __version__, devices_cli, history_cli, models_cli, routines_cli, service_cli, settings,
@@ -20,11 +21,30 @@ from voice_skill.errors import UsageError, VoiceSkillError
 log = logging.getLogger("voice_skill")
 
 
+class _CommandLineError(UsageError):
+    """A usage error from the parser; its message already starts with the command's name."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2), not a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise _CommandLineError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+_DEBUG_HELP = "log details to stderr and show tracebacks"
+
+
+def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` is accepted before the command and after it (``voice-skill run --debug``),
+    at every level. Below the top, it defaults to "not given", so a subcommand never resets
+    a ``--debug`` given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any("--debug" in a.option_strings for a in child._actions):
+                    child.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+                _debug_everywhere(child)
 
 
 def _hour(text: str) -> float:
@@ -65,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Runs offline. " + NOTICE,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="log details to stderr and show tracebacks")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="listen and coach (the microphone, or a recording with --input)",
@@ -90,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (routines_cli, models_cli, settings_cli, history_cli, service_cli, devices_cli):
         module.add_parser(sub)
+    _debug_everywhere(parser)
     return parser
 
 
@@ -204,20 +225,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    words = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in words  # until the arguments are parsed (a usage error shows its traceback too)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
+        debug = bool(getattr(args, "debug", False))
+        logging.getLogger().setLevel(logging.DEBUG if debug else logging.WARNING)
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return 2
         return int(args.func(args) or 0)
     except VoiceSkillError as exc:
         if debug:
-            raise
-        print(f"voice-skill: {exc}", file=sys.stderr)
-        return exc.exit_code
+            traceback.print_exc(file=sys.stderr)
+        print(str(exc) if isinstance(exc, _CommandLineError) else f"voice-skill: {exc}", file=sys.stderr)
+        return exc.exit_code  # the same code with --debug: it shows more, it does not change the outcome
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
