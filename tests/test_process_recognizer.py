@@ -172,3 +172,40 @@ def _slow_to_load():
     import threading
 
     threading.Event().wait(60)  # ended by the parent long before this
+
+
+class _SignalsAtStart:
+    """A factory that notes, as the child unpickles it (before any of our code runs
+    there), which signals the child holds back; and, when called, how the child handles them."""
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, _state) -> None:
+        import signal
+
+        self.blocked_at_start = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    def __call__(self):
+        import signal
+
+        blocked_now = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        ignores_ctrl_c = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        return _HandshakeRecognizer(None, None), repr((self.blocked_at_start, blocked_now, ignores_ctrl_c))
+
+
+def test_a_child_cannot_be_killed_by_ctrl_c_while_it_starts() -> None:
+    """A terminal's Ctrl-C reaches every process in the group: a child still importing
+    would die of it with a traceback. It starts with SIGINT and SIGTERM held back, then
+    ignores SIGINT (the parent ends it) and takes SIGTERM again."""
+    import signal
+
+    rec = ProcessRecognizer(_SignalsAtStart())
+    try:
+        blocked_at_start, blocked_now, ignores_ctrl_c = eval(rec.description)  # noqa: S307 (our own repr)
+    finally:
+        rec.close()
+    assert {int(signal.SIGINT), int(signal.SIGTERM)} <= set(blocked_at_start)
+    assert int(signal.SIGINT) not in blocked_now and int(signal.SIGTERM) not in blocked_now
+    assert ignores_ctrl_c
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the parent holds nothing back

@@ -164,16 +164,39 @@ def run_chunks(chunks: Iterable[AudioChunk], options: RunOptions, events_stream:
 
 
 class Stopper:
-    """Turns SIGINT/SIGTERM into a flag the live loop checks between chunks."""
+    """Turns SIGINT/SIGTERM into a flag the live loop checks between chunks.
+
+    The first signal sets ``event``: the loop ends and the skill closes its devices and
+    children. The handlers stay in place until that clean-up is over, and a second signal
+    while stopping raises KeyboardInterrupt (exit 130): a user who presses Ctrl-C twice is
+    never ignored, whatever the clean-up is waiting on. ``keep()``, called by the loop,
+    puts the handlers back if a library replaced them (pocketsphinx's ``AudioFile``, for
+    one, installs its own SIGINT handler).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.signals: list[int] = []
         self._previous: dict[int, object] = {}
 
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signals.append(signum)
+        if self.event.is_set():
+            raise KeyboardInterrupt  # the second one: stop waiting for the clean-up
+        self.event.set()
+
     def __enter__(self) -> "Stopper":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, lambda *_: self.event.set())
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def keep(self) -> None:
+        for sig in self.SIGNALS:
+            if signal.getsignal(sig) != self._handle:
+                log.warning("signal %s's handler was replaced (by %r); restoring it", sig, signal.getsignal(sig))
+                signal.signal(sig, self._handle)
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
@@ -246,16 +269,16 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
                                    on_error=lambda message: announce(f"warning: {message}"))
         events.listeners.append(recorder)
     view.start()
-    try:
-        with Stopper() as stopper:
-            _live_loop(session, mic, speaker, view, events, stopper.event)
-    finally:
-        mic.close()
-        speaker.close()
-        recognizer.close()
-        view.stop()
-        if recorder is not None:
-            recorder.finish(clock.now())
+    with Stopper() as stopper:  # held through the clean-up: a second signal then ends it (see Stopper)
+        try:
+            _live_loop(session, mic, speaker, view, events, stopper.event, keep_handlers=stopper.keep)
+        finally:
+            mic.close()
+            speaker.close()
+            recognizer.close()
+            view.stop()
+            if recorder is not None:
+                recorder.finish(clock.now())
     return 0
 
 
@@ -266,13 +289,15 @@ def _live_echo_canceller(speaker) -> AlignedEchoCanceller | None:
     return AlignedEchoCanceller(tape) if tape is not None else None
 
 
-def _live_loop(session: Session, mic, speaker, view, events: EventLog, stop: threading.Event) -> None:
+def _live_loop(session: Session, mic, speaker, view, events: EventLog, stop: threading.Event,
+               keep_handlers: Callable[[], None] = lambda: None) -> None:
     """Feed the microphone to the session until ``stop`` is set; report device changes."""
     from voice_skill.screen import level_dbfs
 
     clock = session.clock
     poll_output = getattr(speaker, "poll_status", None)
     while not stop.is_set():
+        keep_handlers()
         due = session.next_due()
         wait = LIVE_POLL_S if due is None else min(LIVE_POLL_S, max(0.0, due - clock.now()))
         chunk = mic.read(timeout=wait)

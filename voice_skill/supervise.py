@@ -187,9 +187,27 @@ def _start_child(target: Callable[[Any, Any], None], factory: Any, name: str) ->
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=target, args=(child, factory), name=name, daemon=True)
-    proc.start()
+    # The child starts with Ctrl-C and SIGTERM blocked (a signal mask is inherited), so a
+    # Ctrl-C at the terminal, which reaches the whole process group, cannot kill it with a
+    # traceback while it is still importing; ``_child_signals`` then ignores SIGINT for good.
+    # Here the signals are only held back for the moment of the spawn, never lost.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENTS_SIGNALS)
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     child.close()
     return proc, parent
+
+
+_PARENTS_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _child_signals() -> None:
+    """In a child: Ctrl-C is the parent's to handle (it ends its children itself); SIGTERM
+    (a service manager ending the whole group) still ends the child."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)
 
 
 _TIMED_OUT = ("timed out",)
@@ -229,7 +247,7 @@ def _end_child(proc: Any, conn: Any) -> None:
 
 def _recognizer_child(conn: Any, factory: Callable[[], tuple[Recognizer, str]]) -> None:
     """The child process: build the recognizer, then run its calls until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _child_signals()
     try:
         recognizer, description = factory()
     except BaseException as exc:
@@ -315,7 +333,7 @@ class ProcessRecognizer:
 
 def _voice_child(conn: Any, factory: Callable[[], Any]) -> None:
     """The child process: build the voice, then synthesise until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _child_signals()
     try:
         voice = factory()
     except BaseException as exc:
