@@ -142,9 +142,37 @@ def test_load_and_missing_words_report(ko_model, caplog):
 
 
 @needs_model
-def test_english_phrases_on_korean_model_are_refused(ko_model):
-    with pytest.raises(ModelError, match="knows none of the skill's phrases"):
-        VoskRecognizer(["calf cramp", "stop"], ko_model)
+def test_english_phrases_on_korean_model_are_refused(ko_model, caplog):
+    with caplog.at_level("WARNING", logger="voice_skill.asr.vosk_backend"):
+        with pytest.raises(ModelError, match="knows none of the skill's phrases"):
+            VoskRecognizer(["calf cramp", "stop"], ko_model)
+    assert not caplog.records, "the error alone, no warning listing the missing words before it"
+
+
+@needs_model
+def test_a_model_for_another_language_is_one_line_on_the_command_line(tmp_path):
+    """As a user meets it: the skill's phrases on the Korean model (93 missing words)."""
+    import subprocess
+    import sys
+    import wave
+
+    wav = tmp_path / "quiet.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(b"\0\0" * 1600)
+    done = subprocess.run([sys.executable, "-m", "voice_skill", "run", "--input", str(wav), "--asr", "vosk",
+                           "--model", str(KO_DIR)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "knows none of the skill's phrases" in lines[0], done.stderr
+
+
+@needs_model
+def test_a_long_missing_word_list_is_shortened_in_the_warning(ko_model, caplog):
+    many = [f"word{i}" for i in range(20)]
+    with caplog.at_level("WARNING", logger="voice_skill.asr.vosk_backend"):
+        VoskRecognizer([STOP, *many], ko_model)
+    text = caplog.text
+    assert "word0, word1" in text and "and 12 more" in text and "word19" not in text
 
 
 @needs_model

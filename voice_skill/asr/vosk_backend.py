@@ -259,14 +259,17 @@ class VoskRecognizer:
         usable = plan.usable
         self.missing_words = list(plan.missing_words)
         self.dropped_phrases = list(plan.dropped_phrases)
-        if self.missing_words:
-            log.warning("the Vosk model at %s lacks %d of the skill's words, so %d phrases cannot be heard: "
-                        "missing words: %s", self.model.path, len(self.missing_words), len(self.dropped_phrases),
-                        ", ".join(self.missing_words))
-        if not usable:
+        if not usable:  # the error alone: a warning listing every missing word first would bury it
             raise ModelError(f"the model knows none of the skill's phrases (is it for another language?); "
                              f"missing words include: {', '.join(self.missing_words[:8])}",
                              path=str(self.model.path))
+        if self.missing_words:
+            shown = ", ".join(self.missing_words[:8])
+            more = len(self.missing_words) - 8
+            log.warning("the Vosk model at %s lacks %d of the skill's words, so %d phrases cannot be heard; "
+                        "missing words: %s%s", self.model.path, len(self.missing_words), len(self.dropped_phrases),
+                        shown, f" and {more} more" if more > 0 else "")
+            log.debug("every missing word: %s", ", ".join(self.missing_words))
         if not self.unk_supported:
             log.warning("the Vosk model at %s has no %s word: speech outside the phrases will be forced onto "
                         "phrase words and only the whole-phrase check rejects it", self.model.path, UNK)
