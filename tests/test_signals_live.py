@@ -69,6 +69,8 @@ def test_one_signal_ends_the_skill(skill_factory, state, sig) -> None:  # noqa: 
     took = time.monotonic() - t0
     assert skill.proc.returncode == 0, (state, skill.proc.returncode, took, skill.stderr[-2000:])
     assert "Traceback" not in skill.stderr, skill.stderr[-2000:]
+    raw_alsa = [ln for ln in skill.stderr.splitlines() if ln.startswith("ALSA lib")]
+    assert not raw_alsa, f"ALSA printed past our handler: {raw_alsa[:3]}"
     deadline = time.monotonic() + 5
     while any(pid_alive(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -279,7 +279,16 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
             view.stop()
             if recorder is not None:
                 recorder.finish(clock.now())
+            _report_alsa_repeats()
     return 0
+
+
+def _report_alsa_repeats() -> None:
+    from voice_skill import alsalog
+
+    collector = alsalog.installed()
+    if collector is not None:
+        collector.flush()
 
 
 def _live_echo_canceller(speaker) -> AlignedEchoCanceller | None:

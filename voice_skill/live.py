@@ -39,8 +39,14 @@ NO_MICROPHONE = "No microphone found. To try the skill on a recording instead: v
 
 
 def _import_sounddevice() -> Any:
+    """sounddevice, with ALSA's messages routed to our log first (see ``alsalog``): the
+    devices PortAudio probes as it starts are debug detail, and repeats are counted."""
+    from voice_skill import alsalog
+
+    alsalog.install()
     try:
-        import sounddevice
+        with alsalog.probing():
+            import sounddevice
     except OSError as exc:  # the PortAudio library is missing
         raise DeviceError(f"no audio system: {exc}") from None
     return sounddevice

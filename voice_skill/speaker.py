@@ -304,11 +304,9 @@ class _Playback:
 
 
 def _import_sounddevice() -> Any:
-    try:
-        import sounddevice
-    except OSError as exc:  # PortAudio library missing
-        raise DeviceError(f"no audio system: {exc}") from None
-    return sounddevice
+    from voice_skill.live import _import_sounddevice as import_with_alsa_messages_routed
+
+    return import_with_alsa_messages_routed()
 
 
 class SoundSpeaker:
