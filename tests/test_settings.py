@@ -255,3 +255,34 @@ def test_night_manners_never_louder_or_faster_and_can_be_off(tmp_path):
     assert all(S.night_adjusted(off, h) == (165, 1.0) for h in (0.0, 3.0, 23.9))
     day_shift = S.resolve({"night_start": "08:00", "night_end": "16:00"}, {}, none)  # sleeps by day
     assert S.night_adjusted(day_shift, 12.0) == (140, 0.6) and S.night_adjusted(day_shift, 23.0) == (165, 1.0)
+
+
+def test_a_night_volume_above_the_day_is_said_with_what_will_happen(tmp_path):
+    none = tmp_path / "none.toml"
+    loud_night = S.resolve({"volume": "0.5", "night_volume": "0.9", "rate": "150", "night_rate": "200"}, {}, none)
+    notes = loud_night.notes()
+    assert len(notes) == 2
+    assert "night_volume 0.9 is above volume 0.5" in notes[0] and "volume 0.5" in notes[0].split(";")[1]
+    assert "night_rate 200 is above rate 150" in notes[1] and "150 words per minute" in notes[1]
+    assert S.night_adjusted(loud_night, 23.0) == (150, 0.5)  # what the note says happens
+    # A quiet daytime volume with the default night volume is normal, not worth a word.
+    assert S.resolve({"volume": "0.3"}, {}, none).notes() == []
+    assert S.resolve({"night_volume": "0.4"}, {}, none).notes() == []
+
+
+def test_config_show_and_run_say_the_note(clean_env, capsys, tmp_path):
+    assert cli_main(["config", "show", "--volume", "0.5", "--night-volume", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "Note: night_volume 0.9 is above volume 0.5" in out
+    import subprocess
+    import sys
+    import wave
+
+    wav = tmp_path / "quiet.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(b"\0\0" * 1600)
+    done = subprocess.run([sys.executable, "-m", "voice_skill", "run", "--input", str(wav), "--asr", "pocketsphinx",
+                           "--spotter", "off", "--volume", "0.5", "--night-volume", "0.9"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "voice-skill: note: night_volume 0.9 is above volume 0.5" in done.stderr

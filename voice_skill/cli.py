@@ -164,6 +164,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from voice_skill.journal import Journal, JournalRecorder
 
     chosen = settings.from_args(args)
+    for note in chosen.notes():
+        print(f"voice-skill: note: {note}", file=sys.stderr, flush=True)
     hour = args.time_of_day if args.time_of_day is not None else local_hour_fraction()
     rate, volume = settings.night_adjusted(chosen, hour)
     options = RunOptions(

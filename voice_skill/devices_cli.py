@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from voice_skill import settings
 from voice_skill.errors import DeviceError
+
+if TYPE_CHECKING:
+    from voice_skill.settings import Settings
 
 CHECK_SENTENCE = "This is Cramp coach. After the tone, say calf cramp."
 RECORD_S = 3.0
@@ -62,46 +66,69 @@ def describe_level(dbfs: float) -> str:
     return "good"
 
 
-def run_check(input_device: str | None, output_device: str | None, out: TextIO) -> int:
-    """Speak, record, report. Returns 0 when both directions worked."""
-    from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer
+def _no_device_words(exc: Exception, what: str) -> str:
+    """PortAudio's message, or what it means in words where it is cryptic."""
+    text = str(exc)
+    if "device -1" in text or "Invalid device" in text or "No Default" in text:
+        return (f"no {what} found: no sound server is running and no sound card offers one "
+                "(see 'voice-skill devices')")
+    return text
+
+
+def run_check(chosen: "Settings | None", out: TextIO, *, input_device: str | None = None,
+              output_device: str | None = None) -> int:
+    """Speak, record, report, with the devices, voice and speech engine ``run`` would use
+    (``chosen``: the resolved settings). Returns 0 when both directions worked."""
+    from voice_skill.asr.select import grammar_recognizer
     from voice_skill.audio import AudioChunk
     from voice_skill.chime import chime
     from voice_skill.intents import IntentParser, PhraseTable
     from voice_skill.live import check_input_device
     from voice_skill.screen import level_dbfs
+    from voice_skill.settings import Settings
     from voice_skill.speaker import Pyttsx3Voice
 
-    sd = _sounddevice()
-    ok = True
-    try:
-        speech = Pyttsx3Voice().synthesize(CHECK_SENTENCE)
-        sd.play(np.concatenate([speech, chime()]).astype(np.int16), 16000, device=output_device, blocking=True)
-        print(f"speaker:    played a test sentence ({len(speech) / 16000:.1f} s)", file=out)
-    except (DeviceError, sd.PortAudioError, ValueError) as exc:
-        ok = False
-        print(f"speaker:    failed: {exc}", file=out)
-    check_input_device(input_device)
-    try:
-        with sd.InputStream(samplerate=16000, channels=1, dtype="int16", device=input_device) as stream:
-            # Ask the user to speak only once audio flows: PulseAudio can take a second or
-            # two to start a stream, and words said before that are lost.
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while stream.read_available == 0 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            stream.read(stream.read_available)
-            print(f"microphone: recording {RECORD_S:g} seconds, say \"calf cramp\"...", file=out, flush=True)
-            recording = stream.read(int(RECORD_S * 16000))[0][:, 0]
-    except (sd.PortAudioError, ValueError) as exc:
-        raise DeviceError(f"the microphone could not record: {exc}") from None
-    dbfs = level_dbfs(recording)
-    print(f"input level: {dbfs:.0f} dBFS ({describe_level(dbfs)})", file=out)
+    chosen = chosen or Settings()
+    input_device = input_device or chosen.input_device
+    output_device = output_device or chosen.output_device
     table = PhraseTable.load()
-    recognizer = PocketSphinxRecognizer(table.phrases())
-    hyps = recognizer.accept(AudioChunk(recording.astype("<i2").tobytes(), 0.0)) + recognizer.flush()
+    # The engine first: a bad model is one line before any sound is made.
+    recognizer, description = grammar_recognizer(chosen.asr, chosen.model, table.phrases())
+    try:
+        sd = _sounddevice()
+        ok = True
+        try:
+            speech = Pyttsx3Voice(rate=chosen.rate, volume=chosen.volume, voice=chosen.voice).synthesize(CHECK_SENTENCE)
+            sd.play(np.concatenate([speech, chime()]).astype(np.int16), 16000, device=output_device, blocking=True)
+            print(f"speaker:    played a test sentence ({len(speech) / 16000:.1f} s)"
+                  + (f" on {output_device!r}" if output_device else ""), file=out)
+        except (DeviceError, sd.PortAudioError, ValueError) as exc:
+            ok = False
+            print(f"speaker:    failed: {_no_device_words(exc, 'loudspeaker')}", file=out)
+        check_input_device(input_device)
+        try:
+            with sd.InputStream(samplerate=16000, channels=1, dtype="int16", device=input_device) as stream:
+                # Ask the user to speak only once audio flows: PulseAudio can take a second or
+                # two to start a stream, and words said before that are lost.
+                deadline = time.monotonic() + START_TIMEOUT_S
+                while stream.read_available == 0 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                stream.read(stream.read_available)
+                print(f"microphone: recording {RECORD_S:g} seconds, say \"calf cramp\"...", file=out, flush=True)
+                recording = stream.read(int(RECORD_S * 16000))[0][:, 0]
+        except (sd.PortAudioError, ValueError) as exc:
+            raise DeviceError(f"the microphone could not record: {_no_device_words(exc, 'microphone')}") from None
+        dbfs = level_dbfs(recording)
+        print(f"input level: {dbfs:.0f} dBFS ({describe_level(dbfs)})", file=out)
+        hyps = recognizer.accept(AudioChunk(recording.astype("<i2").tobytes(), 0.0)) + recognizer.flush()
+    finally:
+        close = getattr(recognizer, "close", None)
+        if close is not None:
+            close()
     heard = " / ".join(h.text for h in hyps if h.text) or "nothing"
     intents = [i.name for i in (IntentParser(table).parse(h.text) for h in hyps) if i]
-    print(f"recognised: {heard}" + (f" (means: {', '.join(intents)})" if intents else ""), file=out)
+    print(f"recognised: {heard}" + (f" (means: {', '.join(intents)})" if intents else "")
+          + f"  [{description}]", file=out)
     if dbfs < -60:
         ok = False
     return 0 if ok else 1
@@ -110,7 +137,10 @@ def run_check(input_device: str | None, output_device: str | None, out: TextIO) 
 def add_parser(subparsers) -> None:
     devices = subparsers.add_parser("devices", help="list microphones and loudspeakers, defaults marked")
     devices.set_defaults(func=lambda args: list_devices(sys.stdout))
-    check = subparsers.add_parser("check", help="speak a test sentence, record 3 s, show the level and what was heard")
-    check.add_argument("--input-device", metavar="NAME", help="microphone (a fragment of its name)")
-    check.add_argument("--output-device", metavar="NAME", help="loudspeaker (a fragment of its name)")
-    check.set_defaults(func=lambda args: run_check(args.input_device, args.output_device, sys.stdout))
+    check = subparsers.add_parser(
+        "check", help="speak a test sentence, record 3 s, show the level and what was heard",
+        description="Speak a test sentence, record 3 seconds and show the input level and what was heard, "
+        "with the devices, voice and speech engine that 'run' would use (the same settings, from the "
+        "command line, the environment and the config file).")
+    settings.add_arguments(check)
+    check.set_defaults(func=lambda args: run_check(settings.from_args(args), sys.stdout))

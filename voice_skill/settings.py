@@ -227,6 +227,26 @@ class Settings:
     def values(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in KEYS}
 
+    def notes(self) -> list[str]:
+        """What the user should know about how these settings combine, in sentences.
+
+        Night manners are never louder or faster than the day (``night_adjusted``): a night
+        value set above the daytime one is not an error (a quiet daytime volume with the
+        default night volume is normal), but one the user set is a wish that will not be
+        met, so it is said, with what will happen instead."""
+        out = []
+        if self.night_volume > self.volume and self.sources.get("night_volume", "default") != "default":
+            out.append(f"night_volume {self.night_volume:g} is above volume {self.volume:g}; night is never "
+                       f"louder than day, so at night the skill speaks at volume {self.volume:g}")
+        if self.night_rate > self.rate and self.sources.get("night_rate", "default") != "default":
+            out.append(f"night_rate {self.night_rate} is above rate {self.rate}; night is never faster than "
+                       f"day, so at night the skill speaks at {self.rate} words per minute")
+        if self.night_start == self.night_end and any(
+                self.sources.get(k, "default") != "default" for k in ("night_volume", "night_rate")):
+            out.append(f"night_start equals night_end ({self.night_start}): there are no night hours, "
+                       "so night_volume and night_rate are not used")
+        return out
+
 
 def _hours(hhmm: str) -> float:
     hh, mm = hhmm.split(":")

@@ -39,6 +39,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     state = "" if s.config_path is not None and s.config_path.is_file() else " (does not exist; defaults used)"
     print(f"Config file: {s.config_path}{state}")
     print(format_table(s))
+    for note in s.notes():
+        print(f"Note: {note}")
     return 0
 
 
