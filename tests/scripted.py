@@ -37,17 +37,20 @@ class ScriptedRecognizer:
         pass
 
 
+SOURCE = "001_7222d781596cc83e.txt#How to Massage a Calf Cramp (Step-by-Step)"  # a real section: it is checked
+
+
 def routine(rid: str = "test-cramp", context: str = "active-cramp", **overrides) -> dict:
     data = {
         "id": rid, "title": "Test", "context": context, "max_pressure": "moderate",
         "intro": "Hello.", "outro": "Bye now.",
         "steps": [
-            {"id": "one", "say": "Step one here.", "hold_s": 3, "source": "s#x"},
+            {"id": "one", "say": "Step one here.", "hold_s": 3, "source": SOURCE},
             {"id": "hold", "say": "Press and hold.", "hold_s": 15, "countdown": [15, 10, 5, 4, 3, 2, 1],
-             "release": "Release.", "gap_s": 1, "pressure": "light", "source": "s#x"},
+             "release": "Release.", "gap_s": 1, "pressure": "light", "source": SOURCE},
             {"id": "strokes", "say": "Stroke upward.", "hold_s": 12, "cue": "Up.", "cue_every_s": 4,
-             "pressure": "light", "source": "s#x"},
-            {"id": "care", "say": "Warmth and water.", "phase": "aftercare", "source": "s#x"},
+             "pressure": "light", "source": SOURCE},
+            {"id": "care", "say": "Warmth and water.", "phase": "aftercare", "source": SOURCE},
         ],
     }
     data.update(overrides)

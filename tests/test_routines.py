@@ -8,7 +8,10 @@ when that folder is absent.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -346,7 +349,7 @@ outro = "All finished."
 [[steps]]
 id = "settle"
 say = "Settle your {leg}."
-source = "001_x.txt#Preparing for a Calf Massage"
+source = "001_7222d781596cc83e.txt#Preparing for a Calf Massage"
 
 [[steps]]
 id = "hold-it"
@@ -355,7 +358,7 @@ hold_s = 10
 countdown = [10, 5, 1]
 release = "Relax."
 pressure = "light"
-source = "001_x.txt#Preparing for a Calf Massage"
+source = "001_7222d781596cc83e.txt#Preparing for a Calf Massage"
 '''
 
 
@@ -385,8 +388,8 @@ BAD = [
     ("unmatched brace", "Settle your {leg}.", "Settle your {leg.", "step 1", "say"),
     ("release without hold", 'say = "Settle your {leg}."', 'say = "Settle your {leg}."\nrelease = "Relax."',
      "step 1", "release"),
-    ("source without section", 'source = "001_x.txt#Preparing for a Calf Massage"\n\n[[steps]]',
-     'source = "001_x.txt#"\n\n[[steps]]', "step 1", "source"),
+    ("source without section", 'source = "001_7222d781596cc83e.txt#Preparing for a Calf Massage"\n\n[[steps]]',
+     'source = "001_7222d781596cc83e.txt#"\n\n[[steps]]', "step 1", "source"),
     ("three sentences before a countdown", 'say = "Toes toward your shin."',
      'say = "Sit up. Toes toward your shin. Keep breathing."', "step 2", "say"),
     ("cue without interval", 'release = "Relax."', 'release = "Relax."\ncue = "Keep breathing."', "step 2", "cue"),
@@ -494,12 +497,124 @@ def test_cli_validate_ok(capsys):
 def test_cli_validate_bad_file(tmp_path, capsys):
     good = str(ROUTINE_DIR / "gentle.toml")
     bad = _write(tmp_path, GOOD.replace('hold_s = 10\n', 'hold_s = "ten"\n'))
-    with pytest.raises(RoutineError):
-        _run(["validate", good, str(bad)])
-    capsys.readouterr()
     assert cli_main(["routines", "validate", good, str(bad)]) == 2
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [f"{good}: ok"]
     err = captured.err.strip().splitlines()
     assert len(err) == 1
     assert str(bad) in err[0] and "step 2" in err[0] and "'hold_s'" in err[0]
+
+
+# ---- what a routine may say, and where it comes from ------------------------------------
+
+SPOKEN_BAD = [
+    ("trigger in a cue", 'release = "Relax."', 'release = "Relax."\ncue = "Next, calf cramp."\ncue_every_s = 4',
+     "step 2", "cue", "calf cramp"),
+    ("command in a step", 'say = "Toes toward your shin."', 'say = "Stop and pull your toes up."', "step 2", "say",
+     "stop"),
+    ("command in the intro", 'intro = "Here we go."', 'intro = "Say done when it eases."', "routine", "intro",
+     "done"),
+    ("trigger made by a placeholder", 'say = "Settle your {leg}."', 'say = "Rub the {calf} cramp away."', "step 1",
+     "say", "calf cramp"),
+    ("command in a release", 'release = "Relax."', 'release = "Repeat that."', "step 2", "release", "repeat that"),
+]
+
+
+@pytest.mark.parametrize("case, old, new, where, field, phrase", SPOKEN_BAD, ids=[b[0] for b in SPOKEN_BAD])
+def test_spoken_text_holding_a_phrase_the_skill_obeys_is_refused(tmp_path, case, old, new, where, field, phrase):
+    assert old in GOOD, case
+    with pytest.raises(RoutineError) as caught:
+        load_routine(_write(tmp_path, GOOD.replace(old, new, 1)))
+    message = str(caught.value)
+    assert where in message and f"'{field}'" in message and f'"{phrase}"' in message, message
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("001_7222d781596cc83e.txt#How to Massage a Calf Cramp", "does not have"),
+    ("001_7222d781596cc83e.txt#Stretches That Help", "did you mean 'Stretches That Help Calf Cramps'"),
+    ("002_nothing.txt#Preparing for a Calf Massage", "not one of the source texts"),
+])
+def test_a_source_must_name_a_section_the_texts_have(tmp_path, source, problem):
+    text = GOOD.replace("001_7222d781596cc83e.txt#Preparing for a Calf Massage", source, 1)
+    with pytest.raises(RoutineError) as caught:
+        load_routine(_write(tmp_path, text))
+    assert "step 1" in str(caught.value) and "'source'" in str(caught.value) and problem in str(caught.value)
+
+
+def test_the_packaged_section_list_matches_the_texts(seeds):
+    from voice_skill.routine import SEED_SECTIONS
+
+    assert set(SEED_SECTIONS) == set(seeds)
+    for name, sections in SEED_SECTIONS.items():
+        lines = {" ".join(line.split()) for line in seeds[name].splitlines()}
+        assert sections <= lines, sorted(sections - lines)
+        assert sections <= seed_headings(seeds[name])
+
+
+def test_validate_reports_every_file(tmp_path, capsys):
+    good = str(ROUTINE_DIR / "gentle.toml")
+    first = tmp_path / "first.toml"
+    first.write_text(GOOD.replace('hold_s = 10\n', 'hold_s = "ten"\n'), encoding="utf-8")
+    second = tmp_path / "second.toml"
+    second.write_text(GOOD.replace('intro = "Here we go."', 'intro = "Next, calf cramp."'), encoding="utf-8")
+    assert cli_main(["routines", "validate", str(first), good, str(second)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"{good}: ok"]
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and str(first) in err[0] and str(second) in err[1], err
+
+
+# ---- the user's own routines ------------------------------------------------------------
+
+MINE = GOOD.replace('id = "tiny"', 'id = "my-routine"').replace('title = "Tiny"', 'title = "My own routine"')
+
+
+@pytest.fixture
+def config_home(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("VOICE_SKILL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    folder = tmp_path / "cfg" / "voice-skill" / "routines"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_routines_list_shows_the_users_own(config_home, capsys):
+    (config_home / "mine.toml").write_text(MINE, encoding="utf-8")
+    assert cli_main(["routines", "list"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("my-routine"))
+    assert "My own routine" in row and str(config_home / "mine.toml") in row
+    assert any(line.startswith("night-cramp") and line.rstrip().endswith("built-in") for line in out.splitlines())
+    assert str(config_home) in out
+
+
+def test_a_bad_routine_of_the_users_is_named_not_skipped(config_home, capsys):
+    (config_home / "broken.toml").write_text(GOOD.replace('hold_s = 10\n', 'hold_s = "ten"\n'), encoding="utf-8")
+    assert cli_main(["routines", "list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(config_home / "broken.toml") in err[0]
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite makes the user's speech")
+def test_run_starts_the_users_routine(config_home, tmp_path, capsys):
+    from voice_skill.audio import write_wav
+    from voice_skill.devtools.speechgen import compose
+
+    (config_home / "mine.toml").write_text(MINE, encoding="utf-8")
+    wav = tmp_path / "calf.wav"
+    write_wav(wav, compose([1.0, ("calf cramp", "flite:slt"), 1.0]).samples)
+    events = tmp_path / "events.jsonl"
+    argv = ["run", "--input", str(wav), "--events", str(events), "--asr", "pocketsphinx", "--spotter", "off",
+            "--time-of-day", "23:00"]
+    assert cli_main([*argv, "--routine", "my-routine"]) == 0
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["routine"] for e in log if e["event"] == "routine" and e["state"] == "started"] == ["my-routine"]
+    # Without the setting, the time of day chooses as before.
+    assert cli_main(argv) == 0
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["routine"] for e in log if e["event"] == "routine" and e["state"] == "started"] == ["night-cramp"]
+    capsys.readouterr()
+    assert cli_main([*argv, "--routine", "no-such-routine"]) == 2
+    assert "no-such-routine" in capsys.readouterr().err

@@ -57,6 +57,7 @@ class RunOptions:
     # live only: the speaking (rate, volume) for a local hour, applied before each utterance
     manners: Callable[[float], tuple[int, float]] | None = None
     routines: dict[str, Routine] = field(default_factory=dict)
+    start_routine: str | None = None  # the routine a trigger starts (None: by what was said and the time of day)
     phrases: PhraseTable | None = None  # default: the built-in English phrases
 
 
@@ -66,13 +67,17 @@ def is_night(hour: float, night: tuple[float, float]) -> bool:
 
 
 def routine_chooser(routines: dict[str, Routine], hour_at_start: float,
-                    night: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H)) -> Callable[[Intent, float], str]:
-    """Which routine a trigger starts: what was said first, then the time of day."""
+                    night: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H),
+                    fixed: str | None = None) -> Callable[[Intent, float], str]:
+    """Which routine a trigger starts: what was said first, then the user's chosen routine
+    (``fixed``), then the time of day. A "gentle" hint (pregnancy) wins over a chosen routine."""
 
     def choose(intent: Intent, now_s: float) -> str:
         hint = intent.slots.get("routine")
         if hint == "gentle" and "gentle" in routines:
             return "gentle"
+        if fixed is not None and fixed in routines:
+            return fixed
         if hint == "workout" and "workout-cramp" in routines:
             return "workout-cramp"
         hour = (hour_at_start + now_s / 3600.0) % 24
@@ -99,7 +104,7 @@ def _start_hour(options: RunOptions) -> float:
 
 def _coach(options: RunOptions, hour: float) -> Coach:
     routines = options.routines or builtin_routines()
-    return Coach(routines, choose_routine=routine_chooser(routines, hour, options.night_hours),
+    return Coach(routines, choose_routine=routine_chooser(routines, hour, options.night_hours, options.start_routine),
                  base_pace=options.pace)
 
 

@@ -155,6 +155,17 @@ def _print_transcript(record: dict) -> None:
         print(f"{stamp}  warning: {record['text']}", flush=True)
 
 
+def _routines(chosen: settings.Settings) -> tuple[dict, str | None]:
+    """The built-in routines with the user's own (see ``routines list``), and the one a
+    trigger starts if the ``routine`` setting names one (an id, or a routine file)."""
+    routines = routines_cli.available_routines()
+    if not chosen.routine:
+        return routines, None
+    routine = routines_cli.resolve(chosen.routine)
+    routines[routine.id] = routine
+    return routines, routine.id
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -186,6 +197,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         night_hours=chosen.night_hours,
         phrases=PhraseTable.load(args.phrases) if args.phrases else None,
     )
+    options.routines, options.start_routine = _routines(chosen)
     if args.input:
         journal = Journal(args.journal) if args.journal else None
         listeners: list = [] if args.events == "-" else [_print_transcript]

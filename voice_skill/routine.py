@@ -8,15 +8,19 @@ pacing cues are spoken, then released. Every problem in a file is reported as on
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from voice_skill.errors import RoutineError
 from voice_skill.speaker import DEFAULT_RATE_WPM, estimate_seconds
+
+if TYPE_CHECKING:
+    from voice_skill.intents import IntentParser, PhraseTable
 
 PRESSURES = ("none", "light", "moderate", "firm")
 PHASES = ("main", "aftercare")
@@ -32,6 +36,38 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # under heavy pressure (001_7222d781596cc83e.txt, "Is massaging a calf spasm safe ...").
 ACTIVE_CRAMP_MAX_PRESSURE = "moderate"
 ACTIVE_CRAMP_FIRST_PRESSURE = "light"
+
+
+# The sections of the two source texts (shared/seeds), by file. Every step names the
+# passage it follows as "FILE#Section". The texts themselves are not shipped (the skill
+# must not depend on a folder beside its checkout), so their section titles are listed
+# here; tests/test_routines.py checks this list against the texts wherever they are present.
+SEED_SECTIONS: Mapping[str, frozenset[str]] = {
+    "000_221f2455f934c1ce.txt": frozenset({
+        "How does a calf release massage work on calf cramps?", "Understanding Calf Cramps",
+        "How Calf Release Massage Works", "Improving Blood Circulation", "Relaxing the Muscles",
+        "Stimulating the Nervous System", "Types of Calf Release Massage", "Swedish Massage",
+        "Deep Tissue Massage", "Sports Massage", "Leg and Thigh Massage", "Acupressure Calf",
+        "Leg and Butt Massage", "Benefits of Calf Release Massage", "Reducing Stress and Anxiety",
+        "Improving Flexibility and Range of Motion", "Preventing Future Cramps", "Conclusion",
+    }),
+    "001_7222d781596cc83e.txt": frozenset({
+        "Calf Cramp Massage: Simple Steps to Relieve Tight, Cramping Muscles Fast", "What Causes Calf Cramps?",
+        "What Is a Calf Cramp Massage?", "Why Calf Cramp Massage Works", "Preparing for a Calf Massage",
+        "How to Massage a Calf Cramp (Step-by-Step)", "Best Techniques for Calf Muscle Cramps",
+        "Stretches That Help Calf Cramps", "Calf Cramp Massage", "How to Prevent Calf Cramps",
+        "When to See a Doctor", "Frequently Asked Questions",
+        "Does calf cramp massage actually help stop muscle cramps?",
+        "What causes calf cramps, and when is massage the best treatment?",
+        "How long should I massage a calf cramp for fast relief?",
+        "Why do calf cramps happen at night, and can massage help?",
+        "Can you use calf cramp massage during pregnancy?",
+        "Is massaging a calf spasm safe when the muscle feels very tight?",
+        "What\u2019s the best way to prevent calf cramps from coming back?",
+        "Should I use heat, ice, or massage for a calf cramp?", "Conclusion",
+    }),
+}
+SPOKEN_FIELDS = ("intro", "outro", "say", "cue", "release")
 
 
 @dataclass(frozen=True)
@@ -80,8 +116,39 @@ def _above(pressure: str, limit: str) -> bool:
 
 
 class _Checker:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, phrases: "PhraseTable | None" = None) -> None:
         self.path = path
+        self._phrases = phrases
+        self._parser: "IntentParser | None" = None
+
+    def spoken(self, text: str, key: str, where: str) -> None:
+        """Spoken text must not hold a phrase the skill obeys: its own voice reaches its
+        microphone, and "Next, calf cramp" in a cue would restart the routine. Checked as
+        the coach says it: placeholders filled with and without a leg."""
+        if not text:
+            return
+        if self._parser is None:
+            from voice_skill.intents import IntentParser  # noqa: PLC0415 (intents imports this module's error)
+
+            self._parser = IntentParser(self._phrases)
+        for leg in (None, "left", "right"):
+            heard = self._parser.parse(fill_placeholders(text, leg))
+            if heard is not None:
+                raise self.fail(where, f"field '{key}' says \"{heard.phrase}\", which the skill obeys "
+                                       f"({heard.name}); it would hear itself and act on it: reword it")
+
+    def source(self, source: str, where: str) -> None:
+        seed, _, section = source.partition("#")
+        seed, section = seed.strip(), section.strip()
+        if not seed or not section:
+            raise self.fail(where, "field 'source' must name a seed file and section as 'FILE#Section'")
+        if seed not in SEED_SECTIONS:
+            raise self.fail(where, f"field 'source' names {seed!r}, not one of the source texts "
+                                   f"({', '.join(sorted(SEED_SECTIONS))})")
+        if section not in SEED_SECTIONS[seed]:
+            close = difflib.get_close_matches(section, sorted(SEED_SECTIONS[seed]), n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.fail(where, f"field 'source' names a section {section!r} that {seed} does not have{hint}")
 
     def fail(self, where: str, problem: str) -> RoutineError:
         return RoutineError(f"{where}: {problem}", path=self.path)
@@ -121,8 +188,10 @@ _STEP_KEYS = {"id", "say", "hold_s", "countdown", "cue", "cue_every_s", "release
 _ROUTINE_KEYS = {"id", "title", "context", "max_pressure", "intro", "outro", "steps"}
 
 
-def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>") -> Routine:
-    c = _Checker(path)
+def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>", phrases: "PhraseTable | None" = None) -> Routine:
+    """A checked Routine; RoutineError naming the file, the step and the field. Spoken text
+    is checked against ``phrases`` (default: the built-in phrase table)."""
+    c = _Checker(path, phrases)
     unknown = set(data) - _ROUTINE_KEYS
     if unknown:
         raise c.fail("routine", f"unknown field '{sorted(unknown)[0]}'")
@@ -137,6 +206,8 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>") -> Routi
                                 f"goes no higher than {ACTIVE_CRAMP_MAX_PRESSURE!r}")
     intro = c.text(data, "intro", "routine")
     outro = c.text(data, "outro", "routine")
+    c.spoken(intro, "intro", "routine")
+    c.spoken(outro, "outro", "routine")
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise c.fail("routine", "needs at least one [[steps]] table")
@@ -191,9 +262,9 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>") -> Routi
         pressed = pressed or pressure != "none"
         phase = c.choice(raw, "phase", label, PHASES, "main")
         source = c.text(raw, "source", label)
-        seed, _, section = source.partition("#")
-        if not seed.strip() or not section.strip():
-            raise c.fail(label, "field 'source' must name a seed file and section as 'FILE#Section'")
+        c.source(source, label)
+        for key, text in (("say", say), ("cue", cue), ("release", release)):
+            c.spoken(text, key, label)
         steps.append(Step(sid, say, hold_s, countdown, cue, cue_every_s, release, gap_s, pressure, phase, source))
     phases = [s.phase for s in steps]
     if "aftercare" in phases and "main" in phases[phases.index("aftercare"):]:
@@ -201,7 +272,7 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>") -> Routi
     return Routine(rid, title, context, max_pressure, intro, outro, tuple(steps), path)
 
 
-def load_routine(path: str | Path) -> Routine:
+def load_routine(path: str | Path, phrases: "PhraseTable | None" = None) -> Routine:
     name = str(path)
     try:
         raw = Path(path).read_text(encoding="utf-8")
@@ -213,7 +284,7 @@ def load_routine(path: str | Path) -> Routine:
         data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
         raise RoutineError(f"not valid TOML: {exc}", path=name) from None
-    return routine_from_dict(data, name)
+    return routine_from_dict(data, name, phrases)
 
 
 def builtin_routines() -> dict[str, Routine]:

@@ -1,11 +1,14 @@
 """``voice-skill routines``: list, show and validate routine files.
 
-- ``routines list``: the built-in routines, with their step count and length at normal pace.
+- ``routines list``: the built-in routines and the user's own (``*.toml`` in the
+  ``routines`` folder of the config folder, ``~/.config/voice-skill/routines``), with their
+  step count, length at normal pace and where each comes from. A user's routine with a
+  built-in's id replaces it.
 - ``routines show ID|FILE``: the spoken script with the time each line starts (mm:ss from
   the trigger, at normal pace unless ``--pace`` says otherwise), countdown marks, pacing
   cues and releases included, as the coach paces them.
-- ``routines validate FILE...``: "ok" per valid file (exit 0); the first invalid file
-  raises ``RoutineError`` naming the file, the step and the field (exit 2).
+- ``routines validate FILE...``: every file is checked and reported: "FILE: ok" on stdout,
+  or one line on stderr naming the file, the step and the field; exit 2 if any was invalid.
 
 Results go to stdout. Errors are raised as ``RoutineError``; the main command line turns
 them into one line on stderr and exit code 2.
@@ -14,8 +17,12 @@ them into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
+from typing import Mapping
 
+from voice_skill import settings
 from voice_skill.coach import Messages
 from voice_skill.errors import RoutineError
 from voice_skill.routine import (
@@ -35,7 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sub = parser.add_subparsers(dest="routines_command", metavar="ACTION")
     sub.required = True
 
-    listing = sub.add_parser("list", help="the built-in routines with their length at normal pace")
+    listing = sub.add_parser("list", help="the built-in routines and your own, with their length at normal pace",
+                             description="List the built-in routines and your own (routine files in "
+                             f"{user_routines_dir()}), with their steps, length at normal pace and origin.")
     listing.set_defaults(func=cmd_list)
 
     show = sub.add_parser("show", help="the spoken script of a routine, with timings")
@@ -47,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     show.add_argument("--leg", choices=("left", "right"), help="say the lines as if this leg had been named")
     show.set_defaults(func=cmd_show)
 
-    validate = sub.add_parser("validate", help="check routine files")
+    validate = sub.add_parser("validate", help="check routine files (every file is reported)")
     validate.add_argument("files", nargs="+", metavar="FILE", help="routine files to check")
     validate.set_defaults(func=cmd_validate)
     return parser
@@ -79,26 +88,57 @@ def routine_seconds(routine: Routine, pace: float = 1.0, wpm: float = DEFAULT_RA
     return script_seconds(routine, pace=pace, wpm=wpm, notice=notice_text())
 
 
-def resolve(name: str) -> Routine:
-    """A built-in routine by id, or a routine file by path."""
+def user_routines_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """Where a user's own routines live: ``routines`` in the config folder."""
+    return settings.config_dir(env) / "routines"
+
+
+def available_routines(env: Mapping[str, str] = os.environ) -> dict[str, Routine]:
+    """The built-in routines and the user's own, by id; a user's routine with a built-in's
+    id replaces it. A user's file that is invalid, or two that share an id, raise
+    RoutineError naming the file (a routine the user wrote is never skipped silently)."""
+    routines = builtin_routines()
+    folder = user_routines_dir(env)
+    mine: dict[str, str] = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.toml")):
+            routine = load_routine(path)
+            if routine.id in mine:
+                raise RoutineError(f"has the id {routine.id!r} of another routine file, {mine[routine.id]}",
+                                   path=str(path))
+            mine[routine.id] = str(path)
+            routines[routine.id] = routine
+    return routines
+
+
+def resolve(name: str, env: Mapping[str, str] = os.environ) -> Routine:
+    """A routine by id (built-in or the user's own), or a routine file by path."""
     path = Path(name)
     if path.suffix == ".toml" or path.exists() or any(sep in name for sep in ("/", "\\")):
         return load_routine(path)
-    routines = builtin_routines()
+    routines = available_routines(env)
     if name in routines:
         return routines[name]
-    raise RoutineError(f"no built-in routine with this id (known: {', '.join(routines)}) and no such file",
-                       path=name)
+    raise RoutineError(f"no routine with this id (known: {', '.join(routines)}) and no such file", path=name)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    routines = builtin_routines()
-    rows = [(r.id, r.title, r.context, f"{len(r.steps)} steps", mmss(round(routine_seconds(r))))
+    builtin = builtin_routines()
+    routines = available_routines()
+
+    def origin(r: Routine) -> str:
+        if r.id in builtin and builtin[r.id].path == r.path:
+            return "built-in"
+        return r.path + (" (replaces the built-in)" if r.id in builtin else "")
+
+    rows = [(r.id, r.title, r.context, f"{len(r.steps)} steps", mmss(round(routine_seconds(r))), origin(r))
             for r in routines.values()]
-    header = ("ID", "TITLE", "CONTEXT", "STEPS", "LENGTH")
+    header = ("ID", "TITLE", "CONTEXT", "STEPS", "LENGTH", "FROM")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(f"\nYour own routines: {user_routines_dir()} (check one with 'voice-skill routines validate FILE'; "
+          "start one with 'voice-skill run --routine ID')")
     return 0
 
 
@@ -123,7 +163,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Every file is checked and reported; exit 2 if any was invalid."""
+    bad = 0
     for name in args.files:
-        load_routine(name)  # raises RoutineError naming the file, the step and the field
-        print(f"{name}: ok")
-    return 0
+        try:
+            load_routine(name)
+        except RoutineError as exc:  # names the file, the step and the field
+            bad += 1
+            print(f"voice-skill: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"{name}: ok", flush=True)
+    return 2 if bad else 0

@@ -180,6 +180,8 @@ SPECS: tuple[Spec, ...] = (
          "speaking volume at night (never louder than --volume)", "0..1"),
     Spec("night_rate", 140, f"a whole number of words per minute from {RATE_MIN} to {RATE_MAX}",
          _whole(RATE_MIN, RATE_MAX), "speaking rate at night (never faster than --rate)", "WPM"),
+    Spec("routine", None, "a routine id (see 'voice-skill routines list') or a routine file", _path,
+         "the routine a trigger starts (default: chosen by what was said and the time of day)", "ID|FILE"),
     Spec("pace", 1.0, f"a number from {PACE_MIN} to {PACE_MAX} (1 is normal, larger is slower)",
          _number(PACE_MIN, PACE_MAX), "routine pace at the start (larger is slower)", "FACTOR"),
     Spec("chime", True, "true or false (also yes/no, on/off, 1/0 outside the file)", _boolean,
@@ -205,6 +207,7 @@ class Settings:
     night_end: str = "07:00"
     night_volume: float = 0.6
     night_rate: int = 140
+    routine: str | None = None
     pace: float = 1.0
     chime: bool = True
     echo_cancel: bool = True
@@ -346,6 +349,8 @@ def resolve(cli: Mapping[str, object | None], env: Mapping[str, str] = os.enviro
             value, source = _check(spec, raw, "", path), f"config file {path}"
             if spec.key == "model" and not os.path.isabs(value):
                 value = str(path.parent / value)  # relative to the file, not to where we run
+            if spec.key == "routine" and value.endswith(".toml") and not os.path.isabs(value):
+                value = str(path.parent / value)  # a file, relative to the config file; an id stays an id
         raw_env = env.get(spec.env)
         if raw_env is not None and raw_env.strip() != "":  # VAR= means unset, as shells use it
             source = f"environment {spec.env}"
