@@ -220,6 +220,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    from voice_skill import soundserver
+
+    # A device named on the sound server (PulseAudio, PipeWire) is reached through it.
+    input_device, output_device = soundserver.route(chosen.input_device, chosen.output_device)
     journal = None
     if not args.no_journal:
         try:
@@ -230,7 +234,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             announce(f"warning: {exc}; coaching without the cramp journal")
     try:
         with _events_output(args.events, atomic=False) as stream:
-            return run_live(options, stream, announce, chosen.input_device, chosen.output_device,
+            return run_live(options, stream, announce, input_device, output_device,
                             journal=journal, console_to_stderr=args.events == "-")
     finally:
         if journal is not None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from voice_skill import settings
+from voice_skill import settings, soundserver
 from voice_skill.errors import DeviceError
 
 if TYPE_CHECKING:
@@ -30,7 +30,14 @@ def _sounddevice() -> Any:
     return _import_sounddevice()
 
 
-def list_devices(out: TextIO) -> int:
+def list_devices(out: TextIO, server: "soundserver.SoundServer | None" = None) -> int:
+    """The sound server's microphones and loudspeakers (PulseAudio or PipeWire), then the
+    devices PortAudio sees (ALSA's, on a system without a sound server)."""
+    server = server if server is not None else soundserver.query()
+    if server is not None:
+        for line in soundserver.describe(server):
+            print(line, file=out)
+        print("\nAudio devices as PortAudio sees them (through the sound server: 'pulse' and 'default'):", file=out)
     sd = _sounddevice()
     try:
         devices = sd.query_devices()
@@ -46,13 +53,17 @@ def list_devices(out: TextIO) -> int:
             kinds.append("output" + (" (default)" if index == default_out else ""))
         rows.append((index, dev["name"], ", ".join(kinds), int(dev["default_samplerate"])))
     if not rows:
-        print("No audio devices found.", file=out)
+        if server is None:
+            print("No audio devices found: no sound server (PulseAudio or PipeWire) is running and no sound card "
+                  "was found.", file=out)
+        else:
+            print("  (none)", file=out)
         return 0
     width = max(len(r[1]) for r in rows)
     for index, name, kinds, rate in rows:
         print(f"{index:>3}  {name:<{width}}  {kinds:<32}  {rate} Hz", file=out)
-    print("\nChoose one with a fragment of its name: voice-skill run --input-device NAME --output-device NAME",
-          file=out)
+    print("\nChoose one with a fragment of its name or description: "
+          "voice-skill run --input-device NAME --output-device NAME", file=out)
     return 0
 
 
@@ -89,8 +100,8 @@ def run_check(chosen: "Settings | None", out: TextIO, *, input_device: str | Non
     from voice_skill.speaker import Pyttsx3Voice
 
     chosen = chosen or Settings()
-    input_device = input_device or chosen.input_device
-    output_device = output_device or chosen.output_device
+    input_device, output_device = soundserver.route(input_device or chosen.input_device,
+                                                    output_device or chosen.output_device)
     table = PhraseTable.load()
     # The engine first: a bad model is one line before any sound is made.
     recognizer, description = grammar_recognizer(chosen.asr, chosen.model, table.phrases())
