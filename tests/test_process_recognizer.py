@@ -209,3 +209,20 @@ def test_a_child_cannot_be_killed_by_ctrl_c_while_it_starts() -> None:
     assert int(signal.SIGINT) not in blocked_now and int(signal.SIGTERM) not in blocked_now
     assert ignores_ctrl_c
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the parent holds nothing back
+
+
+def test_a_recognizer_still_starting_is_not_waited_for_once_the_skill_stops() -> None:
+    """SIGINT while the recognizer is being rebuilt (a model can take long to load): the
+    start is abandoned at once, not after the start budget."""
+    import time
+
+    from voice_skill.supervise import STOPPING
+
+    STOPPING.set()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(RecognizerError, match="stopping"):
+            ProcessRecognizer(_slow_to_load, start_timeout_s=20.0)
+        assert time.monotonic() - t0 < 15.0  # the budget is 20 s; abandoning takes a poll (0.1 s) and a kill
+    finally:
+        STOPPING.clear()

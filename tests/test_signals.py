@@ -72,3 +72,12 @@ def test_the_loop_keeps_its_handlers_while_it_runs() -> None:
 
     _live_loop(Session(), Mic(), object(), None, None, stop, keep_handlers=keep)
     assert len(calls) == 3
+
+
+def test_the_first_signal_also_abandons_a_recognizer_start_and_the_flag_is_cleared_after() -> None:
+    from voice_skill.supervise import STOPPING
+
+    with Stopper():
+        _deliver(signal.SIGTERM)
+        assert STOPPING.is_set()
+    assert not STOPPING.is_set()

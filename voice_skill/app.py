@@ -187,10 +187,13 @@ class Stopper:
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, _frame: object) -> None:
+        from voice_skill.supervise import STOPPING
+
         self.signals.append(signum)
         if self.event.is_set():
             raise KeyboardInterrupt  # the second one: stop waiting for the clean-up
         self.event.set()
+        STOPPING.set()  # a recognizer being rebuilt is not waited for
 
     def __enter__(self) -> "Stopper":
         for sig in self.SIGNALS:
@@ -204,8 +207,11 @@ class Stopper:
                 signal.signal(sig, self._handle)
 
     def __exit__(self, *exc: object) -> None:
+        from voice_skill.supervise import STOPPING
+
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        STOPPING.clear()
 
 
 def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Callable[[str], None],

@@ -212,11 +212,16 @@ def _child_signals() -> None:
 
 _TIMED_OUT = ("timed out",)
 _ENDED = ("ended",)
+_CANCELLED = ("cancelled",)
+# Set while the live skill is stopping (``app.Stopper``, on SIGINT or SIGTERM): a recognizer
+# being rebuilt is not waited for (a model can take many seconds to load on a Pi).
+STOPPING = threading.Event()
+_POLL_S = 0.1
 
 
-def _receive(conn: Any, timeout_s: float) -> tuple:
+def _receive(conn: Any, timeout_s: float, cancel: threading.Event | None = None) -> tuple:
     """A child's reply; ``_TIMED_OUT`` if it did not answer in time; ``_ENDED`` if its end of
-    the pipe closed (it died, or is dying).
+    the pipe closed (it died, or is dying); ``_CANCELLED`` once ``cancel`` is set.
 
     A closed pipe is the answer to "is it dead?": a child's files are closed as it exits,
     a moment before the process can be reaped, so ``is_alive()`` asked right after an EOF
@@ -225,10 +230,16 @@ def _receive(conn: Any, timeout_s: float) -> tuple:
     """
     if conn is None:
         return _ENDED
+    deadline = time.monotonic() + timeout_s
     try:
-        if not conn.poll(timeout_s):
-            return _TIMED_OUT
-        return conn.recv()
+        while True:
+            if cancel is not None and cancel.is_set():
+                return _CANCELLED
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return _TIMED_OUT
+            if conn.poll(remaining if cancel is None else min(remaining, _POLL_S)):
+                return conn.recv()
     except (EOFError, OSError):
         return _ENDED
 
@@ -287,9 +298,11 @@ class ProcessRecognizer:
 
     def __init__(self, factory: Callable[[], tuple[Recognizer, str]], *, start_timeout_s: float = 120.0) -> None:
         self._proc, self._conn = _start_child(_recognizer_child, factory, "voice-skill-asr")
-        reply = _receive(self._conn, start_timeout_s)
+        reply = _receive(self._conn, start_timeout_s, STOPPING)
         if reply[0] != "ready":
             self.close()
+            if reply is _CANCELLED:
+                raise RecognizerError("the speech recognizer was not waited for: the skill is stopping")
             if reply is _ENDED:
                 raise RecognizerError("the speech recognizer's process ended while starting")
             if reply is _TIMED_OUT:
