@@ -562,6 +562,7 @@ def test_validate_reports_every_file(tmp_path, capsys):
     assert captured.out.splitlines() == [f"{good}: ok"]
     err = captured.err.strip().splitlines()
     assert len(err) == 2 and str(first) in err[0] and str(second) in err[1], err
+    assert '"calf cramp"' in err[1] and "(start, and words for next)" in err[1], err
 
 
 # ---- the user's own routines ------------------------------------------------------------

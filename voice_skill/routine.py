@@ -134,8 +134,9 @@ class _Checker:
         for leg in (None, "left", "right"):
             heard = self._parser.parse(fill_placeholders(text, leg))
             if heard is not None:
+                also = f", and words for {', '.join(sorted(heard.also))}" if heard.also else ""
                 raise self.fail(where, f"field '{key}' says \"{heard.phrase}\", which the skill obeys "
-                                       f"({heard.name}); it would hear itself and act on it: reword it")
+                                       f"({heard.name}{also}); it would hear itself and act on it: reword it")
 
     def source(self, source: str, where: str) -> None:
         seed, _, section = source.partition("#")
