@@ -619,3 +619,20 @@ def test_run_starts_the_users_routine(config_home, tmp_path, capsys):
     capsys.readouterr()
     assert cli_main([*argv, "--routine", "no-such-routine"]) == 2
     assert "no-such-routine" in capsys.readouterr().err
+
+
+def test_run_with_another_phrase_table_checks_the_routines_against_it(config_home, tmp_path, capsys):
+    """A phrase file that makes "soft" mean stop: built-in routines say "soft", and would
+    stop themselves."""
+    phrases = tmp_path / "phrases.toml"
+    phrases.write_text('[intents.start]\nphrases = ["calf cramp"]\n[intents.stop]\nphrases = ["soft"]\n',
+                       encoding="utf-8")
+    wav = tmp_path / "quiet.wav"
+    import wave
+
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(b"\0\0" * 1600)
+    assert cli_main(["run", "--input", str(wav), "--phrases", str(phrases), "--asr", "pocketsphinx",
+                     "--spotter", "off"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "routines/" in err[0] and '"soft"' in err[0] and str(phrases) in err[0], err

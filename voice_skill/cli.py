@@ -16,7 +16,7 @@ from typing import IO, Iterator, Sequence
 
 from voice_skill import (NOTICE, __version__, devices_cli, history_cli, models_cli, routines_cli, service_cli, settings,
                          settings_cli)
-from voice_skill.errors import UsageError, VoiceSkillError
+from voice_skill.errors import RoutineError, UsageError, VoiceSkillError
 
 log = logging.getLogger("voice_skill")
 
@@ -198,6 +198,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         phrases=PhraseTable.load(args.phrases) if args.phrases else None,
     )
     options.routines, options.start_routine = _routines(chosen)
+    if options.phrases is not None:  # what the routines say must not be a command in these phrases either
+        from voice_skill.routine import check_spoken_text
+
+        for routine in options.routines.values():
+            try:
+                check_spoken_text(routine, options.phrases)
+            except RoutineError as exc:
+                raise RoutineError(f"{exc.message} (with the phrases of {args.phrases})", path=exc.path) from None
     if args.input:
         journal = Journal(args.journal) if args.journal else None
         listeners: list = [] if args.events == "-" else [_print_transcript]

@@ -273,6 +273,17 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>", phrases:
     return Routine(rid, title, context, max_pressure, intro, outro, tuple(steps), path)
 
 
+def check_spoken_text(routine: Routine, phrases: "PhraseTable") -> None:
+    """Check a loaded routine's spoken text against another phrase table (``run --phrases``):
+    RoutineError naming the routine's file, the step and the field."""
+    c = _Checker(routine.path or routine.id, phrases)
+    c.spoken(routine.intro, "intro", "routine")
+    c.spoken(routine.outro, "outro", "routine")
+    for n, step in enumerate(routine.steps, start=1):
+        for key in ("say", "cue", "release"):
+            c.spoken(getattr(step, key), key, f"step {n} ({step.id})")
+
+
 def load_routine(path: str | Path, phrases: "PhraseTable | None" = None) -> Routine:
     name = str(path)
     try:
