@@ -6,10 +6,14 @@ set -euo pipefail
 
 run_pkgs=(espeak-ng libespeak-ng1 libportaudio2 alsa-utils libasound2-plugins)
 test_pkgs=(flite sox pulseaudio pulseaudio-utils)
+# more voices and everyday text for training and measuring the trigger spotter
+train_pkgs=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes)
 
 want=("${run_pkgs[@]}")
 if [[ "${1:-run}" == "test" ]]; then
     want+=("${test_pkgs[@]}")
+elif [[ "${1:-run}" == "train" ]]; then
+    want+=("${test_pkgs[@]}" "${train_pkgs[@]}")
 fi
 
 missing=()

@@ -64,9 +64,18 @@ def voices(split: str, rng: np.random.Generator, n_espeak: int = 24) -> list[str
 SPLIT_SEEDS = {"train": 11, "dev": 12, "test": 13}
 
 
-def split_voices(split: str) -> list[str]:
-    """The fixed voice list of a split."""
-    return voices(split, np.random.default_rng(SPLIT_SEEDS[split]))
+def split_voices(split: str, n_espeak: int = 24) -> list[str]:
+    """The fixed voice list of a split (``n_espeak`` espeak-ng combinations)."""
+    return voices(split, np.random.default_rng(SPLIT_SEEDS[split]), n_espeak=n_espeak)
+
+
+def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Played ``factor`` times faster (pitch and formants move with it, as between speakers)."""
+    x = np.asarray(samples, dtype=np.float64)
+    if len(x) < 2:
+        return np.asarray(samples, dtype=np.int16).copy()
+    n = max(1, int(round(len(x) / factor)))
+    return np.round(np.interp(np.arange(n) * factor, np.arange(len(x)), x)).astype(np.int16)
 
 
 def voice_family(voice: str) -> str:
