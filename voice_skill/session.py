@@ -27,6 +27,10 @@ from voice_skill.speaker import Speaker, SpeechEvent
 log = logging.getLogger(__name__)
 
 SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
+# Safety outranks the echo guard's doubts: one of these is dropped as the skill's own voice
+# only when the skill was saying those very words, never for being mixed with its speech
+# ("oh no, my leg is swollen" said over a step) nor for a weak trace through the canceller.
+SAFETY_INTENTS = frozenset({"emergency", "red_flag", "worse", "pregnant"})
 FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
 # A command heard over the skill's own speech must have kept at least this much of the
 # microphone's energy through the echo canceller: a user's word over an echo 6 dB down
@@ -160,7 +164,8 @@ class EchoGuard:
     would start a routine, if the command it carries is made of words the skill was saying
     at that moment, or if it holds anything besides the command (the recognizer turning
     the skill's own sentence into words). A command said on its own, that the skill was not
-    saying, gets through: that is barge-in.
+    saying, gets through: that is barge-in. A safety phrase (``SAFETY_INTENTS``) gets through
+    in any sentence unless the skill was saying those very words.
     """
 
     def __init__(self, tail_s: float = 0.5, keep_s: float = 60.0) -> None:
@@ -197,6 +202,8 @@ class EchoGuard:
         phrase_words = set(intent.phrase.split())
         if any(phrase_words <= words for words in overlapping):
             return "own voice"
+        if intent.name in SAFETY_INTENTS:
+            return None
         if tokens(hyp.text) != tuple(intent.phrase.split()):
             return "mixed with own voice"
         return None
@@ -288,13 +295,14 @@ class Session:
 
     def end_of_stream(self, limit_s: float = 3600.0) -> None:
         """The recording ended: finish the last utterance, then let the routine run out on
-        the virtual clock, as if the room had gone quiet."""
+        the virtual clock, as if the room had gone quiet, and the episode with it (it ends
+        after the coach's quiet period, ``coach.EPISODE_QUIET_S``)."""
         if self._carry:
             self._feed_frame(AudioChunk(self._carry, self._time_at(self._carried)))
             self._carry = b""
         self.hear(self.recognizer.flush())
         stop_at = self.clock.now() + limit_s
-        while self.coach.active or self.speaker.busy:
+        while self.coach.active or self.speaker.busy or self.coach.in_episode:
             due = self._next_due()
             if due is None or due > stop_at:
                 break
@@ -366,7 +374,7 @@ class Session:
         intent = self.parser.parse(hyp.text)
         verdict = self.guard.judge(hyp, intent)
         if verdict is None and intent is not None and self.echo_canceller is not None \
-                and self.guard.speaking(hyp.start_s, hyp.end_s):
+                and intent.name not in SAFETY_INTENTS and self.guard.speaking(hyp.start_s, hyp.end_s):
             # Said over the skill's own speech: the user's voice passes the echo canceller,
             # what is left of the skill's own (garbled into "done", "repeat") does not.
             survived = self.survived_db(hyp.start_s, hyp.end_s)
