@@ -380,7 +380,7 @@ class Coach:
             self._end_routine("stopped", now, out, reason="red_flag")
         family = intent.slots.get(FAMILY_SLOT)
         answer = self.messages["red_flag_circulation" if family == "circulation" else "red_flag"]
-        text = self._with_notice(answer)
+        text = fill_placeholders(self._with_notice(answer), self.leg)
         fields: dict[str, object] = {"text": text, "red_flag": intent.phrase}
         if family:
             fields["sign"] = family
