@@ -31,6 +31,12 @@ SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
 # only when the skill was saying those very words, never for being mixed with its speech
 # ("oh no, my leg is swollen" said over a step) nor for a weak trace through the canceller.
 SAFETY_INTENTS = frozenset({"emergency", "red_flag", "worse", "pregnant"})
+# The echo canceller learns the room from the skill's first words; until it has heard this
+# much of them, what it lets through is no evidence of the user (measured: the skill's own
+# intro, heard back at half level, came out of PocketSphinx as "my leg is weak ... felt a
+# pop" with more energy left than went in). A safety phrase mixed with the skill's speech
+# in that time is not taken; once the canceller has learned, the energy test decides.
+ECHO_LEARNING_S = 8.0
 FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
 # A command heard over the skill's own speech must have kept at least this much of the
 # microphone's energy through the echo canceller: a user's word over an echo 6 dB down
@@ -172,9 +178,12 @@ class EchoGuard:
         self.tail_s = tail_s
         self.keep_s = keep_s
         self._spans: dict[int, list] = {}  # uid -> [start, end | None, words]
+        self._first: float | None = None  # when the skill first spoke
 
     def started(self, uid: int, t: float, text: str) -> None:
         self._spans[uid] = [t, None, set(tokens(text))]
+        if self._first is None:
+            self._first = t
 
     def ended(self, uid: int, t: float) -> None:
         if uid in self._spans:
@@ -189,6 +198,9 @@ class EchoGuard:
             if s <= end_s and (e is None or e + self.tail_s >= start_s):
                 found.append(words)
         return found
+
+    def first_started(self) -> float | None:
+        return self._first
 
     def judge(self, hyp: Hypothesis, intent: Intent | None) -> str | None:
         """None to accept, or the reason the hypothesis is ignored."""
@@ -374,12 +386,16 @@ class Session:
         intent = self.parser.parse(hyp.text)
         verdict = self.guard.judge(hyp, intent)
         if verdict is None and intent is not None and self.echo_canceller is not None \
-                and intent.name not in SAFETY_INTENTS and self.guard.speaking(hyp.start_s, hyp.end_s):
+                and self.guard.speaking(hyp.start_s, hyp.end_s):
             # Said over the skill's own speech: the user's voice passes the echo canceller,
             # what is left of the skill's own (garbled into "done", "repeat") does not.
             survived = self.survived_db(hyp.start_s, hyp.end_s)
+            first = self.guard.first_started()
             if survived is not None and survived < SURVIVED_MIN_DB:
                 verdict = "echo left over"
+            elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
+                  and tokens(hyp.text) != tuple(intent.phrase.split())):
+                verdict = "mixed with own voice while the echo canceller learns"
         if not hyp.final:
             self._on_partial(hyp, intent, verdict)
             return
