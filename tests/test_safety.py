@@ -31,7 +31,7 @@ FAMILIES: dict[tuple[str, str], list[str]] = {
     ("red_flag", "weakness"): ["my leg is weak", "my leg feels weak", "there's no strength in it"],
     ("red_flag", "numbness"): ["it's numb", "tingling", "I've got pins and needles"],
     ("red_flag", "circulation"): ["my foot is cold", "my foot is pale", "my foot is blue", "it's turned blue"],
-    ("red_flag", "injury"): ["I hurt my leg", "I pulled something", "I heard a pop", "I think I pulled a muscle"],
+    ("red_flag", "injury"): ["I hurt my leg", "I pulled something", "I heard a pop", "I think I tore something"],
     ("red_flag", "weight"): ["I can't move it", "I can't stand", "I can't walk", "I can't put weight on it"],
 }
 EVERY_PHRASE = [(intent, family, text) for (intent, family), texts in FAMILIES.items() for text in texts]
@@ -127,6 +127,13 @@ def test_a_trigger_after_the_emergency_repeats_it_and_starts_no_massage():
     events = run_script([(1.0, "call an ambulance"), (30.0, "calf cramp")], 60)
     assert started(events) == []
     assert said(events) == [MESSAGES["emergency"], MESSAGES["emergency"]]
+
+
+def test_with_nothing_running_a_safety_phrase_buried_in_other_speech_is_the_tv():
+    news = "the news said an ambulance was called to the main road after the crash"
+    events = run_script([(1.0, news), (8.0, "oh no I think my chest hurts")], 30)
+    assert first(events, "heard", text=news)["ignored"] == "buried in other speech"
+    assert said(events) == [MESSAGES["emergency"]]
 
 
 def test_the_emergency_outside_a_routine_gets_the_same_answer():

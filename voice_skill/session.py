@@ -37,6 +37,11 @@ SAFETY_INTENTS = frozenset({"emergency", "red_flag", "worse", "pregnant"})
 # pop" with more energy left than went in). A safety phrase mixed with the skill's speech
 # in that time is not taken; once the canceller has learned, the energy test decides.
 ECHO_LEARNING_S = 8.0
+# With nothing running, a safety phrase buried in a long stretch of other speech is the
+# television or a conversation, not someone calling to the skill: measured on 4 minutes
+# of generated TV audio, all 23 emergency and red-flag phrases PocketSphinx found came
+# with 6 or more other words; someone calling out ("oh no, my chest hurts") uses fewer.
+IDLE_SAFETY_EXTRA_WORDS = 5
 FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
 # A command heard over the skill's own speech must have kept at least this much of the
 # microphone's energy through the echo canceller: a user's word over an echo 6 dB down
@@ -396,6 +401,9 @@ class Session:
             elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
                   and tokens(hyp.text) != tuple(intent.phrase.split())):
                 verdict = "mixed with own voice while the echo canceller learns"
+        if (verdict is None and intent is not None and intent.name in SAFETY_INTENTS and not self.coach.active
+                and len(tokens(hyp.text)) - len(intent.phrase.split()) > IDLE_SAFETY_EXTRA_WORDS):
+            verdict = "buried in other speech"
         if not hyp.final:
             self._on_partial(hyp, intent, verdict)
             return
