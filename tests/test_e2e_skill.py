@@ -44,7 +44,7 @@ def started(events) -> list[str]:
 
 @pytest.mark.parametrize("said,hour,routine", [
     ("calf cramp", 23.0, "night-cramp"),
-    ("calf cramp", 15.0, "workout-cramp"),
+    ("calf cramp", 15.0, "day-cramp"),
     ("I've got a cramp during my run", 23.0, "workout-cramp"),
     ("help me prevent cramps", 21.0, "bedtime-stretches"),
 ])
@@ -77,9 +77,11 @@ def test_its_gone_skips_to_aftercare(tmp_path):
     assert of(events, "episode")[0]["how"] == "finished"
 
 
-def test_getting_worse_switches_to_gentle_with_doctor_advice(tmp_path):
+def test_getting_worse_stops_the_massage_with_doctor_advice(tmp_path):
+    """Sharp or lasting pain: stop massaging and see a doctor (no gentler massage after it)."""
     events = run([1.0, "calf cramp", 6.0, "it's getting worse", 1.0], tmp_path)
-    assert started(events) == ["night-cramp", "gentle"]
+    assert started(events) == ["night-cramp"]
+    assert of(events, "routine", state="stopped", reason="worse")
     assert any("doctor" in e["text"] for e in of(events, "say"))
 
 

@@ -89,8 +89,16 @@ def test_the_real_session_loop_feeds_red_flags_worse_and_legs(journal):
     first, second = journal.episodes()
     assert (first.leg, first.how, first.red_flags, first.routine) == ("right", "red_flag", ("it's swollen",), "test-cramp")
     assert first.duration_s == pytest.approx(2.0)
-    assert second.got_worse and second.routine == "test-cramp, gentle" and second.how == "finished"
+    # sharp pain ends the massage (no gentler routine after it) and the episode keeps that
+    assert second.got_worse and second.routine == "test-cramp" and second.how == "worse"
     assert second.leg == "left"
+
+
+def test_pain_after_the_routine_is_kept_as_got_worse(journal):
+    events = run_script([(1.0, "calf cramp"), (60.0, "it's getting worse")], 90)
+    record(journal, events)
+    [e] = journal.episodes()
+    assert e.got_worse and e.how == "worse"
 
 
 def test_both_legs_named_in_one_episode(journal):

@@ -32,14 +32,15 @@ from voice_skill.routine import (
     fill_placeholders,
     hold_lines,
     load_routine,
+    number_words,
     script,
 )
 
 ROUTINE_DIR = Path(routines_cli.__file__).resolve().parent / "data" / "routines"
 MESSAGES = Path(routines_cli.__file__).resolve().parent / "data" / "messages.toml"
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-CRAMP_ROUTINES = ("night-cramp", "workout-cramp", "gentle")
-EXPECTED = ("night-cramp", "workout-cramp", "gentle", "bedtime-stretches")
+CRAMP_ROUTINES = ("night-cramp", "day-cramp", "workout-cramp", "gentle")
+EXPECTED = ("night-cramp", "day-cramp", "workout-cramp", "gentle", "bedtime-stretches")
 
 # Words the skill obeys, and words that start it: its own voice reaches its microphone.
 COMMAND_WORDS = {"next", "back", "repeat", "pause", "wait", "resume", "continue", "slower", "faster",
@@ -76,6 +77,8 @@ def message_texts() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
 
     def walk(prefix: str, value: object) -> None:
+        if prefix.endswith(".source"):
+            return  # where a line comes from, not something said
         if isinstance(value, str):
             found.append((prefix, fill_placeholders(value.replace("{pace}", "normal"), "left")))
         elif isinstance(value, dict):
@@ -336,6 +339,97 @@ def test_no_routine_or_message_copies_the_seeds(routines, seeds):
     assert not copied
 
 
+# ---- issue 12: the source details -----------------------------------------------------
+
+# Words that mean the user changes position (a ball under the calf, a towel round the foot,
+# a wall to lean on, the other side): a countdown after one of these needs time to get there.
+POSITION_WORDS = ("tennis ball", "towel", "wall", "behind you", "switch sides", "sit ", "lie down", "stand")
+SETTLE_MIN_S = 3.0
+
+
+def test_a_countdown_after_a_change_of_position_waits_for_the_user(routines):
+    checked = 0
+    for r, n, s in all_steps(routines):
+        if s.countdown and any(w in s.say.lower() for w in POSITION_WORDS):
+            checked += 1
+            assert s.settle_s >= SETTLE_MIN_S, f"{r.id} step {n} ({s.id}) counts down with no time to get there"
+    assert checked >= 8  # the tennis ball (two routines), the wall stretches, the towels
+
+
+@pytest.mark.parametrize("rid", ["night-cramp", "day-cramp"])
+@pytest.mark.parametrize("pace", [0.64, 0.8, 1.0, 1.95])
+def test_the_tennis_ball_is_an_option_held_at_least_fifteen_seconds(routines, rid, pace):
+    """001 Step-by-Step: a tennis ball *if you need deeper pressure*, weight shifted onto it
+    *gently*, held 15 to 20 seconds *until the discomfort softens*."""
+    step = next(s for s in routines[rid].steps if "tennis ball" in s.say)
+    said = step.say.lower()
+    assert "if you need more pressure" in said and "gently" in said and "until it eases" in said
+    hold, lines = hold_lines(step, pace)
+    assert hold >= 15
+    assert lines[0] == (hold, f"{number_words(int(round(hold))).capitalize()} seconds.", "countdown")
+    timeline = [line for line in script(routines[rid], pace=pace) if line.step_id == step.id]
+    said_at = timeline[0].end_s
+    countdown_at = next(line.start_s for line in timeline if line.kind == "countdown")
+    release_at = next(line.start_s for line in timeline if line.kind == "release")
+    assert countdown_at - said_at >= SETTLE_MIN_S  # time to get the calf onto the ball
+    assert release_at - countdown_at >= 15 - 1e-6
+
+
+def test_heat_and_ice_as_the_sources_give_them(routines):
+    """Heat: after the massage (001 Step-by-Step) or before it (001 heat-or-ice); ice
+    afterwards if the calf is sore (001 heat-or-ice)."""
+    heat_or_ice = "001_7222d781596cc83e.txt#Should I use heat, ice, or massage for a calf cramp?"
+    step_by_step = "001_7222d781596cc83e.txt#How to Massage a Calf Cramp (Step-by-Step)"
+    for rid in CRAMP_ROUTINES:
+        r = routines[rid]
+        ice = [s for s in r.steps if s.source == heat_or_ice and "sore" in s.say and s.phase == "aftercare"]
+        assert ice, f"{rid}: no ice-when-sore line"
+        for i, s in enumerate(r.steps):
+            if s.source == heat_or_ice and "warm" in s.say:  # heat cited to heat-or-ice comes before the massage
+                assert all(t.pressure == "none" for t in r.steps[:i]), f"{rid}: {s.id} is heat after massage"
+            if s.phase == "aftercare" and "warm" in s.say:
+                assert s.source == step_by_step, f"{rid}: heat afterwards is the step-by-step's advice"
+
+
+def test_no_line_can_be_heard_as_putting_weight_on_the_calf(routines):
+    for r in routines.values():
+        for line in script(r):
+            assert "rest on it" not in line.text.lower(), f"{r.id}: {line.text!r}"
+
+
+def test_only_the_workout_routine_speaks_of_a_run_or_a_gym(routines):
+    for r in routines.values():
+        if r.id == "workout-cramp":
+            continue
+        words = " ".join(line.text.lower() for line in script(r))
+        for gym in ("workout", "session", "gym", " run", "halt", "sports drink"):
+            assert gym not in words, f"{r.id} assumes a workout: {gym!r}"
+
+
+def test_the_midwife_is_named_only_on_the_pregnancy_path(routines):
+    messages = Messages.load()
+    for r in routines.values():
+        assert "midwife" not in " ".join(line.text.lower() for line in script(r)), r.id
+    assert [k for k, t in messages.texts.items() if "midwife" in t] == ["pregnancy"]
+
+
+def test_every_message_names_its_source(seeds):
+    """Every line the coach says outside routines traces to a seed section, to the
+    product safety rule, or is plain interface talk."""
+    headings = {name: seed_headings(text) for name, text in seeds.items()}
+    messages = Messages.load()
+    assert set(messages.sources) == set(messages.texts)
+    for key, source in messages.sources.items():
+        if source in ("product safety rule", "interface"):
+            continue
+        seed, _, section = source.partition("#")
+        assert seed in seeds and section in headings[seed], f"messages.{key}: {source!r} is no seed section"
+    for key in ("emergency", "notice"):
+        assert messages.sources[key] == "product safety rule"
+    for key in ("red_flag", "red_flag_circulation", "worse", "ten_minutes", "pregnancy"):
+        assert "#" in messages.sources[key], f"messages.{key} gives health advice: it needs a seed section"
+
+
 # ---- validation of bad files ----------------------------------------------------------
 
 GOOD = '''\
@@ -393,6 +487,9 @@ BAD = [
     ("three sentences before a countdown", 'say = "Toes toward your shin."',
      'say = "Sit up. Toes toward your shin. Keep breathing."', "step 2", "say"),
     ("cue without interval", 'release = "Relax."', 'release = "Relax."\ncue = "Keep breathing."', "step 2", "cue"),
+    ("settle without hold", 'say = "Settle your {leg}."', 'say = "Settle your {leg}."\nsettle_s = 3',
+     "step 1", "settle_s"),
+    ("floor above hold", "hold_s = 10\n", "hold_s = 10\nmin_hold_s = 12\n", "step 2", "min_hold_s"),
 ]
 
 

@@ -81,8 +81,9 @@ def routine_chooser(routines: dict[str, Routine], hour_at_start: float,
         if hint == "workout" and "workout-cramp" in routines:
             return "workout-cramp"
         hour = (hour_at_start + now_s / 3600.0) % 24
-        preferred = "night-cramp" if is_night(hour, night) else "workout-cramp"
-        for rid in (preferred, "night-cramp", "workout-cramp"):
+        # daytime does not mean a gym: the workout routine only when the words say so
+        preferred = "night-cramp" if is_night(hour, night) else "day-cramp"
+        for rid in (preferred, "night-cramp", "day-cramp", "workout-cramp"):
             if rid in routines:
                 return rid
         return next(r.id for r in routines.values() if r.context == "active-cramp")

@@ -6,9 +6,24 @@ makes every timing rule (countdowns, pause, pace, the ten-minute watchdog) testa
 microseconds.
 
 A step runs in phases: its text is spoken; when that speech has finished, its hold
-starts (countdown marks and pacing cues are spoken at fixed remaining times); when the
-hold ends its release line is spoken, then a short gap, then the next step. Timers are
-kept as time *remaining*, so a pause freezes them exactly.
+starts (after the step's ``settle_s`` to get into position; countdown marks and pacing
+cues are spoken at fixed remaining times); when the hold ends its release line is
+spoken, then a short gap, then the next step. Timers are kept as time *remaining*, so a
+pause freezes them exactly.
+
+Episodes, not routines. An episode starts with the first cramp trigger and lasts until
+the user says the cramp has gone, or until ``EPISODE_QUIET_S`` pass with no routine
+running and no further trigger; more triggers ("calf cramp" again, "it won't stop")
+continue it. The ten-minute advice is due at ten minutes of episode time, whatever the
+routines did: said then if a routine is running, else at the next sign the cramp goes on
+(a house that has gone back to sleep is not woken to hear it). The not-medical-advice
+notice is said once per episode, with the first closing line of that episode (outro,
+stop, red flag, pain), never after the emergency answer.
+
+Safety. The emergency answer, a red flag or sharp pain (``worse``) stop the massage at
+once; for ``EPISODE_QUIET_S`` after it, a trigger repeats that answer instead of
+starting a massage again (sharp pain only counts so inside an episode). Pregnancy,
+once heard, holds for the rest of the session: every routine is the gentle one.
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable, Mapping
 
-from voice_skill.intents import Intent
+from voice_skill.intents import FAMILY_SLOT, Intent
 from voice_skill.routine import Routine, Step, fill_placeholders, hold_lines
 
 log = logging.getLogger(__name__)
@@ -28,6 +43,8 @@ PACE_STEP = 1.25
 PACE_MIN = 0.64  # two steps faster than normal
 PACE_MAX = 1.95  # three steps slower than normal
 TEN_MINUTES_S = 600.0
+EPISODE_QUIET_S = 900.0  # an episode ends after 15 minutes with no routine running and no trigger
+HALTS = ("worse", "red_flag", "emergency")  # least to most severe
 
 
 # ---- actions ------------------------------------------------------------------------
@@ -57,12 +74,30 @@ Action = Say | CancelSpeech | Emit
 
 @dataclass(frozen=True)
 class Messages:
+    """The coach's own lines by key, and where each comes from (``data/messages.toml``)."""
+
     texts: Mapping[str, str]
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls) -> "Messages":
         raw = (resources.files("voice_skill") / "data" / "messages.toml").read_text(encoding="utf-8")
-        return cls(tomllib.loads(raw))
+        return cls.from_dict(tomllib.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> "Messages":
+        """Each entry is a table with ``text`` and ``source``, or (older files) a bare string."""
+        texts: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        for key, value in data.items():
+            if isinstance(value, str):
+                texts[key] = value
+            elif isinstance(value, Mapping) and isinstance(value.get("text"), str):
+                texts[key] = value["text"]
+                sources[key] = str(value.get("source", ""))
+            else:
+                raise ValueError(f"messages.{key}: needs a 'text' string")
+        return cls(texts, sources)
 
     def __getitem__(self, key: str) -> str:
         return self.texts[key]
@@ -97,8 +132,18 @@ class _Timer:
         return self.end_s
 
 
+@dataclass
+class _Episode:
+    start_s: float
+    last_s: float  # the last sign of the cramp: a trigger, or the end of a routine
+    how: str = "finished"  # how its coaching ended: finished, stopped, worse, red_flag, emergency
+    gone: bool = False  # the user said it has gone: the episode ends with the routine
+    watchdog: str = "due"  # due, pending (said at the next trigger), said, skipped
+    notice_said: bool = False
+
+
 class Coach:
-    """Paces one routine at a time; an episode runs from a trigger to done, stop or a red flag."""
+    """Paces one routine at a time, within cramp episodes (see the module docstring)."""
 
     def __init__(
         self,
@@ -115,6 +160,7 @@ class Coach:
         self.base_pace = min(max(base_pace, PACE_MIN), PACE_MAX)
         self.pace = self.base_pace
         self.frequent_cramps = False  # set from the cramp journal; mentioned once after a routine
+        self.pregnant = False  # heard once, kept for the session: light pressure only
         self.routine: Routine | None = None
         self.index = 0
         self.phase = "idle"  # idle, speaking, hold, gap, closing
@@ -123,10 +169,11 @@ class Coach:
         self._after_speech = ""  # what a finished step utterance leads to: "hold" or "gap"
         self._awaiting: int | None = None
         self._timer: _Timer | None = None
+        self._hold_total_s = 0.0  # settle + hold of the current hold timer, as stretched so far
         self._next_id = 0
-        self._episode_start: float | None = None
-        self._watchdog_said = False
-        self._notice_said = False
+        self._episode: _Episode | None = None
+        self._halt: tuple[str, str, float] | None = None  # (kind, answer, until) after a safety answer
+        self._notice_said = False  # outside episodes (the bedtime stretches): once a session
         self._last_said = ""
         self._phase_text = ""
         self._phase_kind = "step"
@@ -143,7 +190,11 @@ class Coach:
 
     @property
     def in_episode(self) -> bool:
-        return self._episode_start is not None
+        return self._episode is not None
+
+    @property
+    def episode_start(self) -> float | None:
+        return None if self._episode is None else self._episode.start_s
 
     def next_deadline(self) -> float | None:
         times = []
@@ -151,8 +202,12 @@ class Coach:
             due = self._timer.next_due()
             if due is not None:
                 times.append(due)
-        if self._episode_start is not None and not self._watchdog_said:
-            times.append(self._episode_start + TEN_MINUTES_S)
+        ep = self._episode
+        if ep is not None:
+            if ep.watchdog == "due":
+                times.append(ep.start_s + TEN_MINUTES_S)
+            if not self.active:
+                times.append(ep.last_s + EPISODE_QUIET_S)
         return min(times) if times else None
 
     # ---- inputs ---------------------------------------------------------------------
@@ -196,11 +251,14 @@ class Coach:
     def tick(self, now: float) -> list[Action]:
         """Do whatever is due at ``now``."""
         out: list[Action] = []
-        if self._episode_start is not None and not self._watchdog_said and now >= self._episode_start + TEN_MINUTES_S:
-            self._watchdog_said = True
-            text = self.messages["ten_minutes"]
-            out.append(Emit("warning", {"text": text}))
-            self._say(text, "advice", out)
+        ep = self._episode
+        if ep is not None and ep.watchdog == "due" and now >= ep.start_s + TEN_MINUTES_S - 1e-9:
+            if self._halted(now):
+                ep.watchdog = "skipped"  # the safety answer already sent them to a doctor
+            elif self.active:
+                self._ten_minutes(out)
+            else:
+                ep.watchdog = "pending"
         timer = self._timer
         while timer is not None and not self.paused and timer is self._timer:
             due = timer.next_due()
@@ -221,21 +279,128 @@ class Coach:
                     self._start_gap(now, out)
             else:
                 self._advance(self.index + 1, now, out)
+        ep = self._episode
+        if ep is not None and not self.active and now >= ep.last_s + EPISODE_QUIET_S - 1e-9:
+            self._end_episode(now, "quiet", out)
         return out
 
-    # ---- intent handlers ------------------------------------------------------------
+    # ---- intent handlers: the cramp -------------------------------------------------
 
     def _on_start(self, intent: Intent, now: float, out: list[Action]) -> None:
-        if self.active:
-            log.debug("trigger heard while a routine runs; ignored")
+        if "pregnant" in intent.also:
+            self._note_pregnancy(out)
+        if self.active and self.routine.context == "active-cramp":
+            log.debug("trigger heard while a routine runs: the episode goes on")
+            self._touch(now)
+            self._ten_minutes_if_pending(now, out)
             return
-        self._begin(self._choose(intent, now), now, out)
+        if self.active:  # a bedtime stretch, and now a real cramp
+            out.append(CancelSpeech())
+            self._end_routine("stopped", now, out, reason="cramp")
+        self._trigger(intent, now, out)
+
+    def _on_still_cramping(self, intent: Intent, now: float, out: list[Action]) -> None:
+        """"It won't stop", "still cramping": the episode goes on, and counts toward the rule."""
+        if not (self.active and self.routine.context == "active-cramp"):
+            if self.active:
+                out.append(CancelSpeech())
+                self._end_routine("stopped", now, out, reason="cramp")
+            self._trigger(intent, now, out, still=True)
+            return
+        out.append(CancelSpeech())
+        self._unpause(now, out)
+        self._touch(now)
+        if self._episode is not None:
+            self._episode.gone = False
+        self._ten_minutes_if_pending(now, out)
+        if self.phase == "closing" or self._step().phase == "aftercare":
+            self._say(self.messages["once_more"], "reply", out)  # the routine again, from the top
+            self._advance(0, now, out)
+        else:
+            self._say(self.messages["still_cramping"], "reply", out)
+            self._continue_phase(now, out)
 
     def _on_stretch(self, intent: Intent, now: float, out: list[Action]) -> None:
         if self.active:
             return
         rid = "bedtime-stretches" if "bedtime-stretches" in self.routines else self._choose(intent, now)
         self._begin(rid, now, out)
+
+    def _on_done(self, intent: Intent, now: float, out: list[Action]) -> None:
+        if self._episode is not None:
+            self._episode.gone = True
+        if self.active and self.phase == "closing":
+            return  # the routine is saying its last line; the episode ends with it
+        if self.active:
+            out.append(CancelSpeech())
+            self._unpause(now, out)
+            self._say(self.messages["done"], "reply", out)
+            after = self.routine.first_aftercare()
+            target = after if after is not None and after > self.index else len(self.routine.steps)
+            self._advance(target, now, out)
+            return
+        self._say(self._with_notice(self.messages["eased"]), "reply", out)
+        if self._episode is not None:
+            self._end_episode(now, "gone", out)
+
+    def _on_pregnant(self, intent: Intent, now: float, out: list[Action]) -> None:
+        gentle = "gentle" if "gentle" in self.routines else None
+        switch = (self.active and self.routine.context == "active-cramp" and gentle is not None
+                  and self.routine.id != gentle)
+        if self.active:
+            out.append(CancelSpeech())
+            self._unpause(now, out)
+        self._note_pregnancy(out)
+        if switch:
+            self._end_routine("stopped", now, out, reason="pregnant")
+            self._begin(gentle, now, out, announce=False)
+        elif self.active:
+            self._continue_phase(now, out)
+        elif intent.also & {"start", "still_cramping"}:
+            self._trigger(intent, now, out)
+
+    # ---- intent handlers: safety ----------------------------------------------------
+
+    def _on_emergency(self, intent: Intent, now: float, out: list[Action]) -> None:
+        """Product safety rule: the skill cannot call anyone. Everything stops, the user is
+        told to call their local emergency number, and the skill then stays quiet."""
+        out.append(CancelSpeech())
+        if self.active:
+            self._unpause(now, out)
+            self._end_routine("stopped", now, out, reason="emergency")
+        text = self.messages["emergency"]
+        out.append(Emit("warning", {"text": text, "emergency": intent.phrase}))
+        self._say(text, "advice", out)
+        self._set_halt("emergency", text, now)
+
+    def _on_red_flag(self, intent: Intent, now: float, out: list[Action]) -> None:
+        out.append(CancelSpeech())
+        if self.active:
+            self._unpause(now, out)
+            self._end_routine("stopped", now, out, reason="red_flag")
+        family = intent.slots.get(FAMILY_SLOT)
+        answer = self.messages["red_flag_circulation" if family == "circulation" else "red_flag"]
+        text = fill_placeholders(self._with_notice(answer), self.leg)
+        fields: dict[str, object] = {"text": text, "red_flag": intent.phrase}
+        if family:
+            fields["sign"] = family
+        out.append(Emit("warning", fields))
+        self._say(text, "advice", out)
+        self._set_halt("red_flag", answer, now)
+
+    def _on_worse(self, intent: Intent, now: float, out: list[Action]) -> None:
+        """Sharp or lasting pain: no more massage, a doctor if it goes on, rest for comfort
+        (the source's answer on massaging a calf in spasm)."""
+        out.append(CancelSpeech())
+        if self.active:
+            self._unpause(now, out)
+            self._end_routine("stopped", now, out, reason="worse")
+        answer = self.messages["worse"]
+        self._say(self._with_notice(answer), "advice", out)
+        if self._episode is not None:
+            self._set_halt("worse", answer, now)
+
+    # ---- intent handlers: commands --------------------------------------------------
 
     def _on_next(self, intent: Intent, now: float, out: list[Action]) -> None:
         if self._require_active(out):
@@ -250,9 +415,14 @@ class Coach:
             self._jump(self.index, now, out)
         elif self._last_said:
             self._say(self._last_said, "reply", out)
+        else:
+            self._say(self.messages["nothing_to_do"], "reply", out)
 
     def _on_pause(self, intent: Intent, now: float, out: list[Action]) -> None:
-        if not self.active or self.paused:
+        if not self.active:
+            self._say(self.messages["nothing_to_do"], "reply", out)
+            return
+        if self.paused:
             return
         out.append(CancelSpeech())
         self.paused = True
@@ -263,7 +433,10 @@ class Coach:
         self._say(self.messages["paused"], "reply", out)
 
     def _on_resume(self, intent: Intent, now: float, out: list[Action]) -> None:
-        if not self.active or not self.paused:
+        if not self.active:
+            self._say(self.messages["nothing_to_do"], "reply", out)
+            return
+        if not self.paused:
             return
         self._unpause(now, out)
         self._say(self.messages["resumed"], "reply", out)
@@ -277,48 +450,11 @@ class Coach:
 
     def _on_stop(self, intent: Intent, now: float, out: list[Action]) -> None:
         if not self.active:
+            self._say(self.messages["nothing_to_do"], "reply", out)
             return
         out.append(CancelSpeech())
-        self._say(self.messages["stopped"], "reply", out)
+        self._say(self._with_notice(self.messages["stopped"]), "reply", out)
         self._end_routine("stopped", now, out)
-
-    def _on_done(self, intent: Intent, now: float, out: list[Action]) -> None:
-        if not self.active or self.phase == "closing":
-            return
-        out.append(CancelSpeech())
-        self._unpause(now, out)
-        self._say(self.messages["done"], "reply", out)
-        after = self.routine.first_aftercare()
-        target = after if after is not None and after > self.index else len(self.routine.steps)
-        self._advance(target, now, out)
-
-    def _on_worse(self, intent: Intent, now: float, out: list[Action]) -> None:
-        if not self.active and "start" not in intent.also:
-            log.debug("'%s' heard with no cramp named and no routine running; ignored", intent.phrase)
-            return
-        out.append(CancelSpeech())
-        self._say(self.messages["worse"], "advice", out)
-        gentle = "gentle" if "gentle" in self.routines else None
-        if self.active and (gentle is None or self.routine.id == gentle):
-            self._unpause(now, out)
-            self._continue_phase(now, out)
-            return
-        if gentle is None:
-            return
-        if self.active:
-            self._unpause(now, out)
-            out.append(Emit("routine", {"state": "stopped", "routine": self.routine.id, "reason": "worse"}))
-            self.routine = None
-            self._timer = None
-        self._begin(gentle, now, out, announce=False)
-
-    def _on_red_flag(self, intent: Intent, now: float, out: list[Action]) -> None:
-        out.append(CancelSpeech())
-        text = self.messages["red_flag"]
-        out.append(Emit("warning", {"text": text, "red_flag": intent.phrase}))
-        self._say(text, "advice", out)
-        if self.active:
-            self._end_routine("stopped", now, out, reason="red_flag")
 
     def _on_help(self, intent: Intent, now: float, out: list[Action]) -> None:
         if self.active and self.phase == "speaking" and not self.paused:
@@ -327,6 +463,87 @@ class Coach:
             self._continue_phase(now, out)
         else:
             self._say(self.messages["help"], "reply", out)
+
+    # ---- episodes -------------------------------------------------------------------
+
+    def _trigger(self, intent: Intent, now: float, out: list[Action], still: bool = False) -> None:
+        """A sign of a cramp with no cramp routine running: start or continue the episode."""
+        halted = self._halted(now)
+        if self._episode is None and halted is None:
+            self._episode = _Episode(start_s=now, last_s=now)
+        elif self._episode is not None:
+            self._touch(now)
+            self._episode.gone = False
+        if halted is not None:
+            self._say(halted, "advice", out)  # no massage after a safety answer: say it again
+            self._set_halt(self._halt[0], halted, now)
+            return
+        self._ten_minutes_if_pending(now, out)
+        if still:
+            self._say(self.messages["still_cramping"], "reply", out)
+        self._begin(self._routine_for(intent, now), now, out, announce=not still)
+
+    def _routine_for(self, intent: Intent, now: float) -> str:
+        if self.pregnant and "gentle" in self.routines:
+            return "gentle"
+        return self._choose(intent, now)
+
+    def _touch(self, now: float) -> None:
+        if self._episode is not None:
+            self._episode.last_s = max(self._episode.last_s, now)
+
+    def _ten_minutes_if_pending(self, now: float, out: list[Action]) -> None:
+        ep = self._episode
+        if ep is not None and ep.watchdog in ("due", "pending") and now >= ep.start_s + TEN_MINUTES_S - 1e-9:
+            self._ten_minutes(out)
+
+    def _ten_minutes(self, out: list[Action]) -> None:
+        assert self._episode is not None
+        self._episode.watchdog = "said"
+        text = self.messages["ten_minutes"]
+        out.append(Emit("warning", {"text": text}))
+        self._say(text, "advice", out)
+
+    def _set_halt(self, kind: str, answer: str, now: float) -> None:
+        if self._halt is not None and self._halted(now) and HALTS.index(self._halt[0]) > HALTS.index(kind):
+            kind, answer = self._halt[0], self._halt[1]  # a graver answer stands
+        self._halt = (kind, answer, now + EPISODE_QUIET_S)
+        ep = self._episode
+        if ep is not None:
+            ep.last_s = max(ep.last_s, now)
+            if ep.how not in HALTS or HALTS.index(ep.how) < HALTS.index(kind):
+                ep.how = kind
+
+    def _halted(self, now: float) -> str | None:
+        """The safety answer still in force, if any."""
+        if self._halt is not None and now < self._halt[2]:
+            return self._halt[1]
+        return None
+
+    def _with_notice(self, text: str) -> str:
+        """``text`` with the not-medical-advice notice after it, the first time in an episode
+        (outside episodes: the first time in the session)."""
+        ep = self._episode
+        said = ep.notice_said if ep is not None else self._notice_said
+        if said:
+            return text
+        if ep is not None:
+            ep.notice_said = True
+        else:
+            self._notice_said = True
+        return f"{text} {self.messages['notice']}"
+
+    def _note_pregnancy(self, out: list[Action]) -> None:
+        self.pregnant = True
+        self._say(self.messages["pregnancy"], "advice", out)
+
+    def _end_episode(self, now: float, ended_by: str, out: list[Action]) -> None:
+        ep = self._episode
+        assert ep is not None
+        out.append(Emit("episode", {"state": "ended", "how": ep.how, "ended_by": ended_by,
+                                    "duration_s": round(max(ep.last_s, ep.start_s) - ep.start_s, 2)}))
+        self._episode = None
+        self.leg = None
 
     # ---- mechanics ------------------------------------------------------------------
 
@@ -354,9 +571,8 @@ class Coach:
         self.routine = routine
         self.paused = False
         self._timer = None
-        if self._episode_start is None and routine.context == "active-cramp":
-            self._episode_start = now
-            self._watchdog_said = False
+        if routine.context == "active-cramp" and self._episode is None:
+            self._episode = _Episode(start_s=now, last_s=now)
         out.append(Emit("routine", {"state": "started", "routine": routine.id}))
         if announce:
             self._say(routine.intro, "reply", out)
@@ -377,10 +593,7 @@ class Coach:
             if self.frequent_cramps and self.routine.context == "active-cramp":
                 self.frequent_cramps = False  # said once, after the routine
                 outro = f"{outro} {self.messages['frequent']}"
-            if not self._notice_said:
-                self._notice_said = True
-                outro = f"{outro} {self.messages['notice']}"
-            self._speak_phase(outro, "reply", out)
+            self._speak_phase(self._with_notice(outro), "reply", out)
             return
         self.index = index
         step = self.routine.steps[index]
@@ -397,9 +610,14 @@ class Coach:
     def _start_hold(self, now: float, out: list[Action]) -> None:
         step = self._step()
         hold, lines = hold_lines(step, self.pace)
+        total = step.settle_s + hold  # a few seconds to get into position, then the hold
         self.phase = "hold"
-        self._timer = _Timer("hold", now + hold, hold, lines)
-        out.append(Emit("hold", {"step": step.id, "seconds": hold}))
+        self._timer = _Timer("hold", now + total, total, lines)
+        self._hold_total_s = total
+        fields: dict[str, object] = {"step": step.id, "seconds": hold}
+        if step.settle_s:
+            fields["settle_s"] = step.settle_s
+        out.append(Emit("hold", fields))
         out.extend(self.tick(now))
 
     def _start_gap(self, now: float, out: list[Action]) -> None:
@@ -431,9 +649,15 @@ class Coach:
         timer = self._timer
         if timer is not None:
             # Stretch what is left of the current hold or gap; countdown marks keep their
-            # meaning (they are real seconds remaining), pacing cues stretch with it.
+            # meaning (they are real seconds remaining), pacing cues stretch with it. A hold
+            # never ends sooner than its step's floor (``min_hold_s`` after settling in).
             remaining = timer.remaining(now)
             stretched = remaining * factor
+            if timer.kind == "hold":
+                step = self._step()
+                elapsed = self._hold_total_s - remaining
+                stretched = max(stretched, step.settle_s + step.min_hold_s - elapsed)
+                self._hold_total_s = elapsed + stretched
             lines = [(r if kind == "countdown" else r * factor, text, kind)
                      for r, text, kind in timer.lines if (r if kind == "countdown" else r * factor) <= stretched]
             timer.lines = sorted(lines, key=lambda item: -item[0])
@@ -446,18 +670,24 @@ class Coach:
 
     def _end_routine(self, state: str, now: float, out: list[Action], reason: str | None = None) -> None:
         assert self.routine is not None
-        fields: dict[str, object] = {"state": state, "routine": self.routine.id}
+        routine = self.routine
+        fields: dict[str, object] = {"state": state, "routine": routine.id}
         if reason:
             fields["reason"] = reason
         out.append(Emit("routine", fields))
-        if self._episode_start is not None:
-            out.append(Emit("episode", {"state": "ended", "how": reason or state,
-                                        "duration_s": round(now - self._episode_start, 2)}))
         self.routine = None
         self.phase = "idle"
         self.paused = False
         self._timer = None
         self._awaiting = None
-        self._episode_start = None
         self.pace = self.base_pace
-        self.leg = None
+        ep = self._episode
+        if ep is None or routine.context != "active-cramp":
+            if ep is None:
+                self.leg = None
+            return
+        ep.last_s = max(ep.last_s, now)
+        if ep.how not in HALTS:
+            ep.how = reason if reason in HALTS else state
+        if ep.gone and state == "finished":
+            self._end_episode(now, "gone", out)

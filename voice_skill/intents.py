@@ -2,7 +2,10 @@
 
 Phrases match as whole words anywhere in what was heard, so "I've got a really bad calf
 cramp" starts a routine and "decamp" does not. The longest matching phrase wins; ties go
-to the intent listed first in the data file.
+to the intent listed first in the data file. Two rules from the data file come first:
+intents listed in ``outrank`` (the safety intents) win whenever one of their phrases is
+heard, and a phrase of an intent listed under ``[negation]`` does not count when a
+negation word comes shortly before it ("it won't stop" never stops anything).
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from typing import Mapping
 
 from voice_skill.errors import RoutineError
 
-# The contract's intent names (DESIGN.md), plus the two the content issue adds.
+# The contract's intent names (DESIGN.md), plus those added since: red flags and the
+# bedtime stretches (content issue), and the emergency, a cramp that will not let go and
+# pregnancy said on its own (issue 12, "Safe when it matters").
 INTENT_NAMES = (
     "start", "next", "back", "repeat", "pause", "resume", "slower", "faster",
     "stop", "done", "worse", "help", "red_flag", "stretch",
+    "emergency", "still_cramping", "pregnant",
 )
+FAMILY_SLOT = "family"  # the slot that names which family of an intent's phrases was heard
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
 _NOT_WORD = re.compile(r"[^\w' ]+|_")  # any script's letters and digits stay: phrase files may be in any language
@@ -50,12 +57,33 @@ def _find(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     return any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
 
 
+def _positions(haystack: tuple[str, ...], needle: tuple[str, ...]) -> list[int]:
+    n = len(needle)
+    return [i for i in range(len(haystack) - n + 1) if haystack[i:i + n] == needle]
+
+
+@dataclass(frozen=True)
+class Negation:
+    """Phrases of ``intents`` do not count with one of ``words`` up to ``window`` words before them."""
+
+    intents: frozenset[str] = frozenset()
+    words: frozenset[str] = frozenset()
+    window: int = 3
+
+    def negated(self, intent: str, heard: tuple[str, ...], start: int) -> bool:
+        return intent in self.intents and any(w in self.words for w in heard[max(0, start - self.window):start])
+
+
 @dataclass(frozen=True)
 class PhraseTable:
     """Intent phrases and slot values, in priority order."""
 
     intents: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]
     slots: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]], ...]
+    outrank: tuple[str, ...] = ()
+    negation: Negation = Negation()
+    # intent -> its phrase families, in priority order: ((family, phrases), ...)
+    families: Mapping[str, tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "PhraseTable":
@@ -80,13 +108,41 @@ class PhraseTable:
         if not isinstance(table, dict) or not table:
             raise RoutineError("missing [intents] table", path=name)
         intents = []
+        families: dict[str, tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]] = {}
         for intent, body in table.items():
             if intent not in INTENT_NAMES:
                 raise RoutineError(f"intents.{intent}: unknown intent (known: {', '.join(INTENT_NAMES)})", path=name)
-            phrases = body.get("phrases") if isinstance(body, dict) else None
-            if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and tokens(p) for p in phrases):
+            if not isinstance(body, dict):
+                raise RoutineError(f"intents.{intent}: must be a table with 'phrases' or 'families'", path=name)
+            groups = body.get("families", {})
+            if not isinstance(groups, dict):
+                raise RoutineError(f"intents.{intent}.families: must be a table of family = [phrases]", path=name)
+            phrases = body.get("phrases", [] if groups else None)
+            every = [phrases, *groups.values()]
+            if (not all(isinstance(g, list) and all(isinstance(p, str) and tokens(p) for p in g) for g in every)
+                    or not any(every)):
                 raise RoutineError(f"intents.{intent}.phrases: must be a non-empty list of non-empty strings", path=name)
-            intents.append((intent, tuple(tokens(p) for p in phrases)))
+            seen: dict[tuple[str, ...], None] = {}
+            for group in every:
+                for p in group:
+                    seen.setdefault(tokens(p))
+            intents.append((intent, tuple(seen)))
+            if groups:
+                families[intent] = tuple((fam, tuple(tokens(p) for p in group)) for fam, group in groups.items())
+        known = {i for i, _ in intents}
+        outrank = data.get("outrank", [])
+        if not isinstance(outrank, list) or not all(isinstance(i, str) and i in known for i in outrank):
+            raise RoutineError("outrank: must list intents of the [intents] table", path=name)
+        neg = data.get("negation", {})
+        if not isinstance(neg, dict):
+            raise RoutineError("negation: must be a table", path=name)
+        neg_intents, neg_words, window = neg.get("intents", []), neg.get("words", []), neg.get("window", 3)
+        if (not isinstance(neg_intents, list) or not all(isinstance(i, str) and i in known for i in neg_intents)
+                or not isinstance(neg_words, list) or not all(isinstance(w, str) and tokens(w) for w in neg_words)
+                or isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise RoutineError("negation: needs 'intents' (known intents), 'words' and a whole 'window' >= 1",
+                               path=name)
+        negation = Negation(frozenset(neg_intents), frozenset(w for x in neg_words for w in tokens(x)), window)
         slots = []
         for slot, values in (data.get("slots") or {}).items():
             if not isinstance(values, dict):
@@ -97,7 +153,7 @@ class PhraseTable:
                     raise RoutineError(f"slots.{slot}.{value}: must be a list of non-empty strings", path=name)
                 entries.append((value, tuple(tokens(p) for p in phrases)))
             slots.append((slot, tuple(entries)))
-        return cls(tuple(intents), tuple(slots))
+        return cls(tuple(intents), tuple(slots), tuple(outrank), negation, families)
 
     def phrases(self) -> list[str]:
         """Every phrase the recognizers must know: intents first, then slot values."""
@@ -123,18 +179,26 @@ class IntentParser:
         heard = tokens(text)
         if not heard:
             return None
-        best: tuple[int, int, str, tuple[str, ...]] | None = None
+        table = self.table
+        rank = {name: len(table.outrank) - i for i, name in enumerate(table.outrank)}
+        best: tuple[int, int, int, str, tuple[str, ...]] | None = None
         matched: set[str] = set()
-        for order, (intent, phrases) in enumerate(self.table.intents):
+        for order, (intent, phrases) in enumerate(table.intents):
             for phrase in phrases:
-                if _find(heard, phrase):
+                if any(not table.negation.negated(intent, heard, at) for at in _positions(heard, phrase)):
                     matched.add(intent)
-                    key = (len(phrase), -order, intent, phrase)
-                    if best is None or key[:2] > best[:2]:
+                    key = (rank.get(intent, 0), len(phrase), -order, intent, phrase)
+                    if best is None or key[:3] > best[:3]:
                         best = key
         if best is None:
             return None
-        return Intent(best[2], " ".join(best[3]), self.slots(heard), frozenset(matched - {best[2]}))
+        name = best[3]
+        slots = self.slots(heard)
+        for family, phrases in table.families.get(name, ()):
+            if any(_find(heard, p) for p in phrases):
+                slots[FAMILY_SLOT] = family
+                break
+        return Intent(name, " ".join(best[4]), slots, frozenset(matched - {name}))
 
     def slots(self, heard: tuple[str, ...]) -> dict[str, str]:
         found: dict[str, str] = {}

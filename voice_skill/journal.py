@@ -396,6 +396,8 @@ class JournalRecorder:
             leg = slots.get("leg") if isinstance(slots, dict) else None
             if leg and record.get("intent") and not record.get("ignored"):
                 self._on_leg(str(leg), t)
+            if record.get("intent") == "worse" and self.open:  # also after the routine ended
+                self.journal.update_episode(self.episode_id, got_worse=True)  # type: ignore[arg-type]
         elif event == "routine":
             state, rid = record.get("state"), str(record.get("routine", ""))
             if state == "started":

@@ -29,6 +29,7 @@ _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
 MAX_SENTENCES_BEFORE_TIMER = 2
 MAX_HOLD_S = 120.0
+MAX_SETTLE_S = 15.0
 PLACEHOLDERS = ("calf", "leg")  # filled in by the coach: "{calf}" -> "left calf" or "calf"
 CUE_CLEARANCE_S = 2.0  # no pacing cue this close to a countdown mark or the release (as the coach)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -83,6 +84,8 @@ class Step:
     pressure: str = "none"
     phase: str = "main"
     source: str = ""
+    settle_s: float = 0.0  # time to get into position after the text, before the hold and its countdown
+    min_hold_s: float = 0.0  # the hold never gets shorter than this, whatever the pace
 
     @property
     def has_timer(self) -> bool:
@@ -185,7 +188,8 @@ class _Checker:
         return value
 
 
-_STEP_KEYS = {"id", "say", "hold_s", "countdown", "cue", "cue_every_s", "release", "gap_s", "pressure", "phase", "source"}
+_STEP_KEYS = {"id", "say", "hold_s", "countdown", "cue", "cue_every_s", "release", "gap_s", "pressure", "phase", "source",
+              "settle_s", "min_hold_s"}
 _ROUTINE_KEYS = {"id", "title", "context", "max_pressure", "intro", "outro", "steps"}
 
 
@@ -254,6 +258,12 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>", phrases:
         if release and hold_s <= 0:
             raise c.fail(label, "field 'release' needs a positive 'hold_s' (it is spoken when the hold ends)")
         gap_s = c.number(raw, "gap_s", label, 1.0, 0.0, 30.0)
+        settle_s = c.number(raw, "settle_s", label, 0.0, 0.0, MAX_SETTLE_S)
+        if settle_s and hold_s <= 0:
+            raise c.fail(label, "field 'settle_s' needs a positive 'hold_s' (it is the time before the hold)")
+        min_hold_s = c.number(raw, "min_hold_s", label, 0.0, 0.0, MAX_HOLD_S)
+        if min_hold_s > hold_s:
+            raise c.fail(label, f"field 'min_hold_s' is {min_hold_s:g}, longer than 'hold_s' ({hold_s:g})")
         pressure = c.choice(raw, "pressure", label, PRESSURES, "none")
         if PRESSURES.index(pressure) > PRESSURES.index(max_pressure):
             raise c.fail(label, f"field 'pressure' is {pressure!r}, above the routine's max_pressure {max_pressure!r}")
@@ -266,7 +276,8 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>", phrases:
         c.source(source, label)
         for key, text in (("say", say), ("cue", cue), ("release", release)):
             c.spoken(text, key, label)
-        steps.append(Step(sid, say, hold_s, countdown, cue, cue_every_s, release, gap_s, pressure, phase, source))
+        steps.append(Step(sid, say, hold_s, countdown, cue, cue_every_s, release, gap_s, pressure, phase, source,
+                          settle_s, min_hold_s))
     phases = [s.phase for s in steps]
     if "aftercare" in phases and "main" in phases[phases.index("aftercare"):]:
         raise c.fail("routine", "aftercare steps must come after all main steps")
@@ -344,9 +355,10 @@ def fill_placeholders(text: str, leg: str | None = None) -> str:
 
 
 def hold_lines(step: Step, pace: float = 1.0) -> tuple[float, list[tuple[float, str, str]]]:
-    """A step's hold length at ``pace`` and what is said during it, as the coach schedules
-    them: (seconds remaining when due, text, kind), in the order they are due."""
-    hold = round(step.hold_s * pace, 1)
+    """A step's hold length at ``pace`` (never under its ``min_hold_s``) and what is said
+    during it, as the coach schedules them: (seconds remaining when due, text, kind), in
+    the order they are due. The step's ``settle_s`` comes before all of it."""
+    hold = max(round(step.hold_s * pace, 1), step.min_hold_s)
     lines: list[tuple[float, str, str]] = []
     marks = [m for m in step.countdown if m < hold]
     if step.countdown:
@@ -382,7 +394,7 @@ def script(routine: Routine, *, pace: float = 1.0, wpm: float = DEFAULT_RATE_WPM
     """Every line of ``routine`` with its timing, as the coach paces it from the trigger.
 
     The intro and the first step are queued together; a step's hold starts when its text
-    has been said; countdown marks and cues are due at fixed times in the hold; the
+    has been said and its ``settle_s`` has passed; countdown marks and cues are due at fixed times in the hold; the
     release is said when the hold ends, then the gap runs; the outro (with ``notice``
     appended, as the coach does the first time) ends the routine.
     """
@@ -404,6 +416,7 @@ def script(routine: Routine, *, pace: float = 1.0, wpm: float = DEFAULT_RATE_WPM
         now = speak(now, step.say, "step", i, step.id)
         if step.has_timer:
             hold, due = hold_lines(step, pace)
+            now += step.settle_s
             for remaining, text, kind in due:
                 speak(now + hold - remaining, text, kind, i, step.id)
             now += hold

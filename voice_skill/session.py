@@ -27,6 +27,21 @@ from voice_skill.speaker import Speaker, SpeechEvent
 log = logging.getLogger(__name__)
 
 SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
+# Safety outranks the echo guard's doubts: one of these is dropped as the skill's own voice
+# only when the skill was saying those very words, never for being mixed with its speech
+# ("oh no, my leg is swollen" said over a step) nor for a weak trace through the canceller.
+SAFETY_INTENTS = frozenset({"emergency", "red_flag", "worse", "pregnant"})
+# The echo canceller learns the room from the skill's first words; until it has heard this
+# much of them, what it lets through is no evidence of the user (measured: the skill's own
+# intro, heard back at half level, came out of PocketSphinx as "my leg is weak ... felt a
+# pop" with more energy left than went in). A safety phrase mixed with the skill's speech
+# in that time is not taken; once the canceller has learned, the energy test decides.
+ECHO_LEARNING_S = 8.0
+# With nothing running, a safety phrase buried in a long stretch of other speech is the
+# television or a conversation, not someone calling to the skill: measured on 4 minutes
+# of generated TV audio, all 23 emergency and red-flag phrases PocketSphinx found came
+# with 6 or more other words; someone calling out ("oh no, my chest hurts") uses fewer.
+IDLE_SAFETY_EXTRA_WORDS = 5
 FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
 # A command heard over the skill's own speech must have kept at least this much of the
 # microphone's energy through the echo canceller: a user's word over an echo 6 dB down
@@ -160,16 +175,20 @@ class EchoGuard:
     would start a routine, if the command it carries is made of words the skill was saying
     at that moment, or if it holds anything besides the command (the recognizer turning
     the skill's own sentence into words). A command said on its own, that the skill was not
-    saying, gets through: that is barge-in.
+    saying, gets through: that is barge-in. A safety phrase (``SAFETY_INTENTS``) gets through
+    in any sentence unless the skill was saying those very words.
     """
 
     def __init__(self, tail_s: float = 0.5, keep_s: float = 60.0) -> None:
         self.tail_s = tail_s
         self.keep_s = keep_s
         self._spans: dict[int, list] = {}  # uid -> [start, end | None, words]
+        self._first: float | None = None  # when the skill first spoke
 
     def started(self, uid: int, t: float, text: str) -> None:
         self._spans[uid] = [t, None, set(tokens(text))]
+        if self._first is None:
+            self._first = t
 
     def ended(self, uid: int, t: float) -> None:
         if uid in self._spans:
@@ -185,6 +204,9 @@ class EchoGuard:
                 found.append(words)
         return found
 
+    def first_started(self) -> float | None:
+        return self._first
+
     def judge(self, hyp: Hypothesis, intent: Intent | None) -> str | None:
         """None to accept, or the reason the hypothesis is ignored."""
         if intent is None:
@@ -197,6 +219,8 @@ class EchoGuard:
         phrase_words = set(intent.phrase.split())
         if any(phrase_words <= words for words in overlapping):
             return "own voice"
+        if intent.name in SAFETY_INTENTS:
+            return None
         if tokens(hyp.text) != tuple(intent.phrase.split()):
             return "mixed with own voice"
         return None
@@ -288,13 +312,14 @@ class Session:
 
     def end_of_stream(self, limit_s: float = 3600.0) -> None:
         """The recording ended: finish the last utterance, then let the routine run out on
-        the virtual clock, as if the room had gone quiet."""
+        the virtual clock, as if the room had gone quiet, and the episode with it (it ends
+        after the coach's quiet period, ``coach.EPISODE_QUIET_S``)."""
         if self._carry:
             self._feed_frame(AudioChunk(self._carry, self._time_at(self._carried)))
             self._carry = b""
         self.hear(self.recognizer.flush())
         stop_at = self.clock.now() + limit_s
-        while self.coach.active or self.speaker.busy:
+        while self.coach.active or self.speaker.busy or self.coach.in_episode:
             due = self._next_due()
             if due is None or due > stop_at:
                 break
@@ -370,8 +395,15 @@ class Session:
             # Said over the skill's own speech: the user's voice passes the echo canceller,
             # what is left of the skill's own (garbled into "done", "repeat") does not.
             survived = self.survived_db(hyp.start_s, hyp.end_s)
+            first = self.guard.first_started()
             if survived is not None and survived < SURVIVED_MIN_DB:
                 verdict = "echo left over"
+            elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
+                  and tokens(hyp.text) != tuple(intent.phrase.split())):
+                verdict = "mixed with own voice while the echo canceller learns"
+        if (verdict is None and intent is not None and intent.name in SAFETY_INTENTS and not self.coach.active
+                and len(tokens(hyp.text)) - len(intent.phrase.split()) > IDLE_SAFETY_EXTRA_WORDS):
+            verdict = "buried in other speech"
         if not hyp.final:
             self._on_partial(hyp, intent, verdict)
             return

@@ -1,0 +1,372 @@
+"""Issue 12, "Safe when it matters": the emergency answer, red flags as people say them,
+sharp pain, pregnancy, and cramp episodes with the ten-minute rule on episode time.
+
+Through the real session loop on the virtual clock with a scripted recognizer (timing and
+decisions are the subject here); tests/test_safety_speech.py hears the same phrases
+spoken by real voices through PocketSphinx.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scripted import SECONDS_PER_WORD, first, routine, run_script, run_script_with, says
+from voice_skill.coach import EPISODE_QUIET_S, TEN_MINUTES_S, Coach, Messages, Say
+from voice_skill.intents import FAMILY_SLOT, INTENT_NAMES, IntentParser
+from voice_skill.routine import fill_placeholders, routine_from_dict
+
+MESSAGES = Messages.load()
+PARSER = IntentParser()
+
+# Each family as people say it: the forms from the issue's findings, and a few more.
+FAMILIES: dict[tuple[str, str], list[str]] = {
+    ("emergency", "call"): ["call for help", "I need help", "somebody help", "ambulance", "emergency",
+                            "call an ambulance", "this is an emergency"],
+    ("emergency", "chest"): ["my chest hurts", "chest pain", "I have a pain in my chest"],
+    ("emergency", "breathing"): ["I can't breathe", "I'm short of breath", "it's hard to breathe"],
+    ("emergency", "faint"): ["I feel faint", "I think I'm going to pass out", "I feel dizzy"],
+    ("red_flag", "swelling"): ["it's swelling", "my leg is swollen", "my calf is swollen", "it's all puffy"],
+    ("red_flag", "redness"): ["my calf is red", "it looks red", "there's some redness"],
+    ("red_flag", "warmth"): ["my leg is hot", "it feels warm", "it's warm", "it's hot to touch"],
+    ("red_flag", "weakness"): ["my leg is weak", "my leg feels weak", "there's no strength in it"],
+    ("red_flag", "numbness"): ["it's numb", "tingling", "I've got pins and needles"],
+    ("red_flag", "circulation"): ["my foot is cold", "my foot is pale", "my foot is blue", "it's turned blue"],
+    ("red_flag", "injury"): ["I hurt my leg", "I pulled something", "I heard a pop", "I think I tore something"],
+    ("red_flag", "weight"): ["I can't move it", "I can't stand", "I can't walk", "I can't put weight on it"],
+}
+EVERY_PHRASE = [(intent, family, text) for (intent, family), texts in FAMILIES.items() for text in texts]
+IDS = [text for _, _, text in EVERY_PHRASE]
+
+
+def fill(key: str, leg: str | None = None) -> str:
+    return fill_placeholders(MESSAGES[key], leg)
+
+
+def notice() -> str:
+    return MESSAGES["notice"]
+
+
+def started(events) -> list[str]:
+    return [e["routine"] for e in events if e["event"] == "routine" and e["state"] == "started"]
+
+
+def said(events) -> list[str]:
+    return [text for _, text in says(events)]
+
+
+def episodes(events) -> list[dict]:
+    return [e for e in events if e["event"] == "episode"]
+
+
+# ---- phrase families ------------------------------------------------------------------
+
+@pytest.mark.parametrize("intent, family, text", EVERY_PHRASE, ids=IDS)
+@pytest.mark.parametrize("frame", ["{}", "oh no, {}", "my calf cramp, {}, what do I do", "wait, {} now"])
+def test_every_family_is_heard_in_any_sentence(intent, family, text, frame):
+    """Safety outranks everything: a longer trigger or command in the same sentence
+    does not hide it."""
+    heard = PARSER.parse(frame.format(text))
+    assert heard is not None and heard.name == intent, heard
+    assert heard.slots.get(FAMILY_SLOT) == family
+
+
+@pytest.mark.parametrize("text", ["help", "what can I say"])
+def test_plain_help_still_lists_the_commands(text):
+    events = run_script([(1.0, text)], 3)
+    assert said(events) == [MESSAGES["help"]]
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("it won't stop", "still_cramping"), ("I can't stop it", "still_cramping"), ("it's not gone", "still_cramping"),
+    ("still cramping", "still_cramping"), ("not done", "still_cramping"), ("I'm not done", "still_cramping"),
+    ("it is not better", "still_cramping"), ("don't stop", None), ("it's not done yet", "still_cramping"),
+])
+def test_negations_never_stop_or_finish(text, intent):
+    heard = PARSER.parse(text)
+    assert (heard.name if heard else None) == intent
+
+
+# ---- the emergency --------------------------------------------------------------------
+
+EMERGENCY_PARTS = [
+    "I cannot call anyone.",  # says plainly the skill cannot call
+    "If this is an emergency, call your local emergency number now.",
+    "Chest pain, trouble breathing or feeling faint",  # the warning signs, briefly
+    "painful or swollen leg",
+    "need urgent care.",
+    "I'll stay quiet and keep listening.",
+]
+
+
+def test_the_emergency_answer_is_never_shortened():
+    """A product safety rule, not from the sources: every part stays, and the coach says
+    it whole, with nothing appended and nothing cutting it off."""
+    text = MESSAGES["emergency"]
+    assert MESSAGES.sources["emergency"] == "product safety rule"
+    for part in EMERGENCY_PARTS:
+        assert part in text
+    assert len(text.split()) >= sum(len(p.split()) for p in EMERGENCY_PARTS)
+    events = run_script([(1.0, "calf cramp"), (3.0, "call for help")], 40)
+    assert (3.0, text) in says(events)
+    assert not [e for e in events if e["event"] == "cut" and e["text"] == text]
+
+
+@pytest.mark.parametrize("text", ["call for help", "I need help", "ambulance", "my chest hurts", "I can't breathe",
+                                  "I feel faint"])
+def test_the_emergency_ends_the_routine_and_the_skill_stays_quiet(text):
+    events = run_script([(1.0, "calf cramp"), (3.0, text)], TEN_MINUTES_S + 60)
+    assert first(events, "routine", state="stopped")["reason"] == "emergency"
+    assert first(events, "warning", emergency=PARSER.parse(text).phrase)["t"] == 3.0
+    after = [(t, s) for t, s in says(events) if t >= 3.0]
+    assert after == [(3.0, MESSAGES["emergency"])]  # no ten-minute advice, no notice, no routine
+    assert not [e for e in events if e["event"] == "step" and e["t"] > 3.0]
+    assert episodes(events)[0]["how"] == "emergency"
+
+
+def test_a_trigger_after_the_emergency_repeats_it_and_starts_no_massage():
+    events = run_script([(1.0, "call an ambulance"), (30.0, "calf cramp")], 60)
+    assert started(events) == []
+    assert said(events) == [MESSAGES["emergency"], MESSAGES["emergency"]]
+
+
+def test_with_nothing_running_a_safety_phrase_buried_in_other_speech_is_the_tv():
+    news = "the news said an ambulance was called to the main road after the crash"
+    events = run_script([(1.0, news), (8.0, "oh no I think my chest hurts")], 30)
+    assert first(events, "heard", text=news)["ignored"] == "buried in other speech"
+    assert said(events) == [MESSAGES["emergency"]]
+
+
+def test_the_emergency_outside_a_routine_gets_the_same_answer():
+    events = run_script([(1.0, "my chest hurts")], 20)
+    assert said(events) == [MESSAGES["emergency"]]
+
+
+# ---- red flags ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("intent, family, text", [p for p in EVERY_PHRASE if p[0] == "red_flag"],
+                         ids=[t for i, _, t in EVERY_PHRASE if i == "red_flag"])
+def test_each_red_flag_stops_the_massage_with_the_right_advice(intent, family, text):
+    events = run_script([(1.0, "calf cramp"), (3.0, text)], 30)
+    assert first(events, "routine", state="stopped")["reason"] == "red_flag"
+    warning = first(events, "warning")
+    assert warning["sign"] == family and warning["red_flag"] == PARSER.parse(text).phrase
+    key = "red_flag_circulation" if family == "circulation" else "red_flag"
+    assert warning["text"] == f"{fill(key)} {notice()}"
+    assert "no heat" in warning["text"].lower() and "no rubbing" in warning["text"].lower()
+    assert ("urgently" in warning["text"]) == (family == "circulation")
+    assert not [e for e in events if e["event"] == "step" and e["t"] > 3.0]
+
+
+def test_a_red_flag_said_over_the_skill_with_other_words_is_obeyed():
+    """'Step one here.' is spoken from 1.4 s to 2.6 s; the user talks over it."""
+    events = run_script([(1.0, "calf cramp"), (2.2, "oh no my leg is swollen")], 30)
+    heard = first(events, "heard", text="oh no my leg is swollen")
+    assert heard["intent"] == "red_flag" and "ignored" not in heard
+    assert first(events, "routine", state="stopped")["reason"] == "red_flag"
+
+
+def test_a_safety_phrase_the_skill_itself_was_saying_is_its_own_voice():
+    r = routine(steps=[{"id": "look", "say": "See if it is swollen, then relax.", "hold_s": 3, "source": "s#x"}])
+    events = run_script([(1.0, "calf cramp"), (2.4, "it is swollen")], 20, routines=[r])
+    heard = first(events, "heard", text="it is swollen")
+    assert heard["ignored"] == "own voice"
+    assert not [e for e in events if e["event"] == "routine" and e["state"] == "stopped"]
+
+
+def test_a_trigger_after_a_red_flag_repeats_the_advice_and_starts_no_massage():
+    events = run_script([(1.0, "calf cramp"), (3.0, "I heard a pop"), (60.0, "calf cramp")], 90)
+    assert started(events) == ["test-cramp"]
+    assert said(events)[-1] == fill("red_flag")
+
+
+# ---- sharp or lasting pain ------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["it's getting worse", "it hurts", "it's sharp", "it still hurts"])
+def test_pain_in_a_routine_stops_the_massage(text):
+    events = run_script([(1.0, "calf cramp"), (3.0, text)], 30)
+    assert first(events, "routine", state="stopped")["reason"] == "worse"
+    assert said(events)[-1] == f"{fill('worse')} {notice()}"
+    assert started(events) == ["test-cramp"]
+
+
+def test_worse_after_the_routine_gets_the_same_answer():
+    events = run_script([(1.0, "calf cramp"), (60.0, "it's getting worse")], 90)
+    assert first(events, "routine", state="finished")["t"] < 60.0
+    assert (60.0, fill("worse")) in says(events)  # the notice came with the outro
+    assert episodes(events)[0]["how"] == "worse"
+
+
+def test_it_hurts_as_the_first_thing_said_is_answered():
+    events = run_script([(1.0, "it hurts")], 20)
+    assert said(events) == [f"{fill('worse')} {notice()}"]
+    assert started(events) == []
+
+
+def test_every_intent_outside_a_routine_gets_an_answer():
+    for name, phrases in PARSER.table.intents:
+        text = " ".join(phrases[0])
+        events = run_script([(1.0, text)], 5)
+        assert said(events), f"{name} ({text!r}) heard with nothing running got no answer"
+    assert {name for name, _ in PARSER.table.intents} == set(INTENT_NAMES)
+
+
+# ---- pregnancy ------------------------------------------------------------------------
+
+def test_pregnancy_mid_routine_switches_to_the_gentle_routine_for_the_episode():
+    events = run_script([(1.0, "calf cramp"), (3.0, "I'm pregnant"), (100.0, "still cramping")], 150)
+    assert first(events, "routine", state="stopped")["reason"] == "pregnant"
+    assert started(events) == ["test-cramp", "gentle", "gentle"]
+    midwife = [s for s in said(events) if "midwife" in s]
+    assert midwife == [MESSAGES["pregnancy"]]
+
+
+def test_pregnancy_said_on_its_own_makes_the_next_trigger_gentle():
+    events = run_script([(1.0, "I am pregnant"), (15.0, "calf cramp")], 60)
+    assert said(events)[0] == MESSAGES["pregnancy"]
+    assert started(events) == ["gentle"]
+
+
+def test_pregnancy_and_a_cramp_in_one_sentence():
+    events = run_script([(1.0, "I'm pregnant and I have a calf cramp")], 10)
+    assert started(events) == ["gentle"]
+    assert said(events)[0] == MESSAGES["pregnancy"]
+
+
+def test_the_midwife_is_not_named_without_pregnancy():
+    events = run_script([(1.0, "calf cramp"), (3.0, "it hurts"), (200.0, "calf cramp")], 260)
+    assert not [s for s in said(events) if "midwife" in s]
+
+
+# ---- episodes and the ten-minute rule -------------------------------------------------
+
+def _routine_seconds() -> float:
+    events = run_script([(1.0, "calf cramp")], 2)
+    return first(events, "routine", state="finished")["t"] - 1.0
+
+
+def test_the_ten_minute_rule_counts_episode_time_across_routines():
+    """Routines back to back, each re-triggered as the last one ends ("calf cramp", "it
+    won't stop"), the last one paused: the advice comes at exactly ten minutes from the
+    first trigger, once, though no routine lasted even one minute."""
+    length = _routine_seconds()
+    assert length < 60
+    every = length + 3.0
+    script = [(1.0 + k * every, "it won't stop" if k % 2 else "calf cramp") for k in range(int(560 / every))]
+    last = script[-1][0] + every
+    script += [(last, "calf cramp"), (last + 2.0, "pause")]
+    assert last < 1.0 + TEN_MINUTES_S < last + length
+    events = run_script(script, 720)
+    warnings = [e for e in events if e["event"] == "warning" and "ten minutes" in e["text"]]
+    assert [w["t"] for w in warnings] == [pytest.approx(1.0 + TEN_MINUTES_S)]
+    assert (pytest.approx(1.0 + TEN_MINUTES_S), MESSAGES["ten_minutes"]) in says(events)
+    assert len(started(events)) == len(script) - 1
+    last_start = max(e["t"] for e in events if e["event"] == "routine" and e["state"] == "started")
+    assert not [e for e in episodes(events) if e["t"] <= last_start]  # one episode all along
+
+
+def test_the_advice_waits_for_the_next_trigger_when_the_house_is_quiet():
+    """At ten minutes nothing is running: nobody is woken; the next sign that the cramp
+    goes on (still in the same episode) hears it first."""
+    events = run_script([(1.0, "calf cramp"), (700.0, "it's not gone")], 760)
+    warnings = [e for e in events if e["event"] == "warning" and "ten minutes" in e["text"]]
+    assert [w["t"] for w in warnings] == [700.0]
+    assert not [t for t, _ in says(events) if 100.0 < t < 700.0]
+    at_700 = [s for t, s in says(events) if t >= 700.0]
+    assert at_700[0] == MESSAGES["ten_minutes"]
+    assert len(episodes(events)) == 1 and len(started(events)) == 2
+
+
+def test_the_episode_ends_after_the_quiet_period():
+    length = _routine_seconds()
+    events = run_script([(1.0, "calf cramp"), (1.0 + length + EPISODE_QUIET_S + 5.0, "calf cramp")],
+                        2 * EPISODE_QUIET_S)
+    ends = episodes(events)
+    assert len(ends) == 2
+    assert ends[0]["ended_by"] == "quiet"
+    assert ends[0]["t"] == pytest.approx(1.0 + length + EPISODE_QUIET_S, abs=0.05)
+    assert ends[0]["duration_s"] == pytest.approx(length, abs=0.05)
+    assert not [e for e in events if e["event"] == "warning"]
+
+
+def test_its_gone_ends_the_episode_and_a_later_trigger_starts_another():
+    events = run_script([(1.0, "calf cramp"), (3.0, "it's gone"), (100.0, "calf cramp")], 150)
+    ends = episodes(events)
+    assert ends[0]["ended_by"] == "gone" and ends[0]["t"] < 100.0
+    assert len(ends) == 2
+
+
+@pytest.mark.parametrize("text", ["it won't stop", "I can't stop it", "still cramping", "it's not gone"])
+def test_a_cramp_that_goes_on_keeps_the_routine_going(text):
+    events = run_script([(1.0, "calf cramp"), (3.0, text)], 60)
+    assert not [e for e in events if e["event"] == "routine" and e["state"] == "stopped"]
+    assert MESSAGES["still_cramping"] in said(events)
+    assert first(events, "routine", state="finished")
+
+
+def test_still_cramping_in_the_aftercare_starts_the_routine_over():
+    events = run_script([(1.0, "calf cramp"), (3.0, "it's gone"), (4.5, "it's still there")], 80)
+    steps = [e["id"] for e in events if e["event"] == "step"]
+    assert steps[:3] == ["one", "care", "one"]
+    assert MESSAGES["once_more"] in said(events)
+    assert len(episodes(events)) == 1
+
+
+def test_not_done_does_not_skip_to_aftercare():
+    events = run_script([(1.0, "calf cramp"), (3.0, "I'm not done")], 60)
+    steps = [e["id"] for e in events if e["event"] == "step"]
+    assert steps == ["one", "hold", "strokes", "care"]
+
+
+# ---- the notice -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("ending", ["stop", "it's swollen", "it hurts"])
+def test_the_notice_is_said_once_per_episode_however_it_ended(ending):
+    events = run_script([(1.0, "calf cramp"), (3.0, ending), (3.0 + EPISODE_QUIET_S + 10, "calf cramp"),
+                         (3.0 + EPISODE_QUIET_S + 12, "stop")], 2 * EPISODE_QUIET_S + 60)
+    with_notice = [(t, s) for t, s in says(events) if notice() in s]
+    assert len(with_notice) == 2 and with_notice[0][0] == 3.0
+    assert not notice().startswith("A reminder")
+
+
+def test_the_notice_comes_once_in_an_episode_of_several_routines():
+    events = run_script([(1.0, "calf cramp"), (60.0, "calf cramp"), (120.0, "calf cramp")], 200)
+    assert len([s for s in said(events) if notice() in s]) == 1
+
+
+# ---- pace and position ----------------------------------------------------------------
+
+def test_faster_never_shortens_a_hold_below_its_floor():
+    steps = [{"id": "ball", "say": "Rest on the ball.", "settle_s": 4, "hold_s": 15, "min_hold_s": 15,
+              "countdown": [15, 10, 5, 1], "release": "Release.", "pressure": "light", "source": "s#x"}]
+    r = routine(steps=steps)
+    ball_said = 1.0 + SECONDS_PER_WORD * 1 + SECONDS_PER_WORD * 4  # "Hello." then the step
+    events = run_script([(1.0, "calf cramp"), (ball_said + 6.0, "faster"), (ball_said + 9.0, "faster")], 60,
+                        routines=[r])
+    assert first(events, "hold")["settle_s"] == 4
+    fifteen = [t for t, s in says(events) if s == "Fifteen seconds."]
+    assert fifteen == [pytest.approx(ball_said + 4.0)]  # time to get onto the ball first
+    release = [t for t, s in says(events) if s == "Release."][0]
+    assert release - fifteen[0] >= 15.0 - 1e-6
+
+
+def test_the_coach_alone_tells_its_episodes_apart():
+    """The same rules with no session around them: the coach is a pure state machine."""
+    r = routine_from_dict(routine())
+    coach = Coach({r.id: r}, MESSAGES)
+    coach.handle(PARSER.parse("calf cramp"), 0.0)
+    assert coach.in_episode and coach.episode_start == 0.0
+    out = coach.handle(PARSER.parse("my foot is blue"), 2.0)
+    assert [a.text for a in out if isinstance(a, Say)] == [f"{fill('red_flag_circulation')} {notice()}"]
+    assert not coach.active and coach.in_episode
+    assert coach.next_deadline() == pytest.approx(TEN_MINUTES_S)
+    assert coach.tick(TEN_MINUTES_S) == []  # nothing running and a red flag given: no voice in the dark
+    assert coach.next_deadline() == pytest.approx(2.0 + EPISODE_QUIET_S)
+    ended = coach.tick(2.0 + EPISODE_QUIET_S)
+    assert [a.fields for a in ended] == [{"state": "ended", "how": "red_flag", "ended_by": "quiet", "duration_s": 2.0}]
+    assert not coach.in_episode and coach.next_deadline() is None
+
+
+def test_frequent_and_episode_notes_do_not_clash():
+    events = run_script_with(lambda coach: setattr(coach, "frequent_cramps", True), [(1.0, "calf cramp")], 60)
+    outro = [s for s in said(events) if s.startswith("Bye now.")]
+    assert outro == [f"Bye now. {MESSAGES['frequent']} {notice()}"]
