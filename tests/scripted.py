@@ -11,7 +11,7 @@ from voice_skill.audio import AudioChunk
 from voice_skill.clock import VirtualClock
 from voice_skill.coach import Coach
 from voice_skill.intents import IntentParser
-from voice_skill.routine import routine_from_dict
+from voice_skill.routine import Routine, routine_from_dict
 from voice_skill.session import EventLog, Session, VirtualSpeaker
 
 SECONDS_PER_WORD = 0.4
@@ -57,16 +57,18 @@ def routine(rid: str = "test-cramp", context: str = "active-cramp", **overrides)
     return data
 
 
-def run_script(script: list[tuple[float, str]], seconds: float, routines: list[dict] | None = None,
+def run_script(script: list[tuple[float, str]], seconds: float, routines: list[dict | Routine] | None = None,
                chunk_s: float = 0.1) -> list[dict]:
     """Feed silence for ``seconds`` while the script is 'heard'; return the event log."""
     return run_script_with(None, script, seconds, routines, chunk_s)
 
 
-def run_script_with(prepare, script: list[tuple[float, str]], seconds: float, routines: list[dict] | None = None,
+def run_script_with(prepare, script: list[tuple[float, str]], seconds: float,
+                    routines: list[dict | Routine] | None = None,
                     chunk_s: float = 0.1) -> list[dict]:
     """As run_script, calling ``prepare(coach)`` first."""
-    loaded = [routine_from_dict(r) for r in (routines or [routine(), routine("gentle", max_pressure="moderate")])]
+    loaded = [r if isinstance(r, Routine) else routine_from_dict(r)
+              for r in (routines or [routine(), routine("gentle", max_pressure="moderate")])]
     clock = VirtualClock()
     out = io.StringIO()
     speaker = VirtualSpeaker(clock, lambda text: (len(text.split()) * SECONDS_PER_WORD, None))

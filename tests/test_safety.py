@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.scripted import SECONDS_PER_WORD, first, routine, run_script, run_script_with, says
+from tests.scripted import SECONDS_PER_WORD, SOURCE, first, routine, run_script, run_script_with, says
 from voice_skill.coach import EPISODE_QUIET_S, TEN_MINUTES_S, Coach, Messages, Say
-from voice_skill.intents import FAMILY_SLOT, INTENT_NAMES, IntentParser
+from voice_skill.intents import FAMILY_SLOT, INTENT_NAMES, IntentParser, PhraseTable
 from voice_skill.routine import fill_placeholders, routine_from_dict
 
 MESSAGES = Messages.load()
@@ -166,7 +166,11 @@ def test_a_red_flag_said_over_the_skill_with_other_words_is_obeyed():
 
 
 def test_a_safety_phrase_the_skill_itself_was_saying_is_its_own_voice():
-    r = routine(steps=[{"id": "look", "say": "See if it is swollen, then relax.", "hold_s": 3, "source": "s#x"}])
+    # the built-in phrase table refuses such a line in a routine; one checked against another
+    # table (``run --phrases``) may say it, and the guard must still know its own words
+    other = PhraseTable.from_dict({"intents": {"start": {"phrases": ["calf cramp"]}, "stop": {"phrases": ["stop"]}}})
+    r = routine_from_dict(routine(steps=[{"id": "look", "say": "See if it is swollen, then relax.", "hold_s": 3,
+                                          "source": SOURCE}]), phrases=other)
     events = run_script([(1.0, "calf cramp"), (2.4, "it is swollen")], 20, routines=[r])
     heard = first(events, "heard", text="it is swollen")
     assert heard["ignored"] == "own voice"
@@ -337,7 +341,7 @@ def test_the_notice_comes_once_in_an_episode_of_several_routines():
 
 def test_faster_never_shortens_a_hold_below_its_floor():
     steps = [{"id": "ball", "say": "Rest on the ball.", "settle_s": 4, "hold_s": 15, "min_hold_s": 15,
-              "countdown": [15, 10, 5, 1], "release": "Release.", "pressure": "light", "source": "s#x"}]
+              "countdown": [15, 10, 5, 1], "release": "Release.", "pressure": "light", "source": SOURCE}]
     r = routine(steps=steps)
     ball_said = 1.0 + SECONDS_PER_WORD * 1 + SECONDS_PER_WORD * 4  # "Hello." then the step
     events = run_script([(1.0, "calf cramp"), (ball_said + 6.0, "faster"), (ball_said + 9.0, "faster")], 60,
