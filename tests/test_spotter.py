@@ -129,18 +129,13 @@ class ScriptedGrammar:
         self.resets += 1
 
 
-def _is_trigger(text: str) -> bool:
-    intent = IntentParser().parse(text)
-    return intent is not None and intent.name == "start"
-
-
 def test_grammar_triggers_need_the_spotters_second_opinion(models, head) -> None:
     comp = compose([1.0, ("the crab for dinner", UNSEEN), 1.0, ("calf cramp", UNSEEN), 1.5, ("stop", UNSEEN), 1.0])
     crab, calf, stop = comp.phrases
     grammar = ScriptedGrammar([Hypothesis("the cramp for dinner", 0.9, crab.start_s, crab.end_s),
                                Hypothesis("calf cramp", 0.9, calf.start_s, calf.end_s),
                                Hypothesis("stop", 0.9, stop.start_s, stop.end_s)])
-    rec = SpottingRecognizer(sp.TriggerSpotter(models, head), grammar, _is_trigger, "calf cramp")
+    rec = SpottingRecognizer(sp.TriggerSpotter(models, head), grammar, IntentParser(), "calf cramp")
     heard = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
     texts = [h.text for h in heard]
     # the spotter's own decision first, right after the phrase; the grammar's copy of it later;
@@ -150,6 +145,18 @@ def test_grammar_triggers_need_the_spotters_second_opinion(models, head) -> None
     assert "cramp for dinner" not in " ".join(texts)
     rec.reset()
     assert grammar.resets == 1
+
+
+def test_a_command_garbled_into_the_spotted_utterance_is_dropped_news_about_the_person_is_kept(models, head):
+    comp = compose([1.0, ("oh no I've got a calf cramp", "espeak:en-gb-x-rp+m6"), 2.0, ("next", UNSEEN), 1.5])
+    spotted, nxt = comp.phrases
+    grammar = ScriptedGrammar([Hypothesis("though go on got took calf cramp", 0.8, spotted.start_s, spotted.end_s),
+                               Hypothesis("i'm pregnant calf cramp", 0.8, spotted.start_s, spotted.end_s),
+                               Hypothesis("next", 0.9, nxt.start_s, nxt.end_s)])
+    rec = SpottingRecognizer(sp.TriggerSpotter(models, head), grammar, IntentParser(), "calf cramp")
+    heard = [h.text for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + \
+        [h.text for h in rec.flush()]
+    assert heard == ["calf cramp", "i'm pregnant calf cramp", "next"], heard
 
 
 def test_the_whole_skill_starts_the_routine_within_0_4_s_of_the_phrase_end() -> None:

@@ -62,14 +62,8 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
             raise
         log.warning("not using the trigger spotter: %s", exc)
         return grammar, description + f"; no trigger spotter ({exc})"
-    parser = IntentParser(table or builtin)
-
-    def is_trigger(text: str) -> bool:
-        intent = parser.parse(text)
-        return intent is not None and intent.name == "start"
-
     phrase = spotter_.head.meta.get("phrases", ["calf cramp"])[0]
-    rec = SpottingRecognizer(spotter_, grammar, is_trigger, phrase)
+    rec = SpottingRecognizer(spotter_, grammar, IntentParser(table or builtin), phrase)
     return rec, f"trigger spotter, then {description}"
 
 

@@ -8,33 +8,42 @@ whole sentence tells apart from "the cramp is gone").
 
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
-than the firing threshold) or already fired there; otherwise the hypothesis is dropped. That second opinion is what keeps the
-grammar recognizer's own false starts (it turns "the crab for dinner" into "cramp") out.
+than the firing threshold) or already fired there; otherwise the hypothesis is dropped. That
+second opinion keeps the grammar recognizer's own false starts ("the crab for dinner" heard as
+"cramp") out.
+
+The grammar recognizer's version of an utterance the spotter fired in is often garbled
+("though go on got took calf cramp" for "oh no, I've got a calf cramp"). What it says there
+about the person (the trigger with its leg or pregnancy, it has gone, it hurts, a red flag,
+an emergency) is kept; a navigation command ("go on" -> next) is dropped: nobody says "next"
+in the same breath as "calf cramp".
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Callable
 
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.asr.spotter import TriggerSpotter
 from voice_skill.audio import AudioChunk
+from voice_skill.intents import IntentParser
 
 log = logging.getLogger(__name__)
 
 SPAN_MARGIN_S = 0.3  # the grammar recognizer's word times are approximate by this much
+# intents that tell something about the person, kept even inside the utterance the spotter fired in
+ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
 
 class SpottingRecognizer:
     """``spotter`` + ``grammar``: see the module docstring."""
 
-    def __init__(self, spotter: TriggerSpotter, grammar: Recognizer, is_trigger: Callable[[str], bool],
+    def __init__(self, spotter: TriggerSpotter, grammar: Recognizer, parser: IntentParser,
                  trigger_text: str, confirm_threshold: float | None = None) -> None:
         self.spotter = spotter
         self.grammar = grammar
-        self.is_trigger = is_trigger
+        self.parser = parser
         self.trigger_text = trigger_text
         self.confirm_threshold = (spotter.head.confirm_threshold if confirm_threshold is None
                                   else confirm_threshold)
@@ -66,12 +75,17 @@ class SpottingRecognizer:
     def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
         kept = []
         for hyp in hyps:
-            if not hyp.final or not self.is_trigger(hyp.text):
+            intent = self.parser.parse(hyp.text) if hyp.final else None
+            lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
+            spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
+            if intent is None or (intent.name != "start" and not spotted):
                 kept.append(hyp)
                 continue
-            lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
-            if any(lo <= t <= hi for t in self._fired):
-                kept.append(hyp)  # the spotter already started it; the text may carry a leg or a routine hint
+            if spotted:
+                if intent.name in ABOUT_THE_PERSON:
+                    kept.append(hyp)  # the text may carry a leg, a routine hint, or news about the cramp
+                else:
+                    log.debug("%r heard in the utterance the spotter fired in: dropped", hyp.text)
                 continue
             score = self.spotter.max_score(lo, hi)
             if score >= self.confirm_threshold:
