@@ -138,9 +138,9 @@ def test_grammar_triggers_need_the_spotters_second_opinion(models, head) -> None
     rec = SpottingRecognizer(sp.TriggerSpotter(models, head), grammar, IntentParser(), "calf cramp")
     heard = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
     texts = [h.text for h in heard]
-    # the spotter's own decision first, right after the phrase; the grammar's copy of it later;
-    # the misheard "cramp" with no support from the spotter is dropped; commands pass untouched
-    assert texts == ["calf cramp", "calf cramp", "stop"], texts
+    # the spotter's own decision, right after the phrase; the grammar's plain copy of it is
+    # dropped, and so is the misheard "cramp" with no support from the spotter; commands pass
+    assert texts == ["calf cramp", "stop"], texts
     assert heard[0].end_s - calf.end_s < 0.4
     assert "cramp for dinner" not in " ".join(texts)
     rec.reset()
@@ -150,7 +150,7 @@ def test_grammar_triggers_need_the_spotters_second_opinion(models, head) -> None
 def test_a_command_garbled_into_the_spotted_utterance_is_dropped_news_about_the_person_is_kept(models, head):
     comp = compose([1.0, ("oh no I've got a calf cramp", "espeak:en-gb-x-rp+m6"), 2.0, ("next", UNSEEN), 1.5])
     spotted, nxt = comp.phrases
-    grammar = ScriptedGrammar([Hypothesis("though go on got took calf cramp", 0.8, spotted.start_s, spotted.end_s),
+    grammar = ScriptedGrammar([Hypothesis("oh go back got a calf cramp", 0.8, spotted.start_s, spotted.end_s),
                                Hypothesis("i'm pregnant calf cramp", 0.8, spotted.start_s, spotted.end_s),
                                Hypothesis("next", 0.9, nxt.start_s, nxt.end_s)])
     rec = SpottingRecognizer(sp.TriggerSpotter(models, head), grammar, IntentParser(), "calf cramp")

@@ -12,11 +12,12 @@ than the firing threshold) or already fired there; otherwise the hypothesis is d
 second opinion keeps the grammar recognizer's own false starts ("the crab for dinner" heard as
 "cramp") out.
 
-The grammar recognizer's version of an utterance the spotter fired in is often garbled
-("though go on got took calf cramp" for "oh no, I've got a calf cramp"). What it says there
-about the person (the trigger with its leg or pregnancy, it has gone, it hurts, a red flag,
-an emergency) is kept; a navigation command ("go on" -> next) is dropped: nobody says "next"
-in the same breath as "calf cramp".
+The grammar recognizer's plain copy of a spotted trigger is dropped (the trigger was already
+reported). Its version of an utterance the spotter fired in is often garbled
+("though go on got took calf cramp" for "oh no, I've got a calf cramp", when "go on" meant
+next). What it says there about the person (the trigger with its leg or pregnancy, it has
+gone, it hurts, a red flag, an emergency) is kept; a navigation command is dropped: nobody
+says "go back" in the same breath as "calf cramp".
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ class SpottingRecognizer:
                 kept.append(hyp)
                 continue
             if spotted:
-                if intent.name in ABOUT_THE_PERSON:
-                    kept.append(hyp)  # the text may carry a leg, a routine hint, or news about the cramp
+                if intent.name == "start" and not intent.slots and not intent.also:
+                    log.debug("%r: the grammar recognizer's copy of the spotted trigger, dropped", hyp.text)
+                elif intent.name in ABOUT_THE_PERSON:
+                    kept.append(hyp)  # the text carries a leg, a routine hint, or news about the cramp
                 else:
                     log.debug("%r heard in the utterance the spotter fired in: dropped", hyp.text)
                 continue
