@@ -63,14 +63,11 @@ def _pos_job(args) -> str:
     emb, labels, meta = [], [], []
     for head, tail in texts:
         try:
-            said = speechgen.synthesize(head, voice)
-            after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
+            clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, gap_s=(0.05, 0.2), lead_s=(1.0, 2.0),
+                                                    trail_s=(1.0, 1.5))
         except speechgen.SpeechGenError as exc:
             log.warning("skipping %r in %s: %s", head, voice, exc)
             continue
-        said_all = corpus.join([said, after], rng, (0.05, 0.2)) if tail else said
-        clip, speech_end = corpus.place(said_all, rng, lead_s=(1.0, 2.0), trail_s=(1.0, 1.5))
-        trigger_end = (speech_end - len(said_all) + len(said)) / SAMPLE_RATE
         for c in CONDITIONS:
             audio = corpus.in_room(clip, rng, None if c is None else c[1], None if c is None else c[0],
                                    int(rng.integers(1 << 30)), noise_voices, reverb=0.0,

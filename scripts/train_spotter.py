@@ -94,20 +94,10 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_e
     for head, tail in corpus.trigger_texts(split, rng, n_clips):
         voice = voices[int(rng.integers(len(voices)))]
         try:
-            said = speechgen.synthesize(head, voice)
-            after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
+            clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share)
         except speechgen.SpeechGenError as exc:
             log.warning("skipping %r in %s: %s", head, voice, exc)
             continue
-        if speed_share and rng.random() < speed_share:
-            factor = float(rng.uniform(0.87, 1.15))
-            said, after = corpus.change_speed(said, factor), corpus.change_speed(after, factor)
-        if tail:
-            said_all = corpus.join([said, after], rng, (0.03, 0.25))
-        else:
-            said_all = said
-        clip, speech_end = corpus.place(said_all, rng)
-        trigger_end = (speech_end - len(said_all) + len(said)) / SAMPLE_RATE
         kind, snr = _condition(rng, 0.3)
         audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
                                gain_db=float(rng.uniform(-18, 0)), floor_db=float(rng.uniform(-75, -55)))

@@ -289,6 +289,22 @@ def place(speech: np.ndarray, rng: np.random.Generator, lead_s: tuple[float, flo
     return np.concatenate([lead, speech, trail]), len(lead) + len(speech)
 
 
+def trigger_clip(head: str, tail: str, voice: str, rng: np.random.Generator, *, speed_share: float = 0.0,
+                 gap_s: tuple[float, float] = (0.03, 0.25), lead_s: tuple[float, float] = (0.3, 1.2),
+                 trail_s: tuple[float, float] = (0.6, 1.2)) -> tuple[np.ndarray, float]:
+    """``head`` (ending with the trigger) and ``tail`` (words after it, or "") said by ``voice``
+    with silence around; ``speed_share`` of the time played 0.87-1.15 times as fast. Returns the
+    samples and where the trigger ends (seconds). Raises SpeechGenError when the voice fails."""
+    said = speechgen.synthesize(head, voice)
+    after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
+    if speed_share and rng.random() < speed_share:
+        factor = float(rng.uniform(0.87, 1.15))
+        said, after = change_speed(said, factor), change_speed(after, factor)
+    said_all = join([said, after], rng, gap_s) if tail else said
+    clip, speech_end = place(said_all, rng, lead_s, trail_s)
+    return clip, (speech_end - len(said_all) + len(said)) / SAMPLE_RATE
+
+
 def in_room(samples: np.ndarray, rng: np.random.Generator, snr_db: float | None, noise_kind: str | None,
             seed: int, noise_voices: Sequence[str], reverb: float = 0.0, gain_db: float = 0.0,
             floor_db: float = -70.0) -> np.ndarray:
