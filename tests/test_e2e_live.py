@@ -355,8 +355,15 @@ def test_calf_cramp_is_answered_aloud_and_quickly(skill_factory) -> None:
     said = first_say["text"]
     renderings = {text: voice.synthesize(text) for text in first_sentences()}
     spoken_s = len(renderings[said]) / 16000
+    said_words = set(said.lower().split())
+
+    def alike(text: str) -> bool:  # mostly the same words: no loudness envelope tells them apart
+        words = set(text.lower().split())
+        return len(words & said_words) > 0.5 * len(words | said_words)
+
+    # (the day and night routines open with nearly the same sentence; such a twin is no rival)
     scores = {text: envelope_match(segment, x) for text, x in renderings.items()
-              if text == said or 0.6 * spoken_s <= len(x) / 16000 <= 1.5 * spoken_s}
+              if text == said or (0.6 * spoken_s <= len(x) / 16000 <= 1.5 * spoken_s and not alike(text))}
     runner_up = max((score for text, score in scores.items() if text != said), default=-1.0)
     print(f"heard back: envelope match {scores[said]:.2f} with the first instruction, "
           f"{runner_up:.2f} with the next best of {len(scores) - 1}")
