@@ -89,14 +89,13 @@ def _neg_job(args) -> str:
     rng = np.random.default_rng(seed)
     voices = corpus.split_voices("test")
     noise_voices = voices[:8]
-    parser = IntentParser()
-    pools = {
-        "everyday": corpus.everyday_sentences("test", parser),
-        "own": corpus.own_sentences(),
-        "commands": [f"{f} {c}".strip() for c in corpus.command_texts() for f in ("", "okay", "um", "please")],
-        "near": corpus.test_near_misses(),
+    pools = {  # only the pool this shard needs is read (the fortune files are large)
+        "everyday": lambda: corpus.everyday_sentences("test", IntentParser()),
+        "own": corpus.own_sentences,
+        "commands": lambda: [f"{f} {c}".strip() for c in corpus.command_texts() for f in ("", "okay", "um", "please")],
+        "near": corpus.test_near_misses,
     }
-    texts = pools["everyday" if kind.startswith("everyday") else kind]
+    texts = pools["everyday" if kind.startswith("everyday") else kind]()
     own_voice = ["espeak:en-us"]  # what the skill speaks with (pyttsx3's espeak-ng default)
     emb, labels, meta = [], [], []
     done = 0.0

@@ -314,7 +314,7 @@ def detections(scores: np.ndarray, threshold: float, min_frames: int) -> np.ndar
     return np.array(fired, dtype=np.int64)
 
 
-def split_clips(labels: np.ndarray, rows: np.ndarray, lengths_from_rows: bool = True) -> list[np.ndarray]:
+def split_clips(rows: np.ndarray) -> list[np.ndarray]:
     """Row groups, one per clip (consecutive rows)."""
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     return np.split(np.arange(len(rows)), breaks)
@@ -325,7 +325,7 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, rows: np.ndarray, threshold
     """Recall over clips with a trigger, false detections an hour over frames with no trigger near."""
     hits = total = false = 0
     neg_frames = 0
-    for clip in split_clips(labels, rows):
+    for clip in split_clips(rows):
         lab = labels[rows[clip]]
         fired = detections(scores[clip], threshold, min_frames)
         if (lab == 1).any():
