@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Commands said during a routine, through the whole skill: right, wrong or missed.
+
+    python scripts/eval_commands.py --split test --items 240            # the README's table
+    python scripts/eval_commands.py --split dev --items 240 --spotter off
+    python scripts/eval_commands.py --split test --echo                 # over the skill's own voice
+
+Each item is one recording, run through the real session (``app.run_chunks``, the path
+``voice-skill run --input`` takes): a voice of the split says "calf cramp", and 4 to 14 s
+into the routine (while the coach speaks, or between its sentences) says a command, often
+with a filler ("okay stop", "um next please"), in a quiet room or over fan, babble or
+TV-like noise at 6 to 18 dB. The trigger is said 8 dB louder than the command so that the
+routine starts whatever the noise; items where it did not are counted apart.
+
+An item is *right* when the first ``heard`` event with an intent, from the command's
+start on, has the command's intent; *wrong* when it has another; *missed* when none
+came. With ``--echo`` the skill's real speech (espeak-ng) is mixed into the input through a
+simulated room, and the skill's echo canceller runs, as on a loudspeaker by the bed.
+
+Voices and texts come from ``voice_skill.devtools.spottercorpus``: tune on ``dev``, report
+on ``test`` (never tuned on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.devtools import speechgen  # noqa: E402
+from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
+from voice_skill.intents import PhraseTable  # noqa: E402
+
+log = logging.getLogger("eval_commands")
+
+COMMANDS = ("stop", "pause", "resume", "next", "back", "repeat", "slower", "faster", "done", "worse", "help")
+CONDITIONS = (None, ("fan", 18), ("babble", 12), ("tv", 12), ("fan", 6), ("babble", 6), ("tv", 6))
+FILLERS = {
+    "dev": ["", "", "okay", "um", "please", "uh"],
+    "test": ["", "", "", "okay", "um", "hey", "please", "uh", "alright", "so"],
+}
+AFTER = {"dev": ["", "", "", "please"], "test": ["", "", "", "", "please", "now"]}
+TRIGGER_BOOST_DB = 8.0
+
+
+def cond_name(c) -> str:
+    return "clean" if c is None else f"{c[0]} {c[1]} dB"
+
+
+def items(split: str, n: int, seed: int) -> list[dict]:
+    """``n`` recordings to make: voice, command, the words said, where, in what room."""
+    rng = np.random.default_rng(seed)
+    table = PhraseTable.load()
+    phrases = {name: [" ".join(p) for p in ps] for name, ps in table.intents if name in COMMANDS}
+    voices = corpus.split_voices(split)
+    out = []
+    for i in range(n):
+        intent = COMMANDS[i % len(COMMANDS)]
+        phrase = phrases[intent][int(rng.integers(len(phrases[intent])))]
+        before = FILLERS[split][int(rng.integers(len(FILLERS[split])))]
+        after = AFTER[split][int(rng.integers(len(AFTER[split])))]
+        out.append({
+            "index": i, "voice": voices[int(rng.integers(len(voices)))], "intent": intent,
+            "said": " ".join(w for w in (before, phrase, after) if w),
+            "condition": CONDITIONS[(i // len(COMMANDS)) % len(CONDITIONS)],
+            "delay_s": float(rng.uniform(4.0, 14.0)), "seed": int(rng.integers(1 << 30)),
+        })
+    return out
+
+
+def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float]:
+    """The item's audio and the second its command starts."""
+    rng = np.random.default_rng(item["seed"])
+    trigger = speechgen.synthesize("calf cramp", item["voice"]).astype(np.float64)
+    command = speechgen.synthesize(item["said"], item["voice"]).astype(np.float64)
+    lead = int(0.8 * SAMPLE_RATE)
+    cmd_at = lead + len(trigger) + int(item["delay_s"] * SAMPLE_RATE)
+    x = np.zeros(cmd_at + len(command) + int(4.0 * SAMPLE_RATE))
+    x[lead:lead + len(trigger)] = trigger * 10 ** (TRIGGER_BOOST_DB / 20) * 0.35
+    x[cmd_at:cmd_at + len(command)] = command * 0.35
+    speech = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    c = item["condition"]
+    if c is not None:
+        bg = corpus.noise(c[0], len(speech) / SAMPLE_RATE + 0.1, item["seed"], noise_voices)
+        # the noise level is set against the command, not the louder trigger
+        level = speechgen.active_power(command.astype(np.int16))
+        bg = bg[:len(speech)].astype(np.float64)
+        bg *= np.sqrt(level / (speechgen.active_power(bg.astype(np.int16)) + 1e-9)) * 10 ** (-c[1] / 20) * 0.35
+        speech = np.clip(np.round(speech + bg), -32768, 32767).astype(np.int16)
+    floor = rng.standard_normal(len(speech)) * 32768 * 10 ** (-65 / 20)
+    return np.clip(np.round(speech + floor), -32768, 32767).astype(np.int16), cmd_at / SAMPLE_RATE
+
+
+def judge(events: list[dict], cmd_at: float) -> tuple[str, str | None, str]:
+    """('right' | 'wrong' | 'missed' | 'no routine', the intent taken, what was heard)."""
+    if not any(e["event"] == "routine" and e["state"] == "started" and e["t"] < cmd_at for e in events):
+        return "no routine", None, ""
+    heard = [e for e in events if e["event"] == "heard" and not e.get("partial")
+             and e.get("start_s", e["t"]) >= cmd_at - 0.5]
+    texts = " / ".join(f"{e['text']}" + (f" [{e['ignored']}]" if e.get("ignored") else "") for e in heard)
+    taken = next((e["intent"] for e in heard if e.get("intent")), None)
+    return ("missed" if taken is None else "taken"), taken, texts
+
+
+def _run(args: tuple) -> dict:
+    item, mode, echo, noise_voices = args
+    from voice_skill.app import RunOptions, run_chunks  # noqa: PLC0415
+
+    audio, cmd_at = recording(item, noise_voices)
+    events: list[dict] = []
+    options = RunOptions(asr="pocketsphinx", spotter=mode, speaker="tts" if echo else "none",
+                         echo_gain=0.5 if echo else 0.0, hour=14.0)
+    t0 = time.process_time()
+    run_chunks(speechgen.iter_array_chunks(audio, 0.1), options, None, listeners=[events.append])
+    cpu = time.process_time() - t0
+    verdict, taken, texts = judge(events, cmd_at)
+    if verdict == "taken":
+        verdict = "right" if taken == item["intent"] else "wrong"
+    return {**item, "condition": cond_name(item["condition"]), "verdict": verdict, "taken": taken,
+            "heard": texts, "cpu_s": cpu, "audio_s": len(audio) / SAMPLE_RATE}
+
+
+def table(rows: list[dict], key: str) -> None:
+    groups: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        groups[r[key]][r["verdict"]] += 1
+        groups["all"][r["verdict"]] += 1
+    print(f"| {key} | right | wrong | missed | routine not started |")
+    print("|---|---|---|---|---|")
+    for name in sorted(groups, key=lambda k: (k == "all", k)):
+        c = groups[name]
+        n = c["right"] + c["wrong"] + c["missed"]
+        print(f"| {name} | {c['right']}/{n} ({100 * c['right'] / max(n, 1):.0f}%) | {c['wrong']} | {c['missed']} "
+              f"| {c['no routine']} |")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", choices=("dev", "test"), default="test")
+    ap.add_argument("--items", type=int, default=231)
+    ap.add_argument("--spotter", choices=("on", "off"), default="on")
+    ap.add_argument("--echo", action="store_true", help="mix the skill's own speech into the input")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=None, help="also write every item's result here (JSON Lines)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000))
+    noise_voices = [v for v in corpus.split_voices(args.split) if not v.startswith("piper")][:6]
+    jobs = [(it, args.spotter, args.echo, noise_voices) for it in todo]
+    rows = []
+    with mp.get_context("fork").Pool(args.workers) as pool:
+        for i, row in enumerate(pool.imap_unordered(_run, jobs), 1):
+            rows.append(row)
+            if i % 20 == 0:
+                log.info("%d/%d", i, len(jobs))
+    rows.sort(key=lambda r: r["index"])
+    if args.out:
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"\nCommands in a routine, {args.split} voices, spotter {args.spotter}"
+          f"{', over the skill own voice' if args.echo else ''} ({len(rows)} recordings)\n")
+    table(rows, "intent")
+    table(rows, "condition")
+    for r in rows:
+        r["family"] = corpus.voice_family(r["voice"])
+    table(rows, "family")
+    wrong = Counter((r["intent"], r["taken"]) for r in rows if r["verdict"] == "wrong")
+    if wrong:
+        print("wrong intents (said -> taken): " + ", ".join(f"{a}->{b} x{n}" for (a, b), n in wrong.most_common()))
+    cpu = sum(r["cpu_s"] for r in rows) / max(sum(r["audio_s"] for r in rows), 1e-9)
+    print(f"CPU {cpu:.3f} s per audio s (whole skill, file input)")
+    for r in rows:
+        if r["verdict"] in ("wrong", "missed"):
+            log.info("%s %s %r in %s [%s]: heard %s", r["verdict"], r["intent"], r["said"], r["voice"],
+                     r["condition"], r["heard"] or "-")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
