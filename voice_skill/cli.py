@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=argparse.SUPPRESS)  # testing: mix the skill's own speech into a recording's input
     journal = run.add_mutually_exclusive_group()
     journal.add_argument("--journal", metavar="PATH",
-                         help="record episodes in this cramp journal (live runs use the one in the user's data folder)")
+                         help="record episodes in this cramp journal (live runs use the one in the user's data folder; "
+                         "a recording is journaled only with this option)")
     journal.add_argument("--no-journal", action="store_true", help="do not record this run's episodes")
     settings.add_arguments(run)
     run.set_defaults(func=_cmd_run)

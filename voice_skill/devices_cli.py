@@ -146,7 +146,11 @@ def run_check(chosen: "Settings | None", out: TextIO, *, input_device: str | Non
 
 
 def add_parser(subparsers) -> None:
-    devices = subparsers.add_parser("devices", help="list microphones and loudspeakers, defaults marked")
+    devices = subparsers.add_parser(
+        "devices", help="list microphones and loudspeakers, defaults marked",
+        description="List the sound server's microphones and loudspeakers (PulseAudio or PipeWire), then "
+        "PortAudio's, with the defaults marked. A fragment of a name or description shown here is what "
+        "--input-device and --output-device take.")
     devices.set_defaults(func=lambda args: list_devices(sys.stdout))
     check = subparsers.add_parser(
         "check", help="speak a test sentence, record 3 s, show the level and what was heard",

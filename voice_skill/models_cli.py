@@ -103,28 +103,39 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``models`` on an argparse subparsers object; returns its parser."""
-    parser = subparsers.add_parser("models", help="list, download, verify or remove Vosk speech models",
-                                   description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser(
+        "models", help="list, download, verify or remove Vosk speech models",
+        description="List, download, verify or remove Vosk speech models. PocketSphinx needs none: its English "
+        "model ships inside its wheel. Only 'download' uses the network.")
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
     actions.required = True
     where = f"model folder (default: {models.user_models_dir()})"
 
-    p = actions.add_parser("list", help="known and installed models, and which one is used")
+    p = actions.add_parser("list", help="known and installed models, and which one is used",
+                           description="List the known models, the folders searched for models (in order), "
+                           "the installed models and the one 'run' would use.")
     p.set_defaults(func=cmd_list)
 
-    p = actions.add_parser("download", help=f"download and install a model (default {models.DEFAULT_MODEL})")
+    p = actions.add_parser("download", help=f"download and install a model (default {models.DEFAULT_MODEL})",
+                           description=f"Download a model (default {models.DEFAULT_MODEL}) into the user's data "
+                           "folder, or into --dir: with progress, resuming an interrupted transfer, checking the "
+                           "pinned SHA-256, and moving it into place only when complete.")
     p.add_argument("name", nargs="?", metavar="NAME", help="model name (see 'models list')")
     p.add_argument("--dir", help=where)
     p.add_argument("--url-base", help=f"download from here instead (also ${models.URL_BASE_ENV})")
     p.add_argument("--force", action="store_true", help="reinstall even if already installed")
     p.set_defaults(func=cmd_download)
 
-    p = actions.add_parser("verify", help="re-check a model's files (default: the model in use)")
+    p = actions.add_parser("verify", help="re-check a model's files (default: the model in use)",
+                           description="Re-check an installed model's files: against the hashes recorded when it "
+                           "was downloaded, or, without them, by loading it with Vosk (default: the model 'run' "
+                           "would use).")
     p.add_argument("name", nargs="?", metavar="NAME", help="model name or folder")
     p.add_argument("--dir", help=where)
     p.set_defaults(func=cmd_verify)
 
-    p = actions.add_parser("remove", help="delete an installed model")
+    p = actions.add_parser("remove", help="delete an installed model",
+                           description="Delete an installed model from the user's data folder, or from --dir.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--dir", help=where)
     p.set_defaults(func=cmd_remove)

@@ -47,7 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              f"{user_routines_dir()}), with their steps, length at normal pace and origin.")
     listing.set_defaults(func=cmd_list)
 
-    show = sub.add_parser("show", help="the spoken script of a routine, with timings")
+    show = sub.add_parser("show", help="the spoken script of a routine, with timings",
+                          description="Print a routine's spoken script with the time each line starts (mm:ss "
+                          "from the trigger), countdown marks, pacing cues and releases included, as the "
+                          "coach paces them.")
     show.add_argument("routine", metavar="ID|FILE", help="a built-in routine's id, or a routine file")
     show.add_argument("--pace", type=_positive, default=1.0,
                       help="pace factor: 1 is normal, 1.25 one step slower (default 1)")
@@ -56,7 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     show.add_argument("--leg", choices=("left", "right"), help="say the lines as if this leg had been named")
     show.set_defaults(func=cmd_show)
 
-    validate = sub.add_parser("validate", help="check routine files (every file is reported)")
+    validate = sub.add_parser("validate", help="check routine files (every file is reported)",
+                              description="Check routine files: each valid one is reported as 'FILE: ok', each "
+                              "invalid one as one line naming the file, the step and the field (exit 2 if any "
+                              "was invalid).")
     validate.add_argument("files", nargs="+", metavar="FILE", help="routine files to check")
     validate.set_defaults(func=cmd_validate)
     return parser

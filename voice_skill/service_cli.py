@@ -137,22 +137,30 @@ def _unit_options(p: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``service`` on an argparse subparsers object; returns its parser."""
-    parser = subparsers.add_parser("service", help="run the skill as a bedside service (systemd user unit)",
-                                   description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser(
+        "service", help="run the skill as a bedside service (systemd user unit)",
+        description="Run the skill as a bedside service: a systemd user unit that starts at login, waits for "
+        "the sound server and restarts on failure. Run it as the person whose session plays the sound, "
+        "not with sudo.")
     actions = parser.add_subparsers(dest="service_action", metavar="ACTION")
     actions.required = True
 
-    p = actions.add_parser("install", help=f"write {service.UNIT_NAME}, enable and start it")
+    p = actions.add_parser("install", help=f"write {service.UNIT_NAME}, enable and start it",
+                           description=f"Write the user unit {service.UNIT_NAME}, enable it and start it now.")
     _unit_options(p)
     p.set_defaults(func=cmd_install)
 
-    p = actions.add_parser("uninstall", help=f"stop, disable and remove {service.UNIT_NAME}")
+    p = actions.add_parser("uninstall", help=f"stop, disable and remove {service.UNIT_NAME}",
+                           description=f"Stop and disable the user unit {service.UNIT_NAME} and remove its file.")
     p.set_defaults(func=cmd_uninstall)
 
-    p = actions.add_parser("status", help="is it installed, enabled and running")
+    p = actions.add_parser("status", help="is it installed, enabled and running",
+                           description="Say whether the service is installed, enabled and running, and where "
+                           "its log is.")
     p.set_defaults(func=cmd_status)
 
-    p = actions.add_parser("unit", help="print the unit that install would write")
+    p = actions.add_parser("unit", help="print the unit that install would write",
+                           description="Print the unit file that 'install' would write, without installing it.")
     _unit_options(p)
     p.set_defaults(func=cmd_unit)
     return parser

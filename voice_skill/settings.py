@@ -185,7 +185,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("pace", 1.0, f"a number from {PACE_MIN} to {PACE_MAX} (1 is normal, larger is slower)",
          _number(PACE_MIN, PACE_MAX), "routine pace at the start (larger is slower)", "FACTOR"),
     Spec("chime", True, "true or false (also yes/no, on/off, 1/0 outside the file)", _boolean,
-         "play a chime when listening starts and ends"),
+         "at night, a soft chime before the skill speaks after a quiet spell"),
     Spec("echo_cancel", True, "true or false (also yes/no, on/off, 1/0 outside the file)", _boolean,
          "take the skill's own voice out of the microphone, so you can talk over it"),
 )

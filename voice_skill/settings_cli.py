@@ -56,10 +56,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Settings live in one TOML file in the user's config folder; every one is also an "
         "environment variable VOICE_SKILL_<NAME> and a command-line option.")
     actions = config.add_subparsers(dest="config_action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="the effective settings and where each came from")
+    show = actions.add_parser("show", help="the effective settings and where each came from",
+                              description="Print every setting's effective value and where it came from (default, "
+                              "config file, environment or option); takes the options of 'run', so 'config show "
+                              "--rate 150' shows what 'run --rate 150' would use.")
     settings_mod.add_arguments(show)
     show.set_defaults(func=cmd_show)
-    path = actions.add_parser("path", help="print the config file's path")
+    path = actions.add_parser("path", help="print the config file's path",
+                              description="Print the path of the config file the skill reads (it may not exist yet).")
     path.add_argument("--config", metavar="PATH", default=None, help=argparse.SUPPRESS)
     path.set_defaults(func=cmd_path)
     return config

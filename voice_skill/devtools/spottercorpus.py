@@ -1,7 +1,7 @@
 """What the phrase spotter is trained, tuned and measured on: voices, texts and rooms.
 
 Three splits that share no voice: ``train`` (the head learns from it), ``dev`` (thresholds
-are chosen on it) and ``test`` (the figures in the README come from it, and nothing is
+are chosen on it) and ``test`` (the figures in docs/measurements.md come from it, and nothing is
 tuned on it). Texts are split too: the everyday sentences come from different fortune
 files (Debian's ``fortunes`` package) and the near misses are different lists. Every
 random choice takes an explicit seed.
