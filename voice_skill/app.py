@@ -160,7 +160,8 @@ def run_chunks(chunks: Iterable[AudioChunk], options: RunOptions, events_stream:
         events.write(0.0, "warning", text=f"the speech model lacks the word '{word}'")
     speaker = VirtualSpeaker(clock, _virtual_renderer(options, events))
     session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options, _start_hour(options)),
-                      speaker=speaker, clock=clock, events=events, guard=EchoGuard(),
+                      speaker=speaker, clock=clock, events=events,
+                      guard=EchoGuard(courtesy=table.courtesy, hears_speaker=options.echo_gain > 0),
                       echo_gain=options.echo_gain,
                       echo_canceller=EchoCanceller() if options.speaker == "tts" else None)
     for chunk in chunks:
@@ -272,7 +273,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
         recognizer.close()
         raise
     session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options, hour_at_start),
-                      speaker=speaker, clock=clock, events=events, guard=EchoGuard(), input_to_clock=mic.to_clock,
+                      speaker=speaker, clock=clock, events=events, guard=EchoGuard(courtesy=table.courtesy), input_to_clock=mic.to_clock,
                       echo_canceller=_live_echo_canceller(speaker) if options.echo_cancel else None)
     recorder = None
     if journal is not None:

@@ -84,6 +84,8 @@ class PhraseTable:
     negation: Negation = Negation()
     # intent -> its phrase families, in priority order: ((family, phrases), ...)
     families: Mapping[str, tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]] = field(default_factory=dict)
+    # words said around a command that change nothing ("okay", "please")
+    courtesy: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "PhraseTable":
@@ -143,6 +145,9 @@ class PhraseTable:
             raise RoutineError("negation: needs 'intents' (known intents), 'words' and a whole 'window' >= 1",
                                path=name)
         negation = Negation(frozenset(neg_intents), frozenset(w for x in neg_words for w in tokens(x)), window)
+        courtesy = data.get("courtesy", [])
+        if not isinstance(courtesy, list) or not all(isinstance(w, str) and tokens(w) for w in courtesy):
+            raise RoutineError("courtesy: must be a list of non-empty strings", path=name)
         slots = []
         for slot, values in (data.get("slots") or {}).items():
             if not isinstance(values, dict):
@@ -153,7 +158,8 @@ class PhraseTable:
                     raise RoutineError(f"slots.{slot}.{value}: must be a list of non-empty strings", path=name)
                 entries.append((value, tuple(tokens(p) for p in phrases)))
             slots.append((slot, tuple(entries)))
-        return cls(tuple(intents), tuple(slots), tuple(outrank), negation, families)
+        return cls(tuple(intents), tuple(slots), tuple(outrank), negation, families,
+                   frozenset(w for x in courtesy for w in tokens(x)))
 
     def phrases(self) -> list[str]:
         """Every phrase the recognizers must know: intents first, then slot values."""

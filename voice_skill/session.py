@@ -176,12 +176,20 @@ class EchoGuard:
     at that moment, or if it holds anything besides the command (the recognizer turning
     the skill's own sentence into words). A command said on its own, that the skill was not
     saying, gets through: that is barge-in. A safety phrase (``SAFETY_INTENTS``) gets through
-    in any sentence unless the skill was saying those very words.
+    in any sentence unless the skill was saying those very words. Courtesy words around a
+    command ("okay", "please": ``courtesy``) are not "anything besides" it.
+
+    ``hears_speaker`` is False where the input cannot hold the skill's voice (a recording
+    played in without a simulated room): the spans of speech on the virtual clock are then
+    no evidence about the audio, and nothing is ignored for overlapping them.
     """
 
-    def __init__(self, tail_s: float = 0.5, keep_s: float = 60.0) -> None:
+    def __init__(self, tail_s: float = 0.5, keep_s: float = 60.0, courtesy: frozenset[str] = frozenset(),
+                 hears_speaker: bool = True) -> None:
         self.tail_s = tail_s
         self.keep_s = keep_s
+        self.courtesy = courtesy
+        self.hears_speaker = hears_speaker
         self._spans: dict[int, list] = {}  # uid -> [start, end | None, words]
         self._first: float | None = None  # when the skill first spoke
 
@@ -209,7 +217,7 @@ class EchoGuard:
 
     def judge(self, hyp: Hypothesis, intent: Intent | None) -> str | None:
         """None to accept, or the reason the hypothesis is ignored."""
-        if intent is None:
+        if intent is None or not self.hears_speaker:
             return None
         overlapping = self.speaking(hyp.start_s, hyp.end_s)
         if not overlapping:
@@ -221,9 +229,18 @@ class EchoGuard:
             return "own voice"
         if intent.name in SAFETY_INTENTS:
             return None
-        if tokens(hyp.text) != tuple(intent.phrase.split()):
+        if self.extra_words(hyp.text, intent.phrase):
             return "mixed with own voice"
         return None
+
+    def extra_words(self, text: str, phrase: str) -> list[str]:
+        """The words of ``text`` besides one ``phrase`` and any courtesy words."""
+        heard, words = list(tokens(text)), phrase.split()
+        for i in range(len(heard) - len(words) + 1):
+            if heard[i:i + len(words)] == words:
+                del heard[i:i + len(words)]
+                break
+        return [w for w in heard if w not in self.courtesy]
 
 
 # ---- the loop -----------------------------------------------------------------------
@@ -249,7 +266,7 @@ class Session:
         self.speaker = speaker
         self.clock = clock
         self.events = events
-        self.guard = guard or EchoGuard()
+        self.guard = guard or EchoGuard(courtesy=parser.table.courtesy)
         self.echo_gain = echo_gain
         self._room = simulated_room() if echo_gain else None
         self.echo_canceller = echo_canceller
@@ -401,6 +418,8 @@ class Session:
             elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
                   and tokens(hyp.text) != tuple(intent.phrase.split())):
                 verdict = "mixed with own voice while the echo canceller learns"
+        if verdict is None and intent is not None and hyp.routine_only and not self.coach.active:
+            verdict = "no routine to command"
         if (verdict is None and intent is not None and intent.name in SAFETY_INTENTS and not self.coach.active
                 and len(tokens(hyp.text)) - len(intent.phrase.split()) > IDLE_SAFETY_EXTRA_WORDS):
             verdict = "buried in other speech"

@@ -21,13 +21,18 @@ from voice_skill.audio import AudioChunk
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """What a recognizer believes was said between ``start_s`` and ``end_s``."""
+    """What a recognizer believes was said between ``start_s`` and ``end_s``.
+
+    ``routine_only``: a command the phrase spotter heard on its own; it means something only
+    while a routine runs (outside one, a rare false command must not make the skill talk).
+    """
 
     text: str
     confidence: float
     start_s: float
     end_s: float
     final: bool = True
+    routine_only: bool = False
 
 
 @runtime_checkable

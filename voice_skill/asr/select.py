@@ -18,10 +18,10 @@ SPOTTER_MODES = ("auto", "on", "off")
 INSTALL_HINT = "install one with 'voice-skill models download'"
 
 
-def _pocketsphinx(phrases: Sequence[str]) -> Recognizer:
+def _pocketsphinx(phrases: Sequence[str], fillers: Sequence[str] = ()) -> Recognizer:
     from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: PLC0415 (lazy on purpose)
 
-    return PocketSphinxRecognizer(phrases)
+    return PocketSphinxRecognizer(phrases, extra_fillers=fillers)
 
 
 def _vosk(phrases: Sequence[str], found: FoundModel) -> tuple[Recognizer, str]:
@@ -43,10 +43,10 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
     mode = (spotter or "auto").lower()
     if mode not in SPOTTER_MODES:
         raise UsageError(f"unknown spotter mode {spotter!r}; choose one of: {', '.join(SPOTTER_MODES)}")
-    grammar, description = grammar_recognizer(asr, model, phrases)
+    builtin = PhraseTable.load()
+    grammar, description = grammar_recognizer(asr, model, phrases, fillers=sorted((table or builtin).courtesy))
     if mode == "off":
         return grammar, description
-    builtin = PhraseTable.load()
     if mode == "auto" and table is not None and table != builtin:
         return grammar, description + "; no trigger spotter (it knows the built-in English phrases only)"
     try:
@@ -67,14 +67,16 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
     return rec, f"trigger spotter, then {description}"
 
 
-def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str]) -> tuple[Recognizer, str]:
+def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
+                       fillers: Sequence[str] = ()) -> tuple[Recognizer, str]:
     """The recognizer to use and a one-line description of the engine and model chosen.
 
     ``asr``: "vosk", "pocketsphinx", or None / "auto" (Vosk when a usable model is
     found, else PocketSphinx). ``model``: the ``--model`` value (a folder or a model name).
     A model that was asked for explicitly (``--model``, ``VOICE_SKILL_MODEL`` or
     ``asr="vosk"``) and is broken is an error; one found by searching falls back to
-    PocketSphinx with the reason in the description.
+    PocketSphinx with the reason in the description. ``fillers``: words PocketSphinx may
+    hear between the phrases (the courtesy words of the phrase table).
     """
     engine = (asr or "auto").lower()
     if engine not in ENGINES:
@@ -82,13 +84,13 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
     if engine == "pocketsphinx":
         if model:
             log.warning("--model %s is ignored: it is for the vosk engine", model)
-        return _pocketsphinx(phrases), "pocketsphinx (built-in English model)"
+        return _pocketsphinx(phrases, fillers), "pocketsphinx (built-in English model)"
     found = find_model(model)
     if found is None:
         if engine == "vosk":
             raise ModelError(f"no Vosk model found (looked in --model, {MODEL_ENV} and the model folders); "
                              f"{INSTALL_HINT}")
-        return _pocketsphinx(phrases), "pocketsphinx (built-in English model; no Vosk model installed)"
+        return _pocketsphinx(phrases, fillers), "pocketsphinx (built-in English model; no Vosk model installed)"
     explicit = engine == "vosk" or found.source.startswith(("--model", MODEL_ENV))
     try:
         return _vosk(phrases, found)
@@ -96,4 +98,4 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
         if explicit:
             raise
         log.warning("not using the Vosk model: %s", exc)
-        return _pocketsphinx(phrases), f"pocketsphinx (built-in English model); the Vosk model was not usable: {exc}"
+        return _pocketsphinx(phrases, fillers), f"pocketsphinx (built-in English model); the Vosk model was not usable: {exc}"

@@ -1,0 +1,63 @@
+"""How commands are taken around the skill's own speech: courtesy words ("okay", "please")
+never make a command look mixed with the skill's voice, other words do; a recording with no
+simulated room holds no skill voice to guard against; and a command the phrase spotter heard
+on its own acts only while a routine runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scripted import first, run_script, says
+from voice_skill.asr.base import Hypothesis
+from voice_skill.errors import RoutineError
+from voice_skill.intents import IntentParser, PhraseTable
+from voice_skill.session import EchoGuard
+
+# "Hello." is said from 1.0 to 1.4 s and "Step one here." from 1.4 to 2.6 s (0.4 s a word);
+# a scripted utterance lasts the 0.5 s before its time.
+
+
+@pytest.mark.parametrize("text", ["okay pause please", "um pause", "pause thank you"])
+def test_courtesy_words_around_a_command_said_over_the_skill_are_obeyed(text):
+    events = run_script([(1.0, "calf cramp"), (2.2, text)], 20)
+    heard = first(events, "heard", text=text)
+    assert heard["intent"] == "pause" and "ignored" not in heard
+    first(events, "routine", state="paused")
+
+
+def test_other_words_around_a_command_said_over_the_skill_are_still_its_own_voice():
+    events = run_script([(1.0, "calf cramp"), (2.2, "stroke slower up")], 20)
+    heard = first(events, "heard", text="stroke slower up")
+    assert heard["ignored"] == "mixed with own voice" and heard["intent"] is None
+
+
+def test_the_courtesy_words_come_from_the_phrase_table():
+    table = PhraseTable.load()
+    assert {"okay", "please", "um"} <= table.courtesy
+    guard = EchoGuard(courtesy=table.courtesy)
+    assert guard.extra_words("okay stop please", "stop") == []
+    assert guard.extra_words("stop the stroke", "stop") == ["the", "stroke"]
+    with pytest.raises(RoutineError, match="courtesy"):
+        PhraseTable.from_dict({"intents": {"stop": {"phrases": ["stop"]}}, "courtesy": ["okay", 3]})
+
+
+def test_a_guard_for_input_without_the_skills_voice_ignores_nothing_for_overlap():
+    parser = IntentParser()
+    hyp = Hypothesis("stroke slower up", 0.9, 1.0, 1.5)
+    for hears, verdict in ((True, "mixed with own voice"), (False, None)):
+        guard = EchoGuard(hears_speaker=hears)
+        guard.started(1, 0.5, "Stroke up from the ankle.")
+        assert guard.judge(hyp, parser.parse(hyp.text)) == verdict
+
+
+def test_a_spotted_command_with_no_routine_running_is_ignored_without_a_word():
+    events = run_script([(1.0, "stop", True, True), (3.0, "next", True, True)], 10)
+    assert [e["ignored"] for e in events if e["event"] == "heard"] == ["no routine to command"] * 2
+    assert says(events) == []
+
+
+def test_a_spotted_command_in_a_routine_is_obeyed():
+    events = run_script([(1.0, "calf cramp"), (6.0, "stop", True, True)], 20)
+    heard = first(events, "heard", text="stop")
+    assert heard["intent"] == "stop" and "ignored" not in heard
+    first(events, "routine", state="stopped")
