@@ -221,9 +221,17 @@ def windows(emb: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return emb[rows[:, None] - np.arange(WINDOW - 1, -1, -1)[None, :]].astype(np.float32)
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 class MLP:
-    def __init__(self, n_in: int, rng: np.random.Generator) -> None:
-        sizes = (n_in, *HIDDEN, 1)
+    """Two ReLU layers, then one logit (a sigmoid score) or ``n_out`` logits (a softmax over classes)."""
+
+    def __init__(self, n_in: int, rng: np.random.Generator, n_out: int = 1) -> None:
+        self.n_out = n_out
+        sizes = (n_in, *HIDDEN, n_out)
         self.params = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             self.params += [(rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32),
@@ -236,7 +244,8 @@ class MLP:
         w1, b1, w2, b2, w3, b3 = self.params
         h1 = np.maximum(x @ w1 + b1, 0)
         h2 = np.maximum(h1 @ w2 + b2, 0)
-        z = (h2 @ w3 + b3).reshape(-1)
+        z = h2 @ w3 + b3
+        z = z.reshape(-1) if self.n_out == 1 else z
         return (z, (x, h1, h2)) if keep else z
 
     def step(self, x: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float, rng: np.random.Generator,
@@ -245,9 +254,16 @@ class MLP:
             # input dropout: no single embedding dimension can carry a voice's identity
             x = x * (rng.random(x.shape, dtype=np.float32) >= dropout) / (1 - dropout)
         z, (x, h1, h2) = self.forward(x, keep=True)
-        p = 1 / (1 + np.exp(-np.clip(z, -30, 30)))
-        loss = float(-(w * (y * np.log(p + 1e-7) + (1 - y) * np.log(1 - p + 1e-7))).sum() / w.sum())
-        g = (w * (p - y) / w.sum()).astype(np.float32)[:, None]
+        if self.n_out == 1:  # y: 0 or 1
+            p = 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+            loss = float(-(w * (y * np.log(p + 1e-7) + (1 - y) * np.log(1 - p + 1e-7))).sum() / w.sum())
+            g = (w * (p - y) / w.sum()).astype(np.float32)[:, None]
+        else:  # y: class indices
+            p = softmax(z)
+            rows = np.arange(len(y))
+            loss = float(-(w * np.log(p[rows, y.astype(np.int64)] + 1e-7)).sum() / w.sum())
+            p[rows, y.astype(np.int64)] -= 1.0
+            g = (w[:, None] * p / w.sum()).astype(np.float32)
         w1, b1, w2, b2, w3, b3 = self.params
         gw3, gb3 = h2.T @ g, g.sum(0)
         d2 = (g @ w3.T) * (h2 > 0)
@@ -299,19 +315,9 @@ def scores_of(head_or_model, emb, rows, mean=None, scale=None, batch: int = 8192
 
 
 def detections(scores: np.ndarray, threshold: float, min_frames: int) -> np.ndarray:
-    """Frame indices where the streaming detector (TriggerSpotter's rule) would fire."""
-    fired, run, armed = [], 0, True
-    for i, s in enumerate(scores):
-        if s >= threshold:
-            run += 1
-            if armed and run >= min_frames:
-                armed = False
-                fired.append(i)
-        else:
-            run = 0
-            if s < threshold / 2:
-                armed = True
-    return np.array(fired, dtype=np.int64)
+    """Frame indices where the streaming detector (``spotter.Decision``'s rule) would fire."""
+    rule = sp.Decision(threshold, min_frames)
+    return np.array([i for i, s in enumerate(scores) if rule.fires(float(s))], dtype=np.int64)
 
 
 def split_clips(rows: np.ndarray) -> list[np.ndarray]:

@@ -198,7 +198,7 @@ def test_a_broken_head_is_one_clear_error(tmp_path) -> None:
 
 def test_the_shipped_files_match_the_model_card() -> None:
     card = (ROOT / "voice_skill" / "data" / "spotter" / "MODEL_CARD.md").read_text()
-    for name in (sp.MEL_MODEL, sp.EMBEDDING_MODEL, sp.HEAD):
+    for name in (sp.MEL_MODEL, sp.EMBEDDING_MODEL, sp.HEAD, sp.COMMAND_HEAD):
         digest = hashlib.sha256((ROOT / "voice_skill" / "data" / "spotter" / name).read_bytes()).hexdigest()
         assert digest in card, name
 
@@ -219,3 +219,63 @@ def test_clip_scores_match_the_streaming_detector(models, head) -> None:
     _detections(spotter, x, 0.1)
     stream = np.array([s for _, s in spotter.recent_scores()])
     assert np.allclose(stream, batch, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the command head
+
+
+@pytest.fixture(scope="module")
+def commands() -> sp.SpotterHead:
+    head = sp.command_head()
+    assert head is not None, "the package ships a command head"
+    return head
+
+
+def _best(spotter: sp.TriggerSpotter, samples: np.ndarray, phrase, chunk_s: float = 0.1) -> tuple[str | None, float]:
+    _detections(spotter, samples, chunk_s)
+    return spotter.best_command(phrase.start_s, phrase.end_s + 0.3)
+
+
+def test_the_command_head_hears_commands_by_their_sound(models, head, commands) -> None:
+    said = {"stop": "stop", "okay next please": "next", "um it's gone": "done", "repeat that": "repeat",
+            "faster": "faster", "help": "help", "go back": "back"}
+    spotter = sp.TriggerSpotter(models, head, commands=commands)
+    best = {}
+    for text in said:
+        comp = compose([1.0, (text, UNSEEN), 1.0])
+        best[text] = _best(spotter, _with_floor(comp.samples), comp.phrases[0])
+    assert {text: label for text, (label, _) in best.items()} == said
+    # sure enough to be taken when the grammar recognizer could not place them: most of them
+    assert sum(p >= commands.threshold for _, p in best.values()) >= 5, best
+
+
+def test_the_command_heads_view_is_the_same_whatever_the_chunk_size(models, head, commands) -> None:
+    comp = compose([0.6, ("okay stop", UNSEEN), 0.9, ("repeat that", UNSEEN), 1.0])
+    x = _with_floor(comp.samples)
+    spotter = sp.TriggerSpotter(models, head, commands=commands)
+    runs = [[_best(spotter, x, phrase, size) for phrase in comp.phrases] for size in (0.02, 0.1, 0.37)]
+    assert runs[0] == runs[1] == runs[2] and [label for label, _ in runs[0]] == ["stop", "repeat"]
+
+
+def test_the_skills_own_voice_is_no_command(models, head, commands) -> None:
+    from voice_skill.devtools.spottercorpus import OWN_VOICE, own_sentences  # noqa: PLC0415
+
+    parts: list = [0.5]
+    for text in own_sentences()[:8]:
+        parts += [(text, OWN_VOICE), 0.4]
+    comp = compose(parts)
+    spotter = sp.TriggerSpotter(models, head, commands=commands)
+    _detections(spotter, _with_floor(comp.samples), 0.1)
+    sure = [(ph.text, spotter.best_command(ph.start_s, ph.end_s + 0.3)) for ph in comp.phrases]
+    assert [s for s in sure if s[1][1] >= commands.threshold] == []
+
+
+def test_an_utterance_the_grammar_could_not_place_gets_a_second_chance_by_its_sound(models, head, commands):
+    comp = compose([1.0, ("repeat that", UNSEEN), 1.5, ("the weather was warm all week", UNSEEN), 1.0])
+    again, talk = comp.phrases
+    grammar = ScriptedGrammar([Hypothesis("we eat that", 0.5, again.start_s, again.end_s),
+                               Hypothesis("the weather was warm all week", 0.5, talk.start_s, talk.end_s)])
+    rec = SpottingRecognizer(sp.TriggerSpotter(models, head, commands=commands), grammar, IntentParser(),
+                             "calf cramp")
+    heard = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
+    assert [(h.text, h.routine_only) for h in heard] == [("repeat", True), ("the weather was warm all week", False)]

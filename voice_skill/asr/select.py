@@ -50,10 +50,10 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
     if mode == "auto" and table is not None and table != builtin:
         return grammar, description + "; no trigger spotter (it knows the built-in English phrases only)"
     try:
-        from voice_skill.asr.spotter import TriggerSpotter  # noqa: PLC0415 (loads onnxruntime)
+        from voice_skill.asr.spotter import TriggerSpotter, command_head  # noqa: PLC0415 (loads onnxruntime)
         from voice_skill.asr.spotting import SpottingRecognizer  # noqa: PLC0415
 
-        spotter_ = TriggerSpotter()
+        spotter_ = TriggerSpotter(commands=command_head())
     except ModelError as exc:
         if mode == "on":
             close = getattr(grammar, "close", None)

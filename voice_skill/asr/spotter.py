@@ -48,6 +48,7 @@ DATA = "data/spotter"
 MEL_MODEL = "melspectrogram.onnx"
 EMBEDDING_MODEL = "embedding_model.onnx"
 HEAD = "trigger_head.npz"
+COMMAND_HEAD = "command_head.npz"
 
 
 def embedding_end_s(index: int) -> float:
@@ -186,6 +187,11 @@ class SpotterHead:
     def min_frames(self) -> int:
         return int(self.meta.get("min_frames", 1))
 
+    @property
+    def classes(self) -> list[str]:
+        """What a multi-class head's outputs mean ("none" first); [] for a one-score head."""
+        return list(self.meta.get("classes", []))
+
     @classmethod
     def load(cls, path: str | Path | None = None) -> "SpotterHead":
         path = Path(path) if path is not None else _data_path(HEAD, None)
@@ -207,14 +213,29 @@ class SpotterHead:
         np.savez_compressed(path, mean=self.mean, scale=self.scale, meta=json.dumps(self.meta, sort_keys=True),
                             **arrays)
 
-    def score(self, windows: np.ndarray) -> np.ndarray:
-        """(n, window, 96) embeddings -> (n,) probabilities that a trigger just ended."""
+    def _logits(self, windows: np.ndarray) -> np.ndarray:
         x = (np.asarray(windows, dtype=np.float32).reshape(len(windows), -1) - self.mean) * self.scale
         w1, b1, w2, b2, w3, b3 = self.weights
         h = np.maximum(x @ w1 + b1, 0.0)
         h = np.maximum(h @ w2 + b2, 0.0)
-        logit = (h @ w3 + b3).reshape(-1)
+        return h @ w3 + b3
+
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """(n, window, 96) embeddings -> (n,) probabilities that a trigger just ended."""
+        logit = self._logits(windows).reshape(-1)
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """(n, window, 96) embeddings -> (n, classes) probabilities of a multi-class head."""
+        z = self._logits(windows)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def command_head(path: str | Path | None = None) -> SpotterHead | None:
+    """The shipped command head (or the one at ``path``); None where there is none."""
+    path = Path(path) if path is not None else _data_path(COMMAND_HEAD, None)
+    return SpotterHead.load(path) if path.exists() else None
 
 
 def clip_scores(models: FeatureModels, head: SpotterHead, samples: np.ndarray) -> np.ndarray:
@@ -245,25 +266,59 @@ class Detection:
     end_s: float
 
 
+class Decision:
+    """One output's firing rule: ``min_frames`` scores in a row at or above ``threshold``
+    fire once; it fires again only after the score has fallen below half the threshold,
+    so one phrase gives one detection."""
+
+    def __init__(self, threshold: float, min_frames: int) -> None:
+        self.threshold = threshold
+        self.min_frames = min_frames
+        self.reset()
+
+    def reset(self) -> None:
+        self._run = 0
+        self._armed = True
+
+    def fires(self, score: float) -> bool:
+        if score >= self.threshold:
+            self._run += 1
+            if self._armed and self._run >= self.min_frames:
+                self._armed = False
+                return True
+            return False
+        self._run = 0
+        if score < self.threshold / 2:
+            self._armed = True
+        return False
+
+
 class TriggerSpotter:
     """The streaming detector: chunks in, detections out, scores kept for a second opinion.
 
-    A detection needs ``min_frames`` consecutive scores at or above the threshold; after one,
-    the spotter stays quiet until the score has fallen below half the threshold, so one
-    phrase gives one detection.
+    The trigger head decides the triggers (``Decision``'s rule). An optional multi-class
+    ``commands`` head reads the same embeddings and keeps, for the last 30 s, how likely each
+    short command ("stop", "next", "it's gone") is to have just ended: ``best_command`` gives
+    the grammar recognizer's utterances a second opinion by sound.
     """
 
     HISTORY_S = 30.0
     PHRASE_S = 1.2  # the start time reported: a typical trigger's length before its end
 
     def __init__(self, models: FeatureModels | None = None, head: SpotterHead | None = None,
-                 threshold: float | None = None, min_frames: int | None = None) -> None:
+                 threshold: float | None = None, min_frames: int | None = None,
+                 commands: SpotterHead | None = None) -> None:
         self.models = models or FeatureModels()
         self.head = head or SpotterHead.load()
         self.threshold = self.head.threshold if threshold is None else threshold
         self.min_frames = self.head.min_frames if min_frames is None else min_frames
+        self.commands = commands
+        if commands is not None and (not commands.classes or commands.window != self.head.window):
+            raise ModelError("the command head must be a multi-class head over the trigger head's window")
         self._embedder = StreamingEmbedder(self.models)
         self._scores: deque[tuple[float, float]] = deque(maxlen=int(self.HISTORY_S / HOP_S))
+        self._trigger = Decision(self.threshold, self.min_frames)
+        self._command_probs: deque[tuple[float, np.ndarray]] = deque(maxlen=int(self.HISTORY_S / HOP_S))
         self.reset()
 
     def reset(self) -> None:
@@ -273,8 +328,9 @@ class TriggerSpotter:
                                                 maxlen=self.head.window)
         self._origin_s: float | None = None
         self._fed = 0
-        self._run = 0
-        self._armed = True
+        self._trigger.reset()
+        self._scores.clear()
+        self._command_probs.clear()
 
     def accept(self, chunk: AudioChunk) -> list[Detection]:
         if self._origin_s is None or abs(chunk.start_s - (self._origin_s + self._fed / SAMPLE_RATE)) > 1e-6:
@@ -287,19 +343,26 @@ class TriggerSpotter:
         found: list[Detection] = []
         for index, emb in self._embedder.accept(samples):
             self._window.append(emb)
-            score = float(self.head.score(np.stack(self._window)[None])[0])
+            window = np.stack(self._window)[None]
+            score = float(self.head.score(window)[0])
             end_s = self._origin_s + embedding_end_s(index)
             self._scores.append((end_s, score))
-            if score >= self.threshold:
-                self._run += 1
-                if self._armed and self._run >= self.min_frames:
-                    self._armed = False
-                    found.append(Detection(score, max(self._origin_s, end_s - self.PHRASE_S), end_s))
-            else:
-                self._run = 0
-                if score < self.threshold / 2:
-                    self._armed = True
+            if self._trigger.fires(score):
+                found.append(Detection(score, max(self._origin_s, end_s - self.PHRASE_S), end_s))
+            if self.commands is not None:
+                self._command_probs.append((end_s, self.commands.probabilities(window)[0]))
         return found
+
+    def best_command(self, start_s: float, end_s: float) -> tuple[str | None, float]:
+        """The command most likely to have ended within [start_s, end_s] by the command head,
+        and its probability ((None, 0.0) without a command head or kept frames)."""
+        best, label = 0.0, None
+        for t, probs in self._command_probs:
+            if start_s <= t <= end_s:
+                c = int(np.argmax(probs[1:])) + 1
+                if probs[c] > best:
+                    best, label = float(probs[c]), self.commands.classes[c]
+        return label, best
 
     def recent_scores(self) -> list[tuple[float, float]]:
         """(end of frame in seconds, score) for the last 30 s of frames, oldest first."""

@@ -6,6 +6,12 @@ recognizer (PocketSphinx or Vosk) goes on hearing everything else: commands, ans
 flags, and the triggers the spotter leaves to it (the bare word "cramp", which only the
 whole sentence tells apart from "the cramp is gone").
 
+With a command head (``TriggerSpotter.commands``), an utterance the grammar recognizer
+heard but could not make a phrase of ("walk year more slowly three" for "okay, more slowly
+please" over a fan) gets a second chance by its sound: when the head is sure enough
+(``command_threshold``) that a short command ended within it, that command is reported, as
+its intent's first phrase, marked ``routine_only``.
+
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
 than the firing threshold) or already fired there; otherwise the hypothesis is dropped. That
@@ -33,6 +39,7 @@ from voice_skill.intents import IntentParser
 log = logging.getLogger(__name__)
 
 SPAN_MARGIN_S = 0.3  # the grammar recognizer's word times are approximate by this much
+COMMAND_MARGIN_S = 0.2  # a command's end frame, around the grammar's utterance
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
@@ -50,6 +57,9 @@ class SpottingRecognizer:
                                   else confirm_threshold)
         self.name = f"spotter+{getattr(grammar, 'name', 'recognizer')}"
         self._fired: list[float] = []  # end times of the spotter's recent detections
+        self.command_threshold = spotter.commands.threshold if spotter.commands is not None else 1.0
+        # what a command heard by its sound is reported as: its intent's first phrase
+        self._command_text = {name: " ".join(phrases[0]) for name, phrases in parser.table.intents}
 
     @property
     def missing_words(self):
@@ -73,12 +83,23 @@ class SpottingRecognizer:
         if close is not None:
             close()
 
+    def _by_sound(self, hyp: Hypothesis) -> Hypothesis:
+        """A rejected utterance, or the command the command head is sure ended within it."""
+        label, p = self.spotter.best_command(hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
+        if label is None or p < self.command_threshold or label not in self._command_text:
+            return hyp
+        log.debug("%r heard by its sound as %r (%.2f)", hyp.text, label, p)
+        return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
+
     def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
         kept = []
         for hyp in hyps:
             intent = self.parser.parse(hyp.text) if hyp.final else None
             lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
             spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
+            if intent is None and hyp.final and not spotted:
+                kept.append(self._by_sound(hyp))
+                continue
             if intent is None or (intent.name != "start" and not spotted):
                 kept.append(hyp)
                 continue

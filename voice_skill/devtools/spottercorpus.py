@@ -151,6 +151,63 @@ _TEST_NEAR_MISSES_EXTRA = [
 _FILLERS = ["", "", "", "okay", "um", "please", "uh", "hey", "now", "okay please"]
 
 
+#: The commands the command head spots: the intents with short phrases said during a routine
+#: (red flags, "it's getting worse" and the other sentences about the person stay with the
+#: grammar recognizer, which hears the whole sentence).
+COMMAND_CLASSES = ("stop", "pause", "resume", "next", "back", "repeat", "slower", "faster", "done", "help")
+_CMD_BEFORE = {
+    "train": ["", "", "", "", "okay", "um", "please", "uh", "hey", "now", "oh", "okay please", "ah", "erm",
+              "right", "can you"],
+    "dev": ["", "", "", "okay", "um", "please", "uh"],
+    "test": ["", "", "", "okay", "um", "hey", "please", "uh", "alright", "so"],
+}
+_CMD_AFTER = {
+    "train": ["", "", "", "", "", "please", "now", "thanks", "thank you", "okay"],
+    "dev": ["", "", "", "please"],
+    "test": ["", "", "", "", "please", "now"],
+}
+#: Sentences near a command that are not one: negations and the cramp's news.
+COMMAND_NEAR_MISSES = {
+    "train": ["don't stop", "please don't stop", "never stop", "I'm not fine", "I'm not okay", "it's not better yet",
+              "it is not done yet", "it hasn't let go", "not yet", "no not yet", "it still hurts", "it's bad",
+              "ouch ouch", "oh that's tight", "mm hmm", "yes", "no", "okay", "thank you", "that's good"],
+    "dev": ["don't stop now", "I'm not fine at all", "not quite", "yes please", "hmm"],
+    "test": [],
+}
+
+
+def command_phrases(table: PhraseTable | None = None) -> dict[str, list[str]]:
+    """The phrases of each spotted command, from the phrase table."""
+    table = table or PhraseTable.load()
+    return {name: [" ".join(p) for p in phrases] for name, phrases in table.intents if name in COMMAND_CLASSES}
+
+
+def spoken_command_texts(split: str, rng: np.random.Generator, n: int,
+                         table: PhraseTable | None = None) -> list[tuple[str, str, str]]:
+    """``n`` (words up to and including the command, words after it, intent), classes in turn."""
+    phrases = command_phrases(table)
+    out = []
+    for i in range(n):
+        intent = COMMAND_CLASSES[i % len(COMMAND_CLASSES)]
+        phrase = phrases[intent][int(rng.integers(len(phrases[intent])))]
+        before = _CMD_BEFORE[split][int(rng.integers(len(_CMD_BEFORE[split])))]
+        after = _CMD_AFTER[split][int(rng.integers(len(_CMD_AFTER[split])))]
+        out.append((f"{before} {phrase}".strip(), after, intent))
+    return out
+
+
+def command_negatives(split: str, table: PhraseTable | None = None) -> list[str]:
+    """What the person says during a routine that is no spotted command: the other intents'
+    phrases (triggers, red flags, "it won't stop") and the split's near misses."""
+    table = table or PhraseTable.load()
+    other = [" ".join(p) for name, phrases in table.intents if name not in COMMAND_CLASSES for p in phrases]
+    return other + COMMAND_NEAR_MISSES[split]
+
+
+#: The skill's own voice (pyttsx3's default espeak-ng voice), heard back through the room.
+OWN_VOICE = "espeak:en-us"
+
+
 def test_near_misses() -> list[str]:
     from voice_skill.devtools.benchdata import NEAR_MISSES as BENCH  # noqa: PLC0415 (heavy import)
 

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Train the command head: which short command ("stop", "next", "it's gone", ...) just ended.
+
+    python scripts/train_commands.py data --split train --out build/commands   # clips -> embeddings
+    python scripts/train_commands.py data --split dev   --out build/commands
+    python scripts/train_commands.py train --data build/commands               # -> data/spotter/command_head.npz
+    python scripts/train_commands.py smoke                                     # the whole path, tiny
+
+The head reads the same 16 speech embeddings as the trigger head (``asr.spotter``) and gives
+a probability for each command of ``spottercorpus.COMMAND_CLASSES`` and for "none". It is
+trained the way the trigger head is (``scripts/train_spotter.py``, whose data helpers and
+perceptron it shares): commands in the split's voices, often with a filler before or after
+("okay stop", "next please"), in rooms, over fan, pink, babble and TV-like noise, and over the
+skill's own voice as a loudspeaker's echo leaves it; negatives are everyday sentences, the
+skill's own sentences in its own voice and in others, near misses ("don't stop", "I'm not
+fine") and every phrase of the other intents. The decision threshold is chosen on the dev
+split: the one that rescues most commands while wrong ones stay at or under ``--max-wrong``
+of the commands and false ones under ``--dev-fa-per-hour`` (``asr.spotting`` consults the
+head only for utterances the grammar recognizer heard and could not place, in a routine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import train_spotter as ts  # noqa: E402
+
+from voice_skill.asr import spotter as sp  # noqa: E402
+from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
+from voice_skill.devtools import speechgen  # noqa: E402
+from voice_skill.intents import IntentParser  # noqa: E402
+
+log = logging.getLogger("train_commands")
+CLASSES = corpus.COMMAND_CLASSES
+OWN_RATES = (175, 160, 130)  # the skill's speaking rates: quick, day, night
+
+
+def own_voice_bed(seconds: float, rng: np.random.Generator, sentences: list[str]) -> np.ndarray:
+    """The skill's own sentences in its own voice, back to back, through a room: what a
+    microphone by the loudspeaker hears while the coach speaks."""
+    parts, total = [], 0
+    while total < seconds * SAMPLE_RATE:
+        voice = f"{corpus.OWN_VOICE}@{OWN_RATES[int(rng.integers(len(OWN_RATES)))]}"
+        a = speechgen.synthesize(sentences[int(rng.integers(len(sentences)))], voice)
+        parts.append(a)
+        total += len(a) + int(0.4 * SAMPLE_RATE)
+    bed = corpus.join(parts, rng, (0.2, 0.9))
+    return np.clip(corpus.reverberate(bed, corpus.room_response(rng, float(rng.uniform(0.2, 0.6)))),
+                   -32768, 32767).astype(np.int16)
+
+
+def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[str], own: list[str],
+               own_share: float, clean_share: float) -> tuple[np.ndarray, str]:
+    """A clip as heard during a routine: over the skill's echo (``own_share``), in a quiet
+    room (``clean_share``) or over noise, at a random level."""
+    gain, floor = float(rng.uniform(-18, 0)), float(rng.uniform(-75, -55))
+    r = rng.random()
+    if r < own_share:
+        sir = float(rng.uniform(-3.0, 15.0))
+        bed = own_voice_bed(len(clip) / SAMPLE_RATE + 0.5, rng, own)
+        start = int(rng.integers(max(1, len(bed) - len(clip))))
+        mixed = speechgen.mix_at_snr(clip, bed[start:start + len(clip)], sir)
+        audio = corpus.in_room(mixed, rng, None, None, 0, noise_voices, reverb=0.0, gain_db=gain, floor_db=floor)
+        return audio, f"own voice {sir:.0f} dB"
+    kind, snr = (None, None) if r < own_share + clean_share else ts._condition(rng, 0.0)
+    audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
+                           gain_db=gain, floor_db=floor)
+    return audio, "clean" if kind is None else f"{kind} {snr:.0f} dB"
+
+
+def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False) -> dict:
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices(split)
+    if quick:
+        voices = [v for v in voices if v.startswith("espeak")][:3]
+    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    own = corpus.own_sentences()
+    emb, labels, meta = [], [], []
+    for head, tail, intent in corpus.spoken_command_texts(split, rng, n_clips):
+        voice = voices[int(rng.integers(len(voices)))]
+        try:
+            clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=0.3)
+        except speechgen.SpeechGenError as exc:
+            log.warning("skipping %r in %s: %s", head, voice, exc)
+            continue
+        audio, condition = in_routine(clip, rng, noise_voices, own, own_share=0.25, clean_share=0.25)
+        e = sp.clip_embeddings(ts._models(), audio)
+        lab = ts.frame_labels(len(e), end_s)
+        lab[lab == 1] = CLASSES.index(intent) + 1
+        emb.append(e.astype(np.float16))
+        labels.append(lab)
+        meta.append({"voice": voice, "text": f"{head} | {tail}", "intent": intent, "condition": condition})
+    return {"emb": emb, "labels": labels, "meta": meta}
+
+
+def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dict:
+    """About ``seconds`` of what a routine hears that is no command, in ~20 s clips."""
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices(split)
+    if quick:
+        voices = [v for v in voices if v.startswith("espeak")][:3]
+    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    everyday = corpus.everyday_sentences(split, IntentParser(), limit=200 if quick else None)
+    own = corpus.own_sentences()
+    pools = [(everyday, 0.45), (corpus.command_negatives(split), 0.35), (own, 0.2)]
+    emb, labels, meta = [], [], []
+    done = 0.0
+    while done < seconds:
+        if rng.random() < 0.3:  # the coach speaking, nobody else
+            audio = own_voice_bed(20.0, rng, own)
+            audio, condition = in_routine(audio, rng, noise_voices, own, own_share=0.0, clean_share=0.5)
+            text = "<own voice>"
+        else:
+            parts, texts = [], []
+            while sum(len(p) for p in parts) < 18 * SAMPLE_RATE:
+                r, acc, chosen = rng.random(), 0.0, pools[-1][0]
+                for candidate, share in pools:
+                    acc += share
+                    if r < acc:
+                        chosen = candidate
+                        break
+                for a, t, _ in corpus.stream_texts(chosen, voices, rng, 0.01):
+                    parts.append(a)
+                    texts.append(t)
+            audio, condition = in_routine(corpus.join(parts, rng, (0.1, 1.2)), rng, noise_voices, own,
+                                          own_share=0.3, clean_share=0.3)
+            text = " / ".join(texts)
+        e = sp.clip_embeddings(ts._models(), audio)
+        emb.append(e.astype(np.float16))
+        labels.append(ts.frame_labels(len(e), None))
+        meta.append({"text": text[:200], "condition": condition, "seconds": len(audio) / SAMPLE_RATE})
+        done += len(audio) / SAMPLE_RATE
+    return {"emb": emb, "labels": labels, "meta": meta}
+
+
+def _job(args: tuple) -> tuple[str, int]:
+    kind, split, seed, size, out, quick = args
+    path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
+    if path.exists():
+        return str(path), 0
+    shard = positive_shard(split, seed, int(size), quick) if kind == "pos" else negative_shard(split, seed, size, quick)
+    lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, emb=np.concatenate(shard["emb"]), labels=np.concatenate(shard["labels"]), lengths=lengths,
+             meta=json.dumps(shard["meta"]))
+    tmp.rename(path)
+    return str(path), int(lengths.sum())
+
+
+def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
+              quick: bool = False) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    per_pos, per_neg = 100, 400.0
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick) for i in range(max(1, pos_clips // per_pos))]
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick)
+             for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
+    if quick:
+        jobs = [(k, s, sd, 20 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
+    # interleave positives and negatives so that a run cut short still has both
+    pos, neg = [j for j in jobs if j[0] == "pos"], [j for j in jobs if j[0] == "neg"]
+    order = [j for pair in zip(pos, neg) for j in pair] + pos[len(neg):] + neg[len(pos):]
+    t0 = time.monotonic()
+    with mp.get_context("fork").Pool(workers) as pool:
+        for i, (path, frames) in enumerate(pool.imap_unordered(_job, order), 1):
+            log.info("%d/%d %s (%d frames, %.0f s)", i, len(order), Path(path).name, frames, time.monotonic() - t0)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def detections(probs: np.ndarray, threshold: float, min_frames: int) -> list[tuple[int, int]]:
+    """(frame, class index from 1) where the streaming spotter would fire (``spotter.Decision``)."""
+    rules = [sp.Decision(threshold, min_frames) for _ in range(probs.shape[1] - 1)]
+    return [(i, c + 1) for i, p in enumerate(probs) for c, rule in enumerate(rules) if rule.fires(float(p[c + 1]))]
+
+
+def evaluate(probs: np.ndarray, labels: np.ndarray, rows: np.ndarray, threshold: float, min_frames: int) -> dict:
+    right = wrong = missed = false = 0
+    neg_frames = 0
+    for clip in ts.split_clips(rows):
+        lab = labels[rows[clip]]
+        fired = detections(probs[clip], threshold, min_frames)
+        cls = int(lab.max()) if (lab > 0).any() else 0
+        near = [c for f, c in fired if lab[f] != 0]
+        false += sum(1 for f, c in fired if lab[f] == 0)
+        if cls:
+            if not near:
+                missed += 1
+            elif near[0] == cls:
+                right += 1
+            else:
+                wrong += 1
+        neg_frames += int((lab == 0).sum())
+    n = right + wrong + missed
+    hours = neg_frames * sp.HOP_S / 3600
+    return {"right": right / max(n, 1), "wrong": wrong / max(n, 1), "missed": missed / max(n, 1), "commands": n,
+            "false": false, "hours": hours, "fa_per_hour": false / max(hours, 1e-9)}
+
+
+def choose_threshold(probs, labels, rows, max_wrong: float, fa_per_hour: float) -> dict:
+    best = None
+    for min_frames in (1,):  # the skill takes the highest probability within an utterance
+        for th in np.round(np.arange(0.40, 1.0, 0.01), 3):
+            r = evaluate(probs, labels, rows, float(th), min_frames)
+            if r["wrong"] <= max_wrong and r["fa_per_hour"] <= fa_per_hour and (best is None or r["right"] > best["right"]):
+                best = {**r, "threshold": float(th), "min_frames": min_frames}
+    return best or {**evaluate(probs, labels, rows, 0.99, 2), "threshold": 0.99, "min_frames": 2}
+
+
+def probs_of(head_or_model, emb, rows, mean=None, scale=None, batch: int = 8192) -> np.ndarray:
+    out = []
+    for i in range(0, len(rows), batch):
+        w = ts.windows(emb, rows[i:i + batch])
+        if isinstance(head_or_model, sp.SpotterHead):
+            out.append(head_or_model.probabilities(w))
+        else:
+            out.append(ts.softmax(head_or_model.forward((w.reshape(len(w), -1) - mean) * scale)))
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> None:
+    rng = np.random.default_rng(args.seed)
+    emb, labels, ends = ts.load_data(args.data, "train")
+    rows = ends[labels[ends] >= 0]
+    y = labels[rows].astype(np.int64)
+    log.info("train: %d windows, %d positive", len(rows), int((y > 0).sum()))
+    sample = ts.windows(emb, rng.choice(rows, min(len(rows), 50000), replace=False)).reshape(-1, ts.WINDOW * sp.EMB_DIM)
+    mean = sample.mean(0).astype(np.float32)
+    scale = (1 / (sample.std(0) + 1e-3)).astype(np.float32)
+    model = ts.MLP(ts.WINDOW * sp.EMB_DIM, rng, n_out=len(CLASSES) + 1)
+    n_pos = max(int((y > 0).sum()), 1)
+    base = np.where(y > 0, (len(y) - n_pos) / n_pos * 0.25, 1.0).astype(np.float32)
+
+    def fit(epochs: int, weights: np.ndarray, lr: float) -> None:
+        for epoch in range(epochs):
+            order = rng.permutation(len(rows))
+            losses = []
+            for i in range(0, len(order), 1024):
+                idx = order[i:i + 1024]
+                x = (ts.windows(emb, rows[idx]).reshape(len(idx), -1) - mean) * scale
+                losses.append(model.step(x, y[idx], weights[idx], lr * (0.5 ** (epoch // 4)), rng))
+            log.info("epoch %d: loss %.4f", epoch + 1, float(np.mean(losses)))
+
+    fit(args.epochs, base, 1e-3)
+    # Hard negatives: the "none" windows the first model takes most for a command, weighted up.
+    p = probs_of(model, emb, rows, mean, scale)
+    cmd = 1.0 - p[:, 0]
+    neg = y == 0
+    cut = np.quantile(cmd[neg], 0.995)
+    weights = base * np.where(neg & (cmd >= cut), args.hard_weight, 1.0).astype(np.float32)
+    log.info("hard negatives: %d windows above %.3f", int((neg & (cmd >= cut)).sum()), cut)
+    fit(max(2, args.epochs // 2), weights, 5e-4)
+    meta = {"window": ts.WINDOW, "hidden": list(ts.HIDDEN), "seed": args.seed, "epochs": args.epochs,
+            "classes": ["none", *CLASSES], "trained_windows": int(len(rows)),
+            "trained_positive_windows": int((y > 0).sum())}
+    head = sp.SpotterHead(tuple(q.copy() for q in model.params), mean, scale, meta)
+    try:
+        demb, dlab, dends = ts.load_data(args.data, "dev")
+    except SystemExit as exc:
+        log.warning("%s; keeping the default threshold", exc)
+        dev = {"threshold": 0.9, "min_frames": 2}
+    else:
+        drows = dends[dlab[dends] >= 0]
+        dev = choose_threshold(probs_of(head, demb, drows), dlab, drows, args.max_wrong, args.dev_fa_per_hour)
+    log.info("dev: %s", dev)
+    meta.update(threshold=dev["threshold"], min_frames=dev["min_frames"],
+                dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()})
+    head = sp.SpotterHead(head.weights, mean, scale, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    head.save(args.out)
+    log.info("wrote %s", args.out)
+
+
+def cmd_report(args) -> None:
+    """Right, wrong and missed per class and condition on a split's stored clips."""
+    head = sp.SpotterHead.load(args.head)
+    emb, labels, ends = ts.load_data(args.data, args.split)
+    rows = ends[labels[ends] >= 0]
+    probs = probs_of(head, emb, rows)
+    r = evaluate(probs, labels, rows, head.threshold, head.min_frames)
+    print(f"{args.split}: threshold {head.threshold}, min_frames {head.min_frames}: "
+          f"right {r['right']:.1%}, wrong {r['wrong']:.1%}, missed {r['missed']:.1%} of {r['commands']} commands; "
+          f"{r['false']} false commands in {r['hours']:.2f} h ({r['fa_per_hour']:.2f}/h)")
+    for th in (0.6, 0.7, 0.8, 0.9, 0.95):
+        r = evaluate(probs, labels, rows, th, head.min_frames)
+        print(f"  at {th}: right {r['right']:.1%}, wrong {r['wrong']:.1%}, {r['fa_per_hour']:.2f} false/h")
+
+
+def cmd_smoke(args) -> None:
+    """The whole path on a few seconds of espeak-ng speech: data, training, a head that loads."""
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_data("train", folder, 20, 0.02, 1, args.seed, quick=True)
+        ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
+                                max_wrong=0.01, dev_fa_per_hour=1.0)
+        cmd_train(ns)
+        head = sp.SpotterHead.load(folder / "head.npz")
+        print(json.dumps({"classes": head.classes, "threshold": head.threshold}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data", help="render a split's clips and store their embeddings")
+    d.add_argument("--split", choices=("train", "dev", "test"), required=True)
+    d.add_argument("--out", type=Path, default=ROOT / "build" / "commands")
+    d.add_argument("--pos-clips", type=int, default=None)
+    d.add_argument("--neg-hours", type=float, default=None)
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--seed", type=int, default=1)
+    t = sub.add_parser("train", help="fit the head and choose its threshold on the dev split")
+    t.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
+    t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")
+    t.add_argument("--epochs", type=int, default=8)
+    t.add_argument("--hard-weight", type=float, default=4.0)
+    t.add_argument("--max-wrong", type=float, default=0.005)
+    t.add_argument("--dev-fa-per-hour", type=float, default=15.0)
+    t.add_argument("--seed", type=int, default=1)
+    r = sub.add_parser("report", help="right, wrong and missed on a split's stored clips")
+    r.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
+    r.add_argument("--split", default="test")
+    r.add_argument("--head", type=Path, default=None)
+    s = sub.add_parser("smoke", help="the whole path on a few seconds of audio")
+    s.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.cmd == "data":
+        defaults = {"train": (4000, 1.5), "dev": (800, 0.5), "test": (800, 0.5)}[args.split]
+        make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
+                  args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed)
+    else:
+        {"train": cmd_train, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
