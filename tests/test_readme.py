@@ -369,12 +369,13 @@ def said_sentences() -> set[str]:
     """Every sentence the skill can say: the built-in routines' lines and its own messages,
     with no leg named and with either leg."""
     from voice_skill.coach import Messages
-    from voice_skill.routine import builtin_routines, fill_placeholders, script
+    from voice_skill.rehearsal import rehearse
+    from voice_skill.routine import builtin_routines, fill_placeholders
 
     texts = []
     for routine in builtin_routines().values():
         for leg in (None, "left", "right"):
-            texts += [line.text for line in script(routine, leg=leg)]
+            texts += [line.text for line in rehearse(routine, leg=leg)]
     for text in Messages.load().texts.values():
         texts += [fill_placeholders(text, leg) for leg in (None, "left", "right")]
     return {s for text in texts for s in re.split(r"(?<=[.!?])\s+", text.strip())}

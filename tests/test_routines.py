@@ -19,10 +19,10 @@ import pytest
 from voice_skill.cli import main as cli_main
 
 from voice_skill import routines_cli
-from voice_skill.coach import CancelSpeech, Coach, Emit, Messages, Say
+from voice_skill.coach import Messages
 from voice_skill.errors import RoutineError
-from voice_skill.intents import Intent, IntentParser
-from voice_skill.speaker import estimate_seconds
+from voice_skill.intents import IntentParser
+from voice_skill.speechtime import estimate_seconds
 from voice_skill.routine import (
     MAX_SENTENCES_BEFORE_TIMER,
     PRESSURES,
@@ -33,8 +33,8 @@ from voice_skill.routine import (
     hold_lines,
     load_routine,
     number_words,
-    script,
 )
+from voice_skill.rehearsal import rehearse
 
 ROUTINE_DIR = Path(routines_cli.__file__).resolve().parent / "data" / "routines"
 MESSAGES = Path(routines_cli.__file__).resolve().parent / "data" / "messages.toml"
@@ -188,55 +188,48 @@ def test_hold_lines_for_the_sustained_pressure_step(routines):
         (15, "Fifteen seconds."), (10, "Ten."), (5, "Five."), (4, "Four."), (3, "Three."), (2, "Two."), (1, "One.")]
 
 
-def _coach_timeline(routine: Routine, pace: float, wpm: float) -> list[tuple[float, str, str]]:
-    """Run the real coach on ``routine`` with a speaker that takes estimate_seconds per line."""
-    coach = Coach({routine.id: routine}, Messages.load())
-    coach.pace = pace
-    heard: list[tuple[float, str, str]] = []
-    finishing: list[tuple[float, int]] = []
-    free_at = 0.0
-    finished = False
-
-    def feed(actions, now: float) -> None:
-        nonlocal free_at, finished
-        for action in actions:
-            if isinstance(action, Say):
-                start = max(now, free_at)
-                free_at = start + estimate_seconds(action.text, wpm)
-                heard.append((start, action.text, action.kind))
-                finishing.append((free_at, action.utterance_id))
-            elif isinstance(action, CancelSpeech):
-                raise AssertionError("nothing should cut off speech in an uninterrupted run")
-            elif isinstance(action, Emit) and action.event == "routine" and action.fields.get("state") == "finished":
-                finished = True
-
-    feed(coach.handle(Intent("start", "calf cramp"), 0.0), 0.0)
-    for _ in range(10_000):
-        if finished:
-            break
-        deadline = coach.next_deadline()
-        done = min(finishing) if finishing else None
-        if done is not None and (deadline is None or done[0] <= deadline + 1e-9):
-            finishing.remove(done)
-            feed(coach.speech_finished(done[1], done[0]), done[0])
-        else:
-            assert deadline is not None, "the coach is stuck"
-            feed(coach.tick(deadline), deadline)
-    assert finished
-    return heard
-
-
 @pytest.mark.parametrize("pace", [1.0, 1.25, 0.8])
 @pytest.mark.parametrize("rid", EXPECTED)
-def test_script_matches_the_coach(routines, rid, pace):
-    """``routines show`` times lines as the coach paces them (same speech estimate)."""
+def test_the_rehearsal_follows_the_routine_data(routines, rid, pace):
+    """``routines show`` prints the coach's own timeline. Checked here against the routine
+    file, not against the coach: every line of the data is said once, in order, one at a
+    time; a timed step's countdown starts ``settle_s`` after the step was said and its marks
+    fall on whole seconds before the release; a gap of ``gap_s`` times the pace follows."""
     routine = routines[rid]
-    ours = script(routine, pace=pace, notice=Messages.load()["notice"])
-    coach = _coach_timeline(routine, pace, 165.0)
-    kinds = {"intro": "reply", "outro": "reply"}
-    assert [(line.text, kinds.get(line.kind, line.kind)) for line in ours] == [(t, k) for _, t, k in coach]
-    for line, (start, text, _) in zip(ours, coach):
-        assert line.start_s == pytest.approx(start, abs=0.01), text
+    lines = rehearse(routine, pace=pace)
+    said = fill_placeholders  # no leg named: "{calf}" is said "calf"
+    assert lines[0].start_s == 0 and lines[0].kind == "intro" and lines[0].text == said(routine.intro)
+    assert lines[-1].kind == "outro" and lines[-1].text.startswith(said(routine.outro))
+    for before, after in zip(lines, lines[1:]):
+        assert after.start_s >= before.end_s - 1e-6, (before, after)  # one voice, one line at a time
+    for line in lines:
+        assert line.end_s - line.start_s == pytest.approx(estimate_seconds(line.text), abs=2e-3)
+    step_lines = [line for line in lines if line.kind == "step"]
+    assert [line.text for line in step_lines] == [said(step.say) for step in routine.steps]
+    for i, step in enumerate(routine.steps):
+        mine = [line for line in lines if line.step == i]
+        assert mine[0].kind == "step" and mine[0].step_id == step.id
+        if not step.has_timer:
+            continue
+        hold = max(round(step.hold_s * pace, 1), step.min_hold_s)
+        hold_start = mine[0].end_s + step.settle_s
+        hold_end = hold_start + hold
+        countdown = [line for line in mine if line.kind == "countdown"]
+        if step.countdown:
+            assert countdown[0].start_s == pytest.approx(hold_start, abs=2e-3)
+            for line in countdown[1:]:
+                mark = next(n for n in range(1, 200) if line.text == f"{number_words(n).capitalize()}.")
+                assert mark in step.countdown
+                assert line.start_s == pytest.approx(max(hold_end - mark, 0), abs=0.6), line
+        release = [line for line in mine if line.kind == "release"]
+        if step.release:
+            assert release[0].start_s >= hold_end - 1e-6 and release[0].text == said(step.release)
+            end = release[0].end_s
+        else:
+            end = hold_end
+        following = [line for line in lines if line.start_s > end + 1e-6 and line.step != i]
+        if following and i + 1 < len(routine.steps):
+            assert following[0].start_s == pytest.approx(end + step.gap_s * pace, abs=2e-3), step.id
 
 
 # ---- safety ---------------------------------------------------------------------------
@@ -292,7 +285,7 @@ def test_sentences_are_short(routines):
 def test_spoken_text_avoids_command_and_trigger_words(routines):
     parser = IntentParser()
     for r in routines.values():
-        for line in script(r):
+        for line in rehearse(r):
             words = set(norm_words(line.text))
             assert not words & (COMMAND_WORDS | TRIGGER_WORDS), f"{r.id} says {line.text!r}"
             heard = parser.parse(line.text)
@@ -302,9 +295,9 @@ def test_spoken_text_avoids_command_and_trigger_words(routines):
 def test_placeholders_name_the_leg(routines):
     assert any("{calf}" in t or "{leg}" in t for r in routines.values() if r.context == "active-cramp"
                for t in [r.intro, *(s.say for s in r.steps)])
-    lines = script(routines["night-cramp"], leg="left")
+    lines = rehearse(routines["night-cramp"], leg="left")
     assert any("left calf" in line.text for line in lines)
-    assert not any("{" in line.text for r in routines.values() for line in script(r))
+    assert not any("{" in line.text for r in routines.values() for line in rehearse(r))
 
 
 # ---- sources --------------------------------------------------------------------------
@@ -367,7 +360,7 @@ def test_the_tennis_ball_is_an_option_held_at_least_fifteen_seconds(routines, ri
     hold, lines = hold_lines(step, pace)
     assert hold >= 15
     assert lines[0] == (hold, f"{number_words(int(round(hold))).capitalize()} seconds.", "countdown")
-    timeline = [line for line in script(routines[rid], pace=pace) if line.step_id == step.id]
+    timeline = [line for line in rehearse(routines[rid], pace=pace) if line.step_id == step.id]
     said_at = timeline[0].end_s
     countdown_at = next(line.start_s for line in timeline if line.kind == "countdown")
     release_at = next(line.start_s for line in timeline if line.kind == "release")
@@ -393,7 +386,7 @@ def test_heat_and_ice_as_the_sources_give_them(routines):
 
 def test_no_line_can_be_heard_as_putting_weight_on_the_calf(routines):
     for r in routines.values():
-        for line in script(r):
+        for line in rehearse(r):
             assert "rest on it" not in line.text.lower(), f"{r.id}: {line.text!r}"
 
 
@@ -401,7 +394,7 @@ def test_only_the_workout_routine_speaks_of_a_run_or_a_gym(routines):
     for r in routines.values():
         if r.id == "workout-cramp":
             continue
-        words = " ".join(line.text.lower() for line in script(r))
+        words = " ".join(line.text.lower() for line in rehearse(r))
         for gym in ("workout", "session", "gym", " run", "halt", "sports drink"):
             assert gym not in words, f"{r.id} assumes a workout: {gym!r}"
 
@@ -409,7 +402,7 @@ def test_only_the_workout_routine_speaks_of_a_run_or_a_gym(routines):
 def test_the_midwife_is_named_only_on_the_pregnancy_path(routines):
     messages = Messages.load()
     for r in routines.values():
-        assert "midwife" not in " ".join(line.text.lower() for line in script(r)), r.id
+        assert "midwife" not in " ".join(line.text.lower() for line in rehearse(r)), r.id
     assert [k for k, t in messages.texts.items() if "midwife" in t] == ["pregnancy"]
 
 

@@ -26,7 +26,7 @@ from voice_skill.coach import Coach
 from voice_skill.intents import Intent, IntentParser, PhraseTable
 from voice_skill.routine import Routine, builtin_routines
 from voice_skill.session import EchoGuard, EventLog, Session, VirtualSpeaker
-from voice_skill.speaker import DEFAULT_RATE_WPM
+from voice_skill.speechtime import DEFAULT_RATE_WPM
 
 if TYPE_CHECKING:
     from voice_skill.journal import Journal
@@ -111,7 +111,7 @@ def _coach(options: RunOptions, hour: float) -> Coach:
 
 def _virtual_renderer(options: RunOptions, events: EventLog):
     """How long each utterance takes on the virtual clock, and its sound when real TTS is asked for."""
-    from voice_skill.speaker import estimate_seconds
+    from voice_skill.speechtime import estimate_seconds
 
     if options.speaker == "tts":
         from voice_skill.errors import DeviceError

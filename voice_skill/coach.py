@@ -430,6 +430,7 @@ class Coach:
             self._timer.freeze(now)
         self._awaiting = None
         out.append(Emit("routine", {"state": "paused", "routine": self.routine.id}))
+        self._emit_hold(now, out)
         self._say(self.messages["paused"], "reply", out)
 
     def _on_resume(self, intent: Intent, now: float, out: list[Action]) -> None:
@@ -573,7 +574,7 @@ class Coach:
         self._timer = None
         if routine.context == "active-cramp" and self._episode is None:
             self._episode = _Episode(start_s=now, last_s=now)
-        out.append(Emit("routine", {"state": "started", "routine": routine.id}))
+        out.append(Emit("routine", {"state": "started", "routine": routine.id, "pace": round(self.pace, 3)}))
         if announce:
             self._say(routine.intro, "reply", out)
         self._advance(0, now, out)
@@ -614,11 +615,26 @@ class Coach:
         self.phase = "hold"
         self._timer = _Timer("hold", now + total, total, lines)
         self._hold_total_s = total
-        fields: dict[str, object] = {"step": step.id, "seconds": hold}
-        if step.settle_s:
-            fields["settle_s"] = step.settle_s
-        out.append(Emit("hold", fields))
+        self._emit_hold(now, out, hold)
         out.extend(self.tick(now))
+
+    def _emit_hold(self, now: float, out: list[Action], seconds: float | None = None) -> None:
+        """Say where the current hold stands: when it starts (with its ``seconds`` and
+        ``settle_s``), and again whenever a pause, a resume or a pace change moves its end.
+        ``remaining_s`` counts to the end of the hold, settling in included; ``running`` is
+        false while paused. Screens count down from this alone."""
+        timer = self._timer
+        if timer is None or timer.kind != "hold":
+            return
+        step = self._step()
+        fields: dict[str, object] = {"step": step.id}
+        if seconds is not None:
+            fields["seconds"] = seconds
+            if step.settle_s:
+                fields["settle_s"] = step.settle_s
+        fields["remaining_s"] = round(timer.remaining(now), 3)
+        fields["running"] = not self.paused
+        out.append(Emit("hold", fields))
 
     def _start_gap(self, now: float, out: list[Action]) -> None:
         gap = self._step().gap_s * self.pace
@@ -639,6 +655,7 @@ class Coach:
         if self._timer is not None:
             self._timer.thaw(now)
         out.append(Emit("routine", {"state": "resumed", "routine": self.routine.id}))
+        self._emit_hold(now, out)
 
     def _change_pace(self, factor: float, now: float, out: list[Action]) -> None:
         new = self.pace * factor
@@ -666,6 +683,7 @@ class Coach:
             else:
                 timer.end_s = now + stretched
         out.append(Emit("pace", {"pace": round(self.pace, 3)}))
+        self._emit_hold(now, out)
         self._say(self.messages["slower" if factor > 1 else "faster"], "reply", out)
 
     def _end_routine(self, state: str, now: float, out: list[Action], reason: str | None = None) -> None:

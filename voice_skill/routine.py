@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from voice_skill.errors import RoutineError
-from voice_skill.speaker import DEFAULT_RATE_WPM, estimate_seconds
 
 if TYPE_CHECKING:
     from voice_skill.intents import IntentParser, PhraseTable
@@ -375,59 +374,3 @@ def hold_lines(step: Step, pace: float = 1.0) -> tuple[float, list[tuple[float, 
             t += every
     lines.sort(key=lambda item: -item[0])
     return hold, lines
-
-
-@dataclass(frozen=True)
-class ScriptLine:
-    """One utterance of a routine as heard: when it starts and ends (seconds from the trigger)."""
-
-    start_s: float
-    end_s: float
-    kind: str  # intro, step, countdown, cue, release, outro
-    text: str
-    step: int | None = None  # index into Routine.steps
-    step_id: str = ""
-
-
-def script(routine: Routine, *, pace: float = 1.0, wpm: float = DEFAULT_RATE_WPM,
-           leg: str | None = None, notice: str = "") -> list[ScriptLine]:
-    """Every line of ``routine`` with its timing, as the coach paces it from the trigger.
-
-    The intro and the first step are queued together; a step's hold starts when its text
-    has been said and its ``settle_s`` has passed; countdown marks and cues are due at fixed times in the hold; the
-    release is said when the hold ends, then the gap runs; the outro (with ``notice``
-    appended, as the coach does the first time) ends the routine.
-    """
-    lines: list[ScriptLine] = []
-    free_at = 0.0  # when the speaker has said everything queued so far
-
-    def speak(due: float, text: str, kind: str, index: int | None = None, sid: str = "") -> float:
-        nonlocal free_at
-        text = fill_placeholders(text, leg)
-        start = max(due, free_at)
-        end = start + estimate_seconds(text, wpm)
-        free_at = end
-        lines.append(ScriptLine(round(start, 3), round(end, 3), kind, text, index, sid))
-        return end
-
-    now = 0.0
-    speak(now, routine.intro, "intro")
-    for i, step in enumerate(routine.steps):
-        now = speak(now, step.say, "step", i, step.id)
-        if step.has_timer:
-            hold, due = hold_lines(step, pace)
-            now += step.settle_s
-            for remaining, text, kind in due:
-                speak(now + hold - remaining, text, kind, i, step.id)
-            now += hold
-            if step.release:
-                now = speak(now, step.release, "release", i, step.id)
-        now += step.gap_s * pace
-    outro = f"{routine.outro} {notice}".strip()
-    speak(now, outro, "outro")
-    return lines
-
-
-def script_seconds(routine: Routine, **options: Any) -> float:
-    """How long ``routine`` takes from the trigger to the end of its outro (see ``script``)."""
-    return max(line.end_s for line in script(routine, **options))

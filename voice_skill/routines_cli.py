@@ -23,16 +23,10 @@ from pathlib import Path
 from typing import Mapping
 
 from voice_skill import settings
-from voice_skill.coach import Messages
 from voice_skill.errors import RoutineError
-from voice_skill.routine import (
-    Routine,
-    builtin_routines,
-    load_routine,
-    script,
-    script_seconds,
-)
-from voice_skill.speaker import DEFAULT_RATE_WPM
+from voice_skill.rehearsal import rehearsal_seconds, rehearse
+from voice_skill.routine import Routine, builtin_routines, hold_lines, load_routine
+from voice_skill.speechtime import DEFAULT_RATE_WPM
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,8 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
     show = sub.add_parser("show", help="the spoken script of a routine, with timings",
                           description="Print a routine's spoken script with the time each line starts (mm:ss "
-                          "from the trigger), countdown marks, pacing cues and releases included, as the "
-                          "coach paces them.")
+                          "from the trigger), countdown marks, pacing cues and releases included: the coach "
+                          "itself, run on a virtual clock.")
     show.add_argument("routine", metavar="ID|FILE", help="a built-in routine's id, or a routine file")
     show.add_argument("--pace", type=_positive, default=1.0,
                       help="pace factor: 1 is normal, 1.25 one step slower (default 1)")
@@ -84,14 +78,9 @@ def mmss(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
-def notice_text() -> str:
-    """The short not-medical-advice notice the coach appends to the first outro."""
-    return Messages.load()["notice"]
-
-
 def routine_seconds(routine: Routine, pace: float = 1.0, wpm: float = DEFAULT_RATE_WPM) -> float:
-    """A routine's length from the trigger to the end of its outro, as ``show`` times it."""
-    return script_seconds(routine, pace=pace, wpm=wpm, notice=notice_text())
+    """A routine's length from the trigger to the end of its outro: the coach rehearsed."""
+    return rehearsal_seconds(routine, pace=pace, wpm=wpm)
 
 
 def user_routines_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -150,7 +139,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     routine = resolve(args.routine)
-    lines = script(routine, pace=args.pace, wpm=args.wpm, leg=args.leg, notice=notice_text())
+    lines = rehearse(routine, pace=args.pace, wpm=args.wpm, leg=args.leg)
     total = max(line.end_s for line in lines)
     pace = "normal pace" if args.pace == 1.0 else f"pace {args.pace:g}"
     print(f"{routine.id}: {routine.title} ({routine.context}, pressure up to {routine.max_pressure}), "
@@ -158,7 +147,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for line in lines:
         if line.kind == "step":
             step = routine.steps[line.step]
-            hold = f"hold {step.hold_s * args.pace:g} s" if step.has_timer else "no hold"
+            hold = f"hold {hold_lines(step, args.pace)[0]:g} s" if step.has_timer else "no hold"
             label = f"step {line.step + 1}"
             extra = f"   [{step.id}; {hold}; pressure {step.pressure}; {step.phase}]"
             print(f"{mmss(line.start_s)}  {label:<9} {line.text}{extra}")

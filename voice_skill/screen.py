@@ -6,10 +6,10 @@ the recognizer's confidence), the microphone level and the commands that work no
 When output is not a terminal (a pipe, a file, the journal under the service) it prints
 one plain line per event instead.
 
-The panel is drawn from events only: a ``hold`` event ({"event": "hold", "step": ...,
-"seconds": 15.0}) starts the countdown, ``pace`` stretches what is left, ``routine``
-paused/resumed freezes and thaws it. Event logs without ``hold`` events still get a
-countdown from the spoken marks ("Fifteen seconds.", "Five.").
+The panel is drawn from events only, and never recomputes the coach's timeline: each
+``hold`` event ({"event": "hold", "step": ..., "seconds": 15.0, "remaining_s": 18.0,
+"running": true}) says how long is left of the current hold; the coach sends one when a
+hold starts and again when a pause, a resume or a pace change moves its end.
 
 ``CoachState`` is the pure part (records in, numbers out); the views only draw it.
 """
@@ -17,14 +17,11 @@ countdown from the spoken marks ("Fifteen seconds.", "Five.").
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
-
-from voice_skill.routine import number_words
 
 LEVEL_FLOOR_DBFS = -90.0
 LEVEL_BAR_FROM_DBFS = -60.0  # the level bar starts here
@@ -35,18 +32,6 @@ COMMANDS_IDLE = 'Say "calf cramp" (or "leg cramp") to start · "stretches" for b
 COMMANDS_ACTIVE = ("Say: pause · next · back · repeat · slower · faster · stop · "
                    "\"it's gone\" · \"it hurts more\"")
 COMMANDS_PAUSED = "Paused. Say: resume · next · back · stop · \"it's gone\""
-
-_NUMBERS = {number_words(n): n for n in range(0, 1000)}
-_COUNTDOWN = re.compile(r"^\s*([a-z -]+?)(\s+seconds?)?\.?\s*$")
-
-
-def parse_countdown(text: str) -> tuple[int, bool] | None:
-    """``"Fifteen seconds."`` -> (15, True); ``"Five."`` -> (5, False); anything else -> None."""
-    match = _COUNTDOWN.match(text.lower())
-    if not match or match.group(1) not in _NUMBERS:
-        return None
-    return _NUMBERS[match.group(1)], bool(match.group(2))
-
 
 def level_dbfs(samples: np.ndarray) -> float:
     """RMS level of int16 samples in dB relative to full scale (floor -90): for ``set_level``."""
@@ -75,10 +60,9 @@ class CoachState:
         self.pace = 1.0
         self.warning: str | None = None
         self.last_t = 0.0
-        self.hold_total: float | None = None
+        self.hold_total: float | None = None  # settling in and the hold, as the coach last said
         self._hold_end: float | None = None  # while running
         self._hold_left: float | None = None  # while paused
-        self._hold_from_event = False  # the step had a "hold" event: spoken marks do not re-time it
 
     # ---- records in ---------------------------------------------------------------
 
@@ -95,21 +79,17 @@ class CoachState:
         if state == "started":
             self.routine = r.get("routine")
             self.paused = False
+            self.pace = float(r.get("pace", self.pace))
             self.step_index = self.step_id = None
             self._clear_hold()
         elif state == "paused":
             self.paused = True
-            if self._hold_end is not None:
-                self._hold_left, self._hold_end = max(0.0, self._hold_end - t), None
         elif state == "resumed":
             self.paused = False
-            if self._hold_left is not None:
-                self._hold_end, self._hold_left = t + self._hold_left, None
         elif state in ("finished", "stopped"):
             self.routine = None
             self.paused = False
             self.step_index = self.step_id = None
-            self.pace = 1.0  # the coach starts every routine at normal pace
             self._clear_hold()
 
     def _on_step(self, t: float, r: Mapping[str, Any]) -> None:
@@ -118,35 +98,20 @@ class CoachState:
         self._clear_hold()
 
     def _on_hold(self, t: float, r: Mapping[str, Any]) -> None:
-        self._start_hold(t, float(r.get("seconds", 0.0)))
-        self._hold_from_event = True
+        remaining = float(r.get("remaining_s", float(r.get("seconds", 0.0)) + float(r.get("settle_s", 0.0))))
+        if "seconds" in r or self.hold_total is None:
+            self.hold_total = remaining
+        self.hold_total = max(self.hold_total, remaining)
+        if r.get("running", True):
+            self._hold_end, self._hold_left = t + remaining, None
+        else:
+            self._hold_end, self._hold_left = None, remaining
 
     def _on_pace(self, t: float, r: Mapping[str, Any]) -> None:
-        new = float(r.get("pace", 1.0))
-        factor = new / self.pace if self.pace > 0 else 1.0
-        self.pace = new
-        # The coach stretches what is left of a hold by the same factor.
-        if self._hold_end is not None:
-            left = max(0.0, self._hold_end - t) * factor
-            self._hold_end = t + left
-            self.hold_total = max(self.hold_total or 0.0, left)
-        elif self._hold_left is not None:
-            self._hold_left *= factor
-            self.hold_total = max(self.hold_total or 0.0, self._hold_left)
+        self.pace = float(r.get("pace", self.pace))
 
     def _on_say(self, t: float, r: Mapping[str, Any]) -> None:
-        text = str(r.get("text", ""))
-        self.said = text
-        if self._hold_from_event:
-            return
-        mark = parse_countdown(text)
-        if mark is None:
-            return
-        seconds, is_start = mark
-        if is_start or self.hold_total is None:
-            self._start_hold(t, float(seconds))
-        elif self._hold_end is not None:
-            self._hold_end = t + seconds
+        self.said = str(r.get("text", ""))
 
     def _on_heard(self, t: float, r: Mapping[str, Any]) -> None:
         self.heard = dict(r)
@@ -154,16 +119,8 @@ class CoachState:
     def _on_warning(self, t: float, r: Mapping[str, Any]) -> None:
         self.warning = str(r.get("text", ""))
 
-    def _start_hold(self, t: float, seconds: float) -> None:
-        self.hold_total = seconds
-        if self.paused:
-            self._hold_end, self._hold_left = None, seconds
-        else:
-            self._hold_end, self._hold_left = t + seconds, None
-
     def _clear_hold(self) -> None:
         self.hold_total = self._hold_end = self._hold_left = None
-        self._hold_from_event = False
 
     # ---- numbers out --------------------------------------------------------------
 
@@ -287,8 +244,11 @@ class LineView(_BaseView):
             text = f"routine {record.get('state')}: {record.get('routine')}{extra}"
         elif kind == "step":
             text = f"step {self.state.step_label()}"
+        elif kind == "hold" and "seconds" in record:
+            text = f"hold {float(record['seconds']):g} s"
         elif kind == "hold":
-            text = f"hold {float(record.get('seconds', 0)):g} s"
+            state = "" if record.get("running", True) else ", paused"
+            text = f"hold: {float(record.get('remaining_s', 0)):.1f} s left{state}"
         elif kind == "say":
             text = f"said: {record.get('text')}"
         elif kind == "heard":

@@ -31,7 +31,7 @@ from typing import Callable, Mapping
 
 from voice_skill.coach import PACE_MAX, PACE_MIN
 from voice_skill.errors import UsageError
-from voice_skill.speaker import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
+from voice_skill.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
 
 log = logging.getLogger(__name__)
 

@@ -1,48 +1,10 @@
-"""Speech output: synthesise with pyttsx3, play it ourselves, report exact timings.
+"""Speech output: synthesise with pyttsx3 (espeak-ng), play it ourselves through a
+sounddevice stream, report exact start and end times, cut off at once for barge-in.
 
-What pyttsx3 2.99 really does on Linux (espeak-ng driver)
----------------------------------------------------------
-Checked by experiment with pyttsx3 2.99 and Debian's espeak-ng, playing into a
-PulseAudio null sink and logging every ``aplay`` call through a PATH shim. The driver
-initialises espeak-ng once per process in *retrieval* mode, which is asynchronous: the
-synthesis callback runs on espeak-ng's own thread, and ``say()`` writes the samples to a
-temporary WAV that the callback plays with ``os.system("aplay ...")``.
-
-- ``runAndWait()`` returns before playback ends: TRUE. It returned after 0.01 s while
-  ``aplay`` went on for another 1.9 s. The engine's queued ``endLoop`` command runs
-  before synthesis even starts.
-- After several ``say()`` calls only the last is spoken: TRUE. Three ``say()`` calls
-  then ``runAndWait()`` gave one ``aplay`` call, whose length matched the third
-  sentence. The driver's ``say`` just overwrites one text attribute.
-- ``stop()`` does not cut speech: TRUE, and worse, ``stop()`` *blocked* the caller
-  until playback had finished (called 0.8 s into a 5.9 s sentence, it returned at 5.9 s).
-- Playback through ``aplay`` fails silently without a sound server or card: TRUE.
-  ``aplay`` exits 1 ("cannot find card '0'"), the engine still sends
-  ``finished-utterance`` with ``completed=True``, there is no ``error`` notification,
-  and the program exits 0.
-- ``save_to_file`` stays in force for later ``say()`` calls: TRUE. After one
-  ``save_to_file``, a later ``say()`` played nothing and overwrote the saved file.
-  Each save also prints "Audio saved to ..." on stdout (from espeak-ng's thread), which
-  would corrupt a JSON event stream on stdout.
-- Reusing one engine for many ``save_to_file`` + ``runAndWait`` rounds is unreliable:
-  rate changes took effect one round late, and one of 24 files came out empty.
-
-The pattern used here, and checked (400 random texts and rates in a row, no timeouts,
-durations stable): one synthesis at a time under a process-wide lock. For each one,
-build a **fresh** ``pyttsx3.engine.Engine`` (a fresh driver: no stale save file, text or
-rate), set rate/volume/voice, call ``save_to_file`` and ``runAndWait``, and wait for
-``finished-utterance`` (the file is written just before it). Then wait until
-espeak-ng's queue is idle, so the synthesis callback that the next engine installs
-cannot receive the tail of this one. Then read the WAV back with
-``voice_skill.audio.read_wav``. We never let pyttsx3 play anything. Playback goes
-through a sounddevice callback stream that we control. That is what makes barge-in
-immediate and start/end times exact.
-
-Remaining espeak-ng quirks seen: audio from the same text is not bit-identical from
-one synthesis to the next within one process (the synthesiser keeps some state). The
-length varies by up to about 15 ms at normal rates. At 260 wpm and above, one synthesis
-in a few hundred came out up to 25 % longer or shorter.
-A synthesis takes about 15 ms per sentence on the development machine.
+pyttsx3 is never allowed to play anything: its espeak-ng driver returns before playback
+ends, speaks only the last of several queued sentences and cannot be stopped. Each
+synthesis builds a fresh engine under a process-wide lock and saves to a file; the
+measurements behind that choice are in docs/pyttsx3.md.
 """
 
 from __future__ import annotations
@@ -50,7 +12,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -65,12 +26,9 @@ from voice_skill.audio import SAMPLE_RATE, Resampler, float_to_int16, read_wav
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.clock import Clock
 from voice_skill.devicewatch import DeviceStatus, DeviceWatch, StatusKind
+from voice_skill.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM, estimate_seconds
 
 log = logging.getLogger(__name__)
-
-DEFAULT_RATE_WPM = 165  # the one default speaking rate: settings, options and engine
-MIN_RATE_WPM = 80
-MAX_RATE_WPM = 400
 
 EventKind = Literal["started", "finished", "cancelled"]
 
@@ -112,53 +70,6 @@ class Speaker(Protocol):
     def busy(self) -> bool: ...
 
     def close(self) -> None: ...
-
-
-# --------------------------------------------------------------------------- estimate
-
-_NUMBER_WORDS = {
-    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
-    "7": "seven", "8": "eight", "9": "nine", "10": "ten", "11": "eleven", "12": "twelve",
-    "13": "thirteen", "14": "fourteen", "15": "fifteen", "16": "sixteen", "17": "seventeen",
-    "18": "eighteen", "19": "nineteen", "20": "twenty", "30": "thirty", "40": "forty",
-    "45": "forty five", "60": "sixty", "90": "ninety",
-}
-# Fitted by least squares against espeak-ng (via the pyttsx3 path below) on 27 coaching
-# sentences at 100, 130, 160, 175, 200 and 230 wpm (162 syntheses):
-# mean absolute error 0.086 s, worst 0.36 s; mean relative error 4.7 %, worst 19 %.
-_EST_CONST_S = -0.288
-_EST_PER_RATE = (127.61, 7.0786, -2.1961, 9.1615, 41.985, 53.889)  # 1, syllables, words, letters, commas, inner stops
-
-
-def _syllables(word: str) -> int:
-    w = word.lower()
-    n = len(re.findall(r"[aeiouy]+", w))
-    if w.endswith("e") and not w.endswith(("le", "ee")) and n > 1:
-        n -= 1
-    return max(1, n)
-
-
-def estimate_seconds(text: str, rate_wpm: float = DEFAULT_RATE_WPM) -> float:
-    """A deterministic estimate of how long espeak-ng takes to say ``text`` at ``rate_wpm``.
-
-    Includes espeak-ng's end-of-utterance pause. Calibrated on 100 to 230 wpm (see the
-    constants above). Less reliable far outside that range.
-    """
-    if rate_wpm <= 0:
-        raise ValueError("rate_wpm must be positive")
-    tokens = re.findall(r"[A-Za-z']+|\d+", text)
-    if not tokens:
-        return 0.0
-    words: list[str] = []
-    for tok in tokens:
-        words.extend(_NUMBER_WORDS.get(tok, " ".join(_NUMBER_WORDS.get(c, c) for c in tok) if tok.isdigit() else tok).split())
-    syl = sum(_syllables(w) for w in words)
-    letters = sum(len(w) for w in words)
-    commas = len(re.findall(r"[,;:]", text))
-    stops = len(re.findall(r"[.!?]+(?=\s)", text))
-    k0, k_syl, k_word, k_let, k_comma, k_stop = _EST_PER_RATE
-    per_rate = k0 + k_syl * syl + k_word * len(words) + k_let * letters + k_comma * commas + k_stop * stops
-    return max(0.15, _EST_CONST_S + per_rate / rate_wpm)
 
 
 # --------------------------------------------------------------------------- voice

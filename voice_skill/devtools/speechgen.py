@@ -33,6 +33,7 @@ from typing import Iterator, Sequence, Union
 import numpy as np
 
 from voice_skill.audio import SAMPLE_RATE, AudioChunk, read_wav
+from voice_skill.errors import VoiceSkillError
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ CLEAR_VOICES: list[str] = ["espeak:en-us", "flite:slt"]
 _CACHE_VERSION = "1"
 
 
-class SpeechGenError(RuntimeError):
-    """A TTS engine is missing or failed."""
+class SpeechGenError(VoiceSkillError):
+    """A TTS engine for test speech is missing or failed."""
 
 
 def cache_dir() -> Path:

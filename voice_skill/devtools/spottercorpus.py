@@ -238,12 +238,13 @@ def command_texts(table: PhraseTable | None = None) -> list[str]:
 def own_sentences() -> list[str]:
     """Everything the skill itself says (routines for both legs, and its messages)."""
     from voice_skill.coach import Messages  # noqa: PLC0415
-    from voice_skill.routine import builtin_routines, script  # noqa: PLC0415
+    from voice_skill.rehearsal import rehearse  # noqa: PLC0415
+    from voice_skill.routine import builtin_routines  # noqa: PLC0415
 
     out: dict[str, None] = {}
     for routine in builtin_routines().values():
         for leg in (None, "left", "right"):
-            for line in script(routine, leg=leg):
+            for line in rehearse(routine, leg=leg):
                 out.setdefault(line.text)
     for text in Messages.load().texts.values():
         if isinstance(text, str) and "{" not in text:
