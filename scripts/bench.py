@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_skill.app import RunOptions, run_file
-from voice_skill.audio import SAMPLE_RATE, write_wav
+from voice_skill.runtime.app import RunOptions, run_file
+from voice_skill.audio.pcm import SAMPLE_RATE, write_wav
 from voice_skill.devtools import benchdata, speechgen
-from voice_skill.intents import PhraseTable
+from voice_skill.core.intents import PhraseTable
 
 LEAD_S, TAIL_S = 1.5, 2.5
 

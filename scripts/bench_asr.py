@@ -24,7 +24,7 @@ import sys
 
 from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer
 from voice_skill.devtools import benchdata
-from voice_skill.intents import PhraseTable
+from voice_skill.core.intents import PhraseTable
 
 
 def main(argv: list[str] | None = None) -> int:

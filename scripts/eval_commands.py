@@ -37,10 +37,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
 from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
-from voice_skill.intents import PhraseTable  # noqa: E402
+from voice_skill.core.intents import PhraseTable  # noqa: E402
 
 log = logging.getLogger("eval_commands")
 
@@ -115,7 +115,7 @@ def judge(events: list[dict], cmd_at: float) -> tuple[str, str | None, str]:
 
 def _run(args: tuple) -> dict:
     item, mode, echo, noise_voices, command_head = args
-    from voice_skill.app import RunOptions, run_chunks  # noqa: PLC0415
+    from voice_skill.runtime.app import RunOptions, run_chunks  # noqa: PLC0415
     from voice_skill.asr import spotter  # noqa: PLC0415
 
     spotter.COMMAND_HEAD = command_head  # "none": without the command head

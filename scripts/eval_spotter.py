@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import train_spotter as ts  # noqa: E402
 
 from voice_skill.asr import spotter as sp  # noqa: E402
-from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
-from voice_skill.intents import IntentParser  # noqa: E402
+from voice_skill.core.intents import IntentParser  # noqa: E402
 
 log = logging.getLogger("eval_spotter")
 OUT = ROOT / "build" / "spotter-test"
@@ -232,7 +232,7 @@ def cmd_report(args) -> None:
 
 def cmd_system(args) -> None:
     """The real session on test recordings: spotter on (spotter + PocketSphinx) and off."""
-    from voice_skill.app import RunOptions, run_chunks  # noqa: PLC0415
+    from voice_skill.runtime.app import RunOptions, run_chunks  # noqa: PLC0415
     from voice_skill.devtools.speechgen import iter_array_chunks  # noqa: PLC0415
 
     rng = np.random.default_rng(args.seed)

@@ -27,8 +27,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from voice_skill.app import RunOptions, run_chunks
-from voice_skill.audio import SAMPLE_RATE, AudioChunk
+from voice_skill.runtime.app import RunOptions, run_chunks
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
 
 TRIGGER = "calf cramp"
 EPISODE_QUIET_S = 420.0  # after a trigger: quiet (or snoring) long enough for a routine to finish

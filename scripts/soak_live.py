@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.pulse import MIC_FEED_SINK, unavailable_reason  # noqa: E402
 from tests.test_e2e_live import LiveSkill, cpu_seconds  # noqa: E402
-from voice_skill.audio import write_wav  # noqa: E402
+from voice_skill.audio.pcm import write_wav  # noqa: E402
 
 
 def family(pid: int) -> list[int]:

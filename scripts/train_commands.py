@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import train_spotter as ts  # noqa: E402
 
 from voice_skill.asr import spotter as sp  # noqa: E402
-from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
-from voice_skill.intents import IntentParser  # noqa: E402
+from voice_skill.core.intents import IntentParser  # noqa: E402
 
 log = logging.getLogger("train_commands")
 CLASSES = corpus.COMMAND_CLASSES

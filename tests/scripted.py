@@ -7,12 +7,12 @@ import io
 import json
 
 from voice_skill.asr.base import Hypothesis
-from voice_skill.audio import AudioChunk
-from voice_skill.clock import VirtualClock
-from voice_skill.coach import Coach
-from voice_skill.intents import IntentParser
-from voice_skill.routine import Routine, routine_from_dict
-from voice_skill.session import EventLog, Session, VirtualSpeaker
+from voice_skill.audio.pcm import AudioChunk
+from voice_skill.core.clock import VirtualClock
+from voice_skill.core.coach import Coach
+from voice_skill.core.intents import IntentParser
+from voice_skill.core.routine import Routine, routine_from_dict
+from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
 
 SECONDS_PER_WORD = 0.4
 

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from voice_skill.aec import EchoCanceller, simulated_room
+from voice_skill.audio.aec import EchoCanceller, simulated_room
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
                                 reason="espeak-ng and flite make the test speech")
@@ -71,7 +71,7 @@ def _tape_run(mic, played, offset_true, guess_error, drop_at=None, drop=0):
     """Play ``played`` onto a tape a block at a time and feed ``mic`` (the echo of output
     sample o arrives at microphone sample o - offset_true) with a clock guess that is
     ``guess_error`` samples off. ``drop`` output samples go missing at ``drop_at``."""
-    from voice_skill.aec import AlignedEchoCanceller, OutputTape
+    from voice_skill.audio.aec import AlignedEchoCanceller, OutputTape
 
     tape = OutputTape(16000)
     aligned = AlignedEchoCanceller(tape)

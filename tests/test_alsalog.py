@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from voice_skill.alsalog import AlsaMessages
+from voice_skill.devices.alsalog import AlsaMessages
 
 UNDERRUN = (b"pcm.c", 8545, b"snd_pcm_recover", 0, b"%s occurred")
 
@@ -62,7 +62,7 @@ def test_what_portaudio_probes_at_start_is_debug_only() -> None:
 _STORM = """
 import ctypes, logging
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-from voice_skill.live import _import_sounddevice
+from voice_skill.devices.microphone import _import_sounddevice
 _import_sounddevice()  # as every use of the audio devices starts
 lib = ctypes.CDLL("libasound.so.2")
 pcm = ctypes.c_void_p()
@@ -77,4 +77,4 @@ def test_the_real_libasound_prints_through_our_handler() -> None:
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if "no_such_pcm_device" in ln or "snd_pcm_open" in ln]
     assert len(lines) == 1, done.stderr[-2000:]
-    assert lines[0].startswith("WARNING voice_skill.alsalog:"), lines
+    assert lines[0].startswith("WARNING voice_skill.devices.alsalog:"), lines

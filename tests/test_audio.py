@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from voice_skill.audio import AudioChunk, iter_wav_chunks, read_wav, rechunk, write_wav
+from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks, read_wav, rechunk, write_wav
 from voice_skill.errors import InputFileError
 
 

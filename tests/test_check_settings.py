@@ -39,7 +39,7 @@ def test_check_uses_the_configured_microphone(tmp_path):
 
 
 def test_no_device_is_said_in_words():
-    from voice_skill.devices_cli import _no_device_words
+    from voice_skill.cli.devices import _no_device_words
 
     said = _no_device_words(RuntimeError("Error querying device -1"), "loudspeaker")
     assert said.startswith("no loudspeaker found") and "-1" not in said

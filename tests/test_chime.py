@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from voice_skill.audio import SAMPLE_RATE
-from voice_skill.chime import DURATION_S, PEAK_AT_FULL_VOLUME, TONES, ChimeVoice, chime
-from voice_skill.clock import VirtualClock
+from voice_skill.audio.pcm import SAMPLE_RATE
+from voice_skill.audio.chime import DURATION_S, PEAK_AT_FULL_VOLUME, TONES, ChimeVoice, chime
+from voice_skill.core.clock import VirtualClock
 
 
 def test_length_format_and_determinism():

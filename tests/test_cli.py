@@ -75,7 +75,7 @@ def test_debug_before_or_after_the_command_keeps_the_exit_code(tmp_path, args):
 def test_debug_is_accepted_after_every_command():
     import argparse
 
-    from voice_skill.cli import build_parser
+    from voice_skill.cli.main import build_parser
 
     def walk(parser, path):
         yield path, parser
@@ -91,7 +91,7 @@ def test_debug_is_accepted_after_every_command():
 
 
 def test_debug_given_before_the_command_is_not_reset_by_it():
-    from voice_skill.cli import build_parser
+    from voice_skill.cli.main import build_parser
 
     assert build_parser().parse_args(["--debug", "run"]).debug is True
     assert build_parser().parse_args(["run", "--debug"]).debug is True

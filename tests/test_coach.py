@@ -7,9 +7,9 @@ out by hand from the test routine in tests/scripted.py.
 import pytest
 
 from tests.scripted import first, routine, run_script, says
-from voice_skill.coach import PACE_MAX, TEN_MINUTES_S, Messages
-from voice_skill.intents import IntentParser
-from voice_skill.routine import fill_placeholders as fill
+from voice_skill.core.coach import PACE_MAX, TEN_MINUTES_S, Messages
+from voice_skill.core.intents import IntentParser
+from voice_skill.core.routine import fill_placeholders as fill
 
 
 def said_at(events, text):
@@ -196,8 +196,8 @@ def test_the_coachs_own_lines_carry_no_command_or_trigger():
 def test_device_notices_are_spoken_during_a_routine_only():
     """'I can't hear you' matters to someone mid-routine; at 3 a.m. with nothing running,
     a voice about a microphone would only wake the house."""
-    from voice_skill.coach import Coach, Say
-    from voice_skill.routine import routine_from_dict
+    from voice_skill.core.coach import Coach, Say
+    from voice_skill.core.routine import routine_from_dict
 
     r = routine_from_dict(routine())
     messages = Messages.load()

@@ -10,8 +10,8 @@ import pytest
 from tests.scripted import first, run_script, says
 from voice_skill.asr.base import Hypothesis
 from voice_skill.errors import RoutineError
-from voice_skill.intents import IntentParser, PhraseTable
-from voice_skill.session import EchoGuard
+from voice_skill.core.intents import IntentParser, PhraseTable
+from voice_skill.core.echoguard import EchoGuard
 
 # "Hello." is said from 1.0 to 1.4 s and "Step one here." from 1.4 to 2.6 s (0.4 s a word);
 # a scripted utterance lasts the 0.5 s before its time.

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.pulse import read_wav_int16, stop_recording
-from voice_skill.audio import write_wav
+from voice_skill.audio.pcm import write_wav
 from voice_skill.devtools.speechgen import compose
 
 pytestmark = pytest.mark.live

@@ -20,11 +20,11 @@ from typing import Callable
 
 import pytest
 
-from voice_skill.app import RunOptions, run_file
+from voice_skill.runtime.app import RunOptions, run_file
 from voice_skill.asr.base import Recognizer
-from voice_skill.audio import write_wav
+from voice_skill.audio.pcm import write_wav
 from voice_skill.devtools.speechgen import compose
-from voice_skill.intents import PhraseTable
+from voice_skill.core.intents import PhraseTable
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None,
                                 reason="flite and espeak-ng make the test speech")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill.app import RunOptions, run_file
-from voice_skill.audio import write_wav
-from voice_skill.coach import TEN_MINUTES_S
+from voice_skill.runtime.app import RunOptions, run_file
+from voice_skill.audio.pcm import write_wav
+from voice_skill.core.coach import TEN_MINUTES_S
 from voice_skill.devtools.speechgen import compose
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="flite makes the user's speech")
@@ -23,7 +23,7 @@ VOICE = "flite:slt"
 
 def run(segments, tmp_path: Path, hour: float = 23.0, **options) -> list[dict]:
     from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer
-    from voice_skill.intents import PhraseTable
+    from voice_skill.core.intents import PhraseTable
 
     recording = compose([(s, VOICE) if isinstance(s, str) else s for s in segments])
     path = tmp_path / "rec.wav"

@@ -22,14 +22,14 @@ import pytest
 
 from tests.scripted import ScriptedRecognizer, routine
 from voice_skill.asr.base import Hypothesis
-from voice_skill.audio import AudioChunk
-from voice_skill.clock import VirtualClock
-from voice_skill.coach import Coach
+from voice_skill.audio.pcm import AudioChunk
+from voice_skill.core.clock import VirtualClock
+from voice_skill.core.coach import Coach
 from voice_skill.errors import DeviceError
-from voice_skill.intents import IntentParser
-from voice_skill.routine import routine_from_dict
-from voice_skill.session import EventLog, Session, VirtualSpeaker
-from voice_skill.supervise import ProcessVoice, SupervisedRecognizer
+from voice_skill.core.intents import IntentParser
+from voice_skill.core.routine import routine_from_dict
+from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
+from voice_skill.runtime.supervise import ProcessVoice, SupervisedRecognizer
 
 SILENCE = b"\0\0" * 160
 
@@ -388,7 +388,7 @@ def test_a_short_soak_coaches_every_episode_without_leaking(capsys) -> None:
 
 def test_the_speech_child_speaks_at_the_rate_and_volume_asked_for_each_sentence() -> None:
     """Night manners change the rate and volume between sentences; the child must follow."""
-    from voice_skill.speaker import Pyttsx3Voice
+    from voice_skill.tts.espeak import Pyttsx3Voice
 
     voice = ProcessVoice(Pyttsx3Voice)
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill import cli
+from voice_skill.cli import main as cli
 
 try:
     from hypothesis import HealthCheck, given, settings

@@ -13,14 +13,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from voice_skill.cli import main as cli_main
+from voice_skill.cli.main import main as cli_main
 
 from tests.scripted import routine, run_script
-from voice_skill import history_cli
-from voice_skill import journal as J
+from voice_skill.cli import history as history_cli
+from voice_skill.journal import store as J
 from voice_skill.errors import UsageError
-from voice_skill.journal import Journal, JournalRecorder
-from voice_skill.routine import routine_from_dict
+from voice_skill.journal.store import Journal, JournalRecorder
+from voice_skill.core.routine import routine_from_dict
 
 TZ = timezone(timedelta(hours=2))
 ORIGIN = datetime(2024, 5, 2, 2, 13, 0, tzinfo=TZ)  # a Thursday, 02:13 at night
@@ -163,7 +163,7 @@ def test_advise_is_told_about_frequent_cramps_as_an_episode_starts(journal):
 CHILD = textwrap.dedent("""
     import sys, time
     from datetime import datetime, timezone
-    from voice_skill.journal import Journal, JournalRecorder
+    from voice_skill.journal.store import Journal, JournalRecorder
     recorder = JournalRecorder(Journal(sys.argv[1]), datetime(2024, 5, 2, 2, 0, tzinfo=timezone.utc), routines={})
     recorder({"t": 1.0, "event": "heard", "text": "right calf cramp", "intent": "start", "slots": {"leg": "right"}})
     recorder({"t": 1.0, "event": "routine", "state": "started", "routine": "night-cramp"})

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from tests.pulse import active_spans
-from voice_skill.audio import write_wav
+from voice_skill.audio.pcm import write_wav
 
 _READER_CHILD = r"""
 import json, sys, time
 import numpy as np
-from voice_skill.live import MicrophoneSource, check_input_device
+from voice_skill.devices.microphone import MicrophoneSource, check_input_device
 
 class Clock:
     def now(self):
@@ -88,7 +88,7 @@ def test_microphone_reads_audio_played_into_the_virtual_microphone(pulse, tmp_pa
 _NO_MIC_CHILD = r"""
 import time
 from voice_skill.errors import DeviceError
-from voice_skill.live import check_input_device
+from voice_skill.devices.microphone import check_input_device
 t0 = time.monotonic()
 try:
     check_input_device()
@@ -114,7 +114,7 @@ def test_no_microphone_is_one_clear_device_error(pulse, tmp_path) -> None:
 
 _LOSS_CHILD = r"""
 import json, sys, time
-from voice_skill.live import MicrophoneSource
+from voice_skill.devices.microphone import MicrophoneSource
 
 class Clock:
     def now(self):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill import models, models_cli
+from voice_skill.models import store as models
+from voice_skill.cli import models as models_cli
 from voice_skill.errors import ModelError
 
 NAME = "vosk-model-test-0.1"

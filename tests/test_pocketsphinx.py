@@ -11,10 +11,10 @@ pytest.importorskip("pocketsphinx")
 
 from voice_skill.asr.base import Recognizer  # noqa: E402
 from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: E402
-from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import benchdata, speechgen  # noqa: E402
 from voice_skill.errors import ModelError, RecognizerError  # noqa: E402
-from voice_skill.intents import IntentParser, PhraseTable  # noqa: E402
+from voice_skill.core.intents import IntentParser, PhraseTable  # noqa: E402
 
 needs_tts = pytest.mark.skipif(not shutil.which("flite") or not shutil.which("espeak-ng"),
                                reason="needs the flite and espeak-ng programs")
@@ -181,7 +181,7 @@ def test_unknown_word_is_a_model_error() -> None:
 
 
 def test_wrong_audio_format_is_a_recognizer_error(rec) -> None:
-    from voice_skill.audio import AudioChunk
+    from voice_skill.audio.pcm import AudioChunk
 
     with pytest.raises(RecognizerError):
         rec.accept(AudioChunk(b"\0\0" * 800, 0.0, rate=8000))

@@ -13,8 +13,8 @@ pytest.importorskip("pocketsphinx")
 from voice_skill.asr.select import build_recognizer  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
 from voice_skill.errors import ModelError, RecognizerError  # noqa: E402
-from voice_skill.intents import PhraseTable  # noqa: E402
-from voice_skill.supervise import ProcessRecognizer, SupervisedRecognizer  # noqa: E402
+from voice_skill.core.intents import PhraseTable  # noqa: E402
+from voice_skill.runtime.supervise import ProcessRecognizer, SupervisedRecognizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_a_recognizer_still_starting_is_not_waited_for_once_the_skill_stops() ->
     start is abandoned at once, not after the start budget."""
     import time
 
-    from voice_skill.supervise import STOPPING
+    from voice_skill.runtime.supervise import STOPPING
 
     STOPPING.set()
     try:

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill import models, settings
-from voice_skill.cli import build_parser
-from voice_skill.intents import IntentParser
+from voice_skill import settings
+from voice_skill.models import store as models
+from voice_skill.cli.main import build_parser
+from voice_skill.core.intents import IntentParser
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -204,7 +205,7 @@ def readme_runs(tmp_path_factory):
     """Every runnable ``voice-skill`` command of the README, run once in README order in a
     fresh home folder, with ``night.wav`` in the working folder: {command line: Ran}. Without
     espeak-ng there is no ``night.wav``, and the commands that read it are left out."""
-    from voice_skill.cli import main
+    from voice_skill.cli.main import main
 
     home = tmp_path_factory.mktemp("home")
     work = tmp_path_factory.mktemp("work")
@@ -305,8 +306,8 @@ def test_the_user_phrases_are_understood():
 
 
 def test_the_routine_listings_are_what_routines_show_prints():
-    from voice_skill.cli import main
-    from voice_skill.routine import builtin_routines
+    from voice_skill.cli.main import main
+    from voice_skill.core.routine import builtin_routines
 
     text = (ROOT / "docs" / "routines.md").read_text(encoding="utf-8")
     found = re.findall(r"<summary><code>([\w-]+)</code>: (.*?)</summary>\n\n```\n(.*?)```", text, re.S)
@@ -368,9 +369,9 @@ def emitted_events() -> dict[str, set[str]]:
 def said_sentences() -> set[str]:
     """Every sentence the skill can say: the built-in routines' lines and its own messages,
     with no leg named and with either leg."""
-    from voice_skill.coach import Messages
-    from voice_skill.rehearsal import rehearse
-    from voice_skill.routine import builtin_routines, fill_placeholders
+    from voice_skill.core.coach import Messages
+    from voice_skill.core.rehearsal import rehearse
+    from voice_skill.core.routine import builtin_routines, fill_placeholders
 
     texts = []
     for routine in builtin_routines().values():

@@ -16,28 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill.cli import main as cli_main
+from voice_skill.cli.main import main as cli_main
 
-from voice_skill import routines_cli
-from voice_skill.coach import Messages
+from voice_skill.cli import routines as routines_cli
+from voice_skill.core.coach import Messages
 from voice_skill.errors import RoutineError
-from voice_skill.intents import IntentParser
-from voice_skill.speechtime import estimate_seconds
-from voice_skill.routine import (
-    MAX_SENTENCES_BEFORE_TIMER,
-    PRESSURES,
-    Routine,
-    builtin_routines,
-    count_sentences,
-    fill_placeholders,
-    hold_lines,
-    load_routine,
-    number_words,
-)
-from voice_skill.rehearsal import rehearse
+from voice_skill.core.intents import IntentParser
+from voice_skill.core.speechtime import estimate_seconds
+from voice_skill.core.routine import MAX_SENTENCES_BEFORE_TIMER, PRESSURES, Routine, builtin_routines, count_sentences, fill_placeholders, hold_lines, load_routine, number_words
+from voice_skill.core.rehearsal import rehearse
 
-ROUTINE_DIR = Path(routines_cli.__file__).resolve().parent / "data" / "routines"
-MESSAGES = Path(routines_cli.__file__).resolve().parent / "data" / "messages.toml"
+ROUTINE_DIR = Path(routines_cli.__file__).resolve().parents[1] / "data" / "routines"
+MESSAGES = Path(routines_cli.__file__).resolve().parents[1] / "data" / "messages.toml"
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 CRAMP_ROUTINES = ("night-cramp", "day-cramp", "workout-cramp", "gentle")
 EXPECTED = ("night-cramp", "day-cramp", "workout-cramp", "gentle", "bedtime-stretches")
@@ -632,7 +622,7 @@ def test_a_source_must_name_a_section_the_texts_have(tmp_path, source, problem):
 
 
 def test_the_packaged_section_list_matches_the_texts(seeds):
-    from voice_skill.routine import SEED_SECTIONS
+    from voice_skill.core.routine import SEED_SECTIONS
 
     assert set(SEED_SECTIONS) == set(seeds)
     for name, sections in SEED_SECTIONS.items():
@@ -690,7 +680,7 @@ def test_a_bad_routine_of_the_users_is_named_not_skipped(config_home, capsys):
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite makes the user's speech")
 def test_run_starts_the_users_routine(config_home, tmp_path, capsys):
-    from voice_skill.audio import write_wav
+    from voice_skill.audio.pcm import write_wav
     from voice_skill.devtools.speechgen import compose
 
     (config_home / "mine.toml").write_text(MINE, encoding="utf-8")

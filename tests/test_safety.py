@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from tests.scripted import SECONDS_PER_WORD, SOURCE, first, routine, run_script, run_script_with, says
-from voice_skill.coach import EPISODE_QUIET_S, TEN_MINUTES_S, Coach, Messages, Say
-from voice_skill.intents import FAMILY_SLOT, INTENT_NAMES, IntentParser, PhraseTable
-from voice_skill.routine import fill_placeholders, routine_from_dict
+from voice_skill.core.coach import EPISODE_QUIET_S, TEN_MINUTES_S, Coach, Messages, Say
+from voice_skill.core.intents import FAMILY_SLOT, INTENT_NAMES, IntentParser, PhraseTable
+from voice_skill.core.routine import fill_placeholders, routine_from_dict
 
 MESSAGES = Messages.load()
 PARSER = IntentParser()

@@ -17,9 +17,9 @@ pytest.importorskip("pocketsphinx")
 from tests.test_e2e_skill import of, run  # noqa: E402
 from tests.test_safety import FAMILIES  # noqa: E402
 from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: E402
-from voice_skill.audio import SAMPLE_RATE  # noqa: E402
+from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import benchdata, speechgen  # noqa: E402
-from voice_skill.intents import FAMILY_SLOT, IntentParser, PhraseTable  # noqa: E402
+from voice_skill.core.intents import FAMILY_SLOT, IntentParser, PhraseTable  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not shutil.which("flite") or not shutil.which("espeak-ng"),
                                 reason="needs the flite and espeak-ng programs")

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from tests.scripted import routine, run_script_with
-from voice_skill.screen import COMMANDS_ACTIVE, COMMANDS_IDLE, CoachState, LineView, LiveView, level_dbfs, make_view
+from voice_skill.ui.screen import COMMANDS_ACTIVE, COMMANDS_IDLE, CoachState, LineView, LiveView, level_dbfs, make_view
 
 
 class FakeClock:
@@ -61,7 +61,7 @@ def test_live_panel_shows_routine_step_countdown_heard_and_level():
 
 
 def test_live_panel_uses_routine_titles_and_step_counts_when_given():
-    from voice_skill.routine import routine_from_dict
+    from voice_skill.core.routine import routine_from_dict
 
     loaded = routine_from_dict(routine("night-cramp", title="Night cramp, gently"))
     view = make_view(terminal(), clock=FakeClock(4.0), routines={loaded.id: loaded})

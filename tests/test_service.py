@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill.cli import main as cli_main
+from voice_skill.cli.main import main as cli_main
 
-from voice_skill import service
-from voice_skill.service import UNIT_NAME, render_unit
+from voice_skill.service import systemd as service
+from voice_skill.service.systemd import UNIT_NAME, render_unit
 
 COMMAND = ["/opt/coach/.venv/bin/voice-skill", "run"]
 

@@ -9,13 +9,13 @@ import json
 import numpy as np
 
 from tests.scripted import ScriptedRecognizer, routine
-from voice_skill.aec import EchoCanceller
-from voice_skill.audio import SAMPLE_RATE, AudioChunk
-from voice_skill.clock import VirtualClock
-from voice_skill.coach import Coach
-from voice_skill.intents import IntentParser
-from voice_skill.routine import routine_from_dict
-from voice_skill.session import EventLog, Session, VirtualSpeaker
+from voice_skill.audio.aec import EchoCanceller
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
+from voice_skill.core.clock import VirtualClock
+from voice_skill.core.coach import Coach
+from voice_skill.core.intents import IntentParser
+from voice_skill.core.routine import routine_from_dict
+from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
 
 SECONDS_PER_WORD = 2.0  # long utterances: "Step one here." plays from 3 s to 9 s
 

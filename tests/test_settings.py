@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from voice_skill.cli import main as cli_main
+from voice_skill.cli.main import main as cli_main
 
 from voice_skill import settings as S
 from voice_skill.errors import UsageError

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from voice_skill.app import Stopper
+from voice_skill.runtime.app import Stopper
 
 
 def _deliver(sig: int) -> None:
@@ -41,7 +41,7 @@ def test_a_handler_replaced_by_a_library_is_put_back() -> None:
 def test_the_loop_keeps_its_handlers_while_it_runs() -> None:
     """``_live_loop`` calls ``keep_handlers`` on every pass: a handler replaced while
     listening is back before the next chunk."""
-    from voice_skill.app import _live_loop
+    from voice_skill.runtime.app import _live_loop
 
     calls: list[int] = []
 
@@ -75,7 +75,7 @@ def test_the_loop_keeps_its_handlers_while_it_runs() -> None:
 
 
 def test_the_first_signal_also_abandons_a_recognizer_start_and_the_flag_is_cleared_after() -> None:
-    from voice_skill.supervise import STOPPING
+    from voice_skill.runtime.supervise import STOPPING
 
     with Stopper():
         _deliver(signal.SIGTERM)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from voice_skill.errors import UsageError
-from voice_skill.soundserver import ServerDevice, SoundServer, query, route
+from voice_skill.devices.soundserver import ServerDevice, SoundServer, query, route
 
 DESK = SoundServer("PulseAudio (on PipeWire 1.0.5)", (
     ServerDevice("source", "alsa_input.pci-0000_00_1f.3.analog-stereo", "Built-in Audio Analog Stereo", default=True),

@@ -13,7 +13,10 @@ import pytest
 
 from tests.pulse import active_spans, read_wav_int16, stop_recording
 from voice_skill.errors import DeviceError, UsageError
-from voice_skill.speaker import (Pyttsx3Voice, SpeechEvent, TextSpeaker, estimate_seconds, open_speaker)
+from voice_skill.tts.espeak import Pyttsx3Voice
+from voice_skill.tts.base import SpeechEvent
+from voice_skill.devices.speaker import TextSpeaker, estimate_seconds
+from voice_skill.runtime.output import open_speaker
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -147,7 +150,8 @@ def test_estimate_matches_espeak(rate: int) -> None:
 _PLAYBACK_CHILD = r"""
 import json, sys, time
 from tests.pulse import active_spans
-from voice_skill.speaker import Pyttsx3Voice, SoundSpeaker
+from voice_skill.tts.espeak import Pyttsx3Voice
+from voice_skill.devices.speaker import SoundSpeaker
 
 class Clock:
     def now(self):
@@ -240,7 +244,8 @@ def test_sound_speaker_plays_reports_times_and_cancels(pulse, tmp_path) -> None:
 
 _NO_OUTPUT_CHILD = r"""
 import io, time
-from voice_skill.speaker import open_speaker, TextSpeaker
+from voice_skill.devices.speaker import TextSpeaker
+from voice_skill.runtime.output import open_speaker
 class Clock:
     def now(self):
         return time.monotonic()

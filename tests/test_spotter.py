@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_skill.app import RunOptions, run_chunks
+from voice_skill.runtime.app import RunOptions, run_chunks
 from voice_skill.asr import spotter as sp
 from voice_skill.asr.base import Hypothesis
 from voice_skill.asr.select import build_recognizer
 from voice_skill.asr.spotting import SpottingRecognizer
-from voice_skill.audio import AudioChunk
+from voice_skill.audio.pcm import AudioChunk
 from voice_skill.devtools.speechgen import compose, iter_array_chunks
 from voice_skill.errors import ModelError
-from voice_skill.intents import IntentParser
+from voice_skill.core.intents import IntentParser
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None,
                                 reason="flite and espeak-ng make the test speech")
@@ -100,7 +100,7 @@ def test_near_misses_and_commands_do_not_fire(models, head, text) -> None:
 
 
 def test_the_skills_own_first_sentences_do_not_fire(models, head) -> None:
-    from voice_skill.routine import builtin_routines, script
+    from voice_skill.core.routine import builtin_routines, script
 
     lines = [line.text for r in builtin_routines().values() for line in script(r)][:40]
     x = _with_floor(compose([0.5] + [(t, "espeak:en-us") for t in lines] + [0.5]).samples)
@@ -179,7 +179,7 @@ def test_spotter_off_is_the_grammar_recognizer_alone() -> None:
 
 
 def test_a_custom_phrase_table_turns_the_automatic_spotter_off() -> None:
-    from voice_skill.intents import PhraseTable
+    from voice_skill.core.intents import PhraseTable
 
     table = PhraseTable.from_dict({"intents": {"start": {"phrases": ["my muscle is tight"]},
                                                "stop": {"phrases": ["halt"]}}})

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from voice_skill.asr.base import Hypothesis, Recognizer
-from voice_skill.audio import SAMPLE_RATE, AudioChunk, read_wav
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, read_wav
 from voice_skill.errors import ModelError
 
 vosk_backend = pytest.importorskip("voice_skill.asr.vosk_backend", reason="vosk is not installed")
@@ -321,7 +321,7 @@ def test_hypothesis_is_the_protocol_type():
 
 @pytest.fixture
 def no_models(tmp_path, monkeypatch):
-    from voice_skill import models
+    from voice_skill.models import store as models
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(models.MODEL_ENV, raising=False)

@@ -1,5 +1,5 @@
 import sys
 
-from voice_skill.cli import main
+from voice_skill.cli.main import main
 
 sys.exit(main())

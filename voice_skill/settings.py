@@ -29,9 +29,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping
 
-from voice_skill.coach import PACE_MAX, PACE_MIN
+from voice_skill.core.coach import PACE_MAX, PACE_MIN
 from voice_skill.errors import UsageError
-from voice_skill.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
+from voice_skill.core.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
-from voice_skill.audio import AudioChunk
+from voice_skill.audio.pcm import AudioChunk
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from voice_skill.asr.base import Hypothesis
-from voice_skill.audio import SAMPLE_RATE, SAMPLE_WIDTH, AudioChunk
+from voice_skill.audio.pcm import SAMPLE_RATE, SAMPLE_WIDTH, AudioChunk
 from voice_skill.errors import ModelError, RecognizerError
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ _JSGF_WORD = re.compile(r"^[a-z0-9'._-]+$")
 def _default_triggers() -> list[str]:
     """The ``start`` phrases of the packaged phrase table (what a false start would be)."""
     try:
-        from voice_skill.intents import PhraseTable  # noqa: PLC0415 - avoid an import cycle
+        from voice_skill.core.intents import PhraseTable  # noqa: PLC0415 - avoid an import cycle
         table = PhraseTable.load()
     except Exception as exc:  # noqa: BLE001 - verification is an add-on; say so and go on without
         log.warning("no trigger phrases for verification: %s", exc)

@@ -8,8 +8,8 @@ from typing import Sequence
 
 from voice_skill.asr.base import Recognizer
 from voice_skill.errors import ModelError, UsageError
-from voice_skill.intents import IntentParser, PhraseTable
-from voice_skill.models import MODEL_ENV, FoundModel, find_model
+from voice_skill.core.intents import IntentParser, PhraseTable
+from voice_skill.models.store import MODEL_ENV, FoundModel, find_model
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_skill.audio import SAMPLE_RATE, AudioChunk
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
 from voice_skill.errors import ModelError
 
 log = logging.getLogger(__name__)

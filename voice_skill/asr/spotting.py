@@ -33,8 +33,8 @@ from dataclasses import replace
 
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.asr.spotter import TriggerSpotter
-from voice_skill.audio import AudioChunk
-from voice_skill.intents import IntentParser
+from voice_skill.audio.pcm import AudioChunk
+from voice_skill.core.intents import IntentParser
 
 log = logging.getLogger(__name__)
 

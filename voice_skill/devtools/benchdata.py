@@ -14,9 +14,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from voice_skill.asr.base import Hypothesis, Recognizer
-from voice_skill.audio import SAMPLE_RATE
+from voice_skill.audio.pcm import SAMPLE_RATE
 from voice_skill.devtools import speechgen
-from voice_skill.intents import IntentParser
+from voice_skill.core.intents import IntentParser
 
 #: The trigger family ("start" intent), bare and inside longer sentences.
 TRIGGERS: list[str] = [

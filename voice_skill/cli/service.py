@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 
-from voice_skill import service
+from voice_skill.service import systemd as service
 from voice_skill.errors import UsageError, VoiceSkillError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def _run_args(text: str | None) -> list[str]:
         words = shlex.split(text)
     except ValueError as exc:
         raise UsageError(f"--run-args: {exc}") from None
-    from voice_skill.cli import build_parser  # noqa: PLC0415 (the CLI imports this module)
+    from voice_skill.cli.main import build_parser  # noqa: PLC0415 (the CLI imports this module)
 
     try:
         args = build_parser().parse_args(["run", *words])

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-from voice_skill.clock import Clock
+from voice_skill.core.clock import Clock
 
 log = logging.getLogger(__name__)
 

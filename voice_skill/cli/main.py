@@ -14,8 +14,13 @@ import sys
 import traceback
 from typing import IO, Iterator, Sequence
 
-from voice_skill import (NOTICE, __version__, devices_cli, history_cli, models_cli, routines_cli, service_cli, settings,
-                         settings_cli)
+from voice_skill import NOTICE, __version__, settings
+from voice_skill.cli import devices as devices_cli
+from voice_skill.cli import history as history_cli
+from voice_skill.cli import models as models_cli
+from voice_skill.cli import routines as routines_cli
+from voice_skill.cli import service as service_cli
+from voice_skill.cli import settings as settings_cli
 from voice_skill.errors import RoutineError, UsageError, VoiceSkillError
 
 log = logging.getLogger("voice_skill")
@@ -170,10 +175,10 @@ def _routines(chosen: settings.Settings) -> tuple[dict, str | None]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from voice_skill.app import RunOptions, run_file, run_live
-    from voice_skill.clock import local_hour_fraction
-    from voice_skill.intents import PhraseTable
-    from voice_skill.journal import Journal, JournalRecorder
+    from voice_skill.runtime.app import RunOptions, run_file, run_live
+    from voice_skill.core.clock import local_hour_fraction
+    from voice_skill.core.intents import PhraseTable
+    from voice_skill.journal.store import Journal, JournalRecorder
 
     chosen = settings.from_args(args)
     for note in chosen.notes():
@@ -200,7 +205,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     options.routines, options.start_routine = _routines(chosen)
     if options.phrases is not None:  # what the routines say must not be a command in these phrases either
-        from voice_skill.routine import check_spoken_text
+        from voice_skill.core.routine import check_spoken_text
 
         for routine in options.routines.values():
             try:
@@ -229,7 +234,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    from voice_skill import soundserver
+    from voice_skill.devices import soundserver
 
     # A device named on the sound server (PulseAudio, PipeWire) is reached through it.
     input_device, output_device = soundserver.route(chosen.input_device, chosen.output_device)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from voice_skill.audio import SAMPLE_RATE
+from voice_skill.audio.pcm import SAMPLE_RATE
 
 DURATION_S = 0.4
 PEAK_AT_FULL_VOLUME = 0.2  # of int16 full scale at volume 1 (about -14 dBFS)

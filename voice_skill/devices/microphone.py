@@ -9,7 +9,7 @@ guard). Time lost while the device was away is added to stream time, which there
 keeps pace with the clock.
 
 If the device cannot open at 16 kHz it is opened at its native rate (and channel count)
-and converted with ``voice_skill.audio.Resampler``.
+and converted with ``voice_skill.audio.pcm.Resampler``.
 
 A lost device (a stream that stops, reports errors, or stops delivering audio) is
 reported once through ``poll_status()``. Reopening is then tried every
@@ -27,10 +27,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from voice_skill.audio import SAMPLE_RATE, AudioChunk, Resampler, float_to_int16
-from voice_skill.devicewatch import DeviceStatus, DeviceWatch
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, Resampler, float_to_int16
+from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch
 from voice_skill.errors import DeviceError
-from voice_skill.clock import Clock
+from voice_skill.core.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ NO_MICROPHONE = "No microphone found. To try the skill on a recording instead: v
 def _import_sounddevice() -> Any:
     """sounddevice, with ALSA's messages routed to our log first (see ``alsalog``): the
     devices PortAudio probes as it starts are debug detail, and repeats are counted."""
-    from voice_skill import alsalog
+    from voice_skill.devices import alsalog
 
     alsalog.install()
     try:
@@ -74,7 +74,7 @@ class MicrophoneSource:
                  *, queue_s: float = 10.0, reopen_every_s: float = 2.0, stall_s: float = 1.0,
                  startup_s: float = 5.0) -> None:
         if clock is None:
-            raise ValueError("MicrophoneSource needs a clock (voice_skill.clock.RealClock for live use)")
+            raise ValueError("MicrophoneSource needs a clock (voice_skill.core.clock.RealClock for live use)")
         if block_s <= 0:
             raise ValueError("block_s must be positive")
         self.device = device

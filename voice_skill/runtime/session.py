@@ -16,21 +16,18 @@ from typing import IO, Callable, Iterable
 
 import numpy as np
 
-from voice_skill.aec import AlignedEchoCanceller, EchoCanceller, simulated_room
+from voice_skill.audio.aec import AlignedEchoCanceller, EchoCanceller, simulated_room
 from voice_skill.asr.base import Hypothesis, Recognizer
-from voice_skill.audio import SAMPLE_RATE, AudioChunk
-from voice_skill.clock import Clock, VirtualClock
-from voice_skill.coach import CancelSpeech, Coach, Emit, Say
-from voice_skill.intents import Intent, IntentParser, tokens
-from voice_skill.speaker import Speaker, SpeechEvent
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
+from voice_skill.core.clock import Clock, VirtualClock
+from voice_skill.core.coach import CancelSpeech, Coach, Emit, Say
+from voice_skill.core.intents import Intent, IntentParser, tokens
+from voice_skill.core.echoguard import SAFETY_INTENTS, EchoGuard
+from voice_skill.tts.base import Speaker, SpeechEvent
 
 log = logging.getLogger(__name__)
 
 SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
-# Safety outranks the echo guard's doubts: one of these is dropped as the skill's own voice
-# only when the skill was saying those very words, never for being mixed with its speech
-# ("oh no, my leg is swollen" said over a step) nor for a weak trace through the canceller.
-SAFETY_INTENTS = frozenset({"emergency", "red_flag", "worse", "pregnant"})
 # The echo canceller learns the room from the skill's first words; until it has heard this
 # much of them, what it lets through is no evidence of the user (measured: the skill's own
 # intro, heard back at half level, came out of PocketSphinx as "my leg is weak ... felt a
@@ -163,84 +160,6 @@ class VirtualSpeaker:
 
     def close(self) -> None:
         self._queue.clear()
-
-
-# ---- self-hearing guard -------------------------------------------------------------
-
-class EchoGuard:
-    """Keeps the skill from obeying its own voice.
-
-    It knows when the speaker was playing and what it said. A hypothesis that overlaps
-    the skill's own speech (plus a tail for room echo and device latency) is ignored if it
-    would start a routine, if the command it carries is made of words the skill was saying
-    at that moment, or if it holds anything besides the command (the recognizer turning
-    the skill's own sentence into words). A command said on its own, that the skill was not
-    saying, gets through: that is barge-in. A safety phrase (``SAFETY_INTENTS``) gets through
-    in any sentence unless the skill was saying those very words. Courtesy words around a
-    command ("okay", "please": ``courtesy``) are not "anything besides" it.
-
-    ``hears_speaker`` is False where the input cannot hold the skill's voice (a recording
-    played in without a simulated room): the spans of speech on the virtual clock are then
-    no evidence about the audio, and nothing is ignored for overlapping them.
-    """
-
-    def __init__(self, tail_s: float = 0.5, keep_s: float = 60.0, courtesy: frozenset[str] = frozenset(),
-                 hears_speaker: bool = True) -> None:
-        self.tail_s = tail_s
-        self.keep_s = keep_s
-        self.courtesy = courtesy
-        self.hears_speaker = hears_speaker
-        self._spans: dict[int, list] = {}  # uid -> [start, end | None, words]
-        self._first: float | None = None  # when the skill first spoke
-
-    def started(self, uid: int, t: float, text: str) -> None:
-        self._spans[uid] = [t, None, set(tokens(text))]
-        if self._first is None:
-            self._first = t
-
-    def ended(self, uid: int, t: float) -> None:
-        if uid in self._spans:
-            self._spans[uid][1] = t
-        for key in [k for k, (s, e, _) in self._spans.items() if e is not None and e < t - self.keep_s]:
-            del self._spans[key]
-
-    def speaking(self, start_s: float, end_s: float) -> list[set[str]]:
-        """The word sets of utterances that overlap [start_s, end_s]."""
-        found = []
-        for s, e, words in self._spans.values():
-            if s <= end_s and (e is None or e + self.tail_s >= start_s):
-                found.append(words)
-        return found
-
-    def first_started(self) -> float | None:
-        return self._first
-
-    def judge(self, hyp: Hypothesis, intent: Intent | None) -> str | None:
-        """None to accept, or the reason the hypothesis is ignored."""
-        if intent is None or not self.hears_speaker:
-            return None
-        overlapping = self.speaking(hyp.start_s, hyp.end_s)
-        if not overlapping:
-            return None
-        if intent.name in ("start", "stretch"):
-            return "own voice"
-        phrase_words = set(intent.phrase.split())
-        if any(phrase_words <= words for words in overlapping):
-            return "own voice"
-        if intent.name in SAFETY_INTENTS:
-            return None
-        if self.extra_words(hyp.text, intent.phrase):
-            return "mixed with own voice"
-        return None
-
-    def extra_words(self, text: str, phrase: str) -> list[str]:
-        """The words of ``text`` besides one ``phrase`` and any courtesy words."""
-        heard, words = list(tokens(text)), phrase.split()
-        for i in range(len(heard) - len(words) + 1):
-            if heard[i:i + len(words)] == words:
-                del heard[i:i + len(words)]
-                break
-        return [w for w in heard if w not in self.courtesy]
 
 
 # ---- the loop -----------------------------------------------------------------------

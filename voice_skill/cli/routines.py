@@ -24,9 +24,9 @@ from typing import Mapping
 
 from voice_skill import settings
 from voice_skill.errors import RoutineError
-from voice_skill.rehearsal import rehearsal_seconds, rehearse
-from voice_skill.routine import Routine, builtin_routines, hold_lines, load_routine
-from voice_skill.speechtime import DEFAULT_RATE_WPM
+from voice_skill.core.rehearsal import rehearsal_seconds, rehearse
+from voice_skill.core.routine import Routine, builtin_routines, hold_lines, load_routine
+from voice_skill.core.speechtime import DEFAULT_RATE_WPM
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -9,174 +9,24 @@ measurements behind that choice are in docs/pyttsx3.md.
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
 import sys
-import tempfile
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol, TextIO, runtime_checkable
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from voice_skill.aec import OutputTape
-from voice_skill.audio import SAMPLE_RATE, Resampler, float_to_int16, read_wav
-from voice_skill.errors import DeviceError, UsageError
-from voice_skill.clock import Clock
-from voice_skill.devicewatch import DeviceStatus, DeviceWatch, StatusKind
-from voice_skill.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM, estimate_seconds
+from voice_skill.audio.aec import OutputTape
+from voice_skill.audio.pcm import SAMPLE_RATE, Resampler, float_to_int16
+from voice_skill.errors import DeviceError
+from voice_skill.core.clock import Clock
+from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch, StatusKind
+from voice_skill.core.speechtime import DEFAULT_RATE_WPM, estimate_seconds
+from voice_skill.tts.base import EventKind, SpeechEvent, Voice
 
 log = logging.getLogger(__name__)
-
-EventKind = Literal["started", "finished", "cancelled"]
-
-
-@dataclass(frozen=True)
-class SpeechEvent:
-    """Something that happened to an utterance, at ``t`` seconds on the speaker's clock.
-
-    Every ``say()`` ends in exactly one ``finished`` or ``cancelled`` event. ``started``
-    comes first only if the utterance's audio reached the output device (or, for the
-    text speaker, was printed).
-    """
-
-    kind: EventKind
-    utterance_id: int
-    t: float
-    text: str
-
-
-@runtime_checkable
-class Voice(Protocol):
-    rate: int  # words per minute
-    volume: float  # 0..1
-
-    def synthesize(self, text: str) -> np.ndarray:
-        """``text`` as int16 mono samples at 16 kHz."""
-        ...
-
-
-@runtime_checkable
-class Speaker(Protocol):
-    def say(self, text: str, utterance_id: int) -> None: ...
-
-    def cancel(self) -> None: ...
-
-    def poll(self) -> list[SpeechEvent]: ...
-
-    @property
-    def busy(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-# --------------------------------------------------------------------------- voice
-
-# espeak-ng is process-global in pyttsx3: one synthesis at a time, whoever asks.
-_ENGINE_LOCK = threading.Lock()
-
-
-def _quiet_print(*args: Any, **_kw: Any) -> None:
-    log.debug("pyttsx3: %s", " ".join(str(a) for a in args))
-
-
-def check_voice_settings(rate: float, volume: float) -> None:
-    """Raise UsageError for a speech rate or volume the engine cannot use."""
-    if not MIN_RATE_WPM <= rate <= MAX_RATE_WPM:
-        raise UsageError(f"speech rate must be {MIN_RATE_WPM} to {MAX_RATE_WPM} words per minute, not {rate}")
-    if not 0.0 <= volume <= 1.0:
-        raise UsageError(f"speech volume must be between 0 and 1, not {volume}")
-
-
-class Pyttsx3Voice:
-    """Synthesise speech with pyttsx3 into 16 kHz int16 samples. Plays nothing."""
-
-    def __init__(self, rate: int = DEFAULT_RATE_WPM, volume: float = 1.0, voice: str | None = None,
-                 *, driver_name: str | None = None, timeout_s: float = 15.0) -> None:
-        self.rate = rate
-        self.volume = volume
-        self.voice = voice
-        self.timeout_s = timeout_s
-        self._driver_name = driver_name
-        self._validate()
-        try:
-            import pyttsx3.engine
-        except Exception as exc:  # ImportError, or the driver's own errors
-            raise DeviceError(f"no speech engine: pyttsx3 is not usable ({exc})") from None
-        self._engine_cls = pyttsx3.engine.Engine
-        # Start one engine now so a missing espeak-ng shows up here, not mid-routine.
-        with _ENGINE_LOCK:
-            engine = self._new_engine()
-            del engine
-            gc.collect()
-
-    def _validate(self) -> None:
-        check_voice_settings(self.rate, self.volume)
-
-    def _new_engine(self) -> Any:
-        try:
-            engine = self._engine_cls(self._driver_name) if self._driver_name else self._engine_cls()
-        except Exception as exc:
-            hint = " (is espeak-ng installed? apt install espeak-ng)" if sys.platform.startswith("linux") else ""
-            raise DeviceError(f"no speech engine: {exc}{hint}") from None
-        module = getattr(getattr(engine.proxy, "_module", None), "__dict__", None)
-        if module is not None and "print" not in module:
-            # The espeak driver prints "Audio saved to ..." on stdout from its own thread.
-            module["print"] = _quiet_print
-        return engine
-
-    def synthesize(self, text: str) -> np.ndarray:
-        self._validate()
-        if not text.strip():
-            return np.zeros(0, dtype=np.int16)
-        fd, path = tempfile.mkstemp(prefix="voice-skill-", suffix=".wav")
-        os.close(fd)
-        try:
-            with _ENGINE_LOCK:
-                self._synthesize_to(text, path)
-            samples = read_wav(path)
-        finally:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        return samples
-
-    def _synthesize_to(self, text: str, path: str) -> None:
-        done = threading.Event()
-        errors: list[BaseException] = []
-        engine = self._new_engine()
-        try:
-            engine.connect("finished-utterance", lambda **_kw: done.set())
-            engine.connect("error", lambda exception=None, **_kw: (errors.append(exception), done.set()))
-            engine.setProperty("rate", int(self.rate))
-            engine.setProperty("volume", float(self.volume))
-            if self.voice is not None:
-                engine.setProperty("voice", self.voice)
-            engine.save_to_file(text, path)
-            engine.runAndWait()
-            if not done.wait(self.timeout_s):
-                raise DeviceError(f"speech synthesis did not finish within {self.timeout_s:g} s")
-            if errors:
-                raise DeviceError(f"speech synthesis failed: {errors[0]}")
-            self._wait_idle()
-        finally:
-            del engine
-            gc.collect()  # the old driver must be gone before the next one installs its callback
-
-    def _wait_idle(self) -> None:
-        try:
-            from pyttsx3.drivers import _espeak
-        except Exception:
-            return
-        idle = threading.Event()
-        for _ in range(500):  # at most ~1 s
-            if not _espeak.IsPlaying():
-                return
-            idle.wait(0.002)
-
 
 # --------------------------------------------------------------------------- speakers
 
@@ -215,7 +65,7 @@ class _Playback:
 
 
 def _import_sounddevice() -> Any:
-    from voice_skill.live import _import_sounddevice as import_with_alsa_messages_routed
+    from voice_skill.devices.microphone import _import_sounddevice as import_with_alsa_messages_routed
 
     return import_with_alsa_messages_routed()
 
@@ -632,39 +482,3 @@ class TextSpeaker:
         with self._lock:
             self._queue.clear()
             self._current = None
-
-
-def open_speaker(kind: str, clock: Clock, *, device: int | str | None = None, rate: int = DEFAULT_RATE_WPM,
-                 volume: float = 1.0, voice: str | None = None,
-                 stream: TextIO | None = None,
-                 wrap: Callable[[Voice], Voice] | None = None) -> tuple[Speaker, str | None]:
-    """Open the speaker the user asked for: ``(speaker, warning or None)``.
-
-    ``"tts"`` speaks through the default (or given) output device and falls back to
-    printing, with one warning for the caller to log. ``"none"`` prints. ``wrap`` may
-    decorate the voice (the night chime does).
-    """
-    if kind == "none":
-        return TextSpeaker(clock, stream, rate_wpm=rate), None
-    if kind != "tts":
-        raise UsageError(f"unknown speaker {kind!r}; use 'tts' or 'none'")
-    from functools import partial
-
-    from voice_skill.supervise import ProcessVoice
-
-    check_voice_settings(rate, volume)  # a usage error here, not a child's startup failure
-    try:
-        # Synthesis runs in a child process that a watchdog can end (pyttsx3 can hang).
-        tts = ProcessVoice(partial(Pyttsx3Voice, rate=rate, volume=volume, voice=voice))
-    except DeviceError as exc:
-        log.debug("no speech engine: %s", exc)
-        return TextSpeaker(clock, stream, rate_wpm=rate), f"{exc.message}; instructions will be printed"
-    try:
-        speaker = SoundSpeaker(wrap(tts) if wrap else tts, clock, device=device, fallback_stream=stream,
-                               close_voice=tts.close)
-    except DeviceError as exc:
-        tts.close()
-        log.debug("no speech output: %s", exc)
-        return TextSpeaker(clock, stream, rate_wpm=rate), f"no speech output: {exc.message}; instructions will be printed"
-    tts.on_restart = lambda message: speaker.report("engine", message)
-    return speaker, None

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from voice_skill import settings, soundserver
+from voice_skill import settings
+from voice_skill.devices import soundserver
 from voice_skill.errors import DeviceError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ START_TIMEOUT_S = 5.0  # longest wait for a new input stream to deliver audio
 
 
 def _sounddevice() -> Any:
-    from voice_skill.live import _import_sounddevice
+    from voice_skill.devices.microphone import _import_sounddevice
 
     return _import_sounddevice()
 
@@ -91,13 +92,13 @@ def run_check(chosen: "Settings | None", out: TextIO, *, input_device: str | Non
     """Speak, record, report, with the devices, voice and speech engine ``run`` would use
     (``chosen``: the resolved settings). Returns 0 when both directions worked."""
     from voice_skill.asr.select import grammar_recognizer
-    from voice_skill.audio import AudioChunk
-    from voice_skill.chime import chime
-    from voice_skill.intents import IntentParser, PhraseTable
-    from voice_skill.live import check_input_device
-    from voice_skill.screen import level_dbfs
+    from voice_skill.audio.pcm import AudioChunk
+    from voice_skill.audio.chime import chime
+    from voice_skill.core.intents import IntentParser, PhraseTable
+    from voice_skill.devices.microphone import check_input_device
+    from voice_skill.ui.screen import level_dbfs
     from voice_skill.settings import Settings
-    from voice_skill.speaker import Pyttsx3Voice
+    from voice_skill.tts.espeak import Pyttsx3Voice
 
     chosen = chosen or Settings()
     input_device, output_device = soundserver.route(input_device or chosen.input_device,

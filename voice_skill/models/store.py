@@ -85,7 +85,7 @@ def user_models_dir() -> Path:
 
 def checkout_models_dir() -> Path | None:
     """``models/`` beside the package in a source checkout (not in an installed wheel)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file():
         return root / "models"
     return None

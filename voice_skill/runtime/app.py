@@ -18,18 +18,19 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Callable, Iterable, Iterator
 
 from voice_skill import NOTICE
-from voice_skill.aec import AlignedEchoCanceller, EchoCanceller
+from voice_skill.audio.aec import AlignedEchoCanceller, EchoCanceller
 from voice_skill.asr.base import Recognizer
-from voice_skill.audio import AudioChunk, iter_wav_chunks
-from voice_skill.clock import RealClock, VirtualClock, local_hour_fraction
-from voice_skill.coach import Coach
-from voice_skill.intents import Intent, IntentParser, PhraseTable
-from voice_skill.routine import Routine, builtin_routines
-from voice_skill.session import EchoGuard, EventLog, Session, VirtualSpeaker
-from voice_skill.speechtime import DEFAULT_RATE_WPM
+from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks
+from voice_skill.core.clock import RealClock, VirtualClock, local_hour_fraction
+from voice_skill.core.coach import Coach
+from voice_skill.core.intents import Intent, IntentParser, PhraseTable
+from voice_skill.core.routine import Routine, builtin_routines
+from voice_skill.core.echoguard import EchoGuard
+from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
+from voice_skill.core.speechtime import DEFAULT_RATE_WPM
 
 if TYPE_CHECKING:
-    from voice_skill.journal import Journal
+    from voice_skill.journal.store import Journal
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,11 @@ def _coach(options: RunOptions, hour: float) -> Coach:
 
 def _virtual_renderer(options: RunOptions, events: EventLog):
     """How long each utterance takes on the virtual clock, and its sound when real TTS is asked for."""
-    from voice_skill.speechtime import estimate_seconds
+    from voice_skill.core.speechtime import estimate_seconds
 
     if options.speaker == "tts":
         from voice_skill.errors import DeviceError
-        from voice_skill.speaker import Pyttsx3Voice
+        from voice_skill.tts.espeak import Pyttsx3Voice
 
         try:
             voice = Pyttsx3Voice(rate=options.rate_wpm, volume=options.volume)
@@ -189,7 +190,7 @@ class Stopper:
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, _frame: object) -> None:
-        from voice_skill.supervise import STOPPING
+        from voice_skill.runtime.supervise import STOPPING
 
         self.signals.append(signum)
         if self.event.is_set():
@@ -209,7 +210,7 @@ class Stopper:
                 signal.signal(sig, self._handle)
 
     def __exit__(self, *exc: object) -> None:
-        from voice_skill.supervise import STOPPING
+        from voice_skill.runtime.supervise import STOPPING
 
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
@@ -222,13 +223,13 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     """Listen on the microphone and speak on the loudspeaker until SIGINT or SIGTERM."""
     from rich.console import Console
 
-    from voice_skill.chime import ChimeVoice
-    from voice_skill.journal import JournalRecorder
-    from voice_skill.live import MicrophoneSource, check_input_device
-    from voice_skill.screen import make_view
-    from voice_skill.speaker import open_speaker
+    from voice_skill.audio.chime import ChimeVoice
+    from voice_skill.journal.store import JournalRecorder
+    from voice_skill.devices.microphone import MicrophoneSource, check_input_device
+    from voice_skill.ui.screen import make_view
+    from voice_skill.runtime.output import open_speaker
     from voice_skill.asr.select import build_recognizer
-    from voice_skill.supervise import ProcessRecognizer, SupervisedRecognizer
+    from voice_skill.runtime.supervise import ProcessRecognizer, SupervisedRecognizer
 
     check_input_device(input_device)  # no microphone: one sentence, before any model loads
     routines = options.routines or builtin_routines()
@@ -297,7 +298,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
 
 
 def _report_alsa_repeats() -> None:
-    from voice_skill import alsalog
+    from voice_skill.devices import alsalog
 
     collector = alsalog.installed()
     if collector is not None:
@@ -314,7 +315,7 @@ def _live_echo_canceller(speaker) -> AlignedEchoCanceller | None:
 def _live_loop(session: Session, mic, speaker, view, events: EventLog, stop: threading.Event,
                keep_handlers: Callable[[], None] = lambda: None) -> None:
     """Feed the microphone to the session until ``stop`` is set; report device changes."""
-    from voice_skill.screen import level_dbfs
+    from voice_skill.ui.screen import level_dbfs
 
     clock = session.clock
     poll_output = getattr(speaker, "poll_status", None)

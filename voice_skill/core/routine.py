@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from voice_skill.errors import RoutineError
 
 if TYPE_CHECKING:
-    from voice_skill.intents import IntentParser, PhraseTable
+    from voice_skill.core.intents import IntentParser, PhraseTable
 
 PRESSURES = ("none", "light", "moderate", "firm")
 PHASES = ("main", "aftercare")
@@ -130,7 +130,7 @@ class _Checker:
         if not text:
             return
         if self._parser is None:
-            from voice_skill.intents import IntentParser  # noqa: PLC0415 (intents imports this module's error)
+            from voice_skill.core.intents import IntentParser  # noqa: PLC0415 (intents imports this module's error)
 
             self._parser = IntentParser(self._phrases)
         for leg in (None, "left", "right"):
@@ -342,7 +342,7 @@ def number_words(n: int) -> str:
 # ---- the spoken script and its timing ------------------------------------------------
 #
 # ``voice-skill routines show`` and the routine tests need to know how long a routine
-# takes and when each line is heard. This mirrors the coach's pacing (voice_skill/coach.py)
+# takes and when each line is heard. This mirrors the coach's pacing (voice_skill/core/coach.py)
 # with an estimated speaking time per utterance and a speaker that says one thing at a
 # time; tests/test_routines.py checks it against the coach itself.
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from voice_skill.coach import CancelSpeech, Coach, Emit, Messages, Say
-from voice_skill.intents import Intent
-from voice_skill.routine import Routine
-from voice_skill.speechtime import DEFAULT_RATE_WPM, estimate_seconds
+from voice_skill.core.coach import CancelSpeech, Coach, Emit, Messages, Say
+from voice_skill.core.intents import Intent
+from voice_skill.core.routine import Routine
+from voice_skill.core.speechtime import DEFAULT_RATE_WPM, estimate_seconds
 
 _MAX_ACTIONS = 100_000  # a routine is a few hundred lines; more means the coach is stuck
 

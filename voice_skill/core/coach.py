@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable, Mapping
 
-from voice_skill.intents import FAMILY_SLOT, Intent
-from voice_skill.routine import Routine, Step, fill_placeholders, hold_lines
+from voice_skill.core.intents import FAMILY_SLOT, Intent
+from voice_skill.core.routine import Routine, Step, fill_placeholders, hold_lines
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from voice_skill.errors import UsageError
-from voice_skill.journal import Episode, Journal, journal_path, night_of
+from voice_skill.journal.store import Episode, Journal, journal_path, night_of
 
 log = logging.getLogger(__name__)
 

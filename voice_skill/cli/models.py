@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from voice_skill import models
+from voice_skill.models import store as models
 from voice_skill.errors import VoiceSkillError
 
 log = logging.getLogger(__name__)

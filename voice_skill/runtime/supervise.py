@@ -36,7 +36,7 @@ import numpy as np
 
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill import errors
-from voice_skill.audio import AudioChunk
+from voice_skill.audio.pcm import AudioChunk
 from voice_skill.errors import DeviceError, RecognizerError, VoiceSkillError
 
 log = logging.getLogger(__name__)

@@ -357,7 +357,7 @@ class JournalRecorder:
         self._local = wall_origin.tzinfo is None
         self.wall_origin = _aware(wall_origin)
         if routines is None:
-            from voice_skill.routine import builtin_routines
+            from voice_skill.core.routine import builtin_routines
 
             routines = builtin_routines()
         self._contexts = {rid: getattr(r, "context", "active-cramp") for rid, r in routines.items()}
