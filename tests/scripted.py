@@ -68,7 +68,7 @@ def run_script_with(prepare, script: list[tuple[float, str]], seconds: float,
                     chunk_s: float = 0.1) -> list[dict]:
     """As run_script, calling ``prepare(coach)`` first."""
     loaded = [r if isinstance(r, Routine) else routine_from_dict(r)
-              for r in (routines or [routine(), routine("gentle", max_pressure="moderate")])]
+              for r in (routines or [routine(), routine("gentle", max_pressure="light", suits=["pregnancy"])])]
     clock = VirtualClock()
     out = io.StringIO()
     speaker = VirtualSpeaker(clock, lambda text: (len(text.split()) * SECONDS_PER_WORD, None))

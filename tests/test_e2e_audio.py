@@ -105,7 +105,7 @@ def test_ordinary_quiet_recording_starts_nothing(engine, tmp_path):
 
 def test_pause_freezes_a_countdown_and_resume_keeps_its_time(engine, tmp_path):
     dry, _ = run(engine, [1.0, "start", 1.0], tmp_path)
-    hold = next(e for e in events_of(dry, "hold") if e["seconds"] >= 10)
+    hold = next(e for e in events_of(dry, "hold") if e.get("seconds", 0) >= 10)
     to_pause = hold["t"] + 2.0  # two seconds into the first counted hold
     events, rec = run(engine, [1.0, "start", to_pause - 1.0 - _len(engine, "start"), "pause", 6.0, "resume", 1.0],
                       tmp_path)

@@ -441,7 +441,7 @@ def test_the_event_table_names_every_event_and_field():
 def test_the_readme_says_which_routine_endings_carry_a_reason():
     """A routine stopped by "stop" has no ``reason`` (issue 13: the README said it had one);
     the others are listed with the reasons the coach gives."""
-    coach_source = (ROOT / "voice_skill" / "coach.py").read_text(encoding="utf-8")
+    coach_source = (ROOT / "voice_skill" / "core" / "coach.py").read_text(encoding="utf-8")
     reasons = set(re.findall(r'_end_routine\("stopped", now, out, reason="(\w+)"\)', coach_source))
     assert reasons and re.search(r'_end_routine\("stopped", now, out\)', coach_source), "the stop command"
     (row,) = [r for r in table_rows(section(readme_text(), "The event log")) if r[0] == "`routine`"]
@@ -457,8 +457,8 @@ def test_quoted_sentences_are_ones_the_skill_says_or_prints():
     or messages, printed ones in its source."""
     text = readme_text()
     sentences = said_sentences()
-    printed = {"Cramp coach: listening with ...": ("app.py", "Cramp coach: listening with {description}"),
-               "No microphone found.": ("live.py", "No microphone found.")}
+    printed = {"Cramp coach: listening with ...": ("runtime/app.py", "Cramp coach: listening with {description}"),
+               "No microphone found.": ("devices/microphone.py", "No microphone found.")}
     for module, needle in printed.values():
         assert needle in (ROOT / "voice_skill" / module).read_text(encoding="utf-8")
     for quote in re.findall(r'"([A-Z][^"]*[.!?])"', text):
@@ -476,7 +476,7 @@ def test_the_engine_is_named_in_the_first_line_live_and_in_the_event_log_for_a_r
     ran = ran_command(readme_runs, "voice-skill run --input night.wav --time-of-day 23:30 --events -")
     assert "listening with" not in ran.err
     assert json.loads(ran.out.splitlines()[0])["event"] == "engine"
-    app = (ROOT / "voice_skill" / "app.py").read_text(encoding="utf-8")
+    app = (ROOT / "voice_skill" / "runtime" / "app.py").read_text(encoding="utf-8")
     assert 'announce(f"Cramp coach: listening with {description}' in app  # the live first line
 
 

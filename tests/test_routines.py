@@ -473,6 +473,9 @@ BAD = [
     ("settle without hold", 'say = "Settle your {leg}."', 'say = "Settle your {leg}."\nsettle_s = 3',
      "step 1", "settle_s"),
     ("floor above hold", "hold_s = 10\n", "hold_s = 10\nmin_hold_s = 12\n", "step 2", "min_hold_s"),
+    ("unknown situation", 'max_pressure = "moderate"', 'max_pressure = "moderate"\nsuits = ["gym"]', "routine", "suits"),
+    ("pregnancy too firm", 'max_pressure = "moderate"', 'max_pressure = "moderate"\nsuits = ["pregnancy"]', "routine",
+     "max_pressure"),
 ]
 
 
@@ -488,6 +491,34 @@ def test_invalid_routine_names_file_step_and_field(tmp_path, case, old, new, whe
     assert f"'{field}'" in message
     assert caught.value.exit_code == 2
     assert "\n" not in message
+
+
+def test_a_users_routine_takes_the_place_of_the_one_it_suits(tmp_path):
+    """Routines are chosen by the situations they say they suit, never by a built-in id."""
+    from voice_skill.core.intents import Intent
+    from voice_skill.runtime.app import routine_chooser
+
+    mine = load_routine(_write(tmp_path, GOOD.replace('max_pressure = "moderate"',
+                                                      'max_pressure = "moderate"\nsuits = ["night"]', 1)))
+    routines = {**builtin_routines(), mine.id: mine}
+    trigger = Intent("start", "calf cramp")
+    assert mine.suits == ("night",) and mine.id not in builtin_routines()
+    assert routine_chooser(routines, 23.0)(trigger, 0.0) == mine.id
+    assert routine_chooser(routines, 15.0)(trigger, 0.0) == "day-cramp"
+    assert routine_chooser(routines, 23.0)(Intent("start", "cramp at the gym", {"routine": "workout"}), 0.0) \
+        == "workout-cramp"
+    assert routine_chooser(routines, 23.0)(Intent("start", "calf cramp", {"routine": "gentle"}), 0.0) == "gentle"
+    # without the built-in ones, the one routine there is serves day and night
+    assert routine_chooser({mine.id: mine}, 15.0)(trigger, 0.0) == mine.id
+
+
+def test_the_built_in_routines_cover_every_situation(routines):
+    from voice_skill.core.coach import suited_routine
+    from voice_skill.core.routine import SITUATIONS
+
+    assert {s: suited_routine(routines, s) for s in SITUATIONS} == {
+        "night": "night-cramp", "day": "day-cramp", "workout": "workout-cramp", "pregnancy": "gentle"}
+    assert routines["gentle"].max_pressure == "light"
 
 
 def test_unreadable_and_malformed_files(tmp_path):

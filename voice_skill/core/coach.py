@@ -103,6 +103,13 @@ class Messages:
         return self.texts[key]
 
 
+def suited_routine(routines: Mapping[str, Routine], situation: str) -> str | None:
+    """The id of the routine meant for ``situation`` (see ``routine.SITUATIONS``): the last
+    one that suits it, so a user's routine (loaded after the built-in ones) takes its place."""
+    found = [r.id for r in routines.values() if r.context == "active-cramp" and situation in r.suits]
+    return found[-1] if found else None
+
+
 # ---- timers -------------------------------------------------------------------------
 
 @dataclass
@@ -323,8 +330,8 @@ class Coach:
     def _on_stretch(self, intent: Intent, now: float, out: list[Action]) -> None:
         if self.active:
             return
-        rid = "bedtime-stretches" if "bedtime-stretches" in self.routines else self._choose(intent, now)
-        self._begin(rid, now, out)
+        rid = next((r.id for r in self.routines.values() if r.context == "prevention"), None)
+        self._begin(rid or self._choose(intent, now), now, out)
 
     def _on_done(self, intent: Intent, now: float, out: list[Action]) -> None:
         if self._episode is not None:
@@ -344,7 +351,7 @@ class Coach:
             self._end_episode(now, "gone", out)
 
     def _on_pregnant(self, intent: Intent, now: float, out: list[Action]) -> None:
-        gentle = "gentle" if "gentle" in self.routines else None
+        gentle = self._suited("pregnancy")
         switch = (self.active and self.routine.context == "active-cramp" and gentle is not None
                   and self.routine.id != gentle)
         if self.active:
@@ -485,9 +492,14 @@ class Coach:
         self._begin(self._routine_for(intent, now), now, out, announce=not still)
 
     def _routine_for(self, intent: Intent, now: float) -> str:
-        if self.pregnant and "gentle" in self.routines:
-            return "gentle"
+        if self.pregnant and self._suited("pregnancy"):
+            return self._suited("pregnancy")
         return self._choose(intent, now)
+
+    def _suited(self, situation: str) -> str | None:
+        """The routine for ``situation`` (the last one that suits it: a user's own routines
+        come after the built-in ones), or None."""
+        return suited_routine(self.routines, situation)
 
     def _touch(self, now: float) -> None:
         if self._episode is not None:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 PRESSURES = ("none", "light", "moderate", "firm")
 PHASES = ("main", "aftercare")
 CONTEXTS = ("active-cramp", "prevention")
+# When a trigger starts a routine (``suits`` in a routine file): at night, by day, when the
+# words name a workout, for someone pregnant (light pressure only). The code names these
+# situations, never a routine's id, so a user's routine can take the place of a built-in one.
+SITUATIONS = ("night", "day", "workout", "pregnancy")
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
 MAX_SENTENCES_BEFORE_TIMER = 2
@@ -101,6 +105,10 @@ class Routine:
     outro: str
     steps: tuple[Step, ...]
     path: str = ""
+    suits: tuple[str, ...] = ()  # the SITUATIONS it is meant for
+
+    def suits_situation(self, situation: str) -> bool:
+        return situation in self.suits
 
     def first_aftercare(self) -> int | None:
         for i, step in enumerate(self.steps):
@@ -189,7 +197,7 @@ class _Checker:
 
 _STEP_KEYS = {"id", "say", "hold_s", "countdown", "cue", "cue_every_s", "release", "gap_s", "pressure", "phase", "source",
               "settle_s", "min_hold_s"}
-_ROUTINE_KEYS = {"id", "title", "context", "max_pressure", "intro", "outro", "steps"}
+_ROUTINE_KEYS = {"id", "title", "context", "max_pressure", "intro", "outro", "steps", "suits"}
 
 
 def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>", phrases: "PhraseTable | None" = None) -> Routine:
@@ -208,6 +216,18 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>", phrases:
     if context == "active-cramp" and _above(max_pressure, ACTIVE_CRAMP_MAX_PRESSURE):
         raise c.fail("routine", f"field 'max_pressure' is {max_pressure!r}; a routine for an active cramp "
                                 f"goes no higher than {ACTIVE_CRAMP_MAX_PRESSURE!r}")
+    suits = data.get("suits", [])
+    if not isinstance(suits, list) or not all(isinstance(x, str) for x in suits):
+        raise c.fail("routine", "field 'suits' must be a list of words")
+    for situation in suits:
+        if situation not in SITUATIONS:
+            raise c.fail("routine", f"field 'suits' holds {situation!r}; allowed: {', '.join(SITUATIONS)}")
+    if suits and context != "active-cramp":
+        raise c.fail("routine", "field 'suits' chooses cramp routines; a routine for "
+                                f"{context!r} is started by its own words")
+    if "pregnancy" in suits and _above(max_pressure, "light"):
+        raise c.fail("routine", f"field 'max_pressure' is {max_pressure!r}; a routine for pregnancy "
+                                "goes no higher than 'light'")
     intro = c.text(data, "intro", "routine")
     outro = c.text(data, "outro", "routine")
     c.spoken(intro, "intro", "routine")
@@ -280,7 +300,7 @@ def routine_from_dict(data: Mapping[str, Any], path: str = "<routine>", phrases:
     phases = [s.phase for s in steps]
     if "aftercare" in phases and "main" in phases[phases.index("aftercare"):]:
         raise c.fail("routine", "aftercare steps must come after all main steps")
-    return Routine(rid, title, context, max_pressure, intro, outro, tuple(steps), path)
+    return Routine(rid, title, context, max_pressure, intro, outro, tuple(steps), path, tuple(suits))
 
 
 def check_spoken_text(routine: Routine, phrases: "PhraseTable") -> None:

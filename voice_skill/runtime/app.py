@@ -22,7 +22,7 @@ from voice_skill.audio.aec import AlignedEchoCanceller, EchoCanceller
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks
 from voice_skill.core.clock import RealClock, VirtualClock, local_hour_fraction
-from voice_skill.core.coach import Coach
+from voice_skill.core.coach import Coach, suited_routine
 from voice_skill.core.intents import Intent, IntentParser, PhraseTable
 from voice_skill.core.routine import Routine, builtin_routines
 from voice_skill.core.echoguard import EchoGuard
@@ -71,22 +71,23 @@ def routine_chooser(routines: dict[str, Routine], hour_at_start: float,
                     night: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H),
                     fixed: str | None = None) -> Callable[[Intent, float], str]:
     """Which routine a trigger starts: what was said first, then the user's chosen routine
-    (``fixed``), then the time of day. A "gentle" hint (pregnancy) wins over a chosen routine."""
+    (``fixed``), then the time of day, by the situations routines say they suit. A pregnancy
+    hint wins over a chosen routine (light pressure only)."""
 
     def choose(intent: Intent, now_s: float) -> str:
         hint = intent.slots.get("routine")
-        if hint == "gentle" and "gentle" in routines:
-            return "gentle"
+        if hint == "gentle" and suited_routine(routines, "pregnancy"):
+            return suited_routine(routines, "pregnancy")
         if fixed is not None and fixed in routines:
             return fixed
-        if hint == "workout" and "workout-cramp" in routines:
-            return "workout-cramp"
+        if hint == "workout" and suited_routine(routines, "workout"):
+            return suited_routine(routines, "workout")
         hour = (hour_at_start + now_s / 3600.0) % 24
         # daytime does not mean a gym: the workout routine only when the words say so
-        preferred = "night-cramp" if is_night(hour, night) else "day-cramp"
-        for rid in (preferred, "night-cramp", "day-cramp", "workout-cramp"):
-            if rid in routines:
-                return rid
+        preferred = ("night", "day") if is_night(hour, night) else ("day", "night")
+        for situation in (*preferred, "workout"):
+            if suited_routine(routines, situation):
+                return suited_routine(routines, situation)
         return next(r.id for r in routines.values() if r.context == "active-cramp")
 
     return choose
