@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh Debian or Raspberry Pi OS machine:
 #   make run    system packages (where we have the rights), .venv, the package; then listen
-#   make test   the same set-up plus the test tools; then the whole test suite
+#   make test   the same set-up plus the test tools; then the whole test suite, on two
+#               workers (tests on a sound server all on one of them: tests/conftest.py)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +14,7 @@ run: system-deps $(STAMP)
 
 test: system-deps-test $(STAMP)
 	$(BIN)/ruff check voice_skill scripts tests
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 setup: system-deps $(STAMP)
 

@@ -13,7 +13,9 @@ It prints markdown tables:
    like a bedroom) and for continuous everyday speech (like a TV);
 2. per engine: load time, resident memory added, and CPU seconds per audio second on one
    minute of continuous speech (the Vosk column uses the only Vosk model installable
-   here, a Korean one, so it measures cost, not accuracy).
+   here, a Korean one, so it measures cost, not accuracy);
+3. speech synthesis (espeak-ng through pyttsx3), when it is installed: wall seconds to
+   synthesise one of the routines' sentences (median and slowest), against its length.
 
 Usage: python scripts/bench.py [--minutes 10] [--near-minutes 3] [--voices N] [--snr clean 20 10 5]
 """
@@ -130,6 +132,28 @@ def engine_costs(voices) -> list[tuple[str, float, float, float]]:
     return rows
 
 
+def synthesis_costs(rate_wpm: int = 160) -> tuple[float, float, float] | None:
+    """(median, slowest wall seconds to synthesise a sentence, median seconds of speech)
+    over the built-in routines' step sentences, or None without a speech engine."""
+    from voice_skill.errors import DeviceError
+    from voice_skill.core.routine import builtin_routines, fill_placeholders
+    from voice_skill.tts.espeak import Pyttsx3Voice
+
+    try:
+        voice = Pyttsx3Voice(rate=rate_wpm)
+    except DeviceError:
+        return None
+    texts = [fill_placeholders(s.say) for r in builtin_routines().values() for s in r.steps]
+    voice.synthesize("Warming up.")  # the engine's first call loads its data
+    walls, lengths = [], []
+    for text in texts:
+        t0 = time.perf_counter()
+        audio = voice.synthesize(text)
+        walls.append(time.perf_counter() - t0)
+        lengths.append(len(audio) / SAMPLE_RATE)
+    return statistics.median(walls), max(walls), statistics.median(lengths)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of everyday speech per noise level")
@@ -172,6 +196,12 @@ def main(argv=None) -> int:
     print("|---|---|---|---|")
     for name, load_s, mb, cpu in engine_costs(voices):
         print(f"| {name} | {load_s:.2f} s | {mb:.0f} MB | {cpu:.3f} |")
+    synth = synthesis_costs()
+    if synth is not None:
+        median, slowest, speech = synth
+        print("\n| speech synthesis (espeak-ng, 160 wpm) | median per sentence | slowest | median sentence length |")
+        print("|---|---|---|---|")
+        print(f"| routine step sentences | {median:.2f} s | {slowest:.2f} s | {speech:.2f} s |")
     return 0
 
 

@@ -15,6 +15,7 @@ from voice_skill.runtime.app import RunOptions, run_file
 from voice_skill.audio.pcm import write_wav
 from voice_skill.core.coach import TEN_MINUTES_S
 from voice_skill.devtools.speechgen import compose
+from voice_skill.core.routine import builtin_routines
 
 pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="flite makes the user's speech")
 
@@ -69,11 +70,27 @@ def test_slower_stretches_the_holds(tmp_path):
 
 
 def test_its_gone_skips_to_aftercare(tmp_path):
+    """"It's gone" early in the routine: the main steps not yet reached are skipped and the
+    aftercare steps follow at once, all of them, in the routine's order."""
+    night = builtin_routines()["night-cramp"]
+    first_care = night.first_aftercare()
+    assert first_care is not None and first_care >= 2, "the routine needs main steps to skip"
+    main_ids = [s.id for s in night.steps[:first_care]]
+    care_ids = [s.id for s in night.steps[first_care:]]
+
     events = run([1.0, "calf cramp", 6.0, "it's gone", 1.0], tmp_path)
-    steps = [e["id"] for e in of(events, "step")]
-    assert steps[-1] in ("aftercare-heat", "aftercare-water") or "aftercare" in steps[-1] or steps[-2:]
+    assert started(events) == ["night-cramp"]
     heard = of(events, "heard", intent="done")
-    assert heard and all(e["t"] >= heard[0]["t"] for e in of(events, "step")[-1:])
+    assert len(heard) == 1, of(events, "heard")
+    steps = of(events, "step")
+    before = [e["id"] for e in steps if e["t"] < heard[0]["t"]]
+    after = [e for e in steps if e["t"] >= heard[0]["t"]]
+    # the cramp went early: only the first main steps had begun, in order
+    assert before and before == main_ids[:len(before)] and len(before) < len(main_ids), before
+    # then straight to aftercare: nothing from the main phase, every aftercare step once
+    assert [e["id"] for e in after] == care_ids
+    assert after[0]["index"] == first_care and after[0]["t"] == pytest.approx(heard[0]["t"])
+    assert of(events, "routine", state="finished")
     assert of(events, "episode")[0]["how"] == "finished"
 
 

@@ -160,7 +160,7 @@ def test_a_recognizer_that_raises_is_rebuilt_and_listening_goes_on() -> None:
     assert [h.text for h in hyps] == ["calf cramp"]  # heard by the rebuilt recognizer
 
 
-def test_a_recognizer_that_hangs_is_abandoned_within_its_budget_and_rebuilt() -> None:
+def test_a_recognizer_that_hangs_is_abandoned_and_rebuilt() -> None:
     release = threading.Event()
     built: list[HangingRecognizer] = []
 
@@ -171,14 +171,20 @@ def test_a_recognizer_that_hangs_is_abandoned_within_its_budget_and_rebuilt() ->
 
     warnings: list[str] = []
     sup = SupervisedRecognizer(factory, warnings.append, budget_s=0.3)
-    t0 = time.monotonic()
-    _feed(sup, 50)
-    elapsed = time.monotonic() - t0
+    # If the supervisor waited on the hung call for good, this would free it after a minute
+    # and the test would fail on the counts below, not hang the run.
+    watchdog = threading.Timer(60.0, release.set)
+    watchdog.start()
+    try:
+        _feed(sup, 50)
+    finally:
+        watchdog.cancel()
+    hung_then = not release.is_set()
     release.set()
     sup.close()
+    assert hung_then, "the feed only went on because the hung call was released"
     assert len(built) == 2 and sup.restarts == 1
     assert len(warnings) == 1 and "did not answer within 0.3 s" in warnings[0]
-    assert 0.3 <= elapsed < 2.0
     assert built[1].calls == 50 - 2  # every later frame went to the new one
 
 
@@ -191,14 +197,18 @@ def test_a_factory_that_keeps_failing_does_not_spin() -> None:
             return RaisingRecognizer(fail_at=1)
         raise RuntimeError("model file vanished")
 
+    now = [0.0]  # the supervisor's clock for spacing rebuilds; 100 frames of 10 ms on it
     warnings: list[str] = []
-    sup = SupervisedRecognizer(factory, warnings.append, budget_s=1.0, rebuild_every_s=0.2)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 1.0:
-        sup.accept(AudioChunk(SILENCE, 0.0))
+    sup = SupervisedRecognizer(factory, warnings.append, budget_s=1.0, rebuild_every_s=0.2,
+                               monotonic=lambda: now[0])
+    for i in range(100):
+        now[0] = i * 0.01
+        assert sup.accept(AudioChunk(SILENCE, now[0])) == []
     sup.close()
     assert len(warnings) == 1
-    assert 3 <= len(calls) <= 8  # retried every 0.2 s, not once per frame
+    # built once; failed at 0.00 and rebuilt at once (failing); then retried every 0.2 s:
+    # 0.20, 0.40, 0.60, 0.80. Not once per frame.
+    assert len(calls) == 6
 
 
 def test_a_session_keeps_coaching_through_a_recognizer_failure() -> None:
@@ -251,15 +261,12 @@ def test_a_hanging_speech_engine_is_ended_and_the_sentence_said_again(tmp_path) 
     try:
         first_pid = voice.pid
         assert len(voice.synthesize("Breathe out slowly.")) == 160 * 19
-        t0 = time.monotonic()
         audio = voice.synthesize("Now hang on a moment.")
-        took = time.monotonic() - t0
         assert len(audio) == 160 * len("Now hang on a moment.")  # the retry in a fresh engine
         assert voice.restarts == 1 and restarts == ["the speech engine hung; restarting it"]
         assert voice.pid != first_pid
         hung_pid = int(marker.read_text())
         assert hung_pid == first_pid and not _alive(hung_pid)  # the hung child was ended
-        assert 1.0 <= took < 10.0
         assert len(voice.synthesize("Good.")) == 160 * 5
     finally:
         voice.close()
@@ -291,14 +298,15 @@ def test_an_engine_whose_pipe_closed_died_even_if_its_process_is_not_yet_reaped(
 
 
 def test_an_engine_that_cannot_start_is_one_device_error() -> None:
-    t0 = time.monotonic()
+    # The child's own error comes back (waiting out the start-up time would say otherwise).
     with pytest.raises(DeviceError, match="espeak-ng is not installed"):
         ProcessVoice(BrokenVoice)
-    assert time.monotonic() - t0 < 15
 
 
 def test_closing_a_voice_mid_hang_ends_its_child_at_once(tmp_path) -> None:
-    voice = ProcessVoice(partial(HangOnceVoice, str(tmp_path / "m")), timeout_s=30.0)
+    # A synthesis budget far longer than the wait below: the sentence can only end early
+    # because close() ended the child, not because the budget ran out.
+    voice = ProcessVoice(partial(HangOnceVoice, str(tmp_path / "m")), timeout_s=600.0)
     pid = voice.pid
     errors: list[BaseException] = []
 
@@ -310,12 +318,10 @@ def test_closing_a_voice_mid_hang_ends_its_child_at_once(tmp_path) -> None:
 
     th = threading.Thread(target=speak)
     th.start()
-    while not (tmp_path / "m").exists():
+    while not (tmp_path / "m").exists():  # the child is hanging now
         time.sleep(0.01)
-    t0 = time.monotonic()
     voice.close()
-    th.join(timeout=5)
-    assert time.monotonic() - t0 < 1.5
+    th.join(timeout=60)
     assert not th.is_alive() and isinstance(errors[0], DeviceError)
     assert not _alive(pid)
 
@@ -341,11 +347,11 @@ def test_a_signal_mid_routine_ends_the_skill_within_a_second(tmp_path, sig) -> N
         skill.wait_listening()
         skill.say("calf cramp", to=MIC_FEED_SINK)
         skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) >= 1, 20, "the routine to speak")
-        time.sleep(0.7)  # mid-sentence
+        _wait_until_sound_reaches(skill.recording)  # mid-sentence: its speech is being played
         children = children_of(skill.proc.pid)
         assert children, "the speech engine should run in a child process"
         took = skill.signal(sig)
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 10.0  # a failure deadline, not a budget: they go at once
         while any(pid_alive(p) for p in children) and time.monotonic() < deadline:
             time.sleep(0.05)
         left = [p for p in children if pid_alive(p)]
@@ -360,6 +366,22 @@ def test_a_signal_mid_routine_ends_the_skill_within_a_second(tmp_path, sig) -> N
     assert "Traceback" not in skill.stderr
     # its streams are closed (only the test's own recorder, if any, remains)
     assert str(skill.proc.pid) not in streams
+
+
+def _wait_until_sound_reaches(recording: Path, timeout_s: float = 30.0, rate: int = 16000) -> None:
+    """Until the last 50 ms recorded from the virtual speaker are loud: the skill is speaking.
+    (The WAV is still being written, its header not final: its samples are read raw; the
+    recorder writes 16-bit mono at ``rate``.)"""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        data = recording.read_bytes() if recording.exists() else b""
+        start = data.find(b"data")
+        body = data[start + 8:] if start >= 0 else b""
+        tail = np.frombuffer(body[len(body) // 2 * 2 - rate // 20 * 2:len(body) // 2 * 2], dtype="<i2")
+        if len(tail) == rate // 20 and np.sqrt((tail.astype(np.float64) ** 2).mean()) > 300:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no speech reached the speaker within {timeout_s:g} s")
 
 
 # ---------------------------------------------------------------- a short night

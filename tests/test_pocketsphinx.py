@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ pytest.importorskip("pocketsphinx")
 
 from voice_skill.asr.base import Recognizer  # noqa: E402
 from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: E402
+from voice_skill.asr.select import grammar_recognizer  # noqa: E402
 from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import benchdata, speechgen  # noqa: E402
 from voice_skill.errors import ModelError, RecognizerError  # noqa: E402
@@ -22,30 +24,50 @@ needs_tts = pytest.mark.skipif(not shutil.which("flite") or not shutil.which("es
 TRIGGER_VOICES = ["flite:slt", "flite:awb", "flite:kal16", "espeak:en-us+f2@150"]
 COMMAND_VOICES = ["flite:slt", "flite:awb"]
 
-# Phrases the built-in model does not recognise reliably in a command voice, with what it
-# heard when measured (scripts/bench_asr.py era of trigger verification). Listed on purpose:
-# a miss or confusion of one of these does not fail the test, every other phrase must come
-# back as its own intent, and the list itself may not grow (see the count check).
-KNOWN_HARD: dict[str, dict[str, str]] = {
-    # measured again with the safety phrases in the grammar (256 phrases): "hurry up" now comes
-    # back right and left the list; "hold on" and the bare "cramp" came in
-    "flite:slt": {
-        "cancel": "heard 'can still' (fillers win)",
-        "quit": "heard 'who wait' -> pause",
-        "wait": "heard 'lake' (filler/confuser wins)",
-        "hold on": "heard nothing in the long recording (alone it is heard)",
-        "cramp": "heard 'crammed' (a filler); the spotter does not take the bare word either",
-    },
-    # "faster" now comes back right and left the list; "stop" came in, a confusion, the
-    # worst kind (issue 11's command figures are the place to fix it, not this list)
-    "flite:awb": {
-        "it is hot": "heard 'a does help' -> help",
-        "hold on": "heard 'goal go on' -> next",
-        "slow down": "heard 'so done' -> done",
-        "commands": "heard 'come a next' -> next",
-        "stop": "heard 'is go back' -> back in the long recording",
-    },
+# What the built-in model does with the intent phrases said one after another by a command
+# voice, measured with the grammar the skill builds (courtesy words among its fillers, as
+# asr/select.py makes it). A confusion (a phrase heard as another intent) is the worst kind:
+# "slow down" taken as "done" skips the massage. Every phrase must come back as its own intent,
+# except:
+# - KNOWN_MISSES: heard as nothing at all. The test fails if one is now heard as its intent
+#   (take it off) or as another intent (a confusion: never allowed as a miss).
+# - KNOWN_CONFUSIONS: heard as another intent today. Each is a strict xfail of its own
+#   (test_known_confusion): when it stops being a confusion the xfail passes and fails the
+#   run, so the entry must go (or move to KNOWN_MISSES if it is now heard as nothing).
+# Neither list may grow past its size today (test_the_known_lists_only_shrink).
+KNOWN_MISSES: dict[tuple[str, str], str] = {
+    ("flite:slt", "cancel"): "heard 'hand still'",
+    ("flite:slt", "wait"): "heard 'lake'",
+    ("flite:slt", "help"): "heard 'yellow um' since the courtesy words became fillers",
+    ("flite:awb", "pause"): "heard 'force' since the courtesy words became fillers",
+    ("flite:awb", "hold on"): "heard 'goal don't'",
 }
+KNOWN_CONFUSIONS: dict[tuple[str, str], str] = {
+    ("flite:slt", "quit"): "heard 'who wait' -> pause",
+    ("flite:slt", "hold on"): "heard 'channel done' -> done",
+    ("flite:awb", "slow down"): "heard 'so done' -> done",
+    ("flite:awb", "commands"): "heard 'come uh next' -> next",
+}
+MAX_KNOWN_MISSES, MAX_KNOWN_CONFUSIONS = 5, 4
+
+
+@functools.cache
+def command_phrases_heard(voice: str) -> list[tuple[str, str, frozenset[str], list[str]]]:
+    """(intent, phrase, intents heard, texts heard) for every intent phrase of the built-in
+    table, said by ``voice`` with 1.2 s between phrases. Synthesised and recognised once per
+    process: both command-phrase tests read it."""
+    table = PhraseTable.load()
+    parser = IntentParser(table)
+    rec, _ = grammar_recognizer("pocketsphinx", None, table.phrases(), fillers=sorted(table.courtesy))
+    items = [(intent, " ".join(p)) for intent, phrases in table.intents for p in phrases]
+    comp = speechgen.compose([s for _, text in items for s in (speechgen.Say(text, voice), 1.2)], default_voice=voice)
+    hyps, _ = benchdata.run_recognizer(rec, np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), comp.samples]))
+    out = []
+    for (intent, text), p in zip(items, comp.phrases):
+        heard = [h for h in hyps if h.end_s > p.start_s + 0.5 + 0.05 and h.start_s < p.end_s + 0.5 - 0.05]
+        out.append((intent, text, frozenset(i.name for h in heard if (i := parser.parse(h.text))),
+                    [h.text for h in heard]))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -99,22 +121,50 @@ def test_trigger_family_in_several_voices(rec, parser) -> None:
     assert all(hits.values()), f"some trigger phrase never recognised: {misses}"
 
 
+def _voice_group(voice: str):
+    """Both command-phrase tests of one voice on one xdist worker: its recording is made once."""
+    return pytest.param(voice, marks=pytest.mark.xdist_group(f"command-phrases-{voice}"))
+
+
 @needs_tts
-@pytest.mark.parametrize("voice", COMMAND_VOICES)
-def test_every_command_phrase(rec, parser, table, voice) -> None:
-    """Every intent phrase, said in a clear voice, comes back as its own intent."""
-    items = [(intent, " ".join(p)) for intent, phrases in table.intents for p in phrases]
-    comp = speechgen.compose([s for _, text in items for s in (speechgen.Say(text, voice), 1.2)], default_voice=voice)
-    hyps = run(rec, np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), comp.samples]))
-    wrong, missed = [], []
-    for (intent, text), p in zip(items, comp.phrases):
-        heard = [h for h in hyps if h.end_s > p.start_s + 0.5 + 0.05 and h.start_s < p.end_s + 0.5 - 0.05]
-        got = {i.name for h in heard if (i := parser.parse(h.text))}
-        hard = text in KNOWN_HARD.get(voice, {})
-        if intent not in got or (got - {intent} and intent != "start"):
-            (missed if hard else wrong).append((text, [h.text for h in heard]))
-    assert not wrong, f"{voice}: {len(wrong)} of {len(items)} phrases not recognised: {wrong}"
-    assert len(KNOWN_HARD.get(voice, {})) <= 5, "the known-hard list only shrinks"
+@pytest.mark.parametrize("voice", [_voice_group(v) for v in COMMAND_VOICES])
+def test_every_command_phrase(voice) -> None:
+    """Every intent phrase, said in a clear voice, comes back as its own intent and as no other."""
+    confused, missed, stale = [], [], []
+    for intent, text, got, heard in command_phrases_heard(voice):
+        key = (voice, text)
+        if key in KNOWN_CONFUSIONS:
+            continue  # test_known_confusion
+        if got - {intent}:
+            confused.append((text, intent, sorted(got), heard))
+        elif intent not in got:
+            if key not in KNOWN_MISSES:
+                missed.append((text, heard))
+        elif key in KNOWN_MISSES:
+            stale.append(text)
+    assert not confused, f"{voice}: phrases heard as another intent: {confused}"
+    assert not missed, f"{voice}: phrases not recognised: {missed}"
+    assert not stale, f"{voice}: now recognised, take them off KNOWN_MISSES: {stale}"
+
+
+@needs_tts
+@pytest.mark.parametrize("voice,text", [
+    pytest.param(voice, text, marks=[pytest.mark.xfail(strict=True, reason=why),
+                                     pytest.mark.xdist_group(f"command-phrases-{voice}")])
+    for (voice, text), why in KNOWN_CONFUSIONS.items()])
+def test_known_confusion(voice, text) -> None:
+    """Passes once the phrase is no longer heard as another intent, which (strict xfail) fails
+    the run until the entry leaves KNOWN_CONFUSIONS."""
+    [(intent, got, heard)] = [(i, g, h) for i, t, g, h in command_phrases_heard(voice) if t == text]
+    assert not got - {intent}, f"{text!r} ({intent}) heard as {sorted(got)}: {heard}"
+
+
+def test_the_known_lists_only_shrink() -> None:
+    assert len(KNOWN_MISSES) <= MAX_KNOWN_MISSES and len(KNOWN_CONFUSIONS) <= MAX_KNOWN_CONFUSIONS
+    assert not set(KNOWN_MISSES) & set(KNOWN_CONFUSIONS)
+    voices, phrases = set(COMMAND_VOICES), {" ".join(p) for _, ps in PhraseTable.load().intents for p in ps}
+    for voice, text in [*KNOWN_MISSES, *KNOWN_CONFUSIONS]:
+        assert voice in voices and text in phrases, (voice, text)
 
 
 @needs_tts

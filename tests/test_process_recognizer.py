@@ -213,16 +213,14 @@ def test_a_child_cannot_be_killed_by_ctrl_c_while_it_starts() -> None:
 
 def test_a_recognizer_still_starting_is_not_waited_for_once_the_skill_stops() -> None:
     """SIGINT while the recognizer is being rebuilt (a model can take long to load): the
-    start is abandoned at once, not after the start budget."""
-    import time
-
+    start is abandoned, not waited out. Nothing is timed: a start that waited for its
+    budget would end in "did not start within 60 s", not in "stopping"."""
     from voice_skill.runtime.supervise import STOPPING
 
     STOPPING.set()
     try:
-        t0 = time.monotonic()
-        with pytest.raises(RecognizerError, match="stopping"):
-            ProcessRecognizer(_slow_to_load, start_timeout_s=20.0)
-        assert time.monotonic() - t0 < 15.0  # the budget is 20 s; abandoning takes a poll (0.1 s) and a kill
+        with pytest.raises(RecognizerError, match="stopping") as caught:
+            ProcessRecognizer(_slow_to_load, start_timeout_s=60.0)
+        assert "within" not in str(caught.value)
     finally:
         STOPPING.clear()

@@ -8,6 +8,7 @@ when that folder is absent.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -18,13 +19,27 @@ import pytest
 
 from voice_skill.cli.main import main as cli_main
 
+from tests.scripted import ScriptedRecognizer
+from voice_skill.audio.pcm import AudioChunk
 from voice_skill.cli import routines as routines_cli
-from voice_skill.core.coach import Messages
-from voice_skill.errors import RoutineError
+from voice_skill.core.clock import VirtualClock
+from voice_skill.core.coach import Coach, Messages
 from voice_skill.core.intents import IntentParser
-from voice_skill.core.speechtime import estimate_seconds
-from voice_skill.core.routine import MAX_SENTENCES_BEFORE_TIMER, PRESSURES, Routine, builtin_routines, count_sentences, fill_placeholders, hold_lines, load_routine, number_words
 from voice_skill.core.rehearsal import rehearse
+from voice_skill.core.routine import (
+    MAX_SENTENCES_BEFORE_TIMER,
+    PRESSURES,
+    Routine,
+    builtin_routines,
+    count_sentences,
+    fill_placeholders,
+    hold_lines,
+    load_routine,
+    number_words,
+)
+from voice_skill.core.speechtime import estimate_seconds
+from voice_skill.errors import RoutineError
+from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
 
 ROUTINE_DIR = Path(routines_cli.__file__).resolve().parents[1] / "data" / "routines"
 MESSAGES = Path(routines_cli.__file__).resolve().parents[1] / "data" / "messages.toml"
@@ -37,6 +52,21 @@ COMMAND_WORDS = {"next", "back", "repeat", "pause", "wait", "resume", "continue"
                  "stop", "cancel", "done", "help", "skip", "again"}
 TRIGGER_WORDS = {"cramp", "cramping", "cramps", "charley"}
 SHARED_RUN = 8  # this many consecutive words in common with a seed counts as copying
+
+# How long each built-in routine takes at normal pace, from the trigger to the end of its outro
+# (with the not-medical-advice notice the first outro carries), in seconds. Measured by running
+# the real session and coach on a virtual clock with a speaker that takes espeak-ng's time at
+# 165 wpm for each line (``_session_seconds`` below; test_the_coach_takes_these_lengths checks
+# they still hold). Written out so that what ``routines list`` and ``show`` print is compared
+# with a figure of its own, not with the function that printed it. A change to a routine's
+# text or timing changes these: measure again and update them with the change.
+COACH_SECONDS = {
+    "bedtime-stretches": 218.75,
+    "day-cramp": 148.00,
+    "gentle": 146.26,
+    "night-cramp": 165.73,
+    "workout-cramp": 127.43,
+}
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -163,9 +193,38 @@ def test_contexts_and_pressure_ceilings(routines):
     assert routines["bedtime-stretches"].context == "prevention"
 
 
+def _session_seconds(routines: dict[str, Routine], rid: str) -> float:
+    """Run ``rid`` through the real session and coach on a virtual clock, triggered 1 s in,
+    with every line taking espeak-ng's time at 165 wpm; seconds from its start to its finish."""
+    clock, out = VirtualClock(), io.StringIO()
+    speaker = VirtualSpeaker(clock, lambda text: (estimate_seconds(text, 165.0), None))
+    coach = Coach(routines, Messages.load(), choose_routine=lambda intent, now: rid)
+    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp")]), parser=IntentParser(), coach=coach,
+                      speaker=speaker, clock=clock, events=EventLog(out))
+    silence = b"\0\0" * 1600
+    for i in range(4000):  # 400 s, far longer than any routine
+        session.feed(AudioChunk(silence, i * 0.1))
+    session.end_of_stream()
+    states = {e["state"]: e["t"] for e in map(json.loads, out.getvalue().splitlines())
+              if e["event"] == "routine" and e["routine"] == rid}
+    assert set(states) == {"started", "finished"}, states
+    return states["finished"] - states["started"]
+
+
+def _mmss(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+@pytest.mark.parametrize("rid", EXPECTED)
+def test_the_coach_takes_these_lengths(routines, rid):
+    assert set(COACH_SECONDS) == set(routines)
+    assert _session_seconds(routines, rid) == pytest.approx(COACH_SECONDS[rid], abs=0.01)
+
+
 @pytest.mark.parametrize("rid", CRAMP_ROUTINES)
 def test_cramp_routines_take_one_to_three_minutes(routines, rid):
-    seconds = routines_cli.routine_seconds(routines[rid])
+    seconds = _session_seconds(routines, rid)
     assert 60 <= seconds <= 180, f"{rid} takes {seconds:.0f} s at normal pace"
 
 
@@ -553,7 +612,7 @@ def test_cli_list(routines, capsys):
         row = next(line for line in out.splitlines() if line.split()[0] == r.id)
         assert r.title in row
         assert f"{len(r.steps)} steps" in row
-        assert routines_cli.mmss(round(routines_cli.routine_seconds(r))) in row
+        assert _mmss(COACH_SECONDS[r.id]) in row.split()
 
 
 def test_cli_show_builtin(routines, capsys):
@@ -569,7 +628,7 @@ def test_cli_show_builtin(routines, capsys):
     steps = [t for t in texts if t.startswith("step ")]
     assert len(steps) == len(routines["night-cramp"].steps)
     assert texts[-1] == "end"
-    assert times[-1] == round(routines_cli.routine_seconds(routines["night-cramp"]))
+    assert times[-1] == round(COACH_SECONDS["night-cramp"]) == 166  # 02:46
     # the last marks of the tennis-ball hold are one second apart, and the release follows
     start = next(i for i, t in enumerate(texts) if t.endswith("Fifteen seconds."))
     block = timed[start:start + 9]
