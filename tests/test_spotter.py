@@ -100,9 +100,10 @@ def test_near_misses_and_commands_do_not_fire(models, head, text) -> None:
 
 
 def test_the_skills_own_first_sentences_do_not_fire(models, head) -> None:
-    from voice_skill.core.routine import builtin_routines, script
+    from voice_skill.core.rehearsal import rehearse
+    from voice_skill.core.routine import builtin_routines
 
-    lines = [line.text for r in builtin_routines().values() for line in script(r)][:40]
+    lines = [line.text for r in builtin_routines().values() for line in rehearse(r)][:40]
     x = _with_floor(compose([0.5] + [(t, "espeak:en-us") for t in lines] + [0.5]).samples)
     assert _detections(sp.TriggerSpotter(models, head), x, 0.1) == []
 
