@@ -26,22 +26,22 @@ def _voice(text: str) -> tuple[float, np.ndarray]:
     return seconds, rng.standard_normal(int(seconds * SAMPLE_RATE)) * 3000.0  # a loud, broadband "voice"
 
 
-def _run(user_burst: bool) -> list[dict]:
-    """'calf cramp' at 1 s; then 'repeat' is "heard" from 6.5 to 7.0 s while the skill speaks.
-    The microphone holds the skill's echo (the simulated room) and, if ``user_burst``, the
-    user's own voice over those 0.5 s."""
+def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0) -> list[dict]:
+    """'calf cramp' at 1 s; then ``text`` is "heard" in the 0.5 s before ``end_s`` while the
+    skill speaks. The microphone holds the skill's echo (the simulated room) and, if
+    ``user_burst``, the user's own voice over those 0.5 s."""
     loaded = [routine_from_dict(routine())]
     clock = VirtualClock()
     out = io.StringIO()
     coach = Coach({r.id: r for r in loaded}, choose_routine=lambda intent, now: loaded[0].id)
-    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (7.0, "repeat")]), parser=IntentParser(),
+    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text)]), parser=IntentParser(),
                       coach=coach, speaker=VirtualSpeaker(clock, _voice), clock=clock, events=EventLog(out),
                       echo_gain=0.5, echo_canceller=EchoCanceller())
     rng = np.random.default_rng(7)
     chunk = int(0.1 * SAMPLE_RATE)
-    for i in range(120):
+    for i in range(int(seconds * 10)):
         samples = np.zeros(chunk)
-        if user_burst and 6.5 <= i / 10 < 7.0:
+        if user_burst and end_s - 0.5 <= i / 10 < end_s:
             samples = rng.standard_normal(chunk) * 3000.0
         session.feed(AudioChunk(samples.astype("<i2").tobytes(), i / 10))
     session.end_of_stream()
@@ -62,3 +62,23 @@ def test_a_command_the_user_said_over_the_skill_is_obeyed() -> None:
     heard = _repeat(events)
     assert "ignored" not in heard and heard["intent"] == "repeat"
     assert any(e["event"] == "cut" for e in events)
+
+
+# "Press and hold." plays from 12 s to 18 s, long after the canceller has learned the room.
+BURIED = "ah too slow egg yet but up ah at it's blue skip there repeat that done"  # heard live, see session.py
+CALLED_OUT = "repeat it's numb these your come bought done will"  # a user's call, as the recognizer mixed it
+
+
+def test_a_red_flag_buried_in_a_long_garble_over_the_skill_is_its_own_voice() -> None:
+    events = _run(user_burst=True, text=BURIED, end_s=15.0, seconds=20.0)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == BURIED)
+    assert heard["ignored"] == "buried in own voice" and heard["intent"] is None
+    assert not any(e["event"] == "routine" and e["state"] == "stopped" for e in events)
+
+
+def test_a_red_flag_called_out_over_the_skill_stops_the_massage() -> None:
+    events = _run(user_burst=True, text=CALLED_OUT, end_s=15.0, seconds=20.0)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == CALLED_OUT)
+    assert "ignored" not in heard and heard["intent"] == "red_flag"
+    stopped = [e for e in events if e["event"] == "routine" and e["state"] == "stopped"]
+    assert stopped and stopped[0]["reason"] == "red_flag"
