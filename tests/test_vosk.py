@@ -20,6 +20,7 @@ import pytest
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, read_wav
 from voice_skill.errors import ModelError
+from voice_skill.models.store import FoundModel
 
 vosk_backend = pytest.importorskip("voice_skill.asr.vosk_backend", reason="vosk is not installed")
 from voice_skill.asr.vosk_backend import (  # noqa: E402
@@ -362,3 +363,22 @@ def test_select_explicit_model(no_models, ko_model):
     # An explicit model that cannot hear any phrase is an error, not a silent fallback.
     with pytest.raises(ModelError):
         build_recognizer("auto", str(KO_DIR), ["calf cramp"])
+
+
+@needs_model
+@needs_espeak
+def test_early_phrases_come_from_the_phrase_table_in_any_language(ko_model, sentence, monkeypatch):
+    """With a phrase table of another language (``--phrases``), its own stop and pause phrases
+    are the ones Vosk reports early; no English list in the code decides it."""
+    from voice_skill.asr import select
+    from voice_skill.core.intents import PhraseTable
+
+    table = PhraseTable.from_dict({"intents": {"stop": {"phrases": [STOP]}, "next": {"phrases": [GO_ON]},
+                                               "start": {"phrases": [CAT]}}}, "ko-phrases")
+    monkeypatch.setattr(select, "find_model", lambda model: FoundModel(KO_DIR, "--model"))
+    monkeypatch.setattr("voice_skill.asr.vosk_backend.load_model", lambda path, use_cache=True: ko_model)
+    rec, description = select.build_recognizer("vosk", str(KO_DIR), table.phrases(), spotter="off", table=table)
+    assert description.startswith("vosk")
+    samples, _ = sentence
+    partials = [h.text for _, h in run(rec, samples, 0.02) if not h.final]
+    assert partials and set(partials) == {STOP}, "the table's stop phrase, early; the others only when final"

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from voice_skill.asr.base import Recognizer
 from voice_skill.errors import ModelError, UsageError
-from voice_skill.core.intents import IntentParser, PhraseTable
+from voice_skill.core.intents import SAFE_EARLY_INTENTS, IntentParser, PhraseTable
 from voice_skill.models.store import MODEL_ENV, FoundModel, find_model
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,10 @@ def _pocketsphinx(phrases: Sequence[str], fillers: Sequence[str] = ()) -> Recogn
     return PocketSphinxRecognizer(phrases, extra_fillers=fillers)
 
 
-def _vosk(phrases: Sequence[str], found: FoundModel) -> tuple[Recognizer, str]:
+def _vosk(phrases: Sequence[str], found: FoundModel, early: Sequence[str] = ()) -> tuple[Recognizer, str]:
     from voice_skill.asr.vosk_backend import VoskRecognizer  # noqa: PLC0415 (loads a native library)
 
-    rec = VoskRecognizer(phrases, found.path)
+    rec = VoskRecognizer(phrases, found.path, early_phrases=early)
     desc = f"vosk, model {found.path.name} at {found.describe()}"
     if rec.missing_words:
         desc += f"; {len(rec.missing_words)} words missing from the model"
@@ -44,7 +44,9 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
     if mode not in SPOTTER_MODES:
         raise UsageError(f"unknown spotter mode {spotter!r}; choose one of: {', '.join(SPOTTER_MODES)}")
     builtin = PhraseTable.load()
-    grammar, description = grammar_recognizer(asr, model, phrases, fillers=sorted((table or builtin).courtesy))
+    words = table or builtin
+    grammar, description = grammar_recognizer(asr, model, phrases, fillers=sorted(words.courtesy),
+                                              early=words.phrases_of(SAFE_EARLY_INTENTS))
     if mode == "off":
         return grammar, description
     if mode == "auto" and table is not None and table != builtin:
@@ -68,7 +70,7 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
 
 
 def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
-                       fillers: Sequence[str] = ()) -> tuple[Recognizer, str]:
+                       fillers: Sequence[str] = (), early: Sequence[str] = ()) -> tuple[Recognizer, str]:
     """The recognizer to use and a one-line description of the engine and model chosen.
 
     ``asr``: "vosk", "pocketsphinx", or None / "auto" (Vosk when a usable model is
@@ -76,7 +78,8 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
     A model that was asked for explicitly (``--model``, ``VOICE_SKILL_MODEL`` or
     ``asr="vosk"``) and is broken is an error; one found by searching falls back to
     PocketSphinx with the reason in the description. ``fillers``: words PocketSphinx may
-    hear between the phrases (the courtesy words of the phrase table).
+    hear between the phrases (the courtesy words of the phrase table). ``early``: phrases
+    Vosk may report before the utterance ends (the phrase table's stop and pause phrases).
     """
     engine = (asr or "auto").lower()
     if engine not in ENGINES:
@@ -93,7 +96,7 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
         return _pocketsphinx(phrases, fillers), "pocketsphinx (built-in English model; no Vosk model installed)"
     explicit = engine == "vosk" or found.source.startswith(("--model", MODEL_ENV))
     try:
-        return _vosk(phrases, found)
+        return _vosk(phrases, found, early)
     except ModelError as exc:
         if explicit:
             raise

@@ -22,8 +22,8 @@ at the same frame every time, whatever the caller's chunk size, and silence cost
 the VAD. Times are seconds of audio, anchored on the chunks' ``start_s``.
 
 Partial results: while an utterance is still in progress, a ``final=False`` hypothesis
-is returned only for the safe early actions (``early_phrases``, by default the stop and
-pause words) once the partial result has shown the phrase for ``partial_stable_frames``
+is returned only for the safe early actions (``early_phrases``: the skill passes the stop
+and pause phrases of its phrase table) once the partial result has shown the phrase for ``partial_stable_frames``
 frames in a row. The final hypothesis for the same utterance still follows.
 """
 
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 UNK = "[unk]"
 # Early actions that are safe to take before the utterance is over: stopping or pausing
 # the coach can always be undone by the next command.
-DEFAULT_EARLY_PHRASES = ("stop", "pause", "cancel", "quit", "wait", "hold on")
 # A partial result has no confidence from Vosk; this is what partial hypotheses carry.
 PARTIAL_CONFIDENCE = 0.5
 
@@ -233,7 +232,7 @@ class VoskRecognizer:
     name = "vosk"
 
     def __init__(self, phrases: Sequence[str], model_path: str | os.PathLike[str] | VoskModel, *,
-                 early_phrases: Sequence[str] | None = DEFAULT_EARLY_PHRASES,
+                 early_phrases: Sequence[str] = (),
                  partial_stable_frames: int = 2, use_cache: bool = True,
                  endpoint_window_s: float = 0.3, endpoint_ratio: float = 0.9) -> None:
         if partial_stable_frames < 1:

@@ -74,6 +74,11 @@ class Negation:
         return intent in self.intents and any(w in self.words for w in heard[max(0, start - self.window):start])
 
 
+# Commands safe to act on before an utterance has ended (Vosk's stable partial results):
+# stopping or pausing early costs nothing if the rest of the sentence changes the meaning.
+SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
+
+
 @dataclass(frozen=True)
 class PhraseTable:
     """Intent phrases and slot values, in priority order."""
@@ -160,6 +165,11 @@ class PhraseTable:
             slots.append((slot, tuple(entries)))
         return cls(tuple(intents), tuple(slots), tuple(outrank), negation, families,
                    frozenset(w for x in courtesy for w in tokens(x)))
+
+    def phrases_of(self, intents: frozenset[str] | set[str]) -> list[str]:
+        """The phrases of the given intents, in the table's order (for example the ones a
+        recognizer may act on early: ``SAFE_EARLY_INTENTS``)."""
+        return [" ".join(p) for name, phrases in self.intents if name in intents for p in phrases]
 
     def phrases(self) -> list[str]:
         """Every phrase the recognizers must know: intents first, then slot values."""

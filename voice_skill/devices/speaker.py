@@ -88,7 +88,10 @@ class SoundSpeaker:
     # 60 ms of output buffer, not PortAudio's "low" (20 ms through PulseAudio): with the
     # echo canceller and the recognizer's pipe on the main thread, "low" underran about
     # 4 times a second in the live room test; each underrun is a click for the user and
-    # shifts the echo against the output tape.
+    # shifts the echo against the output tape. Open problem: on a heavily loaded two-core
+    # machine 60 ms still underran 24 to 846 times for two sentences, and what underran was
+    # never played; 100 ms did not underrun there, but lost the first "pause" said over the
+    # skill in 3 of 3 live self-hearing runs (60 ms: 2 of 3), so it is not the default yet.
     def __init__(self, voice: Voice, clock: Clock, device: int | str | None = None,
                  *, blocksize_s: float = 0.01, latency: str | float = 0.06,
                  warmup_timeout_s: float = 4.0, reopen_every_s: float = 2.0,
