@@ -47,6 +47,8 @@ from collections import deque
 import math
 import os
 import re
+import tomllib
+from importlib import resources
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -57,56 +59,12 @@ from voice_skill.errors import ModelError, RecognizerError
 
 log = logging.getLogger(__name__)
 
-# Everyday words that absorb speech which is not a command. Words that are themselves a
-# phrase are removed at run time, so this list never needs to track phrases.toml.
-_COMMON_WORDS = """
-a about after all also always an and any are around as ask at away bad be because been
-before being best big both bought boy but buy by called came can car cat children city
-close cold come could country day days did different do does dog don't down each early
-eat even evening every eye face family far father feel few find first food for found
-four friend friends from front game gave get girl give good got great green groceries
-group had half hand hands happy hard has have he head hear heard her here high him his
-home house how however i if important in into is it its just keep kind knew know
-large last later learn left let life light like line little live long look looked lot
-love made make man many may me mean might money more morning most mother move much
-music must my name near need never new news night no not nothing now number of off
-often old on once one only open or other our out over own paper part people per
-picture place play point put question quite rain read really right room said same saw
-say school see seem sentence set she should show side since small so some something
-sometimes song soon sound spring start state still story street study such sun sure
-table take talk tell than thank that the their them then there these they thing things
-think this those though thought three through time to today together told took town
-tree try turn two under until up us use very walk want was watch water way we weather
-week well went were what when where which while white who why will with without word
-words work world would write year years yes yet you young your
-nice need shop store groceries coffee dinner lunch breakfast kitchen phone call later
-tonight yesterday tomorrow weekend window door car train bus driver garden flowers
-dog cat bird table chair computer television show channel movie team season player
-score goal price market bank report minister president police weather sunny cloudy
-mark matter ready reason rest return road round run sea second several ship short
-sister sleep slowly small smile snow space speak special stand star stay step stood
-summer sunday system teacher ten test thousand tired top travel true upon usually
-voice wall war warm wash whole wife wind winter woman wood yellow
-""".split()
-
-# Words that sound like the trigger words; they give near misses somewhere to go. (Confusers
-# for the other commands - yelp, pose, weight... - were tried and stole real commands.)
-_CONFUSERS = """
-camp camps decamp crab crap cram crammed cramped clamp ramp tramp champ craft graft
-grant gram half laugh calves cough calm car harm carp scalp cap cab class glass grass
-crash crack cracked track trap camping clamping ramping tramping
-lake lag log egg lick charlie charles carly horses hoarse course force north
-""".split()
-
-# Extra pronunciations for trigger words (CMUdict ARPAbet). Added only for words in the
-# phrase list. The vowel and the final stop of "cramp" are what synthetic voices (and
-# hurried speech) blur; recall on espeak-ng voices went from 16/32 to 26/32 with these.
-_VARIANTS: dict[str, tuple[str, ...]] = {
-    "cramp": ("K R AE M", "K R AH M P", "K R AA M P", "K R EH M P"),
-    "calf": ("K AA F", "K AH F"),
-    "cramping": ("K R AE M IH NG", "K R AH M P IH NG", "K R AA M P IH NG"),
-    "charley": ("SH AA R L IY",),
-}
+# Filler words and extra pronunciations: English knowledge, in data/pocketsphinx-en.toml.
+_LEXICON = tomllib.loads(
+    (resources.files("voice_skill") / "data" / "pocketsphinx-en.toml").read_text(encoding="utf-8"))
+_COMMON_WORDS: list[str] = list(_LEXICON["common_words"])
+_CONFUSERS: list[str] = list(_LEXICON["confusers"])
+_VARIANTS: dict[str, tuple[str, ...]] = {word: tuple(prons) for word, prons in _LEXICON["pronunciations"].items()}
 
 # Verification thresholds: log-likelihood ratio per 10 ms frame (logmath base 1.0001
 # units) of grammar path vs free phone loop over the trigger words. Chosen on the
