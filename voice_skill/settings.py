@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from voice_skill.core.coach import PACE_MAX, PACE_MIN
+from voice_skill.core.daytime import DEFAULT_NIGHT, is_night, parse_hhmm
 from voice_skill.errors import UsageError
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
 
@@ -112,13 +113,11 @@ def _clock(raw: object) -> str:
         return f"{raw.hour:02d}:{raw.minute:02d}"
     if not isinstance(raw, str):
         raise _Bad()
-    parts = raw.strip().split(":")
-    if len(parts) != 2 or not all(p.isdigit() and 1 <= len(p) <= 2 for p in parts):
-        raise _Bad()
-    hour, minute = int(parts[0]), int(parts[1])
-    if not (0 <= hour < 24 and 0 <= minute < 60):
-        raise _Bad()
-    return f"{hour:02d}:{minute:02d}"
+    try:
+        hours = parse_hhmm(raw)
+    except ValueError:
+        raise _Bad() from None
+    return f"{int(hours):02d}:{round(hours % 1 * 60):02d}"
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -172,9 +171,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("rate", DEFAULT_RATE_WPM, f"a whole number of words per minute from {RATE_MIN} to {RATE_MAX}",
          _whole(RATE_MIN, RATE_MAX), "speaking rate in words per minute", "WPM"),
     Spec("volume", 1.0, "a number from 0 to 1", _number(0.0, 1.0), "speaking volume from 0 to 1", "0..1"),
-    Spec("night_start", "22:00", "a time of day as HH:MM, like 22:30", _clock,
+    Spec("night_start", DEFAULT_NIGHT[0], "a time of day as HH:MM, like 22:30", _clock,
          "when night manners start (softer, slower speech)", "HH:MM"),
-    Spec("night_end", "07:00", "a time of day as HH:MM, like 07:00", _clock,
+    Spec("night_end", DEFAULT_NIGHT[1], "a time of day as HH:MM, like 07:00", _clock,
          "when night manners end (equal to --night-start: no night manners)", "HH:MM"),
     Spec("night_volume", 0.6, "a number from 0 to 1", _number(0.0, 1.0),
          "speaking volume at night (never louder than --volume)", "0..1"),
@@ -203,8 +202,8 @@ class Settings:
     voice: str | None = None
     rate: int = DEFAULT_RATE_WPM
     volume: float = 1.0
-    night_start: str = "22:00"
-    night_end: str = "07:00"
+    night_start: str = DEFAULT_NIGHT[0]
+    night_end: str = DEFAULT_NIGHT[1]
     night_volume: float = 0.6
     night_rate: int = 140
     routine: str | None = None
@@ -218,14 +217,10 @@ class Settings:
     @property
     def night_hours(self) -> tuple[float, float]:
         """(start, end) as fractional hours, the form ``app.RunOptions.night_hours`` takes."""
-        return _hours(self.night_start), _hours(self.night_end)
+        return parse_hhmm(self.night_start), parse_hhmm(self.night_end)
 
     def is_night(self, hour: float) -> bool:
-        start, end = self.night_hours
-        hour %= 24
-        if start == end:
-            return False
-        return hour >= start or hour < end if start > end else start <= hour < end
+        return is_night(hour, self.night_hours)
 
     def values(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in KEYS}
@@ -249,11 +244,6 @@ class Settings:
             out.append(f"night_start equals night_end ({self.night_start}): there are no night hours, "
                        "so night_volume and night_rate are not used")
         return out
-
-
-def _hours(hhmm: str) -> float:
-    hh, mm = hhmm.split(":")
-    return int(hh) + int(mm) / 60.0
 
 
 def night_adjusted(settings: Settings, hour: float) -> tuple[int, float]:

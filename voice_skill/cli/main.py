@@ -15,6 +15,7 @@ import traceback
 from typing import IO, Iterator, Sequence
 
 from voice_skill import NOTICE, __version__, settings
+from voice_skill.core.daytime import parse_hhmm
 from voice_skill.cli import devices as devices_cli
 from voice_skill.cli import history as history_cli
 from voice_skill.cli import models as models_cli
@@ -54,13 +55,9 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def _hour(text: str) -> float:
     try:
-        hh, mm = text.split(":")
-        hour, minute = int(hh), int(mm)
+        return parse_hhmm(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a time of day like 23:30") from None
-    if not (0 <= hour < 24 and 0 <= minute < 60):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a time of day like 23:30")
-    return hour + minute / 60
 
 
 def _gain(text: str) -> float:

@@ -23,6 +23,7 @@ from voice_skill.asr.base import Recognizer
 from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks
 from voice_skill.core.clock import RealClock, VirtualClock, local_hour_fraction
 from voice_skill.core.coach import Coach, suited_routine
+from voice_skill.core.daytime import DEFAULT_NIGHT_HOURS, is_night
 from voice_skill.core.intents import Intent, IntentParser, PhraseTable
 from voice_skill.core.routine import Routine, builtin_routines
 from voice_skill.core.echoguard import EchoGuard
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LIVE_POLL_S = 0.05  # the live loop wakes at least this often to run timers
-NIGHT_START_H = 22.0
-NIGHT_END_H = 7.0
 
 
 @dataclass
@@ -54,7 +53,7 @@ class RunOptions:
     chime: bool = True
     echo_cancel: bool = True  # live: take the skill's own voice out of the microphone (aec.AlignedEchoCanceller)
     echo_gain: float = 0.0  # file input only: mix the skill's own speech into the input
-    night_hours: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H)
+    night_hours: tuple[float, float] = DEFAULT_NIGHT_HOURS
     # live only: the speaking (rate, volume) for a local hour, applied before each utterance
     manners: Callable[[float], tuple[int, float]] | None = None
     routines: dict[str, Routine] = field(default_factory=dict)
@@ -62,13 +61,8 @@ class RunOptions:
     phrases: PhraseTable | None = None  # default: the built-in English phrases
 
 
-def is_night(hour: float, night: tuple[float, float]) -> bool:
-    start, end = night
-    return hour >= start or hour < end if start > end else start <= hour < end
-
-
 def routine_chooser(routines: dict[str, Routine], hour_at_start: float,
-                    night: tuple[float, float] = (NIGHT_START_H, NIGHT_END_H),
+                    night: tuple[float, float] = DEFAULT_NIGHT_HOURS,
                     fixed: str | None = None) -> Callable[[Intent, float], str]:
     """Which routine a trigger starts: what was said first, then the user's chosen routine
     (``fixed``), then the time of day, by the situations routines say they suit. A pregnancy
