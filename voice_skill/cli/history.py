@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Sequence
 
+from voice_skill.cli.types import number
 from voice_skill.errors import UsageError
 from voice_skill.journal.store import Episode, Journal, journal_path, night_of
 
@@ -25,16 +26,6 @@ log = logging.getLogger(__name__)
 BAR_CHAR = "#"
 BAR_WIDTH = 40
 CSV_FIELDS = ("started_at", "ended_at", "night", "leg", "routine", "duration_s", "how", "got_worse", "red_flags")
-
-
-def _weeks(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of weeks") from None
-    if not 1 <= value <= 520:
-        raise argparse.ArgumentTypeError(f"'{text}' weeks is outside 1 to 520")
-    return value
 
 
 def _moment(text: str) -> datetime:
@@ -157,7 +148,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "history", help="the cramp journal: recent episodes, a chart per night, CSV export, erase",
         description="The cramp journal kept on this machine: when each episode started, the leg, the "
         "routine, how long it took, how it ended and any red flags heard. No audio is ever kept.")
-    history.add_argument("--weeks", type=_weeks, default=4, metavar="N", help="how many weeks back (default 4)")
+    history.add_argument("--weeks", type=number(1, 520, whole=True, unit="weeks"), default=4, metavar="N", help="how many weeks back (default 4)")
     what = history.add_mutually_exclusive_group()
     what.add_argument("--csv", action="store_true", help="write the episodes to stdout as CSV")
     what.add_argument("--forget", action="store_true", help="erase the whole journal (asks first)")

@@ -15,6 +15,7 @@ import traceback
 from typing import IO, Iterator, Sequence
 
 from voice_skill import NOTICE, __version__, settings
+from voice_skill.cli.types import number
 from voice_skill.core.daytime import parse_hhmm
 from voice_skill.cli import devices as devices_cli
 from voice_skill.cli import history as history_cli
@@ -60,26 +61,6 @@ def _hour(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a time of day like 23:30") from None
 
 
-def _gain(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and 1")
-    return value
-
-
-def _chunk_ms(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of milliseconds") from None
-    if not 10 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"'{text}' ms is outside 10 to 1000")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="voice-skill",
@@ -100,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the local time the run starts (chooses the night or workout routine; default now)")
     run.add_argument("--phrases", metavar="FILE",
                      help="a phrase file (TOML, as voice_skill/data/phrases.toml) to listen for instead of the built-in one")
-    run.add_argument("--chunk-ms", type=_chunk_ms, default=100, help="audio chunk size for --input (default 100)")
-    run.add_argument("--echo", type=_gain, default=0.0, metavar="GAIN",
+    run.add_argument("--chunk-ms", type=number(10, 1000, whole=True, unit="ms"), default=100, help="audio chunk size for --input (default 100)")
+    run.add_argument("--echo", type=number(0, 1), default=0.0, metavar="GAIN",
                      help=argparse.SUPPRESS)  # testing: mix the skill's own speech into a recording's input
     journal = run.add_mutually_exclusive_group()
     journal.add_argument("--journal", metavar="PATH",

@@ -12,15 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
+from voice_skill.cli.types import fail
 from voice_skill.models import store as models
 from voice_skill.errors import VoiceSkillError
 
 log = logging.getLogger(__name__)
-
-
-def _fail(exc: VoiceSkillError) -> int:
-    print(f"voice-skill models: {exc}", file=sys.stderr)
-    return exc.exit_code
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -55,7 +51,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     try:
         result = models.download_model(name, args.dir, base_url=args.url_base, force=args.force)
     except VoiceSkillError as exc:
-        return _fail(exc)
+        return fail("models", exc)
     except KeyboardInterrupt:
         print("voice-skill models: download interrupted; run the same command again to resume", file=sys.stderr)
         return 1
@@ -88,7 +84,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             summary += f"; Vosk loaded it in {loaded.load_s:.1f} s"
         print(summary)
     except VoiceSkillError as exc:
-        return _fail(exc)
+        return fail("models", exc)
     return 0
 
 
@@ -96,7 +92,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     try:
         path = models.remove_model(args.name, args.dir)
     except VoiceSkillError as exc:
-        return _fail(exc)
+        return fail("models", exc)
     print(f"removed {path}")
     return 0
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+from voice_skill.cli.types import number
 from voice_skill import settings
 from voice_skill.errors import RoutineError
 from voice_skill.core.rehearsal import rehearsal_seconds, rehearse
@@ -46,9 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                           "from the trigger), countdown marks, pacing cues and releases included: the coach "
                           "itself, run on a virtual clock.")
     show.add_argument("routine", metavar="ID|FILE", help="a built-in routine's id, or a routine file")
-    show.add_argument("--pace", type=_positive, default=1.0,
+    show.add_argument("--pace", type=number(0, 100, above_lo=True), default=1.0,
                       help="pace factor: 1 is normal, 1.25 one step slower (default 1)")
-    show.add_argument("--wpm", type=_positive, default=DEFAULT_RATE_WPM,
+    show.add_argument("--wpm", type=number(0, 100, above_lo=True), default=DEFAULT_RATE_WPM,
                       help=f"speaking rate assumed for the timings (default {DEFAULT_RATE_WPM:g})")
     show.add_argument("--leg", choices=("left", "right"), help="say the lines as if this leg had been named")
     show.set_defaults(func=cmd_show)
@@ -60,16 +61,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     validate.add_argument("files", nargs="+", metavar="FILE", help="routine files to check")
     validate.set_defaults(func=cmd_validate)
     return parser
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"'{text}' must be above 0 and below 100")
-    return value
 
 
 def mmss(seconds: float) -> str:

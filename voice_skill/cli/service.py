@@ -13,15 +13,11 @@ import os
 import shlex
 import sys
 
+from voice_skill.cli.types import fail
 from voice_skill.service import systemd as service
 from voice_skill.errors import UsageError, VoiceSkillError
 
 log = logging.getLogger(__name__)
-
-
-def _fail(exc: VoiceSkillError) -> int:
-    print(f"voice-skill service: {exc}", file=sys.stderr)
-    return exc.exit_code
 
 
 def _run_args(text: str | None) -> list[str]:
@@ -75,7 +71,7 @@ def cmd_unit(args: argparse.Namespace) -> int:
     try:
         sys.stdout.write(_unit_text(args, service.Systemctl.find()))
     except VoiceSkillError as exc:
-        return _fail(exc)
+        return fail("service", exc)
     return 0
 
 
@@ -85,7 +81,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         text = _unit_text(args, systemctl)
         report = service.install(text, service.unit_dir(), systemctl)
     except VoiceSkillError as exc:
-        return _fail(exc)
+        return fail("service", exc)
     _print_report(report)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         print("voice-skill service: note: this installed it for root's own user manager; for the person "
@@ -97,7 +93,7 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     try:
         report = service.uninstall(service.unit_dir(), service.Systemctl.find())
     except VoiceSkillError as exc:
-        return _fail(exc)
+        return fail("service", exc)
     _print_report(report)
     return 0
 
@@ -107,7 +103,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         state = service.status(service.unit_dir(), systemctl)
     except VoiceSkillError as exc:
-        return _fail(exc)
+        return fail("service", exc)
     for line in state.lines():
         print(line)
     if state.installed:
