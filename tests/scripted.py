@@ -12,7 +12,9 @@ from voice_skill.core.clock import VirtualClock
 from voice_skill.core.coach import Coach
 from voice_skill.core.intents import IntentParser
 from voice_skill.core.routine import Routine, routine_from_dict
-from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
+from voice_skill.runtime.eventlog import EventLog
+from voice_skill.runtime.session import Session
+from voice_skill.tts.virtual import VirtualSpeaker
 
 SECONDS_PER_WORD = 0.4
 

@@ -28,7 +28,9 @@ from voice_skill.core.coach import Coach
 from voice_skill.errors import DeviceError
 from voice_skill.core.intents import IntentParser
 from voice_skill.core.routine import routine_from_dict
-from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
+from voice_skill.runtime.eventlog import EventLog
+from voice_skill.runtime.session import Session
+from voice_skill.tts.virtual import VirtualSpeaker
 from voice_skill.runtime.supervise import ProcessVoice, SupervisedRecognizer
 
 SILENCE = b"\0\0" * 160

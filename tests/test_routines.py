@@ -39,7 +39,9 @@ from voice_skill.core.routine import (
 )
 from voice_skill.core.speechtime import estimate_seconds
 from voice_skill.errors import RoutineError
-from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
+from voice_skill.runtime.eventlog import EventLog
+from voice_skill.runtime.session import Session
+from voice_skill.tts.virtual import VirtualSpeaker
 
 ROUTINE_DIR = Path(routines_cli.__file__).resolve().parents[1] / "data" / "routines"
 MESSAGES = Path(routines_cli.__file__).resolve().parents[1] / "data" / "messages.toml"

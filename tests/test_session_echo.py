@@ -9,13 +9,16 @@ import json
 import numpy as np
 
 from tests.scripted import ScriptedRecognizer, routine
-from voice_skill.audio.aec import EchoCanceller
+from voice_skill.audio.aec import ReferencedEchoCanceller
+from voice_skill.audio.room import RoomEcho
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
 from voice_skill.core.clock import VirtualClock
 from voice_skill.core.coach import Coach
 from voice_skill.core.intents import IntentParser
 from voice_skill.core.routine import routine_from_dict
-from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
+from voice_skill.runtime.eventlog import EventLog
+from voice_skill.runtime.session import Session
+from voice_skill.tts.virtual import VirtualSpeaker
 
 SECONDS_PER_WORD = 2.0  # long utterances: "Step one here." plays from 3 s to 9 s
 
@@ -34,9 +37,10 @@ def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: fl
     clock = VirtualClock()
     out = io.StringIO()
     coach = Coach({r.id: r for r in loaded}, choose_routine=lambda intent, now: loaded[0].id)
+    speaker = VirtualSpeaker(clock, _voice)
     session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text)]), parser=IntentParser(),
-                      coach=coach, speaker=VirtualSpeaker(clock, _voice), clock=clock, events=EventLog(out),
-                      echo_gain=0.5, echo_canceller=EchoCanceller())
+                      coach=coach, speaker=speaker, clock=clock, events=EventLog(out),
+                      room=RoomEcho(speaker.played, 0.5), echo_canceller=ReferencedEchoCanceller(speaker.played))
     rng = np.random.default_rng(7)
     chunk = int(0.1 * SAMPLE_RATE)
     for i in range(int(seconds * 10)):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -130,6 +131,36 @@ def simulated_room(seed: int = 0, delay_s: float = 0.012, decay_s: float = 0.03,
     response[:start] = 0.0
     response[start] = 1.0
     return response / np.abs(response).sum() * 2.0
+
+
+class EchoCancelling(Protocol):
+    """What a session asks of an echo canceller."""
+
+    def process_at(self, mic: np.ndarray, mic_index: int, clock_t: float | None) -> np.ndarray:
+        """One block of microphone samples (stream sample ``mic_index``, heard at clock time
+        ``clock_t`` if known) less the loudspeaker's echo; ``mic`` itself if untouched."""
+        ...
+
+
+class ReferencedEchoCanceller:
+    """An ``EchoCanceller`` whose reference is what a speaker says it played at a clock time
+    (speech on the virtual clock, whose samples the speaker still holds). The same
+    ``process_at`` as ``AlignedEchoCanceller``, so a session treats both alike."""
+
+    def __init__(self, reference: Callable[[float, int], "np.ndarray | None"],
+                 canceller: EchoCanceller | None = None) -> None:
+        self.reference = reference
+        self.canceller = canceller or EchoCanceller()
+
+    def process_at(self, mic: np.ndarray, mic_index: int, clock_t: float | None) -> np.ndarray:
+        """``mic`` less the echo of what was played at ``clock_t``; ``mic`` itself when there
+        is nothing to take out (a block of another size, silence before any speech)."""
+        if len(mic) != self.canceller.block:
+            return mic
+        ref = self.reference(clock_t, len(mic)) if clock_t is not None else None
+        if ref is None and not self.canceller.active:
+            return mic
+        return self.canceller.process(mic, ref)
 
 
 # ---- live audio: what the loudspeaker played, and where its echo is in the microphone

@@ -12,19 +12,31 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    # True for a clock whose time is audio time (recordings): whoever feeds audio moves it.
+    follows_audio: bool
+
     def now(self) -> float:
         """Seconds on this clock."""
+        ...
+
+    def advance_to(self, t: float) -> None:
+        """Move a clock that follows audio to ``t``; a real clock moves by itself."""
         ...
 
 
 class RealClock:
     """Monotonic seconds since the clock was made."""
 
+    follows_audio = False
+
     def __init__(self) -> None:
         self._origin = time.monotonic()
 
     def now(self) -> float:
         return time.monotonic() - self._origin
+
+    def advance_to(self, t: float) -> None:
+        """Real time cannot be moved: nothing to do."""
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -33,6 +45,8 @@ class RealClock:
 
 class VirtualClock:
     """A clock that only moves when told to, and never backwards."""
+
+    follows_audio = True
 
     def __init__(self, start_s: float = 0.0) -> None:
         self._now = start_s

@@ -291,6 +291,12 @@ class SoundSpeaker:
         with self._cond:
             return bool(self._queue) or self._in_progress is not None
 
+    def next_event_time(self) -> float | None:
+        return None  # driven by the device, reported through poll()
+
+    def played(self, start_s: float, n_samples: int) -> np.ndarray | None:
+        return None  # the output tape (``tape``) holds what was played
+
     def close(self) -> None:
         """Stop speaking and release the device and the engine, within about a second."""
         self.cancel()
@@ -480,6 +486,12 @@ class TextSpeaker:
         with self._lock:
             self._advance()
             return self._current is not None or bool(self._queue)
+
+    def next_event_time(self) -> float | None:
+        return None  # driven by the device, reported through poll()
+
+    def played(self, start_s: float, n_samples: int) -> np.ndarray | None:
+        return None  # printed, not played
 
     def close(self) -> None:
         with self._lock:

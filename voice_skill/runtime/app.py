@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Callable, Iterable, Iterator
 
 from voice_skill import NOTICE
-from voice_skill.audio.aec import AlignedEchoCanceller, EchoCanceller
+from voice_skill.audio.aec import AlignedEchoCanceller, ReferencedEchoCanceller
+from voice_skill.audio.room import RoomEcho
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks
 from voice_skill.core.clock import RealClock, VirtualClock, local_hour_fraction
@@ -27,7 +28,9 @@ from voice_skill.core.daytime import DEFAULT_NIGHT_HOURS, is_night
 from voice_skill.core.intents import Intent, IntentParser, PhraseTable
 from voice_skill.core.routine import Routine, builtin_routines
 from voice_skill.core.echoguard import EchoGuard
-from voice_skill.runtime.session import EventLog, Session, VirtualSpeaker
+from voice_skill.runtime.eventlog import EventLog
+from voice_skill.runtime.session import Session
+from voice_skill.tts.virtual import VirtualSpeaker
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM
 
 if TYPE_CHECKING:
@@ -158,8 +161,8 @@ def run_chunks(chunks: Iterable[AudioChunk], options: RunOptions, events_stream:
     session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options, _start_hour(options)),
                       speaker=speaker, clock=clock, events=events,
                       guard=EchoGuard(courtesy=table.courtesy, hears_speaker=options.echo_gain > 0),
-                      echo_gain=options.echo_gain,
-                      echo_canceller=EchoCanceller() if options.speaker == "tts" else None)
+                      room=RoomEcho(speaker.played, options.echo_gain) if options.echo_gain else None,
+                      echo_canceller=ReferencedEchoCanceller(speaker.played) if options.speaker == "tts" else None)
     for chunk in chunks:
         session.feed(chunk)
     session.end_of_stream()

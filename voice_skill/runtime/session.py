@@ -8,22 +8,22 @@ Live, the same methods are called with a ``RealClock`` as chunks arrive.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
-from dataclasses import dataclass, replace
-from typing import IO, Callable, Iterable
+from dataclasses import replace
+from typing import Callable, Iterable
 
 import numpy as np
 
-from voice_skill.audio.aec import AlignedEchoCanceller, EchoCanceller, simulated_room
 from voice_skill.asr.base import Hypothesis, Recognizer
+from voice_skill.audio.aec import EchoCancelling
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
-from voice_skill.core.clock import Clock, VirtualClock
+from voice_skill.core.clock import Clock
 from voice_skill.core.coach import CancelSpeech, Coach, Emit, Say
-from voice_skill.core.intents import SAFE_EARLY_INTENTS, Intent, IntentParser, tokens
 from voice_skill.core.echoguard import SAFETY_INTENTS, EchoGuard
-from voice_skill.tts.base import Speaker, SpeechEvent
+from voice_skill.core.intents import SAFE_EARLY_INTENTS, Intent, IntentParser, tokens
+from voice_skill.runtime.eventlog import EventLog
+from voice_skill.tts.base import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -54,122 +54,6 @@ SURVIVED_MIN_DB = -6.0
 SURVIVAL_KEEP_S = 30.0  # how far back that can be looked up (longer than any utterance)
 
 
-# ---- event log ----------------------------------------------------------------------
-
-class EventLog:
-    """JSON Lines, one object per line, each with ``t`` and ``event`` first."""
-
-    def __init__(self, stream: IO[str] | None) -> None:
-        self.stream = stream
-        self.listeners: list[Callable[[dict], None]] = []
-
-    def write(self, t: float, event: str, **fields: object) -> None:
-        record = {"t": round(t, 3), "event": event, **fields}
-        if self.stream is not None:
-            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.stream.flush()
-        for listener in self.listeners:
-            listener(record)
-
-
-# ---- speakers -----------------------------------------------------------------------
-
-@dataclass
-class _Utterance:
-    uid: int
-    text: str
-    start_s: float
-    end_s: float
-    audio: np.ndarray | None
-    started: bool = False
-    ended: bool = False
-    cancelled: bool = False
-
-
-class VirtualSpeaker:
-    """Speech on the virtual clock: each utterance takes as long as it would aloud.
-
-    ``render`` gives an utterance's length (seconds) and, when a real voice is used, its
-    samples; with samples the speaker can say what it ``played`` at any moment, which the
-    echo canceller needs and the room simulation of the self-hearing tests uses.
-    """
-
-    def __init__(self, clock: VirtualClock, render: Callable[[str], tuple[float, np.ndarray | None]]) -> None:
-        self.clock = clock
-        self.render = render
-        self._queue: list[_Utterance] = []
-        self._done: list[_Utterance] = []  # kept briefly for echo rendering
-
-    @property
-    def busy(self) -> bool:
-        return any(not u.ended for u in self._queue)
-
-    def say(self, text: str, utterance_id: int) -> None:
-        now = self.clock.now()
-        start = max([now] + [u.end_s for u in self._queue if not u.ended])
-        seconds, audio = self.render(text)
-        self._queue.append(_Utterance(utterance_id, text, start, start + seconds, audio))
-
-    def cancel(self) -> None:
-        now = self.clock.now()
-        for u in self._queue:
-            if u.ended:
-                continue
-            u.cancelled = True
-            if u.start_s >= now:  # never reached the loudspeaker: drop it without a trace
-                u.started = u.ended = True
-                u.audio = None
-            else:
-                u.end_s = min(u.end_s, now)
-
-    def next_event_time(self) -> float | None:
-        times = [u.start_s for u in self._queue if not u.started and not u.cancelled]
-        times += [u.end_s for u in self._queue if not u.ended]
-        return min(times) if times else None
-
-    def poll(self) -> list[SpeechEvent]:
-        now = self.clock.now() + 1e-9
-        events: list[tuple[float, int, SpeechEvent]] = []
-        for u in self._queue:
-            if not u.started and u.start_s <= now:
-                u.started = True
-                events.append((u.start_s, 0, SpeechEvent("started", u.uid, u.start_s, u.text)))
-            if not u.ended and u.end_s <= now:
-                u.ended = True
-                kind = "cancelled" if u.cancelled else "finished"
-                events.append((u.end_s, 1, SpeechEvent(kind, u.uid, u.end_s, u.text)))
-        self._done.extend(u for u in self._queue if u.ended)
-        self._queue = [u for u in self._queue if not u.ended]
-        self._done = [u for u in self._done if u.end_s > now - 5.0]
-        return [e for _, _, e in sorted(events, key=lambda item: (item[0], item[1]))]
-
-    def played(self, start_s: float, n_samples: int) -> np.ndarray | None:
-        """What the loudspeaker played from ``start_s`` for ``n_samples`` (float samples in
-        int16 units), or None when it was silent."""
-        out = None
-        for u in self._done + self._queue:
-            if u.audio is None or u.end_s <= start_s:
-                continue
-            first = int(round((start_s - u.start_s) * SAMPLE_RATE))
-            played = int(round((u.end_s - u.start_s) * SAMPLE_RATE))
-            lo, hi = max(first, 0), min(first + n_samples, played, len(u.audio))
-            if hi <= lo:
-                continue
-            if out is None:
-                out = np.zeros(n_samples, dtype=np.float32)
-            out[lo - first:hi - first] += u.audio[lo:hi]
-        return out
-
-    def played_until(self) -> float:
-        """When the last utterance played so far ends (for the echo tail)."""
-        return max([u.end_s for u in self._done + self._queue] or [0.0])
-
-    def close(self) -> None:
-        self._queue.clear()
-
-
-# ---- the loop -----------------------------------------------------------------------
-
 class Session:
     def __init__(
         self,
@@ -181,9 +65,9 @@ class Session:
         clock: Clock,
         events: EventLog,
         guard: EchoGuard | None = None,
-        echo_gain: float = 0.0,
+        room: Callable[[AudioChunk], AudioChunk] | None = None,
         input_to_clock: Callable[[float], float | None] | None = None,
-        echo_canceller: EchoCanceller | AlignedEchoCanceller | None = None,
+        echo_canceller: EchoCancelling | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.parser = parser
@@ -192,8 +76,7 @@ class Session:
         self.clock = clock
         self.events = events
         self.guard = guard or EchoGuard(courtesy=parser.table.courtesy)
-        self.echo_gain = echo_gain
-        self._room = simulated_room() if echo_gain else None
+        self.room = room  # a simulated room between the speaker and the input (``audio.room``)
         self.echo_canceller = echo_canceller
         # Live input is stamped in stream time; this maps it onto the clock the speaker uses.
         self.input_to_clock = input_to_clock
@@ -230,14 +113,14 @@ class Session:
         return self._origin_s + sample / SAMPLE_RATE
 
     def _feed_frame(self, chunk: AudioChunk) -> None:
-        virtual = isinstance(self.clock, VirtualClock)
-        self.advance_to(chunk.start_s if virtual else self.clock.now())
-        if self.echo_gain and isinstance(self.speaker, VirtualSpeaker):
-            chunk = self._with_echo(chunk)
+        follows = self.clock.follows_audio
+        self.advance_to(chunk.start_s if follows else self.clock.now())
+        if self.room is not None:
+            chunk = self.room(chunk)
         if self.echo_canceller is not None:
             chunk = self._cancel_echo(chunk)
         hyps = self.recognizer.accept(chunk)
-        self.advance_to(chunk.end_s if virtual else self.clock.now())
+        self.advance_to(chunk.end_s if follows else self.clock.now())
         self.hear(hyps)
 
     def hear(self, hyps: Iterable[Hypothesis]) -> None:
@@ -279,27 +162,21 @@ class Session:
         return self._next_due()
 
     def _next_due(self) -> float | None:
-        times = [self.coach.next_deadline()]
-        if isinstance(self.speaker, VirtualSpeaker):
-            times.append(self.speaker.next_event_time())
-        times = [t for t in times if t is not None]
+        times = [t for t in (self.coach.next_deadline(), self.speaker.next_event_time()) if t is not None]
         return min(times) if times else None
 
     def advance_to(self, t: float) -> None:
         """Run everything due up to ``t``, in time order."""
-        virtual = isinstance(self.clock, VirtualClock)
         for _ in range(100_000):
             self._pump()
             due = self._next_due()
             if due is None or due > t:
                 break
-            if virtual:
-                self.clock.advance_to(due)
+            self.clock.advance_to(due)  # a real clock is there already
             self._apply(self.coach.tick(self.clock.now()))
         else:  # pragma: no cover - a coach bug, not a user error
             raise RuntimeError("the coach keeps scheduling work at the same instant")
-        if virtual:
-            self.clock.advance_to(t)
+        self.clock.advance_to(t)
         self._pump()
         self._apply(self.coach.tick(self.clock.now()))
 
@@ -390,31 +267,10 @@ class Session:
             fields["slots"] = dict(intent.slots)
         self.events.write(self.clock.now(), "heard", **fields)
 
-    def _with_echo(self, chunk: AudioChunk) -> AudioChunk:
-        """Simulate a room: the skill's own speech reaches the microphone through a delay
-        and a decaying tail of reflections (file input, for the self-hearing tests)."""
-        tail = len(self._room) - 1
-        played = self.speaker.played(chunk.start_s - tail / SAMPLE_RATE, chunk.samples + tail)
-        if played is None:
-            return chunk
-        size = 1 << int(np.ceil(np.log2(len(played) + tail + 1)))
-        echo = np.fft.irfft(np.fft.rfft(played, size) * np.fft.rfft(self._room, size), size)[tail:tail + chunk.samples]
-        mixed = chunk.as_array().astype(np.float64) + echo * self.echo_gain
-        return AudioChunk(np.clip(np.round(mixed), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)
-
     def _cancel_echo(self, chunk: AudioChunk) -> AudioChunk:
         start = chunk.start_s if self.input_to_clock is None else self.input_to_clock(chunk.start_s)
         mic = chunk.as_array().astype(np.float64)
-        cleaned = mic
-        if isinstance(self.echo_canceller, AlignedEchoCanceller):
-            # Live: the reference comes off the output tape, found by sample count.
-            cleaned = self.echo_canceller.process_at(mic, int(round(chunk.start_s * SAMPLE_RATE)), start)
-        else:
-            played = getattr(self.speaker, "played", None)
-            if played is not None and chunk.samples == self.echo_canceller.block:
-                ref = played(start, chunk.samples) if start is not None else None
-                if ref is not None or self.echo_canceller.active:
-                    cleaned = self.echo_canceller.process(mic, ref)
+        cleaned = self.echo_canceller.process_at(mic, int(round(chunk.start_s * SAMPLE_RATE)), start)
         if start is not None:
             self._survival.append((start, float(mic @ mic), float(cleaned @ cleaned)))
         if cleaned is mic:

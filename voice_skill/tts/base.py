@@ -48,3 +48,14 @@ class Speaker(Protocol):
     def busy(self) -> bool: ...
 
     def close(self) -> None: ...
+
+    def next_event_time(self) -> float | None:
+        """When this speaker next has something to report, for a speaker on a clock that
+        follows audio (it is then driven to that time); None for one a device drives."""
+        ...
+
+    def played(self, start_s: float, n_samples: int) -> np.ndarray | None:
+        """What it played from ``start_s`` (clock time) for ``n_samples``, for an echo
+        canceller fed by the speaker itself; None when it cannot say (a device speaker keeps
+        its own tape: ``SoundSpeaker.tape``)."""
+        ...
