@@ -114,11 +114,22 @@ def judge(events: list[dict], cmd_at: float) -> tuple[str, str | None, str]:
 
 
 def _run(args: tuple) -> dict:
-    item, mode, echo, noise_voices, command_head = args
+    item, mode, echo, noise_voices, command_head, command_threshold = args
     from voice_skill.runtime.app import RunOptions, run_chunks  # noqa: PLC0415
     from voice_skill.asr import spotter  # noqa: PLC0415
 
     spotter.COMMAND_HEAD = command_head  # "none": without the command head
+    if command_threshold is not None and not getattr(spotter.command_head, "patched", False):
+        shipped = spotter.command_head
+
+        def with_threshold(path=None):  # the shipped head, deciding at another threshold
+            head = shipped(path)
+            if head is not None:
+                head.meta["threshold"] = command_threshold
+            return head
+
+        with_threshold.patched = True
+        spotter.command_head = with_threshold
 
     audio, cmd_at = recording(item, noise_voices)
     events: list[dict] = []
@@ -157,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--echo", action="store_true", help="mix the skill's own speech into the input")
     ap.add_argument("--command-head", default="command_head.npz",
                     help="the command head's file in the package's spotter data, or 'none'")
+    ap.add_argument("--command-threshold", type=float, default=None,
+                    help="the command head decides at this probability instead of its own (for tuning on dev)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="also write every item's result here (JSON Lines)")
@@ -164,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000))
     noise_voices = [v for v in corpus.split_voices(args.split) if not v.startswith("piper")][:6]
-    jobs = [(it, args.spotter, args.echo, noise_voices, args.command_head) for it in todo]
+    jobs = [(it, args.spotter, args.echo, noise_voices, args.command_head, args.command_threshold) for it in todo]
     rows = []
     with mp.get_context("fork").Pool(args.workers) as pool:
         for i, row in enumerate(pool.imap_unordered(_run, jobs), 1):
@@ -174,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: r["index"])
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    print(f"\nCommands in a routine, {args.split} voices, spotter {args.spotter}, command head {args.command_head}"
+    at = f" at {args.command_threshold:g}" if args.command_threshold is not None else ""
+    print(f"\nCommands in a routine, {args.split} voices, spotter {args.spotter}, command head {args.command_head}{at}"
           f"{', over the skill own voice' if args.echo else ''} ({len(rows)} recordings)\n")
     table(rows, "intent")
     table(rows, "condition")
