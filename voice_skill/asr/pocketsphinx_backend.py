@@ -38,6 +38,9 @@ Method (chosen by measurement, see ``scripts/bench_asr.py``):
 
 Times are seconds of audio, taken from the chunks; the wall clock is never read. The
 same audio fed in any chunk size gives the same hypotheses.
+
+One module on purpose: the grammar, the verification pass and the room rule tune one
+decoder together, and their constants were measured together (see the comments).
 """
 
 from __future__ import annotations

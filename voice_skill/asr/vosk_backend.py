@@ -25,6 +25,9 @@ Partial results: while an utterance is still in progress, a ``final=False`` hypo
 is returned only for the safe early actions (``early_phrases``: the skill passes the stop
 and pause phrases of its phrase table) once the partial result has shown the phrase for ``partial_stable_frames``
 frames in a row. The final hypothesis for the same utterance still follows.
+
+One module on purpose: the grammar, partial results and end-pointing are one decoder's
+state.
 """
 
 from __future__ import annotations

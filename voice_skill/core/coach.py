@@ -24,6 +24,9 @@ Safety. The emergency answer, a red flag or sharp pain (``worse``) stop the mass
 once; for ``EPISODE_QUIET_S`` after it, a trigger repeats that answer instead of
 starting a massage again (sharp pain only counts so inside an episode). Pregnancy,
 once heard, holds for the rest of the session: every routine is the gentle one.
+
+One module on purpose: the coach is one state machine with one timeline; split over files,
+its rules drifted apart before (the screen and ``routine.script`` each kept a copy).
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Speech output: synthesise with pyttsx3 (espeak-ng), play it ourselves through a
-sounddevice stream, report exact start and end times, cut off at once for barge-in.
+"""The loudspeaker: play a ``Voice``'s samples ourselves through a sounddevice stream,
+report exact start and end times, cut off at once for barge-in.
 
 pyttsx3 is never allowed to play anything: its espeak-ng driver returns before playback
 ends, speaks only the last of several queued sentences and cannot be stopped. Each
 synthesis builds a fresh engine under a process-wide lock and saves to a file; the
 measurements behind that choice are in docs/pyttsx3.md.
+
+One module on purpose: the playback thread, its device loss and return, and the printed
+fallback (``TextSpeaker`` prints on the same estimated timing) share one stream's state.
 """
 
 from __future__ import annotations

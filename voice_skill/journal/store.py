@@ -13,6 +13,8 @@ journal (or is damaged) raises ``UsageError`` naming it and is never written to.
 
 The journal stays out of the coach: ``JournalRecorder`` is an ``EventLog`` listener that
 turns the event records of a session into episodes.
+
+One module on purpose: the schema, its migrations and every query on it stay together.
 """
 
 from __future__ import annotations

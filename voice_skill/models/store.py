@@ -10,6 +10,9 @@ Model locations, searched in this order (the first that holds a usable model win
 3. ``models/`` of a source checkout (beside the ``voice_skill`` package)
 4. the user's data folder, ``$XDG_DATA_HOME/voice-skill/models``
    (``~/.local/share/voice-skill/models`` when XDG_DATA_HOME is unset)
+
+One module for now: lookup, validation, manifests, download and archive safety share the
+model-folder rules; splitting them is an open item of the architecture review.
 """
 
 from __future__ import annotations

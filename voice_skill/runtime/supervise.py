@@ -20,6 +20,9 @@ The user must at worst lose a moment of listening or hear a sentence twice.
 
 Neither reads the wall clock for anything but its own time budgets: these are device
 adapters in the sense of DESIGN.md, used by the live loop only.
+
+One module on purpose: the recognizer and voice supervisors share the child-process
+protocol (start, budgets, signals, restart) that makes them safe to kill.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ journal (``journalctl --user -u voice-skill``).
 Pure parts (rendering, finding the unit folder and the sound server) take everything as
 arguments so tests need neither systemd nor a user session. ``Systemctl`` is the one
 thin adapter that runs ``systemctl --user``.
+
+One module on purpose: writing, enabling and inspecting the unit are one file's life.
 """
 
 from __future__ import annotations
