@@ -574,8 +574,7 @@ def test_a_users_routine_takes_the_place_of_the_one_it_suits(tmp_path):
 
 
 def test_the_built_in_routines_cover_every_situation(routines):
-    from voice_skill.core.coach import suited_routine
-    from voice_skill.core.routine import SITUATIONS
+    from voice_skill.core.routine import SITUATIONS, suited_routine
 
     assert {s: suited_routine(routines, s) for s in SITUATIONS} == {
         "night": "night-cramp", "day": "day-cramp", "workout": "workout-cramp", "pregnancy": "gentle"}

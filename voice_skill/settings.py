@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from voice_skill.core.coach import PACE_MAX, PACE_MIN
-from voice_skill.core.daytime import DEFAULT_NIGHT, is_night, parse_hhmm
+from voice_skill.core.daytime import DEFAULT_NIGHT, hhmm, is_night, parse_hhmm
 from voice_skill.errors import UsageError
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
 
@@ -114,10 +114,10 @@ def _clock(raw: object) -> str:
     if not isinstance(raw, str):
         raise _Bad()
     try:
-        hours = parse_hhmm(raw)
+        hour, minute = hhmm(raw)
     except ValueError:
         raise _Bad() from None
-    return f"{int(hours):02d}:{round(hours % 1 * 60):02d}"
+    return f"{hour:02d}:{minute:02d}"
 
 
 _TRUE = ("1", "true", "yes", "on")

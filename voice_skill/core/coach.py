@@ -38,7 +38,7 @@ from importlib import resources
 from typing import Callable, Mapping
 
 from voice_skill.core.intents import FAMILY_SLOT, Intent
-from voice_skill.core.routine import Routine, Step, fill_placeholders, hold_lines
+from voice_skill.core.routine import Routine, Step, fill_placeholders, hold_lines, suited_routine
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +104,6 @@ class Messages:
 
     def __getitem__(self, key: str) -> str:
         return self.texts[key]
-
-
-def suited_routine(routines: Mapping[str, Routine], situation: str) -> str | None:
-    """The id of the routine meant for ``situation`` (see ``routine.SITUATIONS``): the last
-    one that suits it, so a user's routine (loaded after the built-in ones) takes its place."""
-    found = [r.id for r in routines.values() if r.context == "active-cramp" and situation in r.suits]
-    return found[-1] if found else None
 
 
 # ---- timers -------------------------------------------------------------------------
@@ -354,7 +347,7 @@ class Coach:
             self._end_episode(now, "gone", out)
 
     def _on_pregnant(self, intent: Intent, now: float, out: list[Action]) -> None:
-        gentle = self._suited("pregnancy")
+        gentle = suited_routine(self.routines, "pregnancy")
         switch = (self.active and self.routine.context == "active-cramp" and gentle is not None
                   and self.routine.id != gentle)
         if self.active:
@@ -495,14 +488,9 @@ class Coach:
         self._begin(self._routine_for(intent, now), now, out, announce=not still)
 
     def _routine_for(self, intent: Intent, now: float) -> str:
-        if self.pregnant and self._suited("pregnancy"):
-            return self._suited("pregnancy")
+        if self.pregnant and (gentle := suited_routine(self.routines, "pregnancy")):
+            return gentle
         return self._choose(intent, now)
-
-    def _suited(self, situation: str) -> str | None:
-        """The routine for ``situation`` (the last one that suits it: a user's own routines
-        come after the built-in ones), or None."""
-        return suited_routine(self.routines, situation)
 
     def _touch(self, now: float) -> None:
         if self._episode is not None:

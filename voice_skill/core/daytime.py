@@ -9,14 +9,20 @@ from __future__ import annotations
 DEFAULT_NIGHT = ("22:00", "07:00")  # the one place the default night hours are written
 
 
-def parse_hhmm(text: str) -> float:
-    """``"23:30"`` -> 23.5; ValueError for anything that is not a time of day as HH:MM."""
+def hhmm(text: str) -> tuple[int, int]:
+    """``"23:30"`` -> (23, 30); ValueError for anything that is not a time of day as HH:MM."""
     parts = text.strip().split(":")
     if len(parts) != 2 or not all(p.isdigit() and 1 <= len(p) <= 2 for p in parts):
         raise ValueError(f"{text!r} is not a time of day like 23:30")
     hour, minute = int(parts[0]), int(parts[1])
     if not (0 <= hour < 24 and 0 <= minute < 60):
         raise ValueError(f"{text!r} is not a time of day like 23:30")
+    return hour, minute
+
+
+def parse_hhmm(text: str) -> float:
+    """``"23:30"`` -> 23.5 (see ``hhmm``)."""
+    hour, minute = hhmm(text)
     return hour + minute / 60.0
 
 

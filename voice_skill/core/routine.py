@@ -107,14 +107,18 @@ class Routine:
     path: str = ""
     suits: tuple[str, ...] = ()  # the SITUATIONS it is meant for
 
-    def suits_situation(self, situation: str) -> bool:
-        return situation in self.suits
-
     def first_aftercare(self) -> int | None:
         for i, step in enumerate(self.steps):
             if step.phase == "aftercare":
                 return i
         return None
+
+
+def suited_routine(routines: Mapping[str, Routine], situation: str) -> str | None:
+    """The id of the routine meant for ``situation`` (see ``routine.SITUATIONS``): the last
+    one that suits it, so a user's routine (loaded after the built-in ones) takes its place."""
+    found = [r.id for r in routines.values() if r.context == "active-cramp" and situation in r.suits]
+    return found[-1] if found else None
 
 
 def count_sentences(text: str) -> int:

@@ -23,10 +23,10 @@ from voice_skill.audio.room import RoomEcho
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks
 from voice_skill.core.clock import RealClock, VirtualClock, local_hour_fraction
-from voice_skill.core.coach import Coach, suited_routine
+from voice_skill.core.coach import Coach
 from voice_skill.core.daytime import DEFAULT_NIGHT_HOURS, is_night
 from voice_skill.core.intents import Intent, IntentParser, PhraseTable
-from voice_skill.core.routine import Routine, builtin_routines
+from voice_skill.core.routine import Routine, builtin_routines, suited_routine
 from voice_skill.core.echoguard import EchoGuard
 from voice_skill.runtime.eventlog import EventLog
 from voice_skill.runtime.session import Session
@@ -73,18 +73,18 @@ def routine_chooser(routines: dict[str, Routine], hour_at_start: float,
 
     def choose(intent: Intent, now_s: float) -> str:
         hint = intent.slots.get("routine")
-        if hint == "gentle" and suited_routine(routines, "pregnancy"):
-            return suited_routine(routines, "pregnancy")
+        if hint == "gentle" and (gentle := suited_routine(routines, "pregnancy")):
+            return gentle
         if fixed is not None and fixed in routines:
             return fixed
-        if hint == "workout" and suited_routine(routines, "workout"):
-            return suited_routine(routines, "workout")
+        if hint == "workout" and (workout := suited_routine(routines, "workout")):
+            return workout
         hour = (hour_at_start + now_s / 3600.0) % 24
         # daytime does not mean a gym: the workout routine only when the words say so
         preferred = ("night", "day") if is_night(hour, night) else ("day", "night")
         for situation in (*preferred, "workout"):
-            if suited_routine(routines, situation):
-                return suited_routine(routines, situation)
+            if rid := suited_routine(routines, situation):
+                return rid
         return next(r.id for r in routines.values() if r.context == "active-cramp")
 
     return choose

@@ -221,12 +221,12 @@ class Session:
                   and tokens(hyp.text) != tuple(intent.phrase.split())):
                 verdict = "mixed with own voice while the echo canceller learns"
             elif (intent.name in SAFETY_INTENTS
-                  and len(tokens(hyp.text)) - len(intent.phrase.split()) > OVER_SPEECH_SAFETY_EXTRA_WORDS):
+                  and _other_words(hyp, intent) > OVER_SPEECH_SAFETY_EXTRA_WORDS):
                 verdict = "buried in own voice"
         if verdict is None and intent is not None and hyp.routine_only and not self.coach.active:
             verdict = "no routine to command"
         if (verdict is None and intent is not None and intent.name in SAFETY_INTENTS and not self.coach.active
-                and len(tokens(hyp.text)) - len(intent.phrase.split()) > IDLE_SAFETY_EXTRA_WORDS):
+                and _other_words(hyp, intent) > IDLE_SAFETY_EXTRA_WORDS):
             verdict = "buried in other speech"
         if not hyp.final:
             self._on_partial(hyp, intent, verdict)
@@ -288,3 +288,8 @@ class Session:
         if heard <= 0.0:
             return None
         return 10.0 * float(np.log10((left + 1.0) / (heard + 1.0)))
+
+
+def _other_words(hyp: Hypothesis, intent: Intent) -> int:
+    """How many words were heard besides the intent's phrase (the safety rules' measure)."""
+    return len(tokens(hyp.text)) - len(intent.phrase.split())
