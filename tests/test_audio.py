@@ -5,7 +5,8 @@ import struct
 import numpy as np
 import pytest
 
-from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks, read_wav, rechunk, write_wav
+from voice_skill.audio.framing import Framer, rechunk
+from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks, read_wav, write_wav
 from voice_skill.errors import InputFileError
 
 
@@ -87,6 +88,20 @@ def test_rechunk_keeps_samples_and_times():
     out = list(rechunk(iter(chunks), 160))
     assert b"".join(c.audio for c in out) == b"".join(c.audio for c in chunks)
     assert [c.start_s for c in out] == [i * 0.01 for i in range(len(out))]
+
+
+@pytest.mark.parametrize("piece", [1, 7, 160, 333])
+def test_framer_gives_the_same_frames_whatever_the_chunking(piece):
+    audio = np.arange(1000, dtype="<i2").tobytes()
+    framer = Framer(160)
+    frames = []
+    for at in range(0, len(audio), piece * 2):
+        frames += framer.cut(audio[at:at + piece * 2])
+        assert framer.samples_in == min(at // 2 + piece, 1000)
+    assert frames == [audio[i:i + 320] for i in range(0, 960 * 2, 320)]
+    assert framer.pending == audio[960 * 2:] and framer.samples_out == 960
+    assert framer.take_rest(pad=True) == audio[960 * 2:] + bytes(320 - 80)
+    assert framer.pending == b"" and framer.take_rest() == b""
 
 
 @pytest.mark.parametrize("content,problem", [

@@ -57,6 +57,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from voice_skill.asr.base import Hypothesis
+from voice_skill.audio.framing import Framer
 from voice_skill.audio.pcm import SAMPLE_RATE, SAMPLE_WIDTH, AudioChunk
 from voice_skill.errors import ModelError, RecognizerError
 
@@ -308,7 +309,7 @@ class PocketSphinxRecognizer:
         # inputs) and then merges utterances; a fixed +-2 LSB dither, the same for every
         # frame, keeps it honest without making results depend on chunking or chance.
         self._dither = np.random.default_rng(0).integers(-2, 3, self._frame_bytes // SAMPLE_WIDTH).astype(np.int32)
-        self._pending = b""
+        self._framer = Framer(self._frame_bytes // SAMPLE_WIDTH)
         self._t0: float | None = None  # audio time of the first sample fed since reset
         self._fed = 0  # frames fed to the endpointer
         self._in_utt = False
@@ -323,20 +324,16 @@ class PocketSphinxRecognizer:
                                   f"{8 * chunk.width}-bit {chunk.channels} channel(s)")
         if self._t0 is None:
             self._t0 = chunk.start_s
-        data = self._pending + chunk.audio
         out: list[Hypothesis] = []
-        fb = self._frame_bytes
-        n = len(data) // fb
-        for i in range(n):
-            out.extend(self._frame(data[i * fb:(i + 1) * fb]))
-        self._pending = data[n * fb:]
+        for frame in self._framer.cut(chunk.audio):
+            out.extend(self._frame(frame))
         return out
 
     def flush(self) -> list[Hypothesis]:
         out: list[Hypothesis] = []
         if self._in_utt:
             try:
-                tail = self._ep.end_stream(self._pending or bytes(SAMPLE_WIDTH))
+                tail = self._ep.end_stream(self._framer.take_rest() or bytes(SAMPLE_WIDTH))
             except (ValueError, IndexError) as exc:
                 raise RecognizerError(f"endpointer failed at end of stream: {exc}") from None
             if tail:

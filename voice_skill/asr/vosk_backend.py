@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Sequence
 
 from voice_skill.asr.base import Hypothesis
+from voice_skill.audio.framing import Framer
 from voice_skill.audio.pcm import SAMPLE_RATE, SAMPLE_WIDTH, AudioChunk
 from voice_skill.errors import ModelError, RecognizerError
 from voice_skill.models.store import ModelLayout, check_model_dir
@@ -321,8 +322,7 @@ class VoskRecognizer:
         from pocketsphinx import Endpointer
 
         self._ep = Endpointer(window=self._endpoint[0], ratio=self._endpoint[1])
-        self._frame_bytes = self._ep.frame_bytes
-        self._buf = b""
+        self._framer = Framer(self._ep.frame_bytes // SAMPLE_WIDTH)
         self._origin_s: float | None = None  # audio time of the first sample given to the endpointer
         self._in_segment = False
         self._anchor_s: float | None = None  # audio time of the first sample of this speech segment
@@ -347,10 +347,8 @@ class VoskRecognizer:
                                   f"{chunk.channels} channel(s), {chunk.width * 8}-bit")
         if self._origin_s is None:
             self._origin_s = chunk.start_s
-        self._buf += chunk.audio
         out: list[Hypothesis] = []
-        while len(self._buf) >= self._frame_bytes:
-            frame, self._buf = self._buf[:self._frame_bytes], self._buf[self._frame_bytes:]
+        for frame in self._framer.cut(chunk.audio):
             out.extend(self._segment(self._ep.process(frame)))
         return out
 
@@ -379,7 +377,7 @@ class VoskRecognizer:
     def flush(self) -> list[Hypothesis]:
         out: list[Hypothesis] = []
         if self._origin_s is not None:
-            tail = self._buf + b"\0" * (self._frame_bytes - len(self._buf))  # silence to a whole frame
+            tail = self._framer.take_rest(pad=True) or bytes(self._framer.frame_bytes)
             out.extend(self._segment(self._ep.end_stream(tail)))
             if self._in_segment:
                 self._in_segment = False

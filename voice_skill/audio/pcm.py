@@ -281,20 +281,3 @@ def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = SAM
         fh.write(header)
         fh.write(data)
     os.replace(tmp, path)
-
-
-def rechunk(chunks: Iterator[AudioChunk], chunk_samples: int) -> Iterator[AudioChunk]:
-    """Re-split a chunk stream into fixed-size chunks (the last may be shorter)."""
-    buf = b""
-    start = None
-    size = chunk_samples * SAMPLE_WIDTH
-    for chunk in chunks:
-        if start is None:
-            start = chunk.start_s
-        buf += chunk.audio
-        while len(buf) >= size:
-            yield AudioChunk(buf[:size], start_s=start)
-            buf = buf[size:]
-            start += chunk_samples / SAMPLE_RATE
-    if buf and start is not None:
-        yield AudioChunk(buf, start_s=start)

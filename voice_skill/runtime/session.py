@@ -17,6 +17,7 @@ import numpy as np
 
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.audio.aec import EchoCancelling
+from voice_skill.audio.framing import Framer
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
 from voice_skill.core.clock import Clock
 from voice_skill.core.coach import CancelSpeech, Coach, Emit, Say
@@ -84,9 +85,8 @@ class Session:
         # (clock time, energy in, energy out) of the echo canceller's recent blocks
         self._survival: deque[tuple[float, float, float]] = deque(maxlen=int(SURVIVAL_KEEP_S * SAMPLE_RATE
                                                                               / FRAME_SAMPLES))
-        self._carry = b""  # input not yet fed: less than one frame
+        self._framer = Framer(FRAME_SAMPLES)  # input cut into the frame grid
         self._origin_s: float | None = None  # input time of the frame grid's first sample
-        self._carried = 0  # samples fed since the origin
 
     # ---- feeding --------------------------------------------------------------------
 
@@ -97,16 +97,14 @@ class Session:
         clock stops at the same instants whatever the caller's chunk size: the same
         recording in 20 ms or 100 ms chunks gives the same events.
         """
-        if self._origin_s is None or abs(chunk.start_s - self._time_at(self._carried + len(self._carry) // 2)) > 1e-6:
+        framer = self._framer
+        if self._origin_s is None or abs(chunk.start_s - self._time_at(framer.samples_in)) > 1e-6:
             # the first chunk, or a gap in the input: start a new frame grid here
-            self._origin_s, self._carried, self._carry = chunk.start_s, 0, b""
-        self._carry += chunk.audio
-        frame_bytes = FRAME_SAMPLES * 2
-        usable = len(self._carry) - len(self._carry) % frame_bytes
-        for offset in range(0, usable, frame_bytes):
-            self._feed_frame(AudioChunk(self._carry[offset:offset + frame_bytes], self._time_at(self._carried)))
-            self._carried += FRAME_SAMPLES
-        self._carry = self._carry[usable:]
+            self._origin_s = chunk.start_s
+            framer.clear()
+        first = framer.samples_out
+        for i, frame in enumerate(framer.cut(chunk.audio)):
+            self._feed_frame(AudioChunk(frame, self._time_at(first + i * FRAME_SAMPLES)))
 
     def _time_at(self, sample: int) -> float:
         """Seconds of input at a sample count since the grid's origin (exact: no summed steps)."""
@@ -139,9 +137,10 @@ class Session:
         """The recording ended: finish the last utterance, then let the routine run out on
         the virtual clock, as if the room had gone quiet, and the episode with it (it ends
         after the coach's quiet period, ``coach.EPISODE_QUIET_S``)."""
-        if self._carry:
-            self._feed_frame(AudioChunk(self._carry, self._time_at(self._carried)))
-            self._carry = b""
+        start = self._framer.samples_out
+        rest = self._framer.take_rest()
+        if rest:
+            self._feed_frame(AudioChunk(rest, self._time_at(start)))
         self.hear(self.recognizer.flush())
         stop_at = self.clock.now() + limit_s
         while self.coach.active or self.speaker.busy or self.coach.in_episode:
