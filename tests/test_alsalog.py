@@ -62,8 +62,8 @@ def test_what_portaudio_probes_at_start_is_debug_only() -> None:
 _STORM = """
 import ctypes, logging
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-from voice_skill.devices.microphone import _import_sounddevice
-_import_sounddevice()  # as every use of the audio devices starts
+from voice_skill.devices.portaudio import import_sounddevice
+import_sounddevice()  # as every use of the audio devices starts
 lib = ctypes.CDLL("libasound.so.2")
 pcm = ctypes.c_void_p()
 for _ in range(200):

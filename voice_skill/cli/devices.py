@@ -26,9 +26,9 @@ START_TIMEOUT_S = 5.0  # longest wait for a new input stream to deliver audio
 
 
 def _sounddevice() -> Any:
-    from voice_skill.devices.microphone import _import_sounddevice
+    from voice_skill.devices.portaudio import import_sounddevice
 
-    return _import_sounddevice()
+    return import_sounddevice()
 
 
 def list_devices(out: TextIO, server: "soundserver.SoundServer | None" = None) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from voice_skill.core.clock import Clock
 
@@ -61,6 +61,20 @@ class DeviceWatch:
         if now < self.next_reopen_t:
             return False
         self.next_reopen_t = now + self.reopen_every_s
+        return True
+
+    def try_reopen(self, reopen: Callable[[], object], message: str) -> bool:
+        """If a retry is due, call ``reopen``; True (and a ``restored`` report with
+        ``message``) if it did not raise. A failed retry is only logged: the next one follows
+        ``reopen_every_s`` later."""
+        if not self.reopen_due():
+            return False
+        try:
+            reopen()
+        except Exception as exc:  # DeviceError, PortAudioError, ValueError: the device is still away
+            log.debug("reopening the %s failed: %s", self.name, exc)
+            return False
+        self.restored(message)
         return True
 
     def restored(self, message: str) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, Resampler, float_to_int16
 from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch
+from voice_skill.devices.portaudio import close_stream, import_sounddevice
 from voice_skill.errors import DeviceError
 from voice_skill.core.clock import Clock
 
@@ -38,23 +39,9 @@ _SETTLE_BLOCKS = 10
 NO_MICROPHONE = "No microphone found. To try the skill on a recording instead: voice-skill run --input FILE.wav"
 
 
-def _import_sounddevice() -> Any:
-    """sounddevice, with ALSA's messages routed to our log first (see ``alsalog``): the
-    devices PortAudio probes as it starts are debug detail, and repeats are counted."""
-    from voice_skill.devices import alsalog
-
-    alsalog.install()
-    try:
-        with alsalog.probing():
-            import sounddevice
-    except OSError as exc:  # the PortAudio library is missing
-        raise DeviceError(f"no audio system: {exc}") from None
-    return sounddevice
-
-
 def check_input_device(device: int | str | None = None) -> dict[str, Any]:
     """Return the input device's description, or raise DeviceError in one clear sentence."""
-    sd = _import_sounddevice()
+    sd = import_sounddevice()
     try:
         info = sd.query_devices(device, "input")
     except (ValueError, sd.PortAudioError) as exc:
@@ -84,7 +71,7 @@ class MicrophoneSource:
         self.startup_s = max(startup_s, self.stall_s)
         self._got_data = False
         self._clock = clock
-        self._sd = _import_sounddevice()
+        self._sd = import_sounddevice()
         self._queue: queue.Queue[tuple[bytes, float]] = queue.Queue(maxsize=max(4, int(queue_s / block_s)))
         self.overflows = 0  # blocks dropped because nobody read them in time
         self.device_overflows = 0  # the device reported input overflow
@@ -153,29 +140,15 @@ class MicrophoneSource:
                               f"{self.reopen_every_s:g} s")
 
     def _try_reopen(self) -> None:
-        if not self._watch.reopen_due():
-            return
-        try:
-            self._open()
-        except Exception as exc:  # DeviceError, PortAudioError, ValueError
-            log.debug("reopening the microphone failed: %s", exc)
-            return
-        # Keep stream time in step with the clock across the outage.
-        self._gap_s += max(0.0, self._clock.now() - self._watch.lost_at_t)
-        self._watch.restored("the microphone works again")
+        if self._watch.try_reopen(self._open, "the microphone works again"):
+            # Keep stream time in step with the clock across the outage.
+            self._gap_s += max(0.0, self._clock.now() - self._watch.lost_at_t)
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        try:
-            stream.abort()
-        except Exception as exc:
-            log.debug("aborting the input stream: %s", exc)
-        try:
-            stream.close()
-        except Exception as exc:
-            log.debug("closing the input stream: %s", exc)
+        close_stream(stream, "input")
         while True:  # drop what the old stream left
             try:
                 self._queue.get_nowait()

@@ -26,6 +26,7 @@ from voice_skill.audio.pcm import SAMPLE_RATE, Resampler, float_to_int16
 from voice_skill.errors import DeviceError
 from voice_skill.core.clock import Clock
 from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch, StatusKind
+from voice_skill.devices.portaudio import close_stream, import_sounddevice
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, estimate_seconds
 from voice_skill.tts.base import EventKind, SpeechEvent, Voice
 
@@ -65,12 +66,6 @@ class _Playback:
     outcome: str | None = None  # "finished" or "cancelled"
     started: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
-
-
-def _import_sounddevice() -> Any:
-    from voice_skill.devices.microphone import _import_sounddevice as import_with_alsa_messages_routed
-
-    return import_with_alsa_messages_routed()
 
 
 class SoundSpeaker:
@@ -122,7 +117,7 @@ class SoundSpeaker:
         self._fallback_stream = fallback_stream
         self._close_voice = close_voice
         self._watch = DeviceWatch(clock, "speech output", reopen_every_s)
-        self._sd = _import_sounddevice()
+        self._sd = import_sounddevice()
         self.tape: OutputTape | None = None
         self._stream, self.rate = self._open(self._sd, device, blocksize_s, latency)
         self.output_latency_s = float(self._stream.latency)
@@ -192,13 +187,8 @@ class SoundSpeaker:
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        for action in (stream.abort, stream.close):
-            try:
-                action()
-            except Exception as exc:  # closing a lost device
-                log.debug("closing the output stream: %s", exc)
+        if stream is not None:
+            close_stream(stream, "output")
 
     def _mark_lost(self, why: str) -> None:
         self._close_stream()
@@ -206,24 +196,19 @@ class SoundSpeaker:
                               f"reopen it every {self.reopen_every_s:g} s")
 
     def _try_reopen(self) -> None:
-        if not self._watch.reopen_due():
-            return
-        try:
-            stream, rate = self._open(self._sd, self._device, self._blocksize_s, self._latency)
-        except Exception as exc:
-            log.debug("reopening the output failed: %s", exc)
-            return
+        self._watch.try_reopen(self._reopen, "the speech output works again")
+
+    def _reopen(self) -> None:
+        stream, rate = self._open(self._sd, self._device, self._blocksize_s, self._latency)
         self._stream, self.rate = stream, rate
         self._resample = rate != SAMPLE_RATE
         self.output_latency_s = float(stream.latency)
         self._warm.clear()
         try:
             self._wait_warm(self._blocksize_s, self._warmup_timeout_s)
-        except DeviceError as exc:
-            self._stream = None
-            log.debug("the reopened output does not play: %s", exc)
-            return
-        self._watch.restored("the speech output works again")
+        except DeviceError:
+            self._stream = None  # the reopened output does not play
+            raise
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         now = self._clock.now()
