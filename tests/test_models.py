@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from voice_skill.models import store as models
+from voice_skill.models import catalog, check
+from voice_skill.models import download as downloader
 from voice_skill.cli import models as models_cli
 from voice_skill.errors import ModelError
 
@@ -47,8 +48,8 @@ def make_zip(files: dict[str, bytes], prefix: str = NAME + "/", extra: list[zipf
     return buf.getvalue()
 
 
-def spec_for(data: bytes, archive: str = NAME + ".zip") -> dict[str, models.KnownModel]:
-    return {NAME: models.KnownModel(NAME, archive, len(data), hashlib.sha256(data).hexdigest(), "test")}
+def spec_for(data: bytes, archive: str = NAME + ".zip") -> dict[str, catalog.KnownModel]:
+    return {NAME: catalog.KnownModel(NAME, archive, len(data), hashlib.sha256(data).hexdigest(), "test")}
 
 
 class Server:
@@ -112,7 +113,7 @@ def server():
 
 
 def download(server: Server, dest: Path, data: bytes, **kw):
-    return models.download_model(NAME, dest, base_url=server.base, known=spec_for(data),
+    return downloader.download_model(NAME, dest, base_url=server.base, known=spec_for(data),
                                  progress_stream=io.StringIO(), timeout_s=5, **kw)
 
 
@@ -120,13 +121,13 @@ def test_good_archive_installs_with_manifest(server, tmp_path):
     data = make_zip(model_files())
     server.files[NAME + ".zip"] = data
     stream = io.StringIO()
-    result = models.download_model(NAME, tmp_path, base_url=server.base, known=spec_for(data),
+    result = downloader.download_model(NAME, tmp_path, base_url=server.base, known=spec_for(data),
                                    progress_stream=stream, timeout_s=5)
     assert result.path == tmp_path / NAME and not result.already_installed
     assert (tmp_path / NAME / "am" / "final.mdl").read_bytes().startswith(b"\x00B")
     assert "MB/s" in stream.getvalue() and "100%" in stream.getvalue()
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*")), "no temp files left"
-    assert "files match" in models.verify_model(tmp_path / NAME)
+    assert "files match" in check.verify_model(tmp_path / NAME)
     # A second download is a no-op.
     assert download(server, tmp_path, data).already_installed
     assert len(server.requests) == 1
@@ -136,9 +137,9 @@ def test_wrong_checksum_is_refused_and_discarded(server, tmp_path):
     data = make_zip(model_files())
     server.files[NAME + ".zip"] = data
     spec = spec_for(data)
-    spec[NAME] = models.KnownModel(NAME, NAME + ".zip", len(data), "0" * 64, "test")
+    spec[NAME] = catalog.KnownModel(NAME, NAME + ".zip", len(data), "0" * 64, "test")
     with pytest.raises(ModelError, match="SHA-256 mismatch"):
-        models.download_model(NAME, tmp_path, base_url=server.base, known=spec, progress_stream=io.StringIO())
+        downloader.download_model(NAME, tmp_path, base_url=server.base, known=spec, progress_stream=io.StringIO())
     assert not (tmp_path / NAME).exists()
     assert not list(tmp_path.glob("*.part"))
 
@@ -166,7 +167,7 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     (tmp_path / (NAME + ".zip.part")).write_bytes(data[:500])
     server.ignore_range = True
     download(server, tmp_path, data)
-    assert "files match" in models.verify_model(tmp_path / NAME)
+    assert "files match" in check.verify_model(tmp_path / NAME)
 
 
 def test_truncated_archive_on_server(server, tmp_path):
@@ -177,7 +178,7 @@ def test_truncated_archive_on_server(server, tmp_path):
         download(server, tmp_path, data)  # the pinned size is the full one
     # A corrupt archive whose pinned size and hash match is still refused at unpacking.
     with pytest.raises(ModelError):
-        models.download_model(NAME, tmp_path / "b", base_url=server.base, known=spec_for(short),
+        downloader.download_model(NAME, tmp_path / "b", base_url=server.base, known=spec_for(short),
                               progress_stream=io.StringIO())
     assert not (tmp_path / "b" / NAME).exists()
 
@@ -210,7 +211,7 @@ def test_tar_links_are_refused(tmp_path):
         ti.linkname = "/etc"
         tf.addfile(ti)
     with pytest.raises(ModelError, match="link"):
-        models.install_from_archive(archive, NAME, tmp_path / "dest")
+        downloader.install_from_archive(archive, NAME, tmp_path / "dest")
     hard = tmp_path / "h.tar"
     with tarfile.open(hard, "w") as tf:
         ti = tarfile.TarInfo(NAME + "/x")
@@ -218,7 +219,7 @@ def test_tar_links_are_refused(tmp_path):
         ti.linkname = "../../etc/passwd"
         tf.addfile(ti)
     with pytest.raises(ModelError, match="link"):
-        models.install_from_archive(hard, NAME, tmp_path / "dest")
+        downloader.install_from_archive(hard, NAME, tmp_path / "dest")
 
 
 def test_installed_model_untouched_when_reinstall_fails(server, tmp_path):
@@ -258,14 +259,14 @@ def test_http_errors_are_one_line(server, tmp_path):
 def test_verify_detects_changed_and_truncated_files(tmp_path):
     archive = tmp_path / "m.zip"
     archive.write_bytes(make_zip(model_files()))
-    path = models.install_from_archive(archive, NAME, tmp_path / "dest")
+    path = downloader.install_from_archive(archive, NAME, tmp_path / "dest")
     f = path / "ivector" / "final.ie"
     f.write_bytes(b"\x00" * f.stat().st_size)
     with pytest.raises(ModelError, match="SHA-256"):
-        models.verify_model(path)
+        check.verify_model(path)
     f.write_bytes(b"\x00" * 10)
     with pytest.raises(ModelError, match="truncated"):
-        models.check_model_dir(path)
+        check.check_model_dir(path)
 
 
 @pytest.mark.parametrize("files, problem", [
@@ -280,29 +281,29 @@ def test_check_model_dir_problems(tmp_path, files, problem):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     with pytest.raises(ModelError, match=problem) as exc:
-        models.check_model_dir(tmp_path)
+        check.check_model_dir(tmp_path)
     assert str(tmp_path) in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_find_model_order(tmp_path, monkeypatch):
     data_home = tmp_path / "xdg"
-    user = data_home / "voice-skill" / "models" / models.DEFAULT_MODEL
+    user = data_home / "voice-skill" / "models" / catalog.DEFAULT_MODEL
     for name, body in model_files().items():
         (user / name).parent.mkdir(parents=True, exist_ok=True)
         (user / name).write_bytes(body)
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
-    monkeypatch.delenv(models.MODEL_ENV, raising=False)
-    monkeypatch.setattr(models, "checkout_models_dir", lambda: tmp_path / "checkout-models")
-    found = models.find_model(None)
+    monkeypatch.delenv(catalog.MODEL_ENV, raising=False)
+    monkeypatch.setattr(catalog, "checkout_models_dir", lambda: tmp_path / "checkout-models")
+    found = catalog.find_model(None)
     assert found.path == user and found.source == "user data folder"
     checkout = tmp_path / "checkout-models" / "other-model"
     (checkout / "am").mkdir(parents=True)
     (checkout / "am" / "final.mdl").write_bytes(b"\x00B")
-    assert models.find_model(None).source == "source checkout"
-    monkeypatch.setenv(models.MODEL_ENV, str(tmp_path / "env-model"))
-    assert models.find_model(None) == models.FoundModel(tmp_path / "env-model", models.MODEL_ENV)
-    assert models.find_model(str(user)).source == "--model"
-    assert models.find_model(models.DEFAULT_MODEL).path == user  # a bare name, looked up
+    assert catalog.find_model(None).source == "source checkout"
+    monkeypatch.setenv(catalog.MODEL_ENV, str(tmp_path / "env-model"))
+    assert catalog.find_model(None) == catalog.FoundModel(tmp_path / "env-model", catalog.MODEL_ENV)
+    assert catalog.find_model(str(user)).source == "--model"
+    assert catalog.find_model(catalog.DEFAULT_MODEL).path == user  # a bare name, looked up
 
 
 def _run_cli(argv: list[str]) -> int:
@@ -315,8 +316,8 @@ def _run_cli(argv: list[str]) -> int:
 def test_cli_download_verify_remove(server, tmp_path, monkeypatch, capsys):
     data = make_zip(model_files())
     server.files[NAME + ".zip"] = data
-    monkeypatch.setattr(models, "KNOWN_MODELS", spec_for(data))
-    monkeypatch.setenv(models.URL_BASE_ENV, server.base)
+    monkeypatch.setattr(catalog, "KNOWN_MODELS", spec_for(data))
+    monkeypatch.setenv(downloader.URL_BASE_ENV, server.base)
     dest = str(tmp_path / "m")
     assert _run_cli(["models", "download", NAME, "--dir", dest]) == 0
     assert _run_cli(["models", "verify", NAME, "--dir", dest]) == 0

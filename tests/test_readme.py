@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from voice_skill import settings
-from voice_skill.models import store as models
+from voice_skill.models import catalog
 from voice_skill.cli.main import build_parser
 from voice_skill.core.intents import IntentParser
 
@@ -500,7 +500,7 @@ def test_both_readmes_agree_on_where_downloads_go():
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "environ", env)
-        assert str(models.user_models_dir()).endswith(user_dir[1:])
+        assert str(catalog.user_models_dir()).endswith(user_dir[1:])
     for path in (README, ROOT / "models" / "README.md"):
         for paragraph in path.read_text(encoding="utf-8").split("\n\n"):
             for line in paragraph.splitlines():

@@ -20,7 +20,7 @@ import pytest
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, read_wav
 from voice_skill.errors import ModelError
-from voice_skill.models.store import FoundModel
+from voice_skill.models.catalog import FoundModel
 
 vosk_backend = pytest.importorskip("voice_skill.asr.vosk_backend", reason="vosk is not installed")
 from voice_skill.asr.vosk_backend import (  # noqa: E402
@@ -322,11 +322,11 @@ def test_hypothesis_is_the_protocol_type():
 
 @pytest.fixture
 def no_models(tmp_path, monkeypatch):
-    from voice_skill.models import store as models
+    from voice_skill.models import catalog
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(models.MODEL_ENV, raising=False)
-    monkeypatch.setattr(models, "checkout_models_dir", lambda: tmp_path / "none")
+    monkeypatch.delenv(catalog.MODEL_ENV, raising=False)
+    monkeypatch.setattr(catalog, "checkout_models_dir", lambda: tmp_path / "none")
 
 
 def test_select_vosk_without_model_names_the_install_command(no_models):

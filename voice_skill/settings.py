@@ -12,6 +12,9 @@ Every value is checked wherever it comes from, even when a higher layer override
 value raises ``UsageError`` naming the setting, the value, where it came from and what is
 allowed. ``resolve`` returns a frozen ``Settings`` whose ``sources`` say where each value
 came from (``config show`` prints them).
+
+One module on purpose: every setting's name, default, check and source is written once,
+here, for the config file, the environment and the command line alike.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Sequence
 from voice_skill.asr.base import Recognizer
 from voice_skill.errors import ModelError, UsageError
 from voice_skill.core.intents import SAFE_EARLY_INTENTS, IntentParser, PhraseTable
-from voice_skill.models.store import MODEL_ENV, FoundModel, find_model
+from voice_skill.models.catalog import MODEL_ENV, FoundModel, find_model
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,9 @@ The arithmetic is fixed to the sample grid: the mel front end always runs on the
 992-sample blocks at multiples of 640 samples from the start of the stream, so the same
 recording gives the same scores at the same frames whatever the chunk size it arrives in.
 Times are seconds of audio from the chunks; nothing here reads a clock or opens a device.
+
+One module on purpose: the feature models, the head and the detector share the one frame
+grid that keeps scores chunk-size invariant.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from voice_skill.asr.base import Hypothesis
 from voice_skill.audio.framing import Framer
 from voice_skill.audio.pcm import SAMPLE_RATE, SAMPLE_WIDTH, AudioChunk
 from voice_skill.errors import ModelError, RecognizerError
-from voice_skill.models.store import ModelLayout, check_model_dir
+from voice_skill.models.check import ModelLayout, check_model_dir
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,9 @@ the skill talks is buried in one long utterance of the skill's own words.
 
 No I/O, no clock: the caller pairs each microphone block with the reference samples
 played at the same instant.
+
+One module on purpose: both cancellers share the reference tape and the block alignment
+that pairs microphone and loudspeaker samples.
 """
 
 from __future__ import annotations

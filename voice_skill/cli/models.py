@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from voice_skill.cli.types import fail
-from voice_skill.models import store as models
+from voice_skill.models import catalog, check, download
 from voice_skill.errors import VoiceSkillError
 
 log = logging.getLogger(__name__)
@@ -22,21 +22,21 @@ log = logging.getLogger(__name__)
 def cmd_list(args: argparse.Namespace) -> int:
     found = None
     try:
-        found = models.find_model(getattr(args, "model", None))
+        found = catalog.find_model(getattr(args, "model", None))
     except VoiceSkillError as exc:
         print(f"warning: {exc}", file=sys.stderr)
     print("Known models:")
-    for name, spec in models.KNOWN_MODELS.items():
-        default = " (default)" if name == models.DEFAULT_MODEL else ""
+    for name, spec in catalog.KNOWN_MODELS.items():
+        default = " (default)" if name == catalog.DEFAULT_MODEL else ""
         print(f"  {name}{default}: {spec.description}, {spec.size / 1e6:.1f} MB download")
-    print("Model folders, searched in this order after --model and " + models.MODEL_ENV + ":")
-    for label, folder in models.search_dirs():
+    print("Model folders, searched in this order after --model and " + catalog.MODEL_ENV + ":")
+    for label, folder in catalog.search_dirs():
         print(f"  {folder} ({label}{'' if folder.is_dir() else ', does not exist'})")
-    installed = models.installed_models()
+    installed = catalog.installed_models()
     print("Installed:" if installed else "Installed: none (run 'voice-skill models download')")
     for label, path in installed:
         try:
-            models.check_model_dir(path)
+            check.check_model_dir(path)
             state = "ok"
         except VoiceSkillError as exc:
             state = f"BROKEN: {exc.message}"
@@ -47,9 +47,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    name = args.name or models.DEFAULT_MODEL
+    name = args.name or catalog.DEFAULT_MODEL
     try:
-        result = models.download_model(name, args.dir, base_url=args.url_base, force=args.force)
+        result = download.download_model(name, args.dir, base_url=args.url_base, force=args.force)
     except VoiceSkillError as exc:
         return fail("models", exc)
     except KeyboardInterrupt:
@@ -68,15 +68,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
             path = Path(args.dir) / args.name
             source = "--dir"
         else:
-            found = models.find_model(args.name)
+            found = catalog.find_model(args.name)
             if found is None:
                 print("voice-skill models: no Vosk model installed; run 'voice-skill models download'",
                       file=sys.stderr)
                 return 2
             path, source = found.path, found.source
         print(f"verifying {path} (from {source})")
-        summary = models.verify_model(path)
-        if models.read_manifest(Path(path)) is None:
+        summary = check.verify_model(path)
+        if check.read_manifest(Path(path)) is None:
             # No recorded hashes: let Vosk read every file, which catches truncation.
             from voice_skill.asr.vosk_backend import load_model  # noqa: PLC0415 (heavy, only here)
 
@@ -90,7 +90,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     try:
-        path = models.remove_model(args.name, args.dir)
+        path = download.remove_model(args.name, args.dir)
     except VoiceSkillError as exc:
         return fail("models", exc)
     print(f"removed {path}")
@@ -105,20 +105,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "model ships inside its wheel. Only 'download' uses the network.")
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
     actions.required = True
-    where = f"model folder (default: {models.user_models_dir()})"
+    where = f"model folder (default: {catalog.user_models_dir()})"
 
     p = actions.add_parser("list", help="known and installed models, and which one is used",
                            description="List the known models, the folders searched for models (in order), "
                            "the installed models and the one 'run' would use.")
     p.set_defaults(func=cmd_list)
 
-    p = actions.add_parser("download", help=f"download and install a model (default {models.DEFAULT_MODEL})",
-                           description=f"Download a model (default {models.DEFAULT_MODEL}) into the user's data "
+    p = actions.add_parser("download", help=f"download and install a model (default {catalog.DEFAULT_MODEL})",
+                           description=f"Download a model (default {catalog.DEFAULT_MODEL}) into the user's data "
                            "folder, or into --dir: with progress, resuming an interrupted transfer, checking the "
                            "pinned SHA-256, and moving it into place only when complete.")
     p.add_argument("name", nargs="?", metavar="NAME", help="model name (see 'models list')")
     p.add_argument("--dir", help=where)
-    p.add_argument("--url-base", help=f"download from here instead (also ${models.URL_BASE_ENV})")
+    p.add_argument("--url-base", help=f"download from here instead (also ${download.URL_BASE_ENV})")
     p.add_argument("--force", action="store_true", help="reinstall even if already installed")
     p.set_defaults(func=cmd_download)
 

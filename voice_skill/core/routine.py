@@ -4,6 +4,9 @@ The code knows nothing about calves. A routine is a list of steps; each step is 
 then held for ``hold_s`` seconds (scaled by the pace), during which countdown marks and
 pacing cues are spoken, then released. Every problem in a file is reported as one
 ``RoutineError`` naming the file, the step and the field.
+
+One module on purpose: the routine file format, its checks and the choice of a routine
+for the time of day and context read the same fields; split, they would drift apart.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 ``run_chunks`` is the one replay path: ``run_file`` (the command line's ``--input``) feeds
 it a recording, the tests and benchmarks feed it recordings, and the soak feeds it hours
 of generated audio.
+
+One module on purpose: the file and live paths assemble the same session from the same
+settings; kept side by side, they cannot assemble it differently.
 """
 
 from __future__ import annotations

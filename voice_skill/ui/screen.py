@@ -12,6 +12,9 @@ The panel is drawn from events only, and never recomputes the coach's timeline: 
 hold starts and again when a pause, a resume or a pace change moves its end.
 
 ``CoachState`` is the pure part (records in, numbers out); the views only draw it.
+
+One module on purpose: the state and its two views (full screen and plain lines) change
+together whenever an event gains a field.
 """
 
 from __future__ import annotations

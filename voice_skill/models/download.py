@@ -1,0 +1,248 @@
+"""Downloading and installing a pinned Vosk model, and removing one.
+
+Nothing here runs unless the user asks for it: the skill itself never touches the network.
+``voice-skill models download`` is the only code path that opens a URL, with urllib. The
+archive's size and SHA-256 are checked before it is unpacked; the model is unpacked beside its
+final place, checked, and renamed into place, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable, TextIO
+
+from voice_skill.errors import ModelError
+from voice_skill.models.archive import model_root, safe_member_path, unpack_archive
+from voice_skill.models import catalog
+from voice_skill.models.catalog import DEFAULT_MODEL, KnownModel, looks_like_model, user_models_dir
+from voice_skill.models.check import MANIFEST_NAME, check_model_dir, read_manifest, sha256_file
+
+log = logging.getLogger(__name__)
+
+URL_BASE_ENV = "VOICE_SKILL_MODEL_URL_BASE"
+DEFAULT_URL_BASE = "https://alphacephei.com/vosk/models"
+PART_SUFFIX = ".part"
+_BLOCK = 64 * 1024
+
+
+class Progress:
+    """A one-line progress bar with size and rate, on a text stream (stderr by default)."""
+
+    def __init__(self, label: str, total: int | None, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic, start_at: int = 0) -> None:
+        self.label, self.total = label, total
+        self.stream = stream if stream is not None else sys.stderr
+        self.clock = clock
+        self.start_at = start_at
+        self.done = start_at
+        self.t0 = clock()
+        self._last_draw = -1.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self._last_draw >= 0.1 or (self.total and self.done >= self.total):
+            self._last_draw = now
+            self.draw(now)
+
+    def draw(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        elapsed = max(now - self.t0, 1e-6)
+        rate = (self.done - self.start_at) / elapsed
+        mb = 1024 * 1024
+        if self.total:
+            frac = min(1.0, self.done / self.total)
+            bar = "#" * int(frac * 24)
+            text = (f"\r{self.label} [{bar:<24}] {self.done / mb:6.1f}/{self.total / mb:.1f} MB "
+                    f"{frac * 100:3.0f}% {rate / mb:5.1f} MB/s")
+        else:
+            text = f"\r{self.label} {self.done / mb:6.1f} MB {rate / mb:5.1f} MB/s"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.draw()
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def url_base(override: str | None = None) -> str:
+    return (override or os.environ.get(URL_BASE_ENV) or DEFAULT_URL_BASE).rstrip("/")
+
+
+def _fetch(url: str, part: Path, expected_size: int, progress_stream: TextIO | None,
+           clock: Callable[[], float], timeout_s: float) -> None:
+    """Fetch ``url`` into ``part``, resuming from what ``part`` already holds (HTTP Range)."""
+    have = part.stat().st_size if part.exists() else 0
+    if have > expected_size:
+        log.info("discarding %s: larger than the expected %d bytes", part, expected_size)
+        part.unlink()
+        have = 0
+    if have == expected_size:
+        return
+    request = urllib.request.Request(url, headers={"User-Agent": "voice-skill model downloader"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:
+            # The server says our range is past the end: the part file is not a prefix of it.
+            part.unlink()
+            raise ModelError("the server refused to resume (HTTP 416); discarded the partial file, run again",
+                             path=url) from None
+        raise ModelError(f"download failed: HTTP {exc.code} {exc.reason}", path=url) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ModelError(f"download failed: {reason}", path=url) from None
+    with response:
+        status = getattr(response, "status", 200)
+        mode = "ab"
+        if have and status != 206:
+            log.info("server ignored the Range request (HTTP %s); downloading from the start", status)
+            have, mode = 0, "wb"
+        elif have:
+            log.info("resuming %s at byte %d", part.name, have)
+        bar = Progress(part.name.removesuffix(PART_SUFFIX), expected_size, progress_stream, clock, start_at=have)
+        try:
+            with open(part, mode) as out:
+                while True:
+                    try:
+                        block = response.read(_BLOCK)
+                    except (OSError, urllib.error.URLError) as exc:
+                        raise ModelError(f"download interrupted at {bar.done} of {expected_size} bytes ({exc}); "
+                                         f"run the same command again to resume", path=url) from None
+                    if not block:
+                        break
+                    out.write(block)
+                    bar.update(len(block))
+                    if bar.done > expected_size:
+                        break
+        finally:
+            bar.close()
+    got = part.stat().st_size
+    if got > expected_size:
+        part.unlink()
+        raise ModelError(f"the server sent {got} bytes, more than the pinned {expected_size}; discarded it",
+                         path=url)
+    if got < expected_size:
+        raise ModelError(f"download incomplete: {got} of {expected_size} bytes; "
+                         f"run the same command again to resume", path=url)
+
+
+def _rmtree_quiet(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    name: str
+    path: Path
+    already_installed: bool = False
+
+
+def install_from_archive(archive: Path, name: str, dest_dir: Path, *, archive_info: dict | None = None) -> Path:
+    """Unpack into a temp folder inside ``dest_dir``, check it, then rename it into place.
+
+    An existing ``dest_dir/name`` is replaced only after the new one is complete.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.unpack-", dir=dest_dir))
+    try:
+        files = unpack_archive(archive, tmp)
+        root = model_root(tmp)
+        prefix = root.relative_to(tmp).as_posix()
+        rel_files = {
+            (k[len(prefix) + 1:] if prefix != "." else k): v
+            for k, v in files.items()
+        }
+        check_model_dir(root)
+        manifest = {"name": name, "archive": archive_info or {}, "files": rel_files}
+        (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=dest_dir))
+            os.replace(target, old / name)
+        try:
+            os.replace(root, target)
+        except OSError:
+            if old is not None:
+                os.replace(old / name, target)
+            raise
+        if old is not None:
+            _rmtree_quiet(old)
+    except ModelError as exc:
+        # Name the archive when the problem is in the unpacked files.
+        if exc.path and exc.path.startswith(str(tmp)):
+            raise ModelError(f"the archive does not hold a usable model: {exc.message}", path=str(archive)) from None
+        raise
+    finally:
+        _rmtree_quiet(tmp)
+    return target
+
+
+def download_model(name: str = DEFAULT_MODEL, dest_dir: str | os.PathLike[str] | None = None, *,
+                   base_url: str | None = None, force: bool = False, progress_stream: TextIO | None = None,
+                   clock: Callable[[], float] = time.monotonic, timeout_s: float = 30.0,
+                   known: dict[str, KnownModel] | None = None) -> InstallResult:
+    """Download, check and install a pinned model. The only function that uses the network."""
+    models = catalog.KNOWN_MODELS if known is None else known
+    if name not in models:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(models))}")
+    spec = models[name]
+    dest = Path(dest_dir) if dest_dir is not None else user_models_dir()
+    target = dest / name
+    if target.exists() and not force:
+        try:
+            check_model_dir(target)
+        except ModelError as exc:
+            log.warning("reinstalling %s: %s", target, exc.message)
+        else:
+            return InstallResult(name, target, already_installed=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the model folder: {exc.strerror or exc}", path=str(dest)) from None
+    part = dest / (spec.archive + PART_SUFFIX)
+    url = f"{url_base(base_url)}/{spec.archive}"
+    log.info("downloading %s from %s", name, url)
+    _fetch(url, part, spec.size, progress_stream, clock, timeout_s)
+    digest = sha256_file(part)
+    if digest != spec.sha256:
+        part.unlink()
+        raise ModelError(f"SHA-256 mismatch (got {digest}, expected {spec.sha256}); discarded the download",
+                         path=url)
+    path = install_from_archive(part, name, dest,
+                                archive_info={"url": url, "size": spec.size, "sha256": spec.sha256})
+    part.unlink()
+    return InstallResult(name, path)
+
+
+def remove_model(name: str, dest_dir: str | os.PathLike[str] | None = None) -> Path:
+    dest = Path(dest_dir) if dest_dir is not None else user_models_dir()
+    if not name or safe_member_path(name) != PurePosixPath(name) or len(PurePosixPath(name).parts) != 1:
+        raise ModelError(f"not a model name: {name!r}")
+    target = dest / name
+    leftovers = [p for p in dest.glob(f"{name}*{PART_SUFFIX}")] if dest.is_dir() else []
+    if not target.exists() and not leftovers:
+        raise ModelError(f"no model called {name!r} is installed here", path=str(dest))
+    if target.exists():
+        if not target.is_dir() or target.is_symlink():
+            raise ModelError("not a model folder; not removing it", path=str(target))
+        if not looks_like_model(target) and read_manifest(target) is None:
+            raise ModelError("does not look like a Vosk model; not removing it", path=str(target))
+        shutil.rmtree(target)
+    for p in leftovers:
+        p.unlink()
+    return target
