@@ -270,20 +270,26 @@ def test_trigger_phrases_are_found_whole(rec) -> None:
     assert rec._trigger_spans(path("the", "weather", "is", "nice")) == []
 
 
-@pytest.mark.slow(seconds=45)
+@pytest.mark.slow(seconds=35)
 def test_a_television_does_not_start_a_routine(table, parser) -> None:
     """Early triggers must be louder than the room was before them. These 34 s of TV-like
     audio (two talkers, music, hiss) hold an early 'calf cramp' without that rule; with it,
     nothing. (A user's trigger over babble: the next test.) The clip moved from the first
-    34 s when the grammar grew with the safety phrases and those no longer held one."""
+    34 s when the grammar grew with the safety phrases and those no longer held one. Without
+    the rule the clip is heard only up to its first false trigger (23 s in): that is all the
+    first check asks; with the rule, all of it."""
     tv = speechgen.tv_noise(300.0, seed=1)[136 * SAMPLE_RATE:170 * SAMPLE_RATE]
 
-    def starts(**options) -> list[str]:
+    def starts(first_only: bool = False, **options) -> list[str]:
         rec = PocketSphinxRecognizer(table.phrases(), **options)
-        return [h.text for chunk in speechgen.iter_array_chunks(tv, 0.1) for h in rec.accept(chunk)
-                if (i := parser.parse(h.text)) and i.name == "start"]
+        found: list[str] = []
+        for chunk in speechgen.iter_array_chunks(tv, 0.1):
+            found += [h.text for h in rec.accept(chunk) if (i := parser.parse(h.text)) and i.name == "start"]
+            if found and first_only:
+                break
+        return found
 
-    assert starts(room_contrast_db=-100.0), "the clip no longer holds a false trigger: pick another"
+    assert starts(first_only=True, room_contrast_db=-100.0), "the clip no longer holds a false trigger: pick another"
     assert starts() == []
 
 
