@@ -5,6 +5,13 @@ is its own process, so module-scoped fixtures and per-process caches are built o
 that needs them. The tests on a PulseAudio server (marked ``live``, or using ``pulse``) start
 servers and real-time audio streams and check timings against recordings: they all go to one
 worker, the ``live`` xdist group, and so never run at the same time as each other.
+
+The scheduler hands out the biggest group first (the live one: many tests, mostly waiting on
+real time), then the other groups, then single tests in collection order. Tests marked
+``slow(seconds=...)`` (about how long on one idle core) are put at the front of the
+collection, the longest first: they start while the live group runs on the other worker, and
+the run ends on short tests that even out the two workers, not on a long one that starts
+when the other worker is done.
 """
 
 import pytest
@@ -24,6 +31,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if uses_a_sound_server(item):
             item.add_marker(pytest.mark.xdist_group(LIVE_GROUP))
+    # Slow tests first, the longest first (a stable sort: every worker gets the same order,
+    # as xdist requires).
+    items.sort(key=lambda item: -slow_seconds(item))
+
+
+def slow_seconds(item: pytest.Item) -> float:
+    """About how long a test marked ``slow(seconds=...)`` takes on one idle core; 0 if unmarked.
+    Only the order of the run depends on it."""
+    mark = item.get_closest_marker("slow")
+    return 0.0 if mark is None else float(mark.kwargs.get("seconds", 10.0))
 
 
 @pytest.hookimpl(trylast=True)  # after xdist has (or should have) put the groups into the test ids

@@ -102,6 +102,7 @@ def test_silence_gives_nothing(rec: PocketSphinxRecognizer) -> None:
 
 
 @needs_tts
+@pytest.mark.slow(seconds=12)
 def test_trigger_family_in_several_voices(rec, parser) -> None:
     texts = benchdata.TRIGGERS
     hits: dict[str, int] = {t: 0 for t in texts}
@@ -168,6 +169,7 @@ def test_the_known_lists_only_shrink() -> None:
 
 
 @needs_tts
+@pytest.mark.slow(seconds=75)
 def test_ordinary_speech_does_not_start(rec, parser) -> None:
     voices = ["flite:slt", "flite:rms", "espeak:en-us", "espeak:en-gb-x-rp+m3@145"]
     sentences = benchdata.EVERYDAY[:11] + benchdata.NEAR_MISSES[:3] + ["decamp", "camp", "crab", "half", "clamp"]
@@ -268,22 +270,30 @@ def test_trigger_phrases_are_found_whole(rec) -> None:
     assert rec._trigger_spans(path("the", "weather", "is", "nice")) == []
 
 
+@pytest.mark.slow(seconds=35)
 def test_a_television_does_not_start_a_routine(table, parser) -> None:
     """Early triggers must be louder than the room was before them. These 34 s of TV-like
     audio (two talkers, music, hiss) hold an early 'calf cramp' without that rule; with it,
     nothing. (A user's trigger over babble: the next test.) The clip moved from the first
-    34 s when the grammar grew with the safety phrases and those no longer held one."""
+    34 s when the grammar grew with the safety phrases and those no longer held one. Without
+    the rule the clip is heard only up to its first false trigger (23 s in): that is all the
+    first check asks; with the rule, all of it."""
     tv = speechgen.tv_noise(300.0, seed=1)[136 * SAMPLE_RATE:170 * SAMPLE_RATE]
 
-    def starts(**options) -> list[str]:
+    def starts(first_only: bool = False, **options) -> list[str]:
         rec = PocketSphinxRecognizer(table.phrases(), **options)
-        return [h.text for chunk in speechgen.iter_array_chunks(tv, 0.1) for h in rec.accept(chunk)
-                if (i := parser.parse(h.text)) and i.name == "start"]
+        found: list[str] = []
+        for chunk in speechgen.iter_array_chunks(tv, 0.1):
+            found += [h.text for h in rec.accept(chunk) if (i := parser.parse(h.text)) and i.name == "start"]
+            if found and first_only:
+                break
+        return found
 
-    assert starts(room_contrast_db=-100.0), "the clip no longer holds a false trigger: pick another"
+    assert starts(first_only=True, room_contrast_db=-100.0), "the clip no longer holds a false trigger: pick another"
     assert starts() == []
 
 
+@pytest.mark.slow(seconds=17)
 def test_a_trigger_in_a_long_piece_of_television_is_not_taken(table, parser) -> None:
     """The room rule holds for triggers found when a long segment is decoded in pieces too.
     These 21 s of TV (never quiet, so the VAD cuts a 10-s piece) held a 'calf cramp' that the
@@ -302,6 +312,7 @@ def test_a_trigger_in_a_long_piece_of_television_is_not_taken(table, parser) -> 
     assert starts() == []
 
 
+@pytest.mark.slow(seconds=13)
 def test_a_user_calling_out_over_babble_is_decided_early(table, parser) -> None:
     """After 10 s of babble, "calf cramp" 10 dB over it is louder than the room was, so the
     early path takes it long before the babble (and the segment) ends."""

@@ -54,6 +54,7 @@ def rec() -> PocketSphinxRecognizer:
     return PocketSphinxRecognizer(PhraseTable.load().phrases())
 
 
+@pytest.mark.slow(seconds=20)
 @pytest.mark.parametrize("voice", QUIET_VOICES)
 def test_every_family_heard_in_quiet(rec, parser, voice):
     items = [(intent, family, text) for (intent, family), texts in FAMILIES.items() for text in texts]
@@ -100,6 +101,7 @@ def _over_speech(tmp_path: Path, intent: str, family: str, text: str, voice: str
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the skill speaks with espeak-ng")
+@pytest.mark.slow(seconds=90)
 def test_every_family_heard_over_the_skills_own_speech(tmp_path: Path):
     """The user speaks while the skill says its second step; the echo guard lets the
     safety phrase through though the recognizer mixes it with the skill's words, and

@@ -204,7 +204,7 @@ def test_the_shipped_files_match_the_model_card() -> None:
         assert digest in card, name
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=14)
 def test_the_training_script_runs_end_to_end_on_a_tiny_set() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_spotter.py"), "smoke"],
                           capture_output=True, text=True, timeout=600)

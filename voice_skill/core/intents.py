@@ -199,9 +199,11 @@ class IntentParser:
         rank = {name: len(table.outrank) - i for i, name in enumerate(table.outrank)}
         best: tuple[int, int, int, str, tuple[str, ...]] | None = None
         matched: set[str] = set()
+        said = set(heard)  # a phrase whose first word was not said is not looked for
         for order, (intent, phrases) in enumerate(table.intents):
             for phrase in phrases:
-                if any(not table.negation.negated(intent, heard, at) for at in _positions(heard, phrase)):
+                if (not phrase or phrase[0] in said) and any(not table.negation.negated(intent, heard, at)
+                                                             for at in _positions(heard, phrase)):
                     matched.add(intent)
                     key = (rank.get(intent, 0), len(phrase), -order, intent, phrase)
                     if best is None or key[:3] > best[:3]:
