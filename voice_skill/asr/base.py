@@ -23,7 +23,8 @@ from voice_skill.audio.pcm import AudioChunk
 class Hypothesis:
     """What a recognizer believes was said between ``start_s`` and ``end_s``.
 
-    ``routine_only``: a command the phrase spotter heard on its own; it means something only
+    ``routine_only``: a command the phrase spotter heard on its own, or one PocketSphinx took
+    before the end of a segment in a room that never went quiet; it means something only
     while a routine runs (outside one, a rare false command must not make the skill talk).
     """
 

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from voice_skill.asr.base import Recognizer
 from voice_skill.errors import ModelError, UsageError
+from voice_skill.core.echoguard import SAFETY_INTENTS
 from voice_skill.core.intents import SAFE_EARLY_INTENTS, IntentParser, PhraseTable
 from voice_skill.models.catalog import MODEL_ENV, FoundModel, find_model
 
@@ -18,10 +19,10 @@ SPOTTER_MODES = ("auto", "on", "off")
 INSTALL_HINT = "install one with 'voice-skill models download'"
 
 
-def _pocketsphinx(phrases: Sequence[str], fillers: Sequence[str] = ()) -> Recognizer:
+def _pocketsphinx(phrases: Sequence[str], fillers: Sequence[str] = (), commands: Sequence[str] = ()) -> Recognizer:
     from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: PLC0415 (lazy on purpose)
 
-    return PocketSphinxRecognizer(phrases, extra_fillers=fillers)
+    return PocketSphinxRecognizer(phrases, extra_fillers=fillers, early_phrases=commands)
 
 
 def _vosk(phrases: Sequence[str], found: FoundModel, early: Sequence[str] = ()) -> tuple[Recognizer, str]:
@@ -45,8 +46,10 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
         raise UsageError(f"unknown spotter mode {spotter!r}; choose one of: {', '.join(SPOTTER_MODES)}")
     builtin = PhraseTable.load()
     words = table or builtin
+    commands = {name for name, _ in words.intents} - SAFETY_INTENTS - {"start"}
     grammar, description = grammar_recognizer(asr, model, phrases, fillers=sorted(words.courtesy),
-                                              early=words.phrases_of(SAFE_EARLY_INTENTS))
+                                              early=words.phrases_of(SAFE_EARLY_INTENTS),
+                                              commands=words.phrases_of(commands))
     if mode == "off":
         return grammar, description
     if mode == "auto" and table is not None and table != builtin:
@@ -70,7 +73,8 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
 
 
 def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
-                       fillers: Sequence[str] = (), early: Sequence[str] = ()) -> tuple[Recognizer, str]:
+                       fillers: Sequence[str] = (), early: Sequence[str] = (),
+                       commands: Sequence[str] = ()) -> tuple[Recognizer, str]:
     """The recognizer to use and a one-line description of the engine and model chosen.
 
     ``asr``: "vosk", "pocketsphinx", or None / "auto" (Vosk when a usable model is
@@ -80,6 +84,8 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
     PocketSphinx with the reason in the description. ``fillers``: words PocketSphinx may
     hear between the phrases (the courtesy words of the phrase table). ``early``: phrases
     Vosk may report before the utterance ends (the phrase table's stop and pause phrases).
+    ``commands``: phrases PocketSphinx may take before a segment ends in a room that never goes
+    quiet (every phrase but the triggers and the safety phrases).
     """
     engine = (asr or "auto").lower()
     if engine not in ENGINES:
@@ -87,13 +93,13 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
     if engine == "pocketsphinx":
         if model:
             log.warning("--model %s is ignored: it is for the vosk engine", model)
-        return _pocketsphinx(phrases, fillers), "pocketsphinx (built-in English model)"
+        return _pocketsphinx(phrases, fillers, commands), "pocketsphinx (built-in English model)"
     found = find_model(model)
     if found is None:
         if engine == "vosk":
             raise ModelError(f"no Vosk model found (looked in --model, {MODEL_ENV} and the model folders); "
                              f"{INSTALL_HINT}")
-        return _pocketsphinx(phrases, fillers), "pocketsphinx (built-in English model; no Vosk model installed)"
+        return _pocketsphinx(phrases, fillers, commands), "pocketsphinx (built-in English model; no Vosk model installed)"
     explicit = engine == "vosk" or found.source.startswith(("--model", MODEL_ENV))
     try:
         return _vosk(phrases, found, early)
@@ -101,4 +107,4 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
         if explicit:
             raise
         log.warning("not using the Vosk model: %s", exc)
-        return _pocketsphinx(phrases, fillers), f"pocketsphinx (built-in English model); the Vosk model was not usable: {exc}"
+        return _pocketsphinx(phrases, fillers, commands), f"pocketsphinx (built-in English model); the Vosk model was not usable: {exc}"
