@@ -166,8 +166,7 @@ class SoundSpeaker:
             self._warm.set()
         if not self._warm.wait(timeout_s):
             calls = self._callbacks
-            self._stream.abort()
-            self._stream.close()
+            self._close_stream()
             raise DeviceError(f"the audio output device is not playing (only {calls} callbacks in {timeout_s:g} s)")
 
     def report(self, kind: StatusKind, message: str) -> None:
@@ -204,11 +203,7 @@ class SoundSpeaker:
         self._resample = rate != SAMPLE_RATE
         self.output_latency_s = float(stream.latency)
         self._warm.clear()
-        try:
-            self._wait_warm(self._blocksize_s, self._warmup_timeout_s)
-        except DeviceError:
-            self._stream = None  # the reopened output does not play
-            raise
+        self._wait_warm(self._blocksize_s, self._warmup_timeout_s)  # closes an output that does not play
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         now = self._clock.now()
