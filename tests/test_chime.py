@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 
+from voice_skill.audio.loudness import integrated_loudness
 from voice_skill.audio.pcm import SAMPLE_RATE
 from voice_skill.audio.chime import ChimeVoice, chime
 from voice_skill.core.clock import VirtualClock
 
-# Expected figures, written out rather than taken from the module under test:
-# the chime peaks at 0.2 of int16 full scale at volume 1 (about -14 dBFS): 0.2 * 32767 = 6553.4,
-# and linearly below it: 3276.7 at 0.5, 655.34 at 0.1, rounded to whole samples.
-PEAKS = {1.0: 6553, 0.5: 3277, 0.1: 655}
+# Expected figures, written out rather than taken from the module under test: every sentence
+# is spoken at -20 LUFS and the chime is 6 LU softer at volume 1, then follows the volume as a
+# gain: 20 * log10(0.5) = -6.02 dB, 20 * log10(0.1) = -20 dB.
+LOUDNESS = {1.0: -26.0, 0.5: -32.02, 0.1: -46.0}
 # Its two notes: C5 and E5.
 NOTES_HZ = (523.25, 659.25)
 # The steepest a sine at the higher note (E5) moves in one sample at 16 kHz is
@@ -25,11 +26,11 @@ def test_length_format_and_determinism():
     assert np.array_equal(samples, chime(0.8))
 
 
-@pytest.mark.parametrize("volume", sorted(PEAKS))
-def test_peak_level_is_low_and_follows_the_volume(volume):
-    peak = int(np.max(np.abs(chime(volume).astype(np.int32))))
-    assert peak == PEAKS[volume]
-    assert peak <= 0.25 * 32767  # at most about -12 dBFS, even at full volume
+@pytest.mark.parametrize("volume", sorted(LOUDNESS))
+def test_loudness_sits_under_the_speech_and_follows_the_volume(volume):
+    samples = chime(volume)
+    assert integrated_loudness(samples) == pytest.approx(LOUDNESS[volume], abs=0.05)
+    assert np.max(np.abs(samples.astype(np.int32))) <= 0.25 * 32767  # at most about -12 dBFS at its peak
 
 
 def test_volume_zero_is_silence_and_bad_volumes_are_refused():

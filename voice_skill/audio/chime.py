@@ -2,9 +2,10 @@
 
 Two sine tones a major third apart (C5 then E5), the second entering while the first
 fades, each with a smooth raised-cosine attack and an exponential decay, and the whole
-sound faded to exact silence at both ends so it cannot click. It peaks well below full
-scale (``PEAK_AT_FULL_VOLUME``), quieter than the coach's speech, so it does not jolt a
-sleeper awake.
+sound faded to exact silence at both ends so it cannot click. Its loudness is matched to
+the coach's speech, ``BELOW_SPEECH_LU`` under the loudness every sentence is brought to
+(``audio.loudness.TARGET_LUFS``), so it is always a little softer than the voice that
+follows and does not jolt a sleeper awake.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Callable
 
 import numpy as np
 
+from voice_skill.audio.loudness import TARGET_LUFS, integrated_loudness
 from voice_skill.audio.pcm import SAMPLE_RATE
 
 DURATION_S = 0.4
-PEAK_AT_FULL_VOLUME = 0.2  # of int16 full scale at volume 1 (about -14 dBFS)
+BELOW_SPEECH_LU = 6.0  # the chime's loudness at volume 1: this far under the speech's
 TONES = (  # (frequency Hz, start s, length s, relative level)
     (523.25, 0.0, 0.28, 1.0),  # C5
     (659.25, 0.12, 0.28, 0.8),  # E5
@@ -45,8 +47,8 @@ def _tone(freq_hz: float, length_s: float, rate: int) -> np.ndarray:
 def chime(volume: float = 1.0, rate: int = SAMPLE_RATE) -> np.ndarray:
     """The chime as mono int16 samples at ``rate`` (16 kHz), ``DURATION_S`` long.
 
-    ``volume`` (0 to 1) scales it linearly, like the speaking volume; at 1 it peaks at
-    ``PEAK_AT_FULL_VOLUME`` of full scale.
+    ``volume`` (0 to 1) scales it linearly, like the speaking volume; at 1 its loudness is
+    ``BELOW_SPEECH_LU`` under the speech's (about -14 dBFS at its peak).
     """
     if not 0.0 <= volume <= 1.0:
         raise ValueError(f"chime volume must be between 0 and 1, not {volume}")
@@ -59,8 +61,8 @@ def chime(volume: float = 1.0, rate: int = SAMPLE_RATE) -> np.ndarray:
         start = int(round(start_s * rate))
         end = min(total, start + len(tone))
         out[start:end] += tone[:end - start]
-    peak = float(np.max(np.abs(out)))
-    scale = (PEAK_AT_FULL_VOLUME * volume * 32767.0 / peak) if peak > 0 else 0.0
+    level = integrated_loudness(out, rate)  # out peaks near 1, far above the gates
+    scale = 10 ** ((TARGET_LUFS - BELOW_SPEECH_LU - level) / 20) * volume * 32768.0
     return np.round(out * scale).astype(np.int16)
 
 
