@@ -9,7 +9,10 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test setup system-deps system-deps-test system-deps-train model bench spotter-train spotter-eval commands-train commands-eval install-service uninstall-service clean
 
+# Before listening, every fixed sentence is rendered into the speech cache (about a minute the
+# first time; later a quick check), so the first routine is spoken without synthesis.
 run: system-deps $(STAMP)
+	$(BIN)/voice-skill voice prepare
 	$(BIN)/voice-skill run $(ARGS)
 
 test: system-deps-test $(STAMP)

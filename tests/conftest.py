@@ -62,3 +62,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     why = item.stash.get(_UNGROUPED, None)
     if why is not None:
         pytest.fail(why, pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_speech_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Every skill a test starts keeps its rendered sentences (``tts/cache.py``) in a folder of
+    this worker's, never in the user's cache; the skills of one worker share it, as the runs
+    of one user do."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    patch.undo()

@@ -37,13 +37,13 @@ OWNED_BY: dict[str, set[str]] = {
     "pyttsx3": {"tts"},
     "pocketsphinx": {"asr"},
     "vosk": {"asr"},
-    "onnxruntime": {"asr"},
+    "onnxruntime": {"asr", "tts"},
     "multiprocessing": {"runtime"},
     "sqlite3": {"journal"},
     "urllib": {"models"},
     "rich": {"ui", "runtime", "cli"},
     "subprocess": {"devices", "service", "devtools"},
-    "piper": {"devtools"},
+    "piper": {"tts", "devtools"},
 }
 # The core is logic on data: no clock read, no thread, no array maths, except the real clock.
 CORE_FORBIDDEN = {"time", "threading", "numpy", "socket", "signal", "os"}

@@ -122,6 +122,7 @@ def backticked(cell: str) -> list[str]:
 #   models download: the network; models verify: an installed Vosk model; models remove: deletes
 #   service install / uninstall: the user's systemd manager
 #   history --forget: erases the journal (and asks on a terminal)
+#   voice prepare: renders every sentence of every routine, minutes of CPU
 PARSE_ONLY = {
     ("run",): "microphone and loudspeaker",
     ("devices",): "sound devices",
@@ -132,6 +133,7 @@ PARSE_ONLY = {
     ("service", "install"): "systemd user manager",
     ("service", "uninstall"): "systemd user manager",
     ("history", "--forget"): "erases the journal",
+    ("voice", "prepare"): "minutes of rendering (tests/test_voice.py runs it on a few sentences)",
 }
 # Other programs the README shows (installing, cloning, reading the service's log), checked
 # only for being what they claim: make targets exist, scripts and test files exist.

@@ -17,6 +17,7 @@ from voice_skill.tts.espeak import Pyttsx3Voice
 from voice_skill.tts.base import SpeechEvent
 from voice_skill.devices.speaker import TextSpeaker, estimate_seconds
 from voice_skill.runtime.output import open_speaker
+from voice_skill.tts import piper
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -80,8 +81,8 @@ def test_text_speaker_cancel_drops_current_and_queued() -> None:
 
 def test_open_speaker_none_and_unknown() -> None:
     out = io.StringIO()
-    sp, warning = open_speaker("none", FakeClock(), stream=out)
-    assert isinstance(sp, TextSpeaker) and warning is None
+    sp, voice = open_speaker("none", FakeClock(), stream=out)
+    assert isinstance(sp, TextSpeaker) and voice is None
     with pytest.raises(UsageError):
         open_speaker("loud", FakeClock())
 
@@ -156,9 +157,16 @@ class Clock:
         return time.monotonic()
 
 clock = Clock()
-voice = Pyttsx3Voice(rate=175)
 A = "Pull your toes gently toward your shin."
 B = "Now slow, light strokes from the ankle, all the way up toward the knee, and keep going."
+if sys.argv[2] == "espeak":
+    voice = Pyttsx3Voice(rate=175)
+else:  # the natural voice, both sentences rendered into the cache first: played from the cache
+    from voice_skill.tts.cache import CachedVoice, SentenceCache
+    from voice_skill.tts.piper import PiperVoice
+    voice = CachedVoice(PiperVoice(rate=175), SentenceCache(sys.argv[2]))
+    voice.prepare([A, B], [175])
+    voice.cache.stats.hits = 0
 def loud(text):
     s = voice.synthesize(text)
     spans = active_spans(s, 16000)
@@ -186,6 +194,8 @@ drain()
 sp.close()
 info["events"] = [(e.kind, e.utterance_id, e.t) for e in events]
 info["underflows"] = sp.underflows
+stats = getattr(getattr(voice, "cache", None), "stats", None)
+info["cache"] = None if stats is None else [stats.hits, stats.misses]
 print(json.dumps(info))
 """
 
@@ -200,17 +210,23 @@ PLAYBACK_LATENCY_S = 0.2
 
 @pytest.mark.live
 @needs_espeak
-def test_sound_speaker_plays_reports_times_and_cancels(pulse, tmp_path) -> None:  # noqa: F811
+@pytest.mark.parametrize("voice", ["espeak", "cached natural voice"])
+def test_sound_speaker_plays_reports_times_and_cancels(pulse, tmp_path, voice) -> None:  # noqa: F811
+    if voice != "espeak" and piper.missing():
+        pytest.skip(f"no natural voice: {piper.missing()}")
     rec_path = tmp_path / "speaker.wav"
     rec = pulse.record_speaker(rec_path)
     time.sleep(0.5)  # parecord is recording before anything plays
     try:
-        child = pulse.run_python(_PLAYBACK_CHILD, timeout_s=60, args=(str(PLAYBACK_LATENCY_S),))
+        child = pulse.run_python(_PLAYBACK_CHILD, timeout_s=60, args=(
+            str(PLAYBACK_LATENCY_S), "espeak" if voice == "espeak" else str(tmp_path / "cache")))
     finally:
         time.sleep(0.3 + PLAYBACK_LATENCY_S)  # the last buffer reaches the sink
         stop_recording(rec)
     assert child.returncode == 0, child.stderr[-2000:]
     info = json.loads(child.stdout.strip().splitlines()[-1])
+    if voice != "espeak":  # A and B came from the cache, twice each (measured above, then played)
+        assert info["cache"][0] >= 4, info["cache"]
     underflows = info["underflows"]  # not a verdict: the recording below says what was heard
     events = [tuple(e) for e in info["events"]]
     kinds = [(k, u) for k, u, _t in events]
@@ -250,8 +266,9 @@ class Clock:
     def now(self):
         return time.monotonic()
 t0 = time.monotonic()
-sp, warning = open_speaker("tts", Clock(), stream=io.StringIO())
-print(type(sp).__name__, round(time.monotonic() - t0, 2), warning, sep="|")
+warnings = []
+sp, _voice = open_speaker("tts", Clock(), stream=io.StringIO(), on_warning=warnings.append)
+print(type(sp).__name__, round(time.monotonic() - t0, 2), " / ".join(warnings), sep="|")
 """
 
 

@@ -98,7 +98,8 @@ def run_check(chosen: "Settings | None", out: TextIO, *, input_device: str | Non
     from voice_skill.devices.microphone import check_input_device
     from voice_skill.ui.screen import level_dbfs
     from voice_skill.settings import Settings
-    from voice_skill.tts.espeak import Pyttsx3Voice
+    from voice_skill.runtime.output import open_voice
+    from voice_skill.tts.cache import voice_label
 
     chosen = chosen or Settings()
     input_device, output_device = soundserver.route(input_device or chosen.input_device,
@@ -110,9 +111,11 @@ def run_check(chosen: "Settings | None", out: TextIO, *, input_device: str | Non
         sd = _sounddevice()
         ok = True
         try:
-            speech = Pyttsx3Voice(rate=chosen.rate, volume=chosen.volume, voice=chosen.voice).synthesize(CHECK_SENTENCE)
+            voice, _plan = open_voice(chosen.voice, rate=chosen.rate, volume=chosen.volume, in_process=True,
+                                      on_warning=lambda text: print(f"voice:      {text}", file=out))
+            speech = voice.synthesize(CHECK_SENTENCE)
             sd.play(np.concatenate([speech, chime()]).astype(np.int16), 16000, device=output_device, blocking=True)
-            print(f"speaker:    played a test sentence ({len(speech) / 16000:.1f} s)"
+            print(f"speaker:    played a test sentence ({len(speech) / 16000:.1f} s, voice {voice_label(voice.identity)})"
                   + (f" on {output_device!r}" if output_device else ""), file=out)
         except (DeviceError, sd.PortAudioError, ValueError) as exc:
             ok = False

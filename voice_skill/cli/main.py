@@ -23,7 +23,9 @@ from voice_skill.cli import models as models_cli
 from voice_skill.cli import routines as routines_cli
 from voice_skill.cli import service as service_cli
 from voice_skill.cli import settings as settings_cli
+from voice_skill.cli import voice as voice_cli
 from voice_skill.errors import RoutineError, UsageError, VoiceSkillError
+from voice_skill.tts.choice import plan_voice
 
 log = logging.getLogger("voice_skill")
 
@@ -92,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    for module in (routines_cli, models_cli, settings_cli, history_cli, service_cli, devices_cli):
+    for module in (routines_cli, models_cli, settings_cli, history_cli, service_cli, devices_cli, voice_cli):
         module.add_parser(sub)
     _debug_everywhere(parser)
     return parser
@@ -139,17 +141,6 @@ def _print_transcript(record: dict) -> None:
         print(f"{stamp}  warning: {record['text']}", flush=True)
 
 
-def _routines(chosen: settings.Settings) -> tuple[dict, str | None]:
-    """The built-in routines with the user's own (see ``routines list``), and the one a
-    trigger starts if the ``routine`` setting names one (an id, or a routine file)."""
-    routines = routines_cli.available_routines()
-    if not chosen.routine:
-        return routines, None
-    routine = routines_cli.resolve(chosen.routine)
-    routines[routine.id] = routine
-    return routines, routine.id
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -159,6 +150,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from voice_skill.journal.store import Journal, JournalRecorder
 
     chosen = settings.from_args(args)
+    plan_voice(chosen.voice)  # an unknown natural voice is a usage error before anything starts
     for note in chosen.notes():
         print(f"voice-skill: note: {note}", file=sys.stderr, flush=True)
     hour = args.time_of_day if args.time_of_day is not None else local_hour_fraction()
@@ -181,7 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         night_hours=chosen.night_hours,
         phrases=PhraseTable.load(args.phrases) if args.phrases else None,
     )
-    options.routines, options.start_routine = _routines(chosen)
+    options.routines, options.start_routine = routines_cli.for_settings(chosen)
     if options.phrases is not None:  # what the routines say must not be a command in these phrases either
         from voice_skill.core.routine import check_spoken_text
 

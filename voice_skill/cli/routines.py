@@ -97,6 +97,17 @@ def available_routines(env: Mapping[str, str] = os.environ) -> dict[str, Routine
     return routines
 
 
+def for_settings(chosen: settings.Settings) -> tuple[dict[str, Routine], str | None]:
+    """The built-in routines with the user's own (see ``routines list``), and the one a
+    trigger starts if the ``routine`` setting names one (an id, or a routine file)."""
+    routines = available_routines()
+    if not chosen.routine:
+        return routines, None
+    routine = resolve(chosen.routine)
+    routines[routine.id] = routine
+    return routines, routine.id
+
+
 def resolve(name: str, env: Mapping[str, str] = os.environ) -> Routine:
     """A routine by id (built-in or the user's own), or a routine file by path."""
     path = Path(name)

@@ -12,6 +12,7 @@ import logging
 import os
 
 from voice_skill import settings as settings_mod
+from voice_skill.tts.choice import plan_voice
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     state = "" if s.config_path is not None and s.config_path.is_file() else " (does not exist; defaults used)"
     print(f"Config file: {s.config_path}{state}")
     print(format_table(s))
+    plan = plan_voice(s.voice)
+    print(f"Voice: {plan.label}, because {plan.why} ('voice-skill voice show' measures it)")
     for note in s.notes():
         print(f"Note: {note}")
     return 0

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from typing import Mapping
 
 from voice_skill.core.coach import CancelSpeech, Coach, Emit, Messages, Say
 from voice_skill.core.intents import Intent
 from voice_skill.core.routine import Routine
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, estimate_seconds
 
+_FIRST_LINES = 3  # a routine's opening lines, rendered before anything else (fixed_sentences)
 _MAX_ACTIONS = 100_000  # a routine is a few hundred lines; more means the coach is stuck
 
 
@@ -88,3 +90,36 @@ def rehearse(routine: Routine, *, messages: Messages | None = None, pace: float 
 def rehearsal_seconds(routine: Routine, **options) -> float:
     """How long ``routine`` takes from the trigger to the end of its outro (see ``rehearse``)."""
     return max(line.end_s for line in rehearse(routine, **options))
+
+
+def _scripts(routines: Mapping[str, Routine] | None, messages: Messages) -> list[list[str]]:
+    from voice_skill.core.routine import builtin_routines  # noqa: PLC0415
+
+    routines = routines if routines is not None else builtin_routines()
+    return [[line.text for line in rehearse(routine, messages=messages, leg=leg)]
+            for routine in routines.values() for leg in (None, "left", "right")]
+
+
+def opening_sentences(routines: Mapping[str, Routine] | None = None, messages: Messages | None = None) -> list[str]:
+    """The first lines of every routine (for either leg or none): what a trigger is answered
+    with, and so what the speech cache renders first."""
+    out: dict[str, None] = {}
+    for script in _scripts(routines, messages or Messages.load()):
+        out.update(dict.fromkeys(script[:_FIRST_LINES]))
+    return list(out)
+
+
+def fixed_sentences(routines: Mapping[str, Routine] | None = None, messages: Messages | None = None) -> list[str]:
+    """Every sentence the coach can say with these routines (the built-in ones by default) and
+    messages, for either leg or none: the text the speech cache renders before it is needed.
+    The first lines of every routine come first, so a cache being filled has them soonest."""
+    from voice_skill.core.routine import fill_placeholders  # noqa: PLC0415
+
+    messages = messages or Messages.load()
+    out = dict.fromkeys(opening_sentences(routines, messages))
+    for script in _scripts(routines, messages):
+        out.update(dict.fromkeys(script))
+    for text in messages.texts.values():
+        for leg in (None, "left", "right"):
+            out.setdefault(fill_placeholders(text, leg))
+    return list(out)

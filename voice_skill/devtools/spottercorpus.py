@@ -237,19 +237,9 @@ def command_texts(table: PhraseTable | None = None) -> list[str]:
 
 def own_sentences() -> list[str]:
     """Everything the skill itself says (routines for both legs, and its messages)."""
-    from voice_skill.core.coach import Messages  # noqa: PLC0415
-    from voice_skill.core.rehearsal import rehearse  # noqa: PLC0415
-    from voice_skill.core.routine import builtin_routines  # noqa: PLC0415
+    from voice_skill.core.rehearsal import fixed_sentences  # noqa: PLC0415
 
-    out: dict[str, None] = {}
-    for routine in builtin_routines().values():
-        for leg in (None, "left", "right"):
-            for line in rehearse(routine, leg=leg):
-                out.setdefault(line.text)
-    for text in Messages.load().texts.values():
-        if isinstance(text, str) and "{" not in text:
-            out.setdefault(text)
-    return list(out)
+    return fixed_sentences()
 
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")

@@ -33,6 +33,7 @@ from voice_skill.core.routine import Routine, builtin_routines, suited_routine
 from voice_skill.core.echoguard import EchoGuard
 from voice_skill.runtime.eventlog import EventLog
 from voice_skill.runtime.session import Session
+from voice_skill.tts.cache import voice_label
 from voice_skill.tts.virtual import VirtualSpeaker
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM
 
@@ -116,14 +117,22 @@ def _virtual_renderer(options: RunOptions, events: EventLog):
     from voice_skill.core.speechtime import estimate_seconds
 
     if options.speaker == "tts":
+        from voice_skill.core.rehearsal import fixed_sentences
         from voice_skill.errors import DeviceError
-        from voice_skill.tts.espeak import Pyttsx3Voice
+        from voice_skill.runtime.output import open_voice
+
+        def warn(text: str) -> None:
+            events.write(0.0, "warning", text=text)
 
         try:
-            voice = Pyttsx3Voice(rate=options.rate_wpm, volume=options.volume)
+            voice, _plan = open_voice(options.voice, rate=options.rate_wpm, volume=options.volume,
+                                      fixed=fixed_sentences(options.routines or None), in_process=True,
+                                      on_warning=warn)
         except DeviceError as exc:
-            events.write(0.0, "warning", text=f"{exc}; timing speech by estimate")
+            warn(f"{exc}; timing speech by estimate")
         else:
+            events.write(0.0, "voice", voice=voice_label(voice.identity), detail=voice.identity)
+
             def render(text: str):
                 audio = voice.synthesize(text)
                 return len(audio) / 16000.0, audio
@@ -228,7 +237,8 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     from voice_skill.journal.store import JournalRecorder
     from voice_skill.devices.microphone import MicrophoneSource, check_input_device
     from voice_skill.ui.screen import make_view
-    from voice_skill.runtime.output import open_speaker
+    from voice_skill.core.rehearsal import fixed_sentences
+    from voice_skill.runtime.output import CacheFiller, open_speaker
     from voice_skill.asr.select import build_recognizer
     from voice_skill.runtime.supervise import ProcessRecognizer, SupervisedRecognizer
 
@@ -262,12 +272,14 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
         return options.chime and is_night(hour_now(), options.night_hours)
 
     manners = (lambda: options.manners(hour_now())) if options.manners is not None else None
-    speaker, warning = open_speaker(options.speaker, clock, device=output_device, rate=options.rate_wpm,
-                                    volume=options.volume, voice=options.voice,
-                                    stream=sys.stderr if console_to_stderr else None,
-                                    wrap=lambda voice: ChimeVoice(voice, clock, night_now, manners=manners))
-    if warning:
-        events.write(clock.now(), "warning", text=warning)
+    fixed = fixed_sentences(routines)
+    speaker, voice = open_speaker(options.speaker, clock, device=output_device, rate=options.rate_wpm,
+                                  volume=options.volume, voice=options.voice, fixed=fixed,
+                                  stream=sys.stderr if console_to_stderr else None,
+                                  wrap=lambda voice: ChimeVoice(voice, clock, night_now, manners=manners),
+                                  on_warning=lambda text: events.write(clock.now(), "warning", text=text))
+    if voice is not None:
+        events.write(clock.now(), "voice", voice=voice_label(voice.identity), detail=voice.identity)
     try:
         mic = MicrophoneSource(device=input_device, clock=clock)
     except BaseException:
@@ -284,10 +296,16 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
                                    on_error=lambda message: announce(f"warning: {message}"))
         events.listeners.append(recorder)
     view.start()
+    filler = None
+    if voice is not None:  # sentences the cache lacks are rendered while nothing is going on
+        filler = CacheFiller(voice, fixed, _speaking_rates(options),
+                             busy=lambda: speaker.busy or session.coach.active).start()
     with Stopper() as stopper:  # held through the clean-up: a second signal then ends it (see Stopper)
         try:
             _live_loop(session, mic, speaker, view, events, stopper.event, keep_handlers=stopper.keep)
         finally:
+            if filler is not None:
+                filler.stop()
             mic.close()
             speaker.close()
             recognizer.close()
@@ -296,6 +314,15 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
                 recorder.finish(clock.now())
             _report_alsa_repeats()
     return 0
+
+
+def _speaking_rates(options: RunOptions) -> list[int]:
+    """The rates the skill may speak at: the day's, then any other that its manners give at
+    some hour (night), so the cache holds both."""
+    rates = [options.rate_wpm]
+    if options.manners is not None:
+        rates += [options.manners(hour / 4)[0] for hour in range(24 * 4)]
+    return list(dict.fromkeys(rates))
 
 
 def _report_alsa_repeats() -> None:

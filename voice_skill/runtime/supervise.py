@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -347,15 +348,19 @@ class ProcessRecognizer:
 
 # ---------------------------------------------------------------------- voice
 
-def _voice_child(conn: Any, factory: Callable[[], Any]) -> None:
+def _voice_child(conn: Any, job: tuple[Callable[[], Any], int]) -> None:
     """The child process: build the voice, then synthesise until the pipe closes."""
     _child_signals()
+    factory, nice = job
     try:
+        if nice:
+            os.nice(nice)
         voice = factory()
     except BaseException as exc:
         conn.send(("error", str(exc)))
         return
-    conn.send(("ready", int(getattr(voice, "rate", 0)), float(getattr(voice, "volume", 1.0))))
+    conn.send(("ready", int(getattr(voice, "rate", 0)), float(getattr(voice, "volume", 1.0)),
+               str(getattr(voice, "identity", type(voice).__name__))))
     for text, rate, volume in _jobs(conn):
         try:
             voice.rate, voice.volume = rate, volume
@@ -373,18 +378,22 @@ class ProcessVoice:
     called in the child. A factory that raises is reported here as DeviceError.
     ``restarts`` counts the children ended for hanging or dying. ``rate`` and ``volume``
     start as the child's voice has them and may be changed between sentences: each
-    sentence is spoken with the values in force when it was asked for.
+    sentence is spoken with the values in force when it was asked for. ``identity`` is the
+    child voice's (``tts.cache`` keys its renderings by it). ``nice`` lowers the child's
+    priority (a background renderer gives way to everything else).
     """
 
     def __init__(self, factory: Callable[[], Any], *, timeout_s: float = 4.0, start_timeout_s: float = 30.0,
-                 on_restart: Callable[[str], None] | None = None) -> None:
+                 on_restart: Callable[[str], None] | None = None, nice: int = 0) -> None:
         self._factory = factory
+        self._nice = nice
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
         self.on_restart = on_restart
         self.restarts = 0
         self.rate = 0
         self.volume = 1.0
+        self.identity = ""
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Any = None
@@ -396,7 +405,7 @@ class ProcessVoice:
         return self._proc.pid if self._proc is not None else None
 
     def _start(self) -> None:
-        self._proc, self._conn = _start_child(_voice_child, self._factory, "voice-skill-tts")
+        self._proc, self._conn = _start_child(_voice_child, (self._factory, self._nice), "voice-skill-tts")
         reply = _receive(self._conn, self.start_timeout_s)
         if reply[0] != "ready":
             self._end()
@@ -405,7 +414,7 @@ class ProcessVoice:
             if reply is _TIMED_OUT:
                 raise DeviceError(f"the speech engine did not start within {self.start_timeout_s:g} s")
             raise DeviceError(str(reply[1]))
-        self.rate, self.volume = reply[1], reply[2]
+        self.rate, self.volume, self.identity = reply[1], reply[2], reply[3]
 
     def _end(self) -> None:
         proc, conn = self._proc, self._conn

@@ -8,6 +8,7 @@ saves to a file that is read back; playback is the speaker's job.
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import logging
 import os
 import sys
@@ -31,6 +32,13 @@ def _quiet_print(*args: Any, **_kw: Any) -> None:
     log.debug("pyttsx3: %s", " ".join(str(a) for a in args))
 
 
+def _pyttsx3_version() -> str:
+    try:
+        return importlib.metadata.version("pyttsx3")
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
 def check_voice_settings(rate: float, volume: float) -> None:
     """Raise UsageError for a speech rate or volume the engine cannot use."""
     if not MIN_RATE_WPM <= rate <= MAX_RATE_WPM:
@@ -48,6 +56,7 @@ class Pyttsx3Voice:
         self.volume = volume
         self.voice = voice
         self.timeout_s = timeout_s
+        self.identity = f"espeak:{voice or 'default'}:pyttsx3-{_pyttsx3_version()}"
         self._driver_name = driver_name
         self._validate()
         try:

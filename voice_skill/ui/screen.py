@@ -264,6 +264,8 @@ class LineView(_BaseView):
             text = f"cut off: {record.get('text')}"
         elif kind == "engine":
             text = f"speech recognizer: {record.get('detail') or record.get('asr')}"
+        elif kind == "voice":
+            text = f"voice: {record.get('voice')}"
         else:
             fields = " ".join(f"{k}={v}" for k, v in record.items() if k not in ("t", "event"))
             text = f"{kind} {fields}".rstrip()
