@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.test_e2e_live import children_of, pid_alive, skill_factory  # noqa: F401  (a fixture)
+from tests.test_e2e_live import children_of, pid_alive, skill_factory, warm_speech_cache  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.live
 
