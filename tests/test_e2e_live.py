@@ -396,7 +396,7 @@ def test_calf_cramp_is_answered_aloud_and_quickly(skill_factory) -> None:
 def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_factory) -> None:
     # espeak-ng's voice, by name: with the natural voice this loopback room let "pause" through in
     # only 2 of 4 runs (each with two tries), a gap issue 15 leaves open (docs/faults.md); the
-    # echo canceller and guard are tuned on espeak-ng, and this test keeps them honest there.
+    # echo canceller and guard were tuned on espeak-ng, and this test keeps them honest there.
     skill = skill_factory(combined=False, args=("--voice", "espeak"))
     # Everything the skill plays comes back into its microphone, as from a loudspeaker in a quiet
     # room. A room's echo path holds still; the loopback's default adaptive resampling makes the

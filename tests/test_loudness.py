@@ -210,6 +210,9 @@ def test_finish_sentence_trims_normalises_and_fades():
     assert out.dtype == np.int16 and out[0] == 0 and out[-1] == 0
     assert len(out) <= 2 * RATE + 2 * 480
     assert integrated_loudness(out) == pytest.approx(TARGET_LUFS, abs=0.5)
+    paused = finish_sentence(x, pause_s=0.3)
+    assert np.array_equal(paused[:len(out)], out) and len(paused) == len(out) + int(0.3 * RATE)
+    assert not paused[len(out):].any()
 
 
 @pytest.mark.parametrize("samples", [np.zeros(0, dtype=np.int16), np.zeros(RATE, dtype=np.int16)])

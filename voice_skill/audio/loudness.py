@@ -205,9 +205,13 @@ def normalise(samples: np.ndarray, rate: int = 16000, *, target_lufs: float = TA
     return np.clip(np.trunc(y * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def finish_sentence(samples: np.ndarray, rate: int = 16000, *, target_lufs: float = TARGET_LUFS) -> np.ndarray:
-    """A synthesised sentence ready to play: silence trimmed, normalised, edges faded (int16)."""
+def finish_sentence(samples: np.ndarray, rate: int = 16000, *, target_lufs: float = TARGET_LUFS,
+                    pause_s: float = 0.0) -> np.ndarray:
+    """A synthesised sentence ready to play: silence trimmed, normalised, edges faded (int16),
+    then ``pause_s`` of digital silence after it (one pause for every engine, instead of
+    whatever each leaves at its end)."""
     trimmed = trim_silence(samples, rate)
     if len(trimmed) == 0:
         return np.zeros(0, dtype=np.int16)
-    return fade_edges(normalise(trimmed, rate, target_lufs=target_lufs), rate)
+    out = fade_edges(normalise(trimmed, rate, target_lufs=target_lufs), rate)
+    return np.concatenate([out, np.zeros(int(round(pause_s * rate)), dtype=np.int16)])

@@ -52,6 +52,9 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"in use:        {voice_label(voice.identity)} ({voice.identity})", file=out)
         if rtf is not None:
             print(f"speed:         {rtf:.2f} s of work per second of speech on this machine", file=out)
+        if voice.cache is None:
+            print("cache:         none: espeak-ng renders each sentence when it is said", file=out)
+            return 0
         texts, _ = _sentences(chosen)
         rates = speaking_rates(chosen)
         missing = _missing(voice, texts, rates)
@@ -93,6 +96,10 @@ def cmd_prepare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     t0 = time.monotonic()
     voice = _open(chosen, out)
     voice.keep = set(texts).__contains__
+    if voice.cache is None:
+        _close(voice)
+        print(f"Nothing to prepare: {voice_label(voice.identity)} renders each sentence when it is said.", file=out)
+        return 0
     try:
         print(f"Preparing {len(texts)} sentences of {len(routine_ids)} routines for {voice_label(voice.identity)} "
               f"at {' and '.join(map(str, rates))} words a minute in {voice.cache.root}", file=out, flush=True)

@@ -26,6 +26,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -36,8 +37,12 @@ from voice_skill.audio.loudness import TARGET_LUFS, finish_sentence
 log = logging.getLogger(__name__)
 
 MAGIC = b"voice-skill sentence 1\n"
+# The pause after every sentence. The engines leave their own (espeak-ng about 0.33 s, Piper
+# 0.22 s); trimmed away entirely, the routines' lines ran into each other and the skill's echo
+# outlasted the time the echo guard counts as its own speech (a live test obeyed its own words).
+SENTENCE_PAUSE_S = 0.3
 # How a voice's raw output becomes what is played and kept; change it and every entry is stale.
-RENDER = f"trim-normalise-fade:{TARGET_LUFS:g}LUFS"
+RENDER = f"trim-normalise-fade-pause:{TARGET_LUFS:g}LUFS:{SENTENCE_PAUSE_S:g}s"
 CACHE_DIR_NAME = "voice-skill"
 
 
@@ -180,7 +185,7 @@ def _unlink(path: Path) -> None:
 
 class CachedVoice:
     """A ``Voice`` that speaks fixed sentences from the cache and finishes every rendering
-    (trimmed, one loudness, faded edges: ``audio.loudness.finish_sentence``).
+    (trimmed, one loudness, faded edges and one pause after it: ``audio.loudness.finish_sentence``).
 
     ``voice`` must have an ``identity``. ``keep(text)`` says which renderings are stored (the
     fixed sentences; text with a name filled in is rendered each time). ``volume`` is a gain
@@ -188,7 +193,8 @@ class CachedVoice:
     """
 
     def __init__(self, voice, cache: SentenceCache | None, *, keep: Callable[[str], bool] = lambda _t: True,
-                 finish: Callable[[np.ndarray], np.ndarray] = finish_sentence) -> None:
+                 finish: Callable[[np.ndarray], np.ndarray] = partial(finish_sentence, pause_s=SENTENCE_PAUSE_S)
+                 ) -> None:
         self.voice = voice
         self.cache = cache
         self.keep = keep

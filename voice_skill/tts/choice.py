@@ -79,6 +79,7 @@ class FallbackVoice:
         self._voice = primary
         self._make_fallback = make_fallback
         self._switched = False
+        self._closed = False
         self._lock = threading.Lock()
         self.on_switch = on_switch
         self.rate = primary.rate
@@ -103,7 +104,7 @@ class FallbackVoice:
             try:
                 return self._voice.synthesize(text)
             except DeviceError as exc:
-                if self._switched:
+                if self._switched or self._closed:  # (closing ends the engine: no failure of its own)
                     raise
                 failed = self._voice
                 self._voice = self._make_fallback()  # may raise DeviceError: no voice at all
@@ -117,6 +118,7 @@ class FallbackVoice:
                 return self._voice.synthesize(text)
 
     def close(self) -> None:
+        self._closed = True
         _close(self._voice)
 
 
