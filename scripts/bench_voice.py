@@ -51,7 +51,7 @@ NIGHT_RATE = 140
 def _engines() -> dict[str, partial]:
     out = {"espeak-ng": partial(Pyttsx3Voice, rate=DEFAULT_RATE_WPM)}
     if piper.missing() is None:
-        out["piper:joe"] = partial(piper.PiperVoice, rate=DEFAULT_RATE_WPM)
+        out["piper:joe"] = partial(piper.PiperVoice, rate=DEFAULT_RATE_WPM, threads=0)  # every core
         out["piper:joe, 1 thread"] = partial(piper.PiperVoice, rate=DEFAULT_RATE_WPM, threads=1)
     return out
 

@@ -246,9 +246,12 @@ def warm_speech_cache() -> int:
     in the voice the skills will use at the default rate. The number of sentences rendered."""
     from voice_skill.core.rehearsal import opening_sentences
     from voice_skill.runtime.output import open_voice
+    from voice_skill.settings import Settings
 
     texts = [t for t in opening_sentences() if not any(side in t for side in ("left", "right"))]  # no leg named
-    voice, _plan = open_voice(os.environ.get("VOICE_SKILL_VOICE", "auto"), in_process=True, fixed=texts)
+    voice, _plan = open_voice(os.environ.get("VOICE_SKILL_VOICE", Settings().voice), in_process=True, fixed=texts)
+    if voice.cache is None:  # (espeak-ng renders each sentence when it is said)
+        return 0
     return voice.prepare(texts, [voice.rate]).rendered
 
 

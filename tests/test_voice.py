@@ -380,13 +380,13 @@ def test_voice_prepare_fills_the_cache_once_and_voice_show_counts_it(monkeypatch
     monkeypatch.setattr(voice_cli, "_sentences", lambda chosen: (texts, ["night-cramp"]))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    assert main(["voice", "prepare", "--rate", "150", "--night-rate", "120"]) == 0
+    assert main(["voice", "prepare", "--voice", "auto", "--rate", "150", "--night-rate", "120"]) == 0
     out = capsys.readouterr().out
     assert "for piper:joe at 150 and 120 words a minute" in out and "6 rendered now, 0 already there" in out
     assert len(list((tmp_path / "cache" / "voice-skill" / "speech" / "piper-joe").glob("*.pcm"))) == 6
-    assert main(["voice", "prepare", "--rate", "150", "--night-rate", "120"]) == 0
+    assert main(["voice", "prepare", "--voice", "auto", "--rate", "150", "--night-rate", "120"]) == 0
     assert "0 rendered now, 6 already there" in capsys.readouterr().out
-    assert main(["voice", "show", "--rate", "150", "--night-rate", "120"]) == 0
+    assert main(["voice", "show", "--voice", "auto", "--rate", "150", "--night-rate", "120"]) == 0
     shown = capsys.readouterr().out
     assert "in use:        piper:joe (piper:joe:" in shown and "6 of 6 sentences ready" in shown
     assert main(["voice", "show", "--voice", "espeak", "--rate", "150"]) == 0
@@ -404,7 +404,7 @@ def test_a_recording_run_with_speech_names_the_voice_and_speaks_from_the_cache(t
     write_wav(wav, speechgen.compose([1.0, ("calf cramp", "flite:kal16"), 6.0]).samples)
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
     command = [sys.executable, "-m", "voice_skill", "run", "--input", str(wav), "--speaker", "tts", "--events", "-",
-               "--time-of-day", "14:00"]
+               "--time-of-day", "14:00", "--voice", "auto"]
     runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=300) for _ in range(2)]
     for done in runs:
         assert done.returncode == 0, done.stderr[-2000:]

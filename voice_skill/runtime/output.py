@@ -5,7 +5,6 @@ the output device; or printed lines when there is no sound."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from functools import partial
 from typing import Callable, Iterable, TextIO
@@ -52,11 +51,9 @@ def open_voice(setting: str | None, *, rate: int = DEFAULT_RATE_WPM, volume: flo
     warn = on_warning or (lambda message: log.warning("%s", message))
     voice = None
     if plan.engine == "piper":
-        # One core is left to listening: a sentence rendered on the spot while the skill listens
-        # (a cache miss) must not starve the recognizer (on two busy cores it missed its budget).
-        threads = max(1, (os.cpu_count() or 2) - 1)
-        make = partial(PiperVoice, plan.name, rate, 1.0, max_rtf=None if plan.explicit else AUTO_MAX_RTF,
-                       threads=threads)
+        # (PiperVoice leaves one core to listening: a sentence rendered on the spot while the
+        # skill listens must not starve the recognizer; on two busy cores it missed its budget)
+        make = partial(PiperVoice, plan.name, rate, 1.0, max_rtf=None if plan.explicit else AUTO_MAX_RTF)
         try:
             # (a long sentence on a slow, busy machine can take seconds: the budget is wider than espeak-ng's)
             primary = make() if in_process else ProcessVoice(make, timeout_s=10.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import time
 from pathlib import Path
 
@@ -80,13 +81,14 @@ class PiperVoice:
 
     ``identity`` names the voice, its package versions and model size: a sentence rendered by
     another model is never taken for this one's (``tts.cache``). ``threads`` limits its
-    network to that many threads (0: onnxruntime's choice, every core). With ``max_rtf``, a voice
+    network to that many threads (0: onnxruntime's choice, every core; by default every core
+    but one, which is left to listening). With ``max_rtf``, a voice
     that needs more than that many seconds of work per second of speech here refuses to start
     (``DeviceError``): the skill then speaks with espeak-ng.
     """
 
     def __init__(self, name: str = DEFAULT_VOICE, rate: int = DEFAULT_RATE_WPM, volume: float = 1.0, *,
-                 max_rtf: float | None = None, threads: int = 0) -> None:
+                 max_rtf: float | None = None, threads: int | None = None) -> None:
         check_voice_settings(rate, volume)
         why = missing(name)
         if why:
@@ -96,7 +98,8 @@ class PiperVoice:
             from piper import SynthesisConfig  # noqa: PLC0415 (optional dependency)
 
             path = Path(importlib.import_module(module).__file__).parent / "data" / model
-            self._piper = _load(path, threads)
+            # one core is left to listening by default
+            self._piper = _load(path, threads if threads is not None else max(1, (os.cpu_count() or 2) - 1))
         except Exception as exc:  # a broken install: ImportError, onnxruntime's errors, a bad file
             raise DeviceError(f"the natural voice {name!r} cannot be loaded: {exc}") from None
         self._config_cls = SynthesisConfig
