@@ -86,3 +86,21 @@ def test_a_red_flag_called_out_over_the_skill_stops_the_massage() -> None:
     assert "ignored" not in heard and heard["intent"] == "red_flag"
     stopped = [e for e in events if e["event"] == "routine" and e["state"] == "stopped"]
     assert stopped and stopped[0]["reason"] == "red_flag"
+
+
+# The skill's first sentence ("Hello.") plays from 1 s: the canceller has heard only a few
+# tenths of a second of it when the command below is "heard".
+
+def test_a_command_over_the_first_words_before_the_canceller_learned_is_not_obeyed() -> None:
+    # Live, the skill's own first words came back whole as "quit" and stopped the routine: the
+    # canceller had not learned the room, so nothing told the echo from the user.
+    events = _run(user_burst=True, end_s=1.6, seconds=5.0)
+    heard = _repeat(events)
+    assert heard["ignored"] == "over own voice before the echo canceller learned the room"
+    assert heard["intent"] is None and not any(e["event"] == "cut" for e in events)
+
+
+def test_a_safety_phrase_over_the_first_words_is_still_heard() -> None:
+    events = _run(user_burst=True, text="it's getting worse", end_s=1.6, seconds=5.0)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == "it's getting worse")
+    assert "ignored" not in heard and heard["intent"] == "worse"

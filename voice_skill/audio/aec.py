@@ -40,6 +40,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 EXPLAINED = 0.1  # residual/microphone energy below which a block is taken as echo alone
+# The filter has learned the room once it has explained this many blocks of the skill's
+# speech (0.3 s of them): before that, what it lets through is no evidence of anything.
+LEARNED_BLOCKS = 30
 REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the filter step is scaled to
 
 
@@ -63,7 +66,13 @@ class EchoCanceller:
         self._ref_peaks = np.zeros(partitions)  # peak |reference| of each block in the tail
         self._energy = np.zeros(3)  # smoothed energy of: microphone, foreground error, background error
         self.double_talk_blocks = 0  # blocks with more in them than the echo (the user, or a new room)
+        self.explained_blocks = 0  # blocks of the skill's speech the filter took out (10 dB or more)
         self.adoptions = 0
+
+    @property
+    def learned(self) -> bool:
+        """Whether the filter has explained enough of the skill's speech to tell it from the user."""
+        return self.explained_blocks >= LEARNED_BLOCKS
 
     @property
     def active(self) -> bool:
@@ -105,6 +114,8 @@ class EchoCanceller:
         # Residual suppression: where the filter explains the block (what is left is at
         # least 10 dB below what came in), only the skill was talking: damp the rest.
         if energy[1] < EXPLAINED * energy[0]:
+            if peak > 4 * REFERENCE_FLOOR:
+                self.explained_blocks += 1
             return error * self.suppress
         return error
 
@@ -144,6 +155,11 @@ class EchoCancelling(Protocol):
         ``clock_t`` if known) less the loudspeaker's echo; ``mic`` itself if untouched."""
         ...
 
+    @property
+    def learned(self) -> bool:
+        """Whether it has learned the room well enough to take the skill's voice out."""
+        ...
+
 
 class ReferencedEchoCanceller:
     """An ``EchoCanceller`` whose reference is what a speaker says it played at a clock time
@@ -154,6 +170,10 @@ class ReferencedEchoCanceller:
                  canceller: EchoCanceller | None = None) -> None:
         self.reference = reference
         self.canceller = canceller or EchoCanceller()
+
+    @property
+    def learned(self) -> bool:
+        return self.canceller.learned
 
     def process_at(self, mic: np.ndarray, mic_index: int, clock_t: float | None) -> np.ndarray:
         """``mic`` less the echo of what was played at ``clock_t``; ``mic`` itself when there
@@ -255,6 +275,10 @@ class AlignedEchoCanceller:
         self._in_energy = self._out_energy = 0.0
         self._stat_blocks = 0
         self.changes = 0
+
+    @property
+    def learned(self) -> bool:
+        return self.canceller.learned
 
     def process_at(self, mic: np.ndarray, mic_index: int, clock_t: float | None) -> np.ndarray:
         """One block of microphone samples starting at stream sample ``mic_index`` (heard

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 # intro, heard back at half level, came out of PocketSphinx as "my leg is weak ... felt a
 # pop" with more energy left than went in). A safety phrase mixed with the skill's speech
 # in that time is not taken; once the canceller has learned, the energy test decides.
+# Any other command said over the skill's speech before the canceller has explained some of
+# it (``EchoCanceller.learned``) is not taken either: 0.2 s into the skill's first sentence
+# ever, its own "I'm with you" came back as "quit", whole and alone, and stopped the routine
+# (a fresh-clone CI run). The user can say it again once the sentence ends.
 ECHO_LEARNING_S = 8.0
 # With nothing running, a safety phrase buried in a long stretch of other speech is the
 # television or a conversation, not someone calling to the skill: measured on 4 minutes
@@ -85,6 +89,7 @@ class Session:
         # (clock time, energy in, energy out) of the echo canceller's recent blocks
         self._survival: deque[tuple[float, float, float]] = deque(maxlen=int(SURVIVAL_KEEP_S * SAMPLE_RATE
                                                                               / FRAME_SAMPLES))
+        self._echo_learned_at: float | None = None  # clock time the canceller had learned the room
         self._framer = Framer(FRAME_SAMPLES)  # input cut into the frame grid
         self._origin_s: float | None = None  # input time of the frame grid's first sample
 
@@ -216,6 +221,9 @@ class Session:
             first = self.guard.first_started()
             if survived is not None and survived < SURVIVED_MIN_DB:
                 verdict = "echo left over"
+            elif (intent.name not in SAFETY_INTENTS
+                  and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
+                verdict = "over own voice before the echo canceller learned the room"
             elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
                   and tokens(hyp.text) != tuple(intent.phrase.split())):
                 verdict = "mixed with own voice while the echo canceller learns"
@@ -272,6 +280,8 @@ class Session:
         cleaned = self.echo_canceller.process_at(mic, int(round(chunk.start_s * SAMPLE_RATE)), start)
         if start is not None:
             self._survival.append((start, float(mic @ mic), float(cleaned @ cleaned)))
+            if self._echo_learned_at is None and self.echo_canceller.learned:
+                self._echo_learned_at = start
         if cleaned is mic:
             return chunk
         return AudioChunk(np.clip(np.round(cleaned), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)
