@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voice_skill.cli.main import build_parser
-from voice_skill.core.daytime import DEFAULT_NIGHT_HOURS, is_night, parse_hhmm
+from voice_skill.core.daytime import DEFAULT_NIGHT_HOURS, is_night, parse_hhmm, rates_in_a_day
 from voice_skill.settings import Settings, resolve
 
 
@@ -36,3 +36,12 @@ def test_the_settings_and_the_command_line_read_times_alike(tmp_path):
     args = build_parser().parse_args(["run", "--time-of-day", "21:45", "--input", "x.wav"])
     assert args.time_of_day == pytest.approx(21.75)
     assert Settings().night_hours == DEFAULT_NIGHT_HOURS == (22.0, 7.0)
+
+
+def test_the_rates_of_a_day_are_the_days_then_the_nights_once_each() -> None:
+    def manners(hour: float) -> tuple[int, float]:
+        return (140, 0.5) if is_night(hour, (22.0, 7.0)) else (165, 1.0)
+
+    assert rates_in_a_day(165, manners) == [165, 140]
+    assert rates_in_a_day(165, None) == [165]
+    assert rates_in_a_day(130, lambda hour: (130, 1.0)) == [130]

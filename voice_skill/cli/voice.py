@@ -16,6 +16,7 @@ from typing import TextIO
 
 from voice_skill import settings
 from voice_skill.cli import routines as routines_cli
+from voice_skill.core.daytime import rates_in_a_day
 from voice_skill.core.rehearsal import fixed_sentences
 from voice_skill.tts.cache import CachedVoice, cache_root, voice_label
 from voice_skill.tts.choice import FallbackVoice, plan_voice
@@ -23,8 +24,7 @@ from voice_skill.tts.choice import FallbackVoice, plan_voice
 
 def speaking_rates(chosen: settings.Settings) -> list[int]:
     """The day's rate, then the night's (if it differs): the rates the skill speaks at."""
-    return list(dict.fromkeys([chosen.rate] + [settings.night_adjusted(chosen, hour / 4)[0]
-                                               for hour in range(24 * 4)]))
+    return rates_in_a_day(chosen.rate, lambda hour: settings.night_adjusted(chosen, hour))
 
 
 def _open(chosen: settings.Settings, out: TextIO) -> CachedVoice:
@@ -33,11 +33,6 @@ def _open(chosen: settings.Settings, out: TextIO) -> CachedVoice:
     voice, _plan = open_voice(chosen.voice, rate=chosen.rate, volume=chosen.volume, in_process=True,
                               fixed=(), on_warning=lambda text: print(f"warning: {text}", file=out))
     return voice
-
-
-def _missing(voice: CachedVoice, texts: list[str], rates: list[int]) -> int:
-    cache = voice.cache
-    return sum(1 for rate in rates for text in texts if cache is None or not cache.has(voice.identity, rate, text))
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -57,7 +52,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return 0
         texts, _ = _sentences(chosen)
         rates = speaking_rates(chosen)
-        missing = _missing(voice, texts, rates)
+        missing = len(voice.missing(texts, rates))
         total = len(texts) * len(rates)
         cache = voice.cache
         size = cache.size_bytes() if cache is not None else 0
@@ -67,7 +62,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print("               'voice-skill voice prepare' renders the rest now (the skill also does it "
                   "while idle)", file=out)
     finally:
-        _close(voice)
+        voice.close()
     return 0
 
 
@@ -82,12 +77,6 @@ def _sentences(chosen: settings.Settings) -> tuple[list[str], list[str]]:
     return fixed_sentences(routines), sorted(routines)
 
 
-def _close(voice: CachedVoice) -> None:
-    close = getattr(voice.voice, "close", None)
-    if close is not None:
-        close()
-
-
 def cmd_prepare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     chosen = settings.from_args(args)
@@ -97,7 +86,7 @@ def cmd_prepare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     voice = _open(chosen, out)
     voice.keep = set(texts).__contains__
     if voice.cache is None:
-        _close(voice)
+        voice.close()
         print(f"Nothing to prepare: {voice_label(voice.identity)} renders each sentence when it is said.", file=out)
         return 0
     try:
@@ -112,7 +101,7 @@ def cmd_prepare(args: argparse.Namespace, out: TextIO | None = None) -> int:
         else:
             result = voice.prepare(texts, rates)
     finally:
-        _close(voice)
+        voice.close()
     size = voice.cache.size_bytes() if voice.cache is not None else 0
     print(f"Ready: {result.total} sentences, {result.rendered} rendered now, {result.total - result.rendered} "
           f"already there; {time.monotonic() - t0:.1f} s; the cache holds {size / 1e6:.1f} MB.", file=out)

@@ -6,6 +6,8 @@ they end (22:00 to 07:00); equal start and end mean no night hours at all.
 
 from __future__ import annotations
 
+from typing import Callable
+
 DEFAULT_NIGHT = ("22:00", "07:00")  # the one place the default night hours are written
 
 
@@ -36,3 +38,12 @@ def is_night(hour: float, night: tuple[float, float]) -> bool:
 
 
 DEFAULT_NIGHT_HOURS = (parse_hhmm(DEFAULT_NIGHT[0]), parse_hhmm(DEFAULT_NIGHT[1]))
+
+
+def rates_in_a_day(rate: int, manners: Callable[[float], tuple[int, float]] | None) -> list[int]:
+    """The day's speaking ``rate``, then any other that ``manners(hour)`` (rate, volume) gives
+    at some quarter hour of the day: every rate the skill may speak at, for the speech cache."""
+    rates = [rate]
+    if manners is not None:
+        rates += [manners(quarter / 4)[0] for quarter in range(24 * 4)]
+    return list(dict.fromkeys(rates))

@@ -27,7 +27,7 @@ from voice_skill.asr.base import Recognizer
 from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks
 from voice_skill.core.clock import RealClock, VirtualClock, local_hour_fraction
 from voice_skill.core.coach import Coach
-from voice_skill.core.daytime import DEFAULT_NIGHT_HOURS, is_night
+from voice_skill.core.daytime import DEFAULT_NIGHT_HOURS, is_night, rates_in_a_day
 from voice_skill.core.intents import Intent, IntentParser, PhraseTable
 from voice_skill.core.routine import Routine, builtin_routines, suited_routine
 from voice_skill.core.echoguard import EchoGuard
@@ -298,7 +298,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     view.start()
     filler = None
     if voice is not None:  # sentences the cache lacks are rendered while nothing is going on
-        filler = CacheFiller(voice, fixed, _speaking_rates(options),
+        filler = CacheFiller(voice, fixed, rates_in_a_day(options.rate_wpm, options.manners),
                              busy=lambda: speaker.busy or session.coach.active).start()
     with Stopper() as stopper:  # held through the clean-up: a second signal then ends it (see Stopper)
         try:
@@ -314,15 +314,6 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
                 recorder.finish(clock.now())
             _report_alsa_repeats()
     return 0
-
-
-def _speaking_rates(options: RunOptions) -> list[int]:
-    """The rates the skill may speak at: the day's, then any other that its manners give at
-    some hour (night), so the cache holds both."""
-    rates = [options.rate_wpm]
-    if options.manners is not None:
-        rates += [options.manners(hour / 4)[0] for hour in range(24 * 4)]
-    return list(dict.fromkeys(rates))
 
 
 def _report_alsa_repeats() -> None:

@@ -14,7 +14,7 @@ from voice_skill.core.speechtime import DEFAULT_RATE_WPM
 from voice_skill.devices.speaker import SoundSpeaker, TextSpeaker
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.runtime.supervise import ProcessVoice
-from voice_skill.tts.base import Speaker, Voice
+from voice_skill.tts.base import Speaker, Voice, close_voice
 from voice_skill.tts.cache import CachedVoice, SentenceCache, cache_root, voice_label
 from voice_skill.tts.choice import AUTO_MAX_RTF, FallbackVoice, VoicePlan, plan_voice
 from voice_skill.tts.espeak import Pyttsx3Voice, check_voice_settings
@@ -155,14 +155,8 @@ class CacheFiller:
         self._thread.start()
         return self
 
-    def _missing(self) -> list[tuple[str, int]]:
-        cache, identity = self.voice.cache, self.voice.identity
-        if cache is None:
-            return []
-        return [(text, rate) for rate in self.rates for text in self.texts if not cache.has(identity, rate, text)]
-
     def _run(self) -> None:
-        missing = self._missing()
+        missing = self.voice.missing(self.texts, self.rates) if self.voice.cache is not None else []
         if not missing:
             self.complete.set()
             return
@@ -173,7 +167,7 @@ class CacheFiller:
             log.warning("speech cache: no engine to fill it (%s)", exc.message)
             return
         if self._stop.is_set():  # stopped while the engine started
-            _close(engine)
+            close_voice(engine)
             return
         filler = CachedVoice(engine, self.voice.cache, keep=self.voice.keep, finish=self.voice.finish)
         try:
@@ -181,9 +175,9 @@ class CacheFiller:
                 if self.busy():
                     self._stop.wait(self.wait_s)
                     continue
-                result = filler.prepare([t for t, _r in missing], dict.fromkeys(r for _t, r in missing),
-                                        should_pause=lambda: self._stop.is_set() or self.busy())
+                result = filler.fill(missing, should_pause=lambda: self._stop.is_set() or self.busy())
                 self.rendered += result.rendered
+                missing = missing[result.done:]
                 if result.complete:
                     self.complete.set()
                     return
@@ -191,18 +185,12 @@ class CacheFiller:
             if not self._stop.is_set():
                 log.warning("speech cache: filling stopped (%s)", exc.message)
         finally:
-            _close(engine)
+            close_voice(engine)
 
     def stop(self) -> None:
         """Stop at once: a sentence being rendered is abandoned with its engine."""
         self._stop.set()
         if self._engine is not None:
-            _close(self._engine)
+            close_voice(self._engine)
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=1)
-
-
-def _close(voice: object) -> None:
-    close = getattr(voice, "close", None)
-    if close is not None:
-        close()

@@ -59,3 +59,10 @@ class Speaker(Protocol):
         canceller fed by the speaker itself; None when it cannot say (a device speaker keeps
         its own tape: ``SoundSpeaker.tape``)."""
         ...
+
+
+def close_voice(voice: object) -> None:
+    """Close ``voice``'s engine (a child process, a library handle) if it has anything to close."""
+    close = getattr(voice, "close", None)
+    if close is not None:
+        close()

@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from voice_skill.audio.loudness import TARGET_LUFS, finish_sentence
+from voice_skill.tts.base import close_voice
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +211,16 @@ class CachedVoice:
 
     def render(self, text: str, rate: int) -> np.ndarray:
         """``text`` at ``rate``, full volume, finished: from the cache when it has it."""
-        identity = self.voice.identity
         if self.cache is not None:
-            hit = self.cache.get(identity, rate, text)
+            hit = self.cache.get(self.voice.identity, rate, text)
             if hit is not None:
                 return hit
+        return self._render_fresh(text, rate)
+
+    def _render_fresh(self, text: str, rate: int) -> np.ndarray:
+        """``text`` rendered by the voice (not looked up), stored if it is kept."""
         with self._lock:
+            identity = self.voice.identity
             self.voice.rate, self.voice.volume = rate, 1.0
             samples = self.finish(np.asarray(self.voice.synthesize(text), dtype=np.int16))
             # The voice may have changed while rendering (a fallback): store under the one that spoke.
@@ -231,20 +236,46 @@ class CachedVoice:
             return samples
         return np.round(samples.astype(np.float32) * max(self.volume, 0.0)).astype(np.int16)
 
+    def missing(self, texts: Iterable[str], rates: Iterable[int]) -> list[tuple[str, int]]:
+        """The (text, rate) pairs the cache has no good entry for, rates first."""
+        jobs = _jobs(texts, rates)
+        if self.cache is None:
+            return jobs
+        identity = self.voice.identity
+        return [(text, rate) for text, rate in jobs if not self.cache.has(identity, rate, text)]
+
     def prepare(self, texts: Iterable[str], rates: Iterable[int],
                 progress: Callable[[int, int], None] | None = None,
                 should_pause: Callable[[], bool] | None = None) -> PrepareResult:
         """Render every text at every rate that is not in the cache yet. ``progress(done,
         total)`` after each; ``should_pause()`` true stops early (the caller comes back later)."""
-        jobs = [(text, rate) for rate in dict.fromkeys(rates) for text in dict.fromkeys(texts) if text.strip()]
-        result = PrepareResult(total=len(jobs))
-        for text, rate in jobs:
+        texts, rates = list(texts), list(rates)
+        total, missing = len(_jobs(texts, rates)), self.missing(texts, rates)
+        ready = total - len(missing)
+        step = None if progress is None else (lambda done, _n: progress(ready + done, total))
+        result = self.fill(missing, progress=step, should_pause=should_pause)
+        return PrepareResult(total=total, done=ready + result.done, rendered=result.rendered)
+
+    def fill(self, missing: Iterable[tuple[str, int]], progress: Callable[[int, int], None] | None = None,
+             should_pause: Callable[[], bool] | None = None) -> PrepareResult:
+        """Render (text, rate) pairs known to be missing (from ``missing``), in order, without
+        looking them up again; ``result.done`` of them are done when it returns."""
+        missing = list(missing)
+        result = PrepareResult(total=len(missing))
+        for text, rate in missing:
             if should_pause is not None and should_pause():
                 break
-            if self.cache is None or not self.cache.has(self.voice.identity, rate, text):
-                self.render(text, rate)
-                result.rendered += 1
+            self._render_fresh(text, rate)
+            result.rendered += 1
             result.done += 1
             if progress is not None:
                 progress(result.done, result.total)
         return result
+
+    def close(self) -> None:
+        """Close the voice's engine (its child process), if it has one."""
+        close_voice(self.voice)
+
+
+def _jobs(texts: Iterable[str], rates: Iterable[int]) -> list[tuple[str, int]]:
+    return [(text, rate) for rate in dict.fromkeys(rates) for text in dict.fromkeys(texts) if text.strip()]

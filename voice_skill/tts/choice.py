@@ -24,6 +24,7 @@ import numpy as np
 
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.tts import piper
+from voice_skill.tts.base import close_voice
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class FallbackVoice:
                 failed = self._voice
                 self._voice = self._make_fallback()  # may raise DeviceError: no voice at all
                 self._switched = True
-                _close(failed)
+                close_voice(failed)
                 message = f"the natural voice failed ({exc.message}); speaking with espeak-ng from now on"
                 log.warning("%s", message)
                 if self.on_switch is not None:
@@ -119,10 +120,4 @@ class FallbackVoice:
 
     def close(self) -> None:
         self._closed = True
-        _close(self._voice)
-
-
-def _close(voice: object) -> None:
-    close = getattr(voice, "close", None)
-    if close is not None:
-        close()
+        close_voice(self._voice)
