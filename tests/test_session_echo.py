@@ -29,10 +29,12 @@ def _voice(text: str) -> tuple[float, np.ndarray]:
     return seconds, rng.standard_normal(int(seconds * SAMPLE_RATE)) * 3000.0  # a loud, broadband "voice"
 
 
-def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0) -> list[dict]:
+def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0,
+         echo: bool = True) -> list[dict]:
     """'calf cramp' at 1 s; then ``text`` is "heard" in the 0.5 s before ``end_s`` while the
     skill speaks. The microphone holds the skill's echo (the simulated room) and, if
-    ``user_burst``, the user's own voice over those 0.5 s."""
+    ``user_burst``, the user's own voice over those 0.5 s. Without ``echo`` the microphone
+    hears none of the skill (a headset)."""
     loaded = [routine_from_dict(routine())]
     clock = VirtualClock()
     out = io.StringIO()
@@ -40,7 +42,7 @@ def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: fl
     speaker = VirtualSpeaker(clock, _voice)
     session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text)]), parser=IntentParser(),
                       coach=coach, speaker=speaker, clock=clock, events=EventLog(out),
-                      room=RoomEcho(speaker.played, 0.5), echo_canceller=ReferencedEchoCanceller(speaker.played))
+                      room=RoomEcho(speaker.played, 0.5) if echo else None, echo_canceller=ReferencedEchoCanceller(speaker.played))
     rng = np.random.default_rng(7)
     chunk = int(0.1 * SAMPLE_RATE)
     for i in range(int(seconds * 10)):
@@ -104,3 +106,13 @@ def test_a_safety_phrase_over_the_first_words_is_still_heard() -> None:
     events = _run(user_burst=True, text="it's getting worse", end_s=1.6, seconds=5.0)
     heard = next(e for e in events if e["event"] == "heard" and e["text"] == "it's getting worse")
     assert "ignored" not in heard and heard["intent"] == "worse"
+
+
+def test_where_the_microphone_hears_no_echo_a_command_over_the_skill_is_obeyed_after_its_first_words() -> None:
+    # No echo: the canceller never learns anything, and must not keep the user's "stop" out.
+    first = _repeat(_run(user_burst=True, end_s=1.6, seconds=5.0, echo=False))
+    assert first["ignored"] == "over own voice before the echo canceller learned the room"
+    events = _run(user_burst=True, end_s=7.0, echo=False)
+    heard = _repeat(events)
+    assert "ignored" not in heard and heard["intent"] == "repeat"
+    assert any(e["event"] == "cut" for e in events)

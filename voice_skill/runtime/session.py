@@ -33,11 +33,14 @@ log = logging.getLogger(__name__)
 # intro, heard back at half level, came out of PocketSphinx as "my leg is weak ... felt a
 # pop" with more energy left than went in). A safety phrase mixed with the skill's speech
 # in that time is not taken; once the canceller has learned, the energy test decides.
-# Any other command said over the skill's speech before the canceller has explained some of
-# it (``EchoCanceller.learned``) is not taken either: 0.2 s into the skill's first sentence
-# ever, its own "I'm with you" came back as "quit", whole and alone, and stopped the routine
-# (a fresh-clone CI run). The user can say it again once the sentence ends.
 ECHO_LEARNING_S = 8.0
+# Any other command said over the skill's first words ever, before the canceller has explained
+# some of them (``EchoCanceller.learned``), is not taken either: 0.2 s into the skill's first
+# sentence, its own "I'm with you" came back as "quit", whole and alone, and stopped the
+# routine (a fresh-clone CI run). Only the first words: where the microphone hears no echo at
+# all (a headset, a loudspeaker far away) the canceller never learns, and a user's "stop" over
+# the skill must still be obeyed. The user can say it again once the sentence ends.
+FIRST_WORDS_S = 4.0
 # With nothing running, a safety phrase buried in a long stretch of other speech is the
 # television or a conversation, not someone calling to the skill: measured on 4 minutes
 # of generated TV audio, all 23 emergency and red-flag phrases PocketSphinx found came
@@ -221,7 +224,7 @@ class Session:
             first = self.guard.first_started()
             if survived is not None and survived < SURVIVED_MIN_DB:
                 verdict = "echo left over"
-            elif (intent.name not in SAFETY_INTENTS
+            elif (intent.name not in SAFETY_INTENTS and first is not None and hyp.start_s < first + FIRST_WORDS_S
                   and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
                 verdict = "over own voice before the echo canceller learned the room"
             elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
@@ -282,6 +285,9 @@ class Session:
             self._survival.append((start, float(mic @ mic), float(cleaned @ cleaned)))
             if self._echo_learned_at is None and self.echo_canceller.learned:
                 self._echo_learned_at = start
+                first = self.guard.first_started()
+                log.info("echo canceller: learned the room %.1f s after the skill first spoke",
+                         start - first if first is not None else 0.0)
         if cleaned is mic:
             return chunk
         return AudioChunk(np.clip(np.round(cleaned), -32768, 32767).astype("<i2").tobytes(), chunk.start_s)
