@@ -159,3 +159,22 @@ def test_unsupported_encoding_is_named(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InputFileError, match="unsupported WAV encoding"):
         list(iter_wav_chunks(path))
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000, 44101])
+def test_the_resampler_gives_the_same_samples_in_any_blocks_and_from_its_table(rate):
+    from voice_skill.audio.pcm import Resampler
+
+    x = (np.random.default_rng(rate).standard_normal(rate) * 0.3).astype(np.float32)
+
+    def resample(block: int, table: bool = True) -> np.ndarray:
+        r = Resampler(rate)
+        if not table:
+            r._table = None  # every kernel computed from the sample's own position
+        parts = [r.process(x[i:i + block]) for i in range(0, len(x), block)]
+        return np.concatenate(parts + [r.process(np.zeros(0, np.float32), final=True)])
+
+    whole = resample(len(x))
+    assert len(whole) == round(len(x) * 16000 / rate)
+    assert np.array_equal(resample(777), whole)
+    assert np.abs(resample(1000, table=False) - whole).max() < 1e-5

@@ -29,7 +29,7 @@ from voice_skill.runtime.output import CacheFiller, open_voice
 from voice_skill.runtime.supervise import ProcessVoice
 from voice_skill.tts import piper
 from voice_skill.tts.cache import CachedVoice, SentenceCache, cache_root, voice_label
-from voice_skill.tts.choice import FallbackVoice, plan_voice
+from voice_skill.tts.choice import DEFAULT_VOICE_SETTING, FallbackVoice, plan_voice
 from voice_skill.tts.espeak import Pyttsx3Voice
 
 needs_piper = pytest.mark.skipif(piper.missing() is not None, reason=f"no natural voice: {piper.missing()}")
@@ -221,7 +221,7 @@ def test_the_voice_setting_is_read() -> None:
     installed = piper.missing() is None
     auto = plan_voice("auto")
     assert auto.engine == ("piper" if installed else "espeak") and not auto.explicit
-    assert plan_voice(None) == auto
+    assert plan_voice(None) == plan_voice(DEFAULT_VOICE_SETTING) == plan_voice("espeak")
     assert (plan_voice("piper").label, plan_voice("piper").explicit) == ("piper:joe", True)
     assert plan_voice("piper:joe").label == "piper:joe"
     assert plan_voice("espeak").label == "espeak" == plan_voice("espeak:default").label

@@ -36,6 +36,7 @@ from voice_skill.core.coach import PACE_MAX, PACE_MIN
 from voice_skill.core.daytime import DEFAULT_NIGHT, hhmm, is_night, parse_hhmm
 from voice_skill.errors import UsageError
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
+from voice_skill.tts.choice import DEFAULT_VOICE_SETTING
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,7 @@ SPECS: tuple[Spec, ...] = (
          "microphone to use (a fragment of its name)", "NAME"),
     Spec("output_device", None, "a fragment of a loudspeaker's name", _text,
          "loudspeaker to use (a fragment of its name)", "NAME"),
-    # espeak-ng by default until the natural voice is as reliable in the echo path (the README's
-    # "The voice"): over it, the live self-hearing and barge-in tests failed on a busy machine.
-    Spec("voice", "espeak", "auto, piper, piper:NAME, espeak, espeak:NAME or an espeak-ng voice name", _text,
+    Spec("voice", DEFAULT_VOICE_SETTING, "auto, piper, piper:NAME, espeak, espeak:NAME or an espeak-ng voice name", _text,
          "text-to-speech voice: espeak (the default), auto (the natural voice where it runs fast enough, "
          "else espeak-ng), piper:joe or espeak:NAME", "NAME"),
     Spec("rate", DEFAULT_RATE_WPM, f"a whole number of words per minute from {RATE_MIN} to {RATE_MAX}",

@@ -173,18 +173,33 @@ class Resampler:
     """Streaming band-limited resampler (windowed sinc), exact across block boundaries.
 
     The output for a signal does not depend on how it was split into blocks, which keeps
-    file replay chunk-size invariant.
+    file replay chunk-size invariant. Output sample ``n`` sits at input position ``n * p / q``
+    (``rate_in / rate_out`` in lowest terms); its fractional part repeats every ``q`` outputs,
+    so the ``q`` kernels are computed once (``q`` is 320 for 22.05 kHz, 3 for 48 kHz) and each
+    block is a table look-up and a dot product. Rates whose ratio has no small denominator
+    compute the kernel per sample.
     """
+
+    MAX_PHASES = 4096
 
     def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE, taps_per_side: int = 16) -> None:
         self.rate_in = rate_in
         self.rate_out = rate_out
-        self.step = rate_in / rate_out
+        g = math.gcd(rate_in, rate_out)
+        self._p, self._q = rate_in // g, rate_out // g  # output n sits at input n * p / q
         self.half = taps_per_side
         self.cutoff = min(1.0, rate_out / rate_in) * 0.95
+        self._offs = np.arange(-self.half + 1, self.half + 1)
+        self._table = (self._kernel(np.arange(self._q) / self._q) if self._q <= self.MAX_PHASES else None)
         self._buf = np.zeros(self.half, dtype=np.float32)  # history: zero before the start
         self._buf_start = -self.half  # input index of _buf[0]
         self._next_out = 0  # next output sample index
+
+    def _kernel(self, frac: np.ndarray) -> np.ndarray:
+        """The taps for outputs whose input position is ``frac`` past a whole sample."""
+        dist = frac[:, None] - self._offs[None, :]
+        window = 0.5 + 0.5 * np.cos(np.pi * np.clip(dist / self.half, -1, 1))
+        return (self.cutoff * np.sinc(self.cutoff * dist) * window).astype(np.float32)
 
     def process(self, x: np.ndarray, final: bool = False) -> np.ndarray:
         if self.rate_in == self.rate_out:
@@ -193,25 +208,21 @@ class Resampler:
         if final:
             self._buf = np.concatenate([self._buf, np.zeros(self.half + 1, dtype=np.float32)])
         last_in = self._buf_start + len(self._buf) - 1
-        # Output n sits at input position n*step; it needs inputs up to floor(pos)+half.
-        n_stop = int(math.floor((last_in - self.half) / self.step)) + 1
+        p, q = self._p, self._q
+        # Output n needs inputs up to floor(n * p / q) + half.
+        n_stop = (last_in - self.half) * q // p + 1
         if final:
             real_inputs = last_in + 1 - (self.half + 1)
-            n_stop = min(n_stop, int(math.ceil(real_inputs / self.step)))
+            n_stop = min(n_stop, -(-real_inputs * q // p))
         if n_stop <= self._next_out:
             return np.zeros(0, dtype=np.float32)
-        n = np.arange(self._next_out, n_stop)
-        pos = n * self.step
-        base = np.floor(pos).astype(np.int64)
-        offs = np.arange(-self.half + 1, self.half + 1)
-        idx = base[:, None] + offs[None, :]
-        dist = pos[:, None] - idx
-        window = 0.5 + 0.5 * np.cos(np.pi * np.clip(dist / self.half, -1, 1))
-        kernel = self.cutoff * np.sinc(self.cutoff * dist) * window
-        samples = self._buf[idx - self._buf_start]
-        out = (samples * kernel).sum(axis=1).astype(np.float32)
+        n = np.arange(self._next_out, n_stop, dtype=np.int64)
+        base, phase = np.divmod(n * p, q)
+        kernel = self._table[phase] if self._table is not None else self._kernel(phase / q)
+        samples = self._buf[base[:, None] + self._offs[None, :] - self._buf_start]
+        out = np.einsum("ij,ij->i", samples, kernel).astype(np.float32)
         self._next_out = n_stop
-        keep_from = int(math.floor(n_stop * self.step)) - self.half
+        keep_from = n_stop * p // q - self.half
         drop = max(0, keep_from - self._buf_start)
         self._buf = self._buf[drop:]
         self._buf_start += drop

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # length: with the cache full it renders almost nothing while coaching, but a sentence the
 # cache lacks must still come out sooner than it takes to say.
 AUTO_MAX_RTF = 0.5
+# What an unset ``voice`` means. espeak-ng until the natural voice is as reliable in the echo
+# path (the README's "The voice"): over it, the live self-hearing and barge-in tests failed on
+# a busy machine, and hearing the user over the skill is a safety matter.
+DEFAULT_VOICE_SETTING = "espeak"
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,9 @@ class VoicePlan:
 
 
 def plan_voice(setting: str | None) -> VoicePlan:
-    """Read the ``voice`` setting (UsageError for an unknown natural voice)."""
-    value = (setting or "auto").strip()
+    """Read the ``voice`` setting (None: ``DEFAULT_VOICE_SETTING``; UsageError for an unknown
+    natural voice)."""
+    value = (setting or DEFAULT_VOICE_SETTING).strip()
     engine, _, name = value.partition(":")
     if value == "auto":
         why = piper.missing()
