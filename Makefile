@@ -1,10 +1,12 @@
 # Two commands do all the set-up on a fresh Debian or Raspberry Pi OS machine:
 #   make run    system packages (where we have the rights), .venv, the package; then listen
-#   make test   the same set-up plus the test tools; then the whole test suite, on two
-#               workers (tests on a sound server all on one of them: tests/conftest.py)
+#   make test   the same set-up plus the test tools; then the whole test suite, on one
+#               worker more than there are cores (tests on a sound server all on one of
+#               them, the others at a lower priority: tests/conftest.py)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+WORKERS ?= $(shell n=$$(( $$(nproc) + 1 )); echo $$(( n > 6 ? 6 : n )))
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test setup system-deps system-deps-test system-deps-train model bench spotter-train spotter-eval commands-train commands-eval install-service uninstall-service clean
@@ -17,7 +19,7 @@ run: system-deps $(STAMP)
 
 test: system-deps-test $(STAMP)
 	$(BIN)/ruff check voice_skill scripts tests
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 setup: system-deps $(STAMP)
 

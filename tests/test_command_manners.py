@@ -61,3 +61,23 @@ def test_a_spotted_command_in_a_routine_is_obeyed():
     heard = first(events, "heard", text="stop")
     assert heard["intent"] == "stop" and "ignored" not in heard
     first(events, "routine", state="stopped")
+
+
+@pytest.mark.parametrize("heard, spoken, same", [
+    ("pause", "paused", True), ("resume", "resuming", True), ("stop", "stopping", True),
+    ("next", "next", True), ("slower", "slower", True), ("stop", "stoop", False), ("go", "going", False),
+    ("pause", "pauper", False), ("wait", "waiter", True), ("back", "background", False),
+])
+def test_a_command_word_is_the_skills_own_with_an_ending(heard, spoken, same):
+    from voice_skill.core.echoguard import same_word
+
+    assert same_word(heard, spoken) is same
+
+
+def test_the_skills_own_resuming_heard_back_as_resume_is_its_own_voice():
+    parser = IntentParser()
+    guard = EchoGuard()
+    guard.started(1, 10.0, "Resuming.")
+    guard.ended(1, 10.8)
+    hyp = Hypothesis("resume", 0.8, 10.1, 10.6)
+    assert guard.judge(hyp, parser.parse(hyp.text)) == "own voice"

@@ -29,7 +29,8 @@ from voice_skill.runtime.output import CacheFiller, open_voice
 from voice_skill.runtime.supervise import ProcessVoice
 from voice_skill.tts import piper
 from voice_skill.tts.cache import CachedVoice, SentenceCache, cache_root, voice_label
-from voice_skill.tts.choice import DEFAULT_VOICE_SETTING, FallbackVoice, plan_voice
+from voice_skill.core.speechtime import DEFAULT_VOICE_SETTING
+from voice_skill.tts.choice import FallbackVoice, plan_voice
 from voice_skill.tts.espeak import Pyttsx3Voice
 
 needs_piper = pytest.mark.skipif(piper.missing() is not None, reason=f"no natural voice: {piper.missing()}")

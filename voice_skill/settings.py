@@ -35,8 +35,7 @@ from typing import Callable, Mapping
 from voice_skill.core.coach import PACE_MAX, PACE_MIN
 from voice_skill.core.daytime import DEFAULT_NIGHT, hhmm, is_night, parse_hhmm
 from voice_skill.errors import UsageError
-from voice_skill.core.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
-from voice_skill.tts.choice import DEFAULT_VOICE_SETTING
+from voice_skill.core.speechtime import DEFAULT_RATE_WPM, DEFAULT_VOICE_SETTING, MAX_RATE_WPM, MIN_RATE_WPM
 
 log = logging.getLogger(__name__)
 

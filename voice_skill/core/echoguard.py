@@ -15,14 +15,31 @@ if TYPE_CHECKING:
 SAFETY_INTENTS = frozenset({"emergency", "red_flag", "worse", "pregnant"})
 
 
+# Endings the skill's own words may carry beyond a command's word: its "Resuming." and
+# "Paused." came back through the room as "resume" and "pause" (a simulated-room test).
+_ENDINGS = ("", "s", "es", "d", "ed", "ing", "er", "ly")
+
+
+def same_word(heard: str, spoken: str) -> bool:
+    """Whether ``heard`` (a command's word) is ``spoken`` or ``spoken`` is it with an ending:
+    pause/paused, resume/resuming, stop/stopping."""
+    if heard == spoken:
+        return True
+    stem = heard[:-1] if heard.endswith("e") and len(heard) > 3 else heard
+    if len(stem) < 3 or not spoken.startswith(stem):
+        return False
+    rest = spoken[len(stem):]
+    return rest in _ENDINGS or (rest[:1] == stem[-1] and rest[1:] in _ENDINGS)
+
+
 class EchoGuard:
     """Keeps the skill from obeying its own voice.
 
     It knows when the speaker was playing and what it said. A hypothesis that overlaps
     the skill's own speech (plus a tail for room echo and device latency) is ignored if it
     would start a routine, if the command it carries is made of words the skill was saying
-    at that moment, or if it holds anything besides the command (the recognizer turning
-    the skill's own sentence into words). A command said on its own, that the skill was not
+    at that moment (``same_word``: "Paused." holds "pause"), or if it holds anything besides
+    the command (the recognizer turning the skill's own sentence into words). A command said on its own, that the skill was not
     saying, gets through: that is barge-in. A safety phrase (``SAFETY_INTENTS``) gets through
     in any sentence unless the skill was saying those very words. Courtesy words around a
     command ("okay", "please": ``courtesy``) are not "anything besides" it.
@@ -72,8 +89,8 @@ class EchoGuard:
             return None
         if intent.name in ("start", "stretch"):
             return "own voice"
-        phrase_words = set(intent.phrase.split())
-        if any(phrase_words <= words for words in overlapping):
+        phrase_words = intent.phrase.split()
+        if any(all(any(same_word(w, s) for s in words) for w in phrase_words) for words in overlapping):
             return "own voice"
         if intent.name in SAFETY_INTENTS:
             return None

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from voice_skill.core.speechtime import DEFAULT_VOICE_SETTING
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.tts import piper
 from voice_skill.tts.base import close_voice
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 # length: with the cache full it renders almost nothing while coaching, but a sentence the
 # cache lacks must still come out sooner than it takes to say.
 AUTO_MAX_RTF = 0.5
-# What an unset ``voice`` means. espeak-ng until the natural voice is as reliable in the echo
-# path (the README's "The voice"): over it, the live self-hearing and barge-in tests failed on
-# a busy machine, and hearing the user over the skill is a safety matter.
-DEFAULT_VOICE_SETTING = "espeak"
 
 
 @dataclass(frozen=True)
