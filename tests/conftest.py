@@ -1,17 +1,18 @@
 """Fixtures shared by the test modules: ``pulse`` is a private PulseAudio server (tests/pulse.py).
 
-``make test`` runs the suite on two pytest-xdist workers with ``--dist loadgroup``. Each worker
-is its own process, so module-scoped fixtures and per-process caches are built once per worker
-that needs them. The tests on a PulseAudio server (marked ``live``, or using ``pulse``) start
+``make test`` runs the suite on pytest-xdist workers (one more than the cores) with ``--dist
+loadgroup``. Each worker is its own process, so module-scoped fixtures and per-process caches
+are built once per worker that needs them. The tests on a PulseAudio server (marked ``live``, or using ``pulse``) start
 servers and real-time audio streams and check timings against recordings: they all go to one
 worker, the ``live`` xdist group, and so never run at the same time as each other.
 
 The scheduler hands out the biggest group first (the live one: many tests, mostly waiting on
 real time), then the other groups, then single tests in collection order. Tests marked
 ``slow(seconds=...)`` (about how long on one idle core) are put at the front of the
-collection, the longest first: they start while the live group runs on the other worker, and
-the run ends on short tests that even out the two workers, not on a long one that starts
-when the other worker is done.
+collection, the longest first: they start while the live group runs on its worker, and the
+run ends on short tests that even out the workers, not on a long one that starts when the
+others are done. The workers without the live group run at a lower priority
+(``CPU_WORKER_NICE``).
 """
 
 import os
