@@ -483,8 +483,9 @@ def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
     skill.wait_for(lambda ev: any(e["event"] == "say" and e["text"] == messages["microphone_back"] for e in ev), 30,
                    "the skill to say it can hear again")
     time.sleep(1.0)
-    # A user not obeyed says it again: on one loaded run the first "stop" was lost in what the
-    # reopened microphone heard around it (the skill's own next lines, through this room).
+    # A user not obeyed says it again. On one loaded run (stop 20) the first "stop" was lost: the
+    # reopened microphone heard the skill's own next lines around it, though this room has no
+    # path from the loudspeaker to the microphone; the cause is not found (docs/faults.md).
     for attempt in range(2):
         skill.say("stop", to=MIC_FEED_SINK)
         try:
