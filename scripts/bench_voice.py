@@ -48,11 +48,14 @@ PI4_SLOWER = 3.0  # a Raspberry Pi 4 core against one of this machine's (the iss
 NIGHT_RATE = 140
 
 
-def _engines() -> dict[str, partial]:
+def _engines(one_thread_too: bool = False) -> dict[str, partial]:
+    """The engines to compare; the natural voice on one thread too (as the idle cache filler
+    runs it) only where its speed is measured."""
     out = {"espeak-ng": partial(Pyttsx3Voice, rate=DEFAULT_RATE_WPM)}
     if piper.missing() is None:
         out["piper:joe"] = partial(piper.PiperVoice, rate=DEFAULT_RATE_WPM, threads=0)  # every core
-        out["piper:joe, 1 thread"] = partial(piper.PiperVoice, rate=DEFAULT_RATE_WPM, threads=1)
+        if one_thread_too:
+            out["piper:joe, 1 thread"] = partial(piper.PiperVoice, rate=DEFAULT_RATE_WPM, threads=1)
     return out
 
 
@@ -63,7 +66,7 @@ def _pct(values: list[float], q: float) -> float:
 def speed(texts: list[str]) -> None:
     print("\n| engine | real-time factor, median | 90th percentile | Raspberry Pi 4, estimated median |")
     print("|---|---|---|---|")
-    for name, make in _engines().items():
+    for name, make in _engines(one_thread_too=True).items():
         voice = make()
         voice.synthesize("Warm up.")
         factors = []
@@ -81,8 +84,6 @@ def decision_to_samples(cache_dir: Path) -> None:
     print("\n| engine | from the cache, median (max) | rendered on the spot, median (max) |")
     print("|---|---|---|")
     for name, make in _engines().items():
-        if "1 thread" in name:
-            continue
         engine = ProcessVoice(make)
         try:
             voice = CachedVoice(engine, SentenceCache(cache_dir / name))
@@ -111,8 +112,6 @@ def coaching_cpu(cache_dir: Path) -> None:
     print("|---|---|---|")
     # (CPU milliseconds per second of routine: the cache's reads and checks are well under one)
     for name, make in _engines().items():
-        if "1 thread" in name:
-            continue
         inner = make()
         cached = CachedVoice(inner, SentenceCache(cache_dir / f"cpu-{name}"))
         cached.prepare(texts, [DEFAULT_RATE_WPM])
@@ -136,8 +135,6 @@ def memory() -> None:
     print("\n| engine | resident memory of its child process after a sentence |")
     print("|---|---|")
     for name, make in _engines().items():
-        if "1 thread" in name:
-            continue
         engine = ProcessVoice(make)
         try:
             engine.synthesize("Rest your leg on something soft.")
@@ -150,8 +147,6 @@ def cache_size(cache_dir: Path, texts: list[str]) -> None:
     print("\n| engine | sentences | on disk | time to prepare |")
     print("|---|---|---|---|")
     for name, make in _engines().items():
-        if "1 thread" in name:
-            continue
         voice = CachedVoice(make(), SentenceCache(cache_dir / f"size-{name}"))
         t0 = time.perf_counter()
         result = voice.prepare(texts, [DEFAULT_RATE_WPM, NIGHT_RATE])
@@ -163,8 +158,6 @@ def loudness(texts: list[str]) -> None:
     print("\n| engine | spread as rendered (LU) | spread after finishing (LU) | finished, min / max LUFS |")
     print("|---|---|---|---|")
     for name, make in _engines().items():
-        if "1 thread" in name:
-            continue
         voice = make()
         raw, done = [], []
         for text in texts:
