@@ -251,9 +251,10 @@ def test_sound_speaker_plays_reports_times_and_cancels(pulse, tmp_path, voice) -
     cut = t["cancelled", 2] - info["cancel_at"]
     assert 0.0 <= cut <= lat + 0.1, (cut, lat, underflows)
     # The recorded gap from A's end to B's start matches the event times. (The natural voice's
-    # words fade in and out over tens of milliseconds, and where such an edge crosses the
-    # threshold moves by up to a tenth of a second through the sound server.)
-    edge_s = 0.06 if voice == "espeak" else 0.12
+    # words fade in and out over tens of milliseconds: where the cut falls in a soft stretch,
+    # B's heard end comes 0.06-0.11 s early on an idle machine, and on one loaded CI run the gap
+    # was 0.125 s short; espeak-ng's edges are within 0.015 s idle.)
+    edge_s = 0.06 if voice == "espeak" else 0.2
     expected_gap = (t["started", 2] + lead_b) - (t["started", 1] + last_a)
     assert abs((b0 - a1) - expected_gap) < edge_s, (b0 - a1, expected_gap, underflows)
     # B was heard from its start to the cancel only.
