@@ -26,7 +26,8 @@ TRIGGER_VOICES = ["flite:slt", "flite:awb", "flite:kal16", "espeak:en-us+f2@150"
 COMMAND_VOICES = ["flite:slt", "flite:awb"]
 
 # What the built-in model does with the intent phrases said one after another by a command
-# voice, measured with the grammar the skill builds (courtesy words among its fillers, as
+# voice (each phrase by one of them, in turn: both voices saying all 256 cost three CPU-minutes
+# of the suite; the four confusions and five misses that had were spread over both), measured with the grammar the skill builds (courtesy words among its fillers, as
 # asr/select.py makes it). A confusion (a phrase heard as another intent) is the worst kind:
 # "slow down" taken as "done" skips the massage. Every phrase must come back as its own intent,
 # except:
@@ -37,19 +38,14 @@ COMMAND_VOICES = ["flite:slt", "flite:awb"]
 #   run, so the entry must go (or move to KNOWN_MISSES if it is now heard as nothing).
 # Neither list may grow past its size today (test_the_known_lists_only_shrink).
 KNOWN_MISSES: dict[tuple[str, str], str] = {
-    ("flite:slt", "cancel"): "heard 'hand still'",
-    ("flite:slt", "wait"): "heard 'lake'",
     ("flite:slt", "help"): "heard 'yellow um' since the courtesy words became fillers",
-    ("flite:awb", "pause"): "heard 'force' since the courtesy words became fillers",
-    ("flite:awb", "hold on"): "heard 'goal don't'",
+    ("flite:slt", "hot to touch"): "heard 'can today lunch' since each phrase is said by one voice (stop 20)",
+    ("flite:slt", "cramp"): "heard nothing since each phrase is said by one voice (stop 20)",
 }
 KNOWN_CONFUSIONS: dict[tuple[str, str], str] = {
     ("flite:slt", "quit"): "heard 'who wait' -> pause",
-    ("flite:slt", "hold on"): "heard 'channel done' -> done",
-    ("flite:awb", "slow down"): "heard 'so done' -> done",
-    ("flite:awb", "commands"): "heard 'come uh next' -> next",
 }
-MAX_KNOWN_MISSES, MAX_KNOWN_CONFUSIONS = 5, 4
+MAX_KNOWN_MISSES, MAX_KNOWN_CONFUSIONS = 3, 1
 
 
 def command_phrases(voice: str) -> list[tuple[str, str]]:
