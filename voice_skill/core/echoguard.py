@@ -39,10 +39,11 @@ class EchoGuard:
     the skill's own speech (plus a tail for room echo and device latency) is ignored if it
     would start a routine, if the command it carries is made of words the skill was saying
     at that moment (``same_word``: "Paused." holds "pause"), or if it holds anything besides
-    the command (the recognizer turning the skill's own sentence into words). A command said on its own, that the skill was not
-    saying, gets through: that is barge-in. A safety phrase (``SAFETY_INTENTS``) gets through
-    in any sentence unless the skill was saying those very words. Courtesy words around a
-    command ("okay", "please": ``courtesy``) are not "anything besides" it.
+    the command (the recognizer turning the skill's own sentence into words). A command said
+    on its own, that the skill was not saying, gets through: that is barge-in. A safety
+    phrase (``SAFETY_INTENTS``) gets through in any sentence unless the skill was saying
+    those very words. Courtesy words around a command ("okay", "please": ``courtesy``) are
+    not "anything besides" it.
 
     ``hears_speaker`` is False where the input cannot hold the skill's voice (a recording
     played in without a simulated room): the spans of speech on the virtual clock are then
