@@ -67,6 +67,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 # than there are cores, soak up what is left. On two cores the suite took 10.5 min with two
 # workers, the live one idle most of the time; see docs/development.md.
 CPU_WORKER_NICE = 5
+_NICED = pytest.StashKey[bool]()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -76,9 +77,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if _is_xdist_worker(item.config) and not uses_a_sound_server(item) and not item.config.stash.get(_NICED, False):
         item.config.stash[_NICED] = True
         os.nice(CPU_WORKER_NICE)
-
-
-_NICED = pytest.StashKey[bool]()
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:

@@ -305,21 +305,28 @@ def test_an_engine_that_cannot_start_is_one_device_error() -> None:
         ProcessVoice(BrokenVoice)
 
 
+def speak_in_background(voice, text: str) -> tuple[threading.Thread, list[BaseException]]:
+    """``voice.synthesize(text)`` on a thread of its own, as the speaker calls it, so that a
+    test can close the voice mid-sentence; what it raised is collected in the list."""
+    errors: list[BaseException] = []
+
+    def speak() -> None:
+        try:
+            voice.synthesize(text)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=speak)
+    thread.start()
+    return thread, errors
+
+
 def test_closing_a_voice_mid_hang_ends_its_child_at_once(tmp_path) -> None:
     # A synthesis budget far longer than the wait below: the sentence can only end early
     # because close() ended the child, not because the budget ran out.
     voice = ProcessVoice(partial(HangOnceVoice, str(tmp_path / "m")), timeout_s=600.0)
     pid = voice.pid
-    errors: list[BaseException] = []
-
-    def speak() -> None:
-        try:
-            voice.synthesize("hang here")
-        except BaseException as exc:
-            errors.append(exc)
-
-    th = threading.Thread(target=speak)
-    th.start()
+    th, errors = speak_in_background(voice, "hang here")
     while not (tmp_path / "m").exists():  # the child is hanging now
         time.sleep(0.01)
     voice.close()

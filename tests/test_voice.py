@@ -13,13 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.test_faults import speak_in_background
 from voice_skill.audio.chime import ChimeVoice
 from voice_skill.audio.loudness import TARGET_LUFS, integrated_loudness
 from voice_skill.audio.pcm import SAMPLE_RATE, write_wav
@@ -438,17 +438,9 @@ def test_closing_the_skill_mid_sentence_is_not_a_failure_of_the_natural_voice() 
     switched: list[str] = []
     primary = ProcessVoice(SlowVoice, start_timeout_s=60)
     voice = FallbackVoice(primary, lambda: CountingVoice("espeak:default:0"), on_switch=switched.append)
-    errors: list[BaseException] = []
-
-    def speak() -> None:
-        try:
-            voice.synthesize("Rest your leg.")
-        except DeviceError as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=speak)
-    worker.start()
+    worker, errors = speak_in_background(voice, "Rest your leg.")
     time.sleep(0.5)
     voice.close()
     worker.join(10)
-    assert switched == [] and not voice.switched and len(errors) == 1
+    assert switched == [] and not voice.switched
+    assert len(errors) == 1 and isinstance(errors[0], DeviceError), errors

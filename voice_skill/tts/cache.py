@@ -238,7 +238,9 @@ class CachedVoice:
 
     def missing(self, texts: Iterable[str], rates: Iterable[int]) -> list[tuple[str, int]]:
         """The (text, rate) pairs the cache has no good entry for, rates first."""
-        jobs = _jobs(texts, rates)
+        return self._uncached(_jobs(texts, rates))
+
+    def _uncached(self, jobs: list[tuple[str, int]]) -> list[tuple[str, int]]:
         if self.cache is None:
             return jobs
         identity = self.voice.identity
@@ -249,9 +251,9 @@ class CachedVoice:
                 should_pause: Callable[[], bool] | None = None) -> PrepareResult:
         """Render every text at every rate that is not in the cache yet. ``progress(done,
         total)`` after each; ``should_pause()`` true stops early (the caller comes back later)."""
-        texts, rates = list(texts), list(rates)
-        total, missing = len(_jobs(texts, rates)), self.missing(texts, rates)
-        ready = total - len(missing)
+        jobs = _jobs(texts, rates)
+        missing = self._uncached(jobs)
+        total, ready = len(jobs), len(jobs) - len(missing)
         step = None if progress is None else (lambda done, _n: progress(ready + done, total))
         result = self.fill(missing, progress=step, should_pause=should_pause)
         return PrepareResult(total=total, done=ready + result.done, rendered=result.rendered)
