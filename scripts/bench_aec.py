@@ -94,6 +94,7 @@ def replay(aec, folder: Path) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--module", type=Path, default=None, help="an aec.py to load instead of the package's")
+    ap.add_argument("--rooms", nargs="*", choices=("loopback", "room"), help="only these rooms")
     ap.add_argument("--replay", type=Path, default=None, help="a live test's folder with speaker.wav and microphone.wav")
     args = ap.parse_args()
     aec = load_canceller(args.module)
@@ -109,6 +110,9 @@ def main() -> int:
     print("| room | onset dB median / worst | word dB median / worst | after dB median / worst | CPU s per audio s |")
     print("|---|---|---|---|---|")
     for name, echo in rooms.items():
+        if args.rooms and name not in args.rooms:
+            continue
+        typical = float(echo @ echo) / len(echo)  # the echo's average power
         onsets, words, afters, cpu, audio = [], [], [], 0.0, 0.0
         for user in users:
             for level in LEVELS:
@@ -130,7 +134,7 @@ def main() -> int:
                     n = min(len(u), end - at)
                     words.append(db(u[:n], out[at:at + n] - u[:n]))
                     after = slice(at + len(u), end)
-                    if float(echo[after] @ echo[after]) > (end - at - len(u)) * 300.0 ** 2:  # -40 dBFS and up
+                    if float(echo[after] @ echo[after]) > 0.1 * typical * (end - at - len(u)):  # 10 dB under the average
                         afters.append(db(echo[after], out[after]))
 
         def cell(xs: list[float]) -> str:
