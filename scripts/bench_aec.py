@@ -3,8 +3,8 @@
 through, and how much echo it takes out afterwards.
 
     .venv/bin/python scripts/bench_aec.py
-    git show REV:voice_skill/audio/aec.py > /tmp/aec_then.py
-    .venv/bin/python scripts/bench_aec.py --module /tmp/aec_then.py    # the canceller of REV
+    git show REV:voice_skill/audio/aec.py > build/aec_then.py
+    .venv/bin/python scripts/bench_aec.py --module build/aec_then.py   # the canceller of REV
     .venv/bin/python scripts/bench_aec.py --replay DIR                 # a live test's two recordings
 
 ``--replay`` takes a live self-hearing test's folder (``speaker.wav``: what the loudspeaker
