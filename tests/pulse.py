@@ -161,11 +161,13 @@ class PulseServer:
         self._children.append(proc)
         return proc
 
-    def record_speaker(self, wav: str | os.PathLike[str], rate: int = 16000,
-                       device: str = f"{SPEAKER_SINK}.monitor") -> subprocess.Popen[bytes]:
-        """Start recording the virtual speaker (or another source: ``device``) to ``wav`` (16 kHz
-        mono); stop it with :func:`stop_recording`."""
-        proc = subprocess.Popen(["parecord", f"--device={device}", "--file-format=wav", f"--rate={rate}",
+    def record_speaker(self, wav: str | os.PathLike[str], rate: int = 16000) -> subprocess.Popen[bytes]:
+        """Start recording the virtual speaker to ``wav`` (16 kHz mono); stop it with :func:`stop_recording`."""
+        return self.record(wav, f"{SPEAKER_SINK}.monitor", rate)
+
+    def record(self, wav: str | os.PathLike[str], source: str, rate: int = 16000) -> subprocess.Popen[bytes]:
+        """Start recording ``source`` to ``wav`` (16 kHz mono); stop it with :func:`stop_recording`."""
+        proc = subprocess.Popen(["parecord", f"--device={source}", "--file-format=wav", f"--rate={rate}",
                                  "--channels=1", "--format=s16le", "--latency-msec=20", os.fspath(wav)],
                                 env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._children.append(proc)

@@ -121,17 +121,17 @@ class Mouth:
         self._thread.start()
 
     def _play(self) -> None:
-        silence = bytes(2 * self.BLOCK)
+        size = 2 * self.BLOCK  # bytes
         pending = b""
         while self._open:
             if not pending:
                 try:
                     pending = self._words.get_nowait()
                 except queue.Empty:
-                    pending = b""
-            block, pending = (pending[:2 * self.BLOCK], pending[2 * self.BLOCK:]) if pending else (silence, b"")
+                    pass
+            block, pending = pending[:size], pending[size:]
             try:
-                self.proc.stdin.write(block.ljust(2 * self.BLOCK, b"\0"))  # blocks while the server's buffer is full
+                self.proc.stdin.write(block.ljust(size, b"\0"))  # silence between words; blocks while the server's buffer is full
                 self.proc.stdin.flush()
             except (BrokenPipeError, ValueError):
                 return
@@ -485,17 +485,16 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     # echo came in as loud as the user's voice.)
     deadline = time.monotonic() + 10.0
     while True:
-        listing = skill.server.pactl("list", "sink-inputs").stdout
-        loop = [block.split("#", 1)[1].split()[0] for block in listing.split("\n\n")
-                if re.search(rf"Owner Module: {module}\b", block)]
+        streams = json.loads(skill.server.pactl("--format=json", "list", "sink-inputs").stdout or "[]")
+        loop = [s["index"] for s in streams if s.get("owner_module") == module]
         if loop or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert len(loop) == 1, listing
-    skill.server.pactl("set-sink-input-volume", loop[0], "-6dB")
+    assert len(loop) == 1, streams
+    skill.server.pactl("set-sink-input-volume", str(loop[0]), "-6dB")
     # What the microphone heard, kept beside the loudspeaker's recording for a failure's post-mortem
     # (scripts/bench_aec.py --replay runs the echo canceller on the two).
-    mic_recorder = skill.server.record_speaker(skill.tmp / "microphone.wav", device=MIC_SOURCE)
+    mic_recorder = skill.server.record(skill.tmp / "microphone.wav", MIC_SOURCE)
     user = skill.mouth(MIC_FEED_SINK)
     skill.wait_listening()
     user.say("calf cramp")
