@@ -160,6 +160,12 @@ class EchoCancelling(Protocol):
         """Whether it has learned the room well enough to take the skill's voice out."""
         ...
 
+    @property
+    def last_reference(self) -> np.ndarray | None:
+        """The reference the last ``process_at`` lined up with its block (None: nothing was
+        playing), for the second opinion of ``echocheck``."""
+        ...
+
 
 class ReferencedEchoCanceller:
     """An ``EchoCanceller`` whose reference is what a speaker says it played at a clock time
@@ -170,6 +176,7 @@ class ReferencedEchoCanceller:
                  canceller: EchoCanceller | None = None) -> None:
         self.reference = reference
         self.canceller = canceller or EchoCanceller()
+        self.last_reference: np.ndarray | None = None
 
     @property
     def learned(self) -> bool:
@@ -178,9 +185,11 @@ class ReferencedEchoCanceller:
     def process_at(self, mic: np.ndarray, mic_index: int, clock_t: float | None) -> np.ndarray:
         """``mic`` less the echo of what was played at ``clock_t``; ``mic`` itself when there
         is nothing to take out (a block of another size, silence before any speech)."""
+        self.last_reference = None
         if len(mic) != self.canceller.block:
             return mic
         ref = self.reference(clock_t, len(mic)) if clock_t is not None else None
+        self.last_reference = ref
         if ref is None and not self.canceller.active:
             return mic
         return self.canceller.process(mic, ref)
@@ -275,6 +284,7 @@ class AlignedEchoCanceller:
         self._in_energy = self._out_energy = 0.0
         self._stat_blocks = 0
         self.changes = 0
+        self.last_reference: np.ndarray | None = None
 
     @property
     def learned(self) -> bool:
@@ -284,6 +294,7 @@ class AlignedEchoCanceller:
         """One block of microphone samples starting at stream sample ``mic_index`` (heard
         at clock time ``clock_t``, if known), less the echo of the loudspeaker."""
         mic = np.asarray(mic, dtype=np.float64)
+        self.last_reference = None
         self._remember(mic, mic_index)
         if clock_t is not None:
             out_index = self.tape.index_at(clock_t)
@@ -296,6 +307,7 @@ class AlignedEchoCanceller:
             self._estimate(mic_index + len(mic))
         offset = self.offset if self.offset is not None else self._guess
         ref = self.tape.read(mic_index + offset + self.lead, len(mic))
+        self.last_reference = ref if ref.any() else None
         if not ref.any() and not self.canceller.active:
             return mic
         out = self.canceller.process(mic, ref if ref.any() else None)

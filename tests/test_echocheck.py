@@ -1,0 +1,76 @@
+"""The second opinion on words heard over the skill's voice (``audio.echocheck``), on real
+synthesised speech through a simulated room."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from voice_skill.audio.aec import simulated_room
+from voice_skill.audio.echocheck import unexplained_db
+
+needs_speech = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+                                  reason="espeak-ng and flite make the test speech")
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def speech():
+    from voice_skill.devtools.speechgen import synthesize
+
+    skill = synthesize("Find the tightest part. Make small, slow circles there with your thumbs.",
+                       "espeak:en-us").astype(float)
+    user = synthesize("pause", "flite:slt").astype(float)
+    return skill, user
+
+
+def room(ref, lead_s=0.02, gain=0.5, seed=0):
+    """The microphone's echo of ``ref``, and ``ref`` read ``lead_s`` ahead as the canceller does."""
+    echo = np.convolve(ref, simulated_room(seed))[: len(ref)] * gain
+    lead = int(lead_s * RATE)
+    aligned = np.concatenate([ref[lead:], np.zeros(lead)]) if lead >= 0 else np.concatenate([np.zeros(-lead), ref[:lead]])
+    floor = np.random.default_rng(seed).standard_normal(len(ref)) * 3.0  # a quiet room's hiss, -80 dBFS
+    return echo + floor, aligned
+
+
+@needs_speech
+def test_the_loudspeakers_own_words_are_explained_by_its_reference(speech):
+    skill, _ = speech
+    mic, ref = room(skill)
+    for at in (1.0, 2.0, 3.0):  # half-second stretches inside the sentence, the fit over all of it
+        start, end = int(at * RATE), int((at + 0.5) * RATE)
+        assert unexplained_db(mic, ref, start, end) < -20
+
+
+@needs_speech
+def test_a_users_word_over_the_skill_is_not(speech):
+    skill, user = speech
+    mic, ref = room(skill)
+    at = int(1.5 * RATE)
+    mic[at:at + len(user)] += user * 0.5  # as loud as the echo
+    u = unexplained_db(mic, ref, at, at + len(user))
+    assert u > -6  # the user's half of the energy, less what a fit takes of anything
+
+
+@needs_speech
+def test_an_echo_that_moved_since_the_offset_was_found_is_still_explained(speech):
+    skill, _ = speech
+    for lead_s in (-0.05, 0.0, 0.15):  # the echo 70 ms or 20 ms earlier, or 130 ms later, than expected
+        mic, ref = room(skill, lead_s=lead_s)
+        assert unexplained_db(mic, ref, 2 * RATE, int(2.5 * RATE)) < -20, lead_s
+
+
+def test_without_playback_or_audio_enough_there_is_no_opinion():
+    rng = np.random.default_rng(1)
+    mic = rng.standard_normal(RATE) * 1000
+    assert unexplained_db(mic, np.zeros(RATE), 0, RATE // 2) is None  # nothing played
+    assert unexplained_db(mic[:2000], mic[:2000], 0, 1000) is None  # too short to fit
+    assert unexplained_db(mic, mic[:-1], 0, 1000) is None  # not lined up
+
+
+def test_a_reference_that_is_not_in_the_microphone_explains_nothing():
+    """A headset: the loudspeaker plays, the microphone hears only the user."""
+    rng = np.random.default_rng(2)
+    mic = rng.standard_normal(3 * RATE) * 1000
+    ref = rng.standard_normal(3 * RATE) * 1000
+    assert unexplained_db(mic, ref, RATE, 2 * RATE) > -1
