@@ -9,16 +9,25 @@ the skill talks is buried in one long utterance of the skill's own words.
 - Blocks are ``block`` samples (10 ms at 16 kHz, the session's frame); the filter covers
   ``partitions`` blocks of echo tail (160 ms by default).
 - Double talk (the user speaking over the skill) would teach the filter the user's voice.
-  Two filters share the reference: a background one that always learns, and a foreground
-  one whose estimate is subtracted. The foreground takes the background's taps when these
-  leave clearly less behind (over the last few blocks); a background that leaves more than
-  the microphone had (it learned the user) starts again from the foreground. No detector
-  has to guess how loud the echo may be: a Geigel detector (microphone louder than 0.6 of
-  the reference) took a loudspeaker's echo that was nearly as loud as the samples played
-  for the user all the time, and froze the filter for good.
-- Where the filter explains a block (the residual is 10 dB or more below the microphone
-  signal), only the skill was talking, and the residual is damped a further 40 dB
-  (PocketSphinx normalises loudness away: live, it made words of a residual 30-40 dB down).
+  Two filters share the reference: a background one that learns, and a foreground one
+  whose estimate is subtracted. Once the filter has converged (it typically leaves the echo
+  20 dB down or more: ``converged``), the background's step shrinks by
+  the square of the ratio of the foreground's echo estimate to the loudest recent error
+  (held about 100 ms): an error louder than the echo the filter predicts is someone else.
+  The foreground takes the background's taps only outside double talk, when the background
+  leaves less behind by more than the two estimates differ; a background that leaves far
+  more than the microphone had (it learned the user) starts again from the foreground.
+  Double talk is judged against the predicted echo, not the loudspeaker's level: a Geigel
+  detector (microphone louder than 0.6 of the reference) took a loudspeaker's echo that was
+  nearly as loud as the samples played for the user all the time, and froze the filter.
+- A room that really changed looks like double talk to that rule. ``relearn`` lifts it
+  until the filter explains the echo again; ``AlignedEchoCanceller`` calls it when the echo
+  moved on the tape and the microphone holds the echo alone.
+- Where the filter explains a block (10 dB or more taken out, and no more than 15 dB above
+  what it typically leaves), only the skill was talking, and the residual is damped a
+  further 40 dB (PocketSphinx normalises loudness away: live, it made words of a residual
+  30-40 dB down). A block with only 10 dB gone where the filter usually takes 50 dB holds
+  someone else: damping it took the first consonant of a user's "pause" ("us", "was").
 - When the loudspeaker has been silent for longer than the tail, blocks pass untouched
   and cost nothing.
 
@@ -43,12 +52,24 @@ EXPLAINED = 0.1  # residual/microphone energy below which a block is taken as ec
 # The filter has learned the room once it has explained this many blocks of the skill's
 # speech (0.3 s of them): before that, what it lets through is no evidence of anything.
 LEARNED_BLOCKS = 30
+# The foreground takes the background's taps when the background leaves less behind by more
+# than this share of how far apart their estimates are (squared, smoothed); it gives them back
+# when the background leaves more by BACKTRACK_SPREAD of it.
+ADOPT_SPREAD = 0.5
+BACKTRACK_SPREAD = 4.0
+LEFTOVER_SPREAD_DB = 12.0  # a block is damped up to this far above what the filter typically leaves
+DOUBLE_TALK_RELEASE = 0.9  # per block: the loudest recent error fades over about 100 ms
+RELEARN_BLOCKS = 500  # at most 5 s at full speed after the echo path changed
+# The microphone's last 0.6 s correlates with the tape at least this fraction of what the echo
+# alone does: no one is talking over it (a user's word there took the loopback's 0.99 to 0.6-0.7).
+RELEARN_CORRELATION = 0.85
+CONVERGED_DB = -20.0  # what the filter typically leaves of a block of echo once it knows the room
 REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the filter step is scaled to
 
 
 class EchoCanceller:
     def __init__(self, block: int = 160, partitions: int = 16, step: float = 0.5,
-                 power_floor: float = 1e-6, suppress: float = 0.01, adopt: float = 0.7) -> None:
+                 power_floor: float = 1e-6, suppress: float = 0.01) -> None:
         if block <= 0 or partitions <= 0:
             raise ValueError("block and partitions must be positive")
         self.block = block
@@ -56,7 +77,6 @@ class EchoCanceller:
         self.step = step
         self.power_floor = power_floor
         self.suppress = suppress
-        self.adopt = adopt
         bins = block + 1
         self._w = np.zeros((partitions, bins), dtype=np.complex128)  # background filter (always learning)
         self._wf = np.zeros((partitions, bins), dtype=np.complex128)  # foreground filter (the one used)
@@ -64,7 +84,15 @@ class EchoCanceller:
         self._prev_ref = np.zeros(block)
         self._power = np.full(bins, power_floor)
         self._ref_peaks = np.zeros(partitions)  # peak |reference| of each block in the tail
-        self._energy = np.zeros(3)  # smoothed energy of: microphone, foreground error, background error
+        # Smoothed energies of the microphone, the foreground's and the background's errors, and
+        # the difference of their two echo estimates.
+        self._energy = np.zeros(4)
+        self._gain = 0.0  # smoothed: how much less the background leaves than the foreground
+        self._spread = 0.0  # smoothed: how far apart the two estimates are (the gain's yardstick)
+        self._loud_error = 0.0  # the loudest recent foreground error, released slowly (double talk)
+        self._relearn = 0  # blocks left of learning at full speed (``relearn``)
+        self._relearned_from = 0
+        self._leftover_db = 10.0 * np.log10(EXPLAINED)  # what the filter typically leaves of a block of echo
         self.double_talk_blocks = 0  # blocks with more in them than the echo (the user, or a new room)
         self.explained_blocks = 0  # blocks of the skill's speech the filter took out (10 dB or more)
         self.adoptions = 0
@@ -73,6 +101,25 @@ class EchoCanceller:
     def learned(self) -> bool:
         """Whether the filter has explained enough of the skill's speech to tell it from the user."""
         return self.explained_blocks >= LEARNED_BLOCKS
+
+    @property
+    def converged(self) -> bool:
+        """Whether the filter typically takes the echo CONVERGED_DB down or more: only then is an
+        error louder than the echo it predicts someone else, not the room it has yet to learn.
+        (Judged from ``learned`` alone, 0.3 s of speech explained by 10 dB, the control slowed a
+        filter still far from the room, and a CI run's skill obeyed its own first words.)"""
+        return self.learned and self._leftover_db < CONVERGED_DB
+
+    def relearn(self, blocks: int = RELEARN_BLOCKS) -> None:
+        """Learn at full speed for up to ``blocks`` blocks: the caller has seen the echo path
+        change with the echo alone in the microphone, where an error louder than the echo the
+        filter predicts is the new room, not someone talking."""
+        self._relearn = blocks
+        self._relearned_from = self.explained_blocks
+        self._loud_error = 0.0
+        # What it left of the old room says nothing of the new one: not converged until it
+        # takes the new echo as far down (else the slow double-talk pace resumed after 0.3 s).
+        self._leftover_db = max(self._leftover_db, 10.0 * np.log10(EXPLAINED))
 
     @property
     def active(self) -> bool:
@@ -100,35 +147,56 @@ class EchoCanceller:
                               axis=1)[:, self.block:]
         error = mic - echoes[0]
         background_error = mic - echoes[1]
-        energy = np.array([mic @ mic, error @ error, background_error @ background_error])
+        apart = echoes[0] - echoes[1]
+        energy = np.array([mic @ mic, error @ error, background_error @ background_error, apart @ apart])
         self._energy = 0.6 * self._energy + 0.4 * energy
-        heard, left, left_background = self._energy
-        self._adapt(spectrum, background_error)
-        if left_background < self.adopt * left and left_background < heard:
+        heard, left, left_background, differ = self._energy
+        gain = left - left_background
+        self._gain = 0.6 * self._gain + 0.4 * gain
+        self._spread = 0.36 * self._spread + 0.16 * left * differ
+        # Double talk: once the filter has converged, an error louder than the echo the foreground
+        # predicts is someone else's voice; learning from it would teach the filter that voice.
+        # The step shrinks by the square of the ratio, and the foreground takes no taps.
+        if self._relearn > 0:
+            # Until the filter explains the echo again (as many blocks as it took to learn the room).
+            self._relearn = 0 if self.explained_blocks - self._relearned_from >= LEARNED_BLOCKS else self._relearn - 1
+            scale = 1.0
+        else:
+            self._loud_error = max(energy[1], DOUBLE_TALK_RELEASE * self._loud_error)
+            scale = 1.0 if not self.converged else min(1.0, float(echoes[0] @ echoes[0]) / (self._loud_error + 1.0)) ** 2
+        self._adapt(spectrum, background_error, scale)
+        if scale >= 1.0 and self._gain > 0 and self._gain ** 2 > ADOPT_SPREAD * self._spread and left_background < heard:
             self._wf = self._w.copy()  # the background explains the echo better: use it
             self.adoptions += 1
-        elif left_background > 2.0 * heard + 1.0 and left < heard:
+        elif -gain * abs(gain) > BACKTRACK_SPREAD * left * differ and left < heard:
             self._w = self._wf.copy()  # the background learned the user's voice: start it again from the good one
         if left > 0.5 * heard:
             self.double_talk_blocks += 1
         # Residual suppression: where the filter explains the block (what is left is at
         # least 10 dB below what came in), only the skill was talking: damp the rest.
         if energy[1] < EXPLAINED * energy[0]:
+            left_db = 10.0 * np.log10((energy[1] + 1e-9) / (energy[0] + 1e-9))
             if peak > 4 * REFERENCE_FLOOR:
                 self.explained_blocks += 1
-            return error * self.suppress
+                self._leftover_db += 0.05 * (left_db - self._leftover_db)
+            if left_db < self._leftover_db + LEFTOVER_SPREAD_DB:
+                return error * self.suppress
         return error
 
-    def _adapt(self, spectrum: np.ndarray, error: np.ndarray) -> None:
+    def _adapt(self, spectrum: np.ndarray, error: np.ndarray, scale: float = 1.0) -> None:
         # Normalise by the reference's power over the whole filter (every partition), not
         # the newest block alone: in the gaps between words the newest block is silent
         # while older ones still drive the echo, and a step scaled to that silence made
         # the filter blow up on live audio. The floor (a -60 dBFS reference) keeps the
-        # step sane when the reference is quiet.
-        self._power = 0.9 * self._power + 0.1 * (np.abs(self._x) ** 2).mean(axis=0) / (2 * self.block)
+        # step sane when the reference is quiet. The estimate rises at once and falls slowly:
+        # smoothed both ways, it lagged each word's onset and the first blocks of every word took
+        # steps many times too long (the skill's first sentence still leaked at 2.5 s; with the
+        # fast rise it is 25 dB down by 2 s on a loopback, see docs/measurements.md).
+        power = (np.abs(self._x) ** 2).mean(axis=0) / (2 * self.block)
+        self._power = np.maximum(0.9 * self._power + 0.1 * power, power)
         err = np.fft.rfft(np.concatenate([np.zeros(self.block), error]))
         floor = max(self.power_floor, REFERENCE_FLOOR ** 2)
-        gain = self.step / ((self._power + floor) * 2 * self.block * self.partitions)
+        gain = scale * self.step / ((self._power + floor) * 2 * self.block * self.partitions)
         gradient = np.fft.irfft(np.conj(self._x) * err[None, :] * gain[None, :], axis=1)
         gradient[:, self.block:] = 0.0  # keep the filter causal and linear (overlap-save)
         self._w += np.fft.rfft(gradient, axis=1)
@@ -285,6 +353,8 @@ class AlignedEchoCanceller:
         self._stat_blocks = 0
         self.changes = 0
         self.last_reference: np.ndarray | None = None
+        self._relearn_pending = False
+        self._echo_correlation = 1.0  # the correlation the echo alone has with the tape (a room's tail lowers it)
 
     @property
     def learned(self) -> bool:
@@ -349,12 +419,25 @@ class AlignedEchoCanceller:
         self.estimates += 1
         if self.offset is not None and abs(found - self.offset) <= self.tolerance:
             self._candidate = None  # a small drift: the filter follows it
+            if self._relearn_pending and ncc >= RELEARN_CORRELATION * self._echo_correlation:
+                self._relearn_pending = False
+                self.canceller.relearn()
+            self._echo_correlation += 0.2 * (ncc - self._echo_correlation)
             return
         if self._candidate is not None and abs(found - self._candidate) <= self.tolerance:
             log.info("echo found %.1f ms from where it was looked for (correlation %.2f); was %s", 1000 * (found - centre)
                      / self.tape.rate, ncc, "unknown" if self.offset is None else f"{self.offset - found:+d} samples off")
+            moved = self.offset is not None
             self.offset = found
             self._candidate = None
             self.changes += 1
+            # The room may have changed with its delay (a resampler's phase, a new buffer): once
+            # the echo alone fills the window, the filter learns it at full speed.
+            self._relearn_pending = moved
+            if not moved:
+                self._echo_correlation = ncc
+            elif ncc >= RELEARN_CORRELATION * self._echo_correlation:
+                self._relearn_pending = False
+                self.canceller.relearn()
             return
         self._candidate = found
