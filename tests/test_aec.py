@@ -238,3 +238,25 @@ def test_the_skills_first_words_are_taken_out_within_seconds(room, by_s):
     out = run(EchoCanceller(), echo, ref)
     then = slice(int(by_s * 16000), int((by_s + 1.0) * 16000))
     assert db(echo[then], out[then]) > 20
+
+
+@needs_speech
+def test_an_echo_that_is_gone_is_not_put_back_into_the_microphone(speech):
+    # Live: the microphone was unplugged, the server moved the skill's input to the loudspeaker's
+    # monitor for a moment (its echo learned at full level), and the input reopened on the real
+    # microphone, which hears no loudspeaker. The filter kept subtracting its echo estimate, so
+    # the recognizer heard the skill's own voice, and the skill obeyed its own "done".
+    ref, user = speech
+    at = 3 * 16000
+    mic = np.concatenate([ref[:at] * 0.9, np.zeros(len(ref) - at)])  # the echo, then none
+    rng = np.random.default_rng(3)
+    mic += rng.standard_normal(len(ref)) * 3.0
+    word = at + 8000
+    mic[word:word + len(user)] += user
+    aec = EchoCanceller()
+    out = run(aec, mic, ref)
+    assert aec.learned and aec.resets == 1
+    after = slice(at + 800, len(out))  # from 50 ms after the echo went
+    assert db(out[after], mic[after]) < 1.0  # nothing of the skill's voice added
+    window = slice(word, word + len(user))
+    assert db(user, out[window] - user) > 20  # and the user's word passes as said

@@ -63,6 +63,11 @@ RELEARN_BLOCKS = 500  # at most 5 s at full speed after the echo path changed
 # The microphone's last 0.6 s correlates with the tape at least this fraction of what the echo
 # alone does: no one is talking over it (a user's word there took the loopback's 0.99 to 0.6-0.7).
 RELEARN_CORRELATION = 0.85
+# The echo the filter predicts is not in the microphone when the microphone's projection on the
+# estimate is below this share of it (live: the input reopened on a microphone that hears no
+# loudspeaker, after the filter had learned the loudspeaker's monitor at full level).
+ABSENT_SHARE = 0.25
+FORGET_BLOCKS = 30  # not found over this many blocks of the skill's speech (0.3 s): start over
 CONVERGED_DB = -20.0  # what the filter typically leaves of a block of echo once it knows the room
 REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the filter step is scaled to
 
@@ -96,11 +101,26 @@ class EchoCanceller:
         self.double_talk_blocks = 0  # blocks with more in them than the echo (the user, or a new room)
         self.explained_blocks = 0  # blocks of the skill's speech the filter took out (10 dB or more)
         self.adoptions = 0
+        self.resets = 0  # times the filter started over (``_forget``)
+        self._match = np.zeros(2)  # smoothed: the microphone along the echo estimate, the estimate's energy
+        self._absent = 0  # blocks of the skill's speech since the estimate was last found in the microphone
 
     @property
     def learned(self) -> bool:
         """Whether the filter has explained enough of the skill's speech to tell it from the user."""
         return self.explained_blocks >= LEARNED_BLOCKS
+
+    def _forget(self) -> None:
+        """Start over: no room learned (explained blocks so far still count for ``learned``)."""
+        self._w[:] = 0.0
+        self._wf[:] = 0.0
+        self._energy[:] = 0.0
+        self._gain = self._spread = self._loud_error = 0.0
+        self._relearn = self._absent = 0
+        self._match[:] = 0.0
+        self._leftover_db = 10.0 * np.log10(EXPLAINED)
+        self.resets += 1
+        log.info("echo canceller: the echo it learned is gone from the microphone; learning the room again")
 
     @property
     def converged(self) -> bool:
@@ -151,6 +171,24 @@ class EchoCanceller:
         energy = np.array([mic @ mic, error @ error, background_error @ background_error, apart @ apart])
         self._energy = 0.6 * self._energy + 0.4 * energy
         heard, left, left_background, differ = self._energy
+        # Is the echo the foreground predicts in the microphone at all? Its share in what was heard
+        # (the microphone's projection on the estimate: about 1 with the echo there, with or
+        # without someone talking over it; about 0 with the echo gone).
+        estimate = echoes[0] @ echoes[0]
+        self._match = 0.6 * self._match + 0.4 * np.array([mic @ echoes[0], estimate])
+        along, predicted = self._match
+        if predicted > self.block * REFERENCE_FLOOR ** 2 and along < ABSENT_SHARE * predicted:
+            # Not there: subtracting the estimate would add the skill's own voice to the input, so
+            # the block passes as heard. Kept up while the loudspeaker plays, the echo the filter
+            # learned is gone (the microphone was replaced or reopened, the loudspeaker moved
+            # away): start again from nothing.
+            if peak > 4 * REFERENCE_FLOOR:
+                self._absent += 1
+                if self._absent >= FORGET_BLOCKS:
+                    self._forget()
+            return mic
+        if along > 0.5 * predicted:
+            self._absent = 0
         gain = left - left_background
         self._gain = 0.6 * self._gain + 0.4 * gain
         self._spread = 0.36 * self._spread + 0.16 * left * differ
