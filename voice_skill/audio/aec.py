@@ -175,9 +175,11 @@ class EchoCanceller:
         # (the microphone's projection on the estimate: about 1 with the echo there, with or
         # without someone talking over it; about 0 with the echo gone).
         estimate = echoes[0] @ echoes[0]
-        self._match = 0.6 * self._match + 0.4 * np.array([mic @ echoes[0], estimate])
+        self._match = 0.8 * self._match + 0.2 * np.array([mic @ echoes[0], estimate])
         along, predicted = self._match
-        if predicted > self.block * REFERENCE_FLOOR ** 2 and along < ABSENT_SHARE * predicted:
+        # (Someone talking over the echo scatters the projection; the subtraction then still
+        # leaves less than was heard, which an absent echo's never does.)
+        if predicted > self.block * REFERENCE_FLOOR ** 2 and along < ABSENT_SHARE * predicted and left > 2.0 * heard:
             # Not there: subtracting the estimate would add the skill's own voice to the input, so
             # the block passes as heard. Kept up while the loudspeaker plays, the echo the filter
             # learned is gone (the microphone was replaced or reopened, the loudspeaker moved
