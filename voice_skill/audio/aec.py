@@ -205,7 +205,13 @@ class EchoCanceller:
             self._loud_error = max(energy[1], DOUBLE_TALK_RELEASE * self._loud_error)
             scale = 1.0 if not self.converged else min(1.0, float(echoes[0] @ echoes[0]) / (self._loud_error + 1.0)) ** 2
         self._adapt(spectrum, background_error, scale)
-        if scale >= 1.0 and self._gain > 0 and self._gain ** 2 > ADOPT_SPREAD * self._spread and left_background < heard:
+        # Nor while the foreground leaves far more than it typically does: the start of a user's
+        # word, still quieter than the echo, passes the step control, and the background learns
+        # it (live: the foreground took it over mid-"pause" and let the echo through, 20-30 dB
+        # instead of 50-60 dB taken out, for seconds after the word; the rest was heard as a red flag).
+        usual = energy[1] < 10.0 ** ((self._leftover_db + LEFTOVER_SPREAD_DB) / 10.0) * (energy[0] + 1e-9)
+        if (scale >= 1.0 and (usual or not self.converged) and self._gain > 0
+                and self._gain ** 2 > ADOPT_SPREAD * self._spread and left_background < heard):
             self._wf = self._w.copy()  # the background explains the echo better: use it
             self.adoptions += 1
         elif -gain * abs(gain) > BACKTRACK_SPREAD * left * differ and left < heard:
