@@ -203,7 +203,7 @@ class EchoCanceller:
             scale = 1.0
         else:
             self._loud_error = max(energy[1], DOUBLE_TALK_RELEASE * self._loud_error)
-            scale = 1.0 if not self.converged else min(1.0, float(echoes[0] @ echoes[0]) / (self._loud_error + 1.0)) ** 2
+            scale = 1.0 if not self.converged else min(1.0, float(estimate) / (self._loud_error + 1.0)) ** 2
         self._adapt(spectrum, background_error, scale)
         # Nor while the foreground leaves far more than it typically does: the start of a user's
         # word, still quieter than the echo, passes the step control, and the background learns
@@ -259,6 +259,15 @@ def simulated_room(seed: int = 0, delay_s: float = 0.012, decay_s: float = 0.03,
     response[:start] = 0.0
     response[start] = 1.0
     return response / np.abs(response).sum() * 2.0
+
+
+def phase_transform_correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cross-correlation of ``x`` and ``y`` weighted by the phase transform (every frequency
+    counts alike, so a voice's own spectrum does not smear the peak): entry ``k`` is how well
+    ``x`` shifted by ``k`` samples lines up with ``y`` (negative ``k`` at the end, circularly)."""
+    size = 1 << int(np.ceil(np.log2(len(x) + len(y))))
+    cross = np.conj(np.fft.rfft(y, size)) * np.fft.rfft(x, size)
+    return np.fft.irfft(cross / (np.abs(cross) + 1e-9), size)
 
 
 class EchoCancelling(Protocol):
@@ -424,9 +433,9 @@ class AlignedEchoCanceller:
         offset = self.offset if self.offset is not None else self._guess
         ref = self.tape.read(mic_index + offset + self.lead, len(mic))
         self.last_reference = ref if ref.any() else None
-        if not ref.any() and not self.canceller.active:
+        if self.last_reference is None and not self.canceller.active:
             return mic
-        out = self.canceller.process(mic, ref if ref.any() else None)
+        out = self.canceller.process(mic, self.last_reference)
         self._in_energy += float(mic @ mic)
         self._out_energy += float(out @ out)
         self._stat_blocks += 1
@@ -453,10 +462,7 @@ class AlignedEchoCanceller:
         x = self.tape.read(start, self.window + 2 * self.search)
         if np.abs(x).max(initial=0.0) < 4 * REFERENCE_FLOOR or not y.any():
             return
-        size = 1 << int(np.ceil(np.log2(len(x) + len(y))))
-        cross = np.conj(np.fft.rfft(y, size)) * np.fft.rfft(x, size)
-        phat = np.fft.irfft(cross / (np.abs(cross) + 1e-9), size)[: 2 * self.search + 1]
-        k = int(np.argmax(phat))
+        k = int(np.argmax(phase_transform_correlation(x, y)[: 2 * self.search + 1]))
         seg = x[k:k + self.window]
         ncc = float(y @ seg) / (np.sqrt(float(y @ y) * float(seg @ seg)) + 1e-9)
         if ncc < self.min_correlation:

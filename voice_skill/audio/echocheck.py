@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from voice_skill.audio.aec import phase_transform_correlation
+
 # 64 ms frames a quarter apart: with less overlap the bins leak into each other and a fit
 # of a pure delay left -11 dB of a live loopback's echo (-30 dB with these; measured on
 # recorded live runs, docs/measurements.md).
@@ -47,14 +49,11 @@ def _frames(x: np.ndarray) -> np.ndarray:
 
 
 def _bulk_delay(mic: np.ndarray, ref: np.ndarray) -> int:
-    """The delay, in samples, at which ``mic`` best echoes ``ref`` (a phase-transform cross
-    correlation, so a voice's own spectrum does not smear the peak), within ``SEARCH``."""
-    size = 1 << int(np.ceil(np.log2(2 * len(mic))))
-    cross = np.fft.rfft(mic, size) * np.conj(np.fft.rfft(ref, size))
-    corr = np.fft.irfft(cross / (np.abs(cross) + 1e-9), size)
+    """The delay, in samples, at which ``mic`` best echoes ``ref``, within ``SEARCH``."""
+    corr = phase_transform_correlation(mic, ref)
     lo, hi = SEARCH
     lags = np.arange(lo, hi + 1)
-    return int(lags[np.argmax(corr[lags % size])])
+    return int(lags[np.argmax(corr[lags % len(corr)])])
 
 
 def _shifted(x: np.ndarray, delay: int) -> np.ndarray:

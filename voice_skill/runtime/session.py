@@ -239,10 +239,10 @@ class Session:
             # what is left of the skill's own (garbled into "done", "repeat") does not.
             survived = self.survived_db(hyp.start_s, hyp.end_s)
             first = self.guard.first_started()
-            unexplained = self.unexplained_db(hyp.start_s, hyp.end_s)
             if survived is not None and survived < SURVIVED_MIN_DB:
                 verdict = "echo left over"
-            elif unexplained is not None and unexplained < UNEXPLAINED_MIN_DB:
+            elif (unexplained := self.unexplained_db(hyp.start_s, hyp.end_s)) is not None \
+                    and unexplained < UNEXPLAINED_MIN_DB:
                 verdict = "the loudspeaker's own sound"
             elif (intent.name not in SAFETY_INTENTS and first is not None and hyp.start_s < first + FIRST_WORDS_S
                   and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
@@ -326,7 +326,6 @@ class Session:
         if heard <= 0.0:
             return None
         return 10.0 * float(np.log10((left + 1.0) / (heard + 1.0)))
-
 
     def unexplained_db(self, start_s: float, end_s: float) -> float | None:
         """How much of what the microphone heard from ``start_s`` to ``end_s`` (clock time)
