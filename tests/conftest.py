@@ -11,8 +11,8 @@ real time), then the other groups, then single tests in collection order. Tests 
 ``slow(seconds=...)`` (about how long on one idle core) are put at the front of the
 collection, the longest first: they start while the live group runs on its worker, and the
 run ends on short tests that even out the workers, not on a long one that starts when the
-others are done. The workers without the live group run at a lower priority
-(``CPU_WORKER_NICE``).
+others are done. The live worker runs at a higher priority than the others (see
+``LIVE_WORKER_BOOST`` below).
 """
 
 import os
@@ -61,22 +61,40 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 "alongside the others of its group. See the pytest pin in pyproject.toml.")
 
 
-# A worker's first test that needs no sound server lowers the worker's priority by this much
-# for good (a process cannot raise it again): the live tests (one worker, mostly waiting on
-# real time, then checking timings) come first for the CPU, and the other workers, one more
-# than there are cores, soak up what is left. On two cores the suite took 10.5 min with two
-# workers, the live one idle most of the time; see docs/development.md.
+# The live tests (one worker, mostly waiting on real time, then checking timings) must come
+# first for the CPU; the other workers, one more than there are cores, soak up what is left.
+# Where the system lets a process raise its priority (root, or a nice limit that allows it),
+# the live worker is raised by LIVE_WORKER_BOOST and the others stay at the priority they were
+# started with, so beside other work on a loaded machine they take their fair share of the
+# cores. Elsewhere the other workers lower theirs by CPU_WORKER_NICE instead: the live tests
+# still come first, and the suite yields to whatever else runs. A process cannot undo either
+# step, so each worker takes it once, before its first test. See docs/development.md.
+LIVE_WORKER_BOOST = 5
 CPU_WORKER_NICE = 5
-_NICED = pytest.StashKey[bool]()
+_PRIORITY_SET = pytest.StashKey[bool]()
+
+
+def can_raise_priority(by: int = LIVE_WORKER_BOOST) -> bool:
+    if os.geteuid() == 0:
+        return True
+    import resource  # noqa: PLC0415
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NICE)  # the lowest nice allowed is 20 - soft
+    return soft == resource.RLIM_INFINITY or 20 - soft <= os.nice(0) - by
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     why = item.stash.get(_UNGROUPED, None)
     if why is not None:
         pytest.fail(why, pytrace=False)
-    if _is_xdist_worker(item.config) and not uses_a_sound_server(item) and not item.config.stash.get(_NICED, False):
-        item.config.stash[_NICED] = True
-        os.nice(CPU_WORKER_NICE)
+    if _is_xdist_worker(item.config) and not item.config.stash.get(_PRIORITY_SET, False):
+        item.config.stash[_PRIORITY_SET] = True
+        boost = can_raise_priority()
+        if uses_a_sound_server(item):
+            if boost:
+                os.nice(-LIVE_WORKER_BOOST)
+        elif not boost:
+            os.nice(CPU_WORKER_NICE)
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
