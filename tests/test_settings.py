@@ -203,7 +203,7 @@ def test_config_show_prints_an_aligned_table_of_values_and_sources(clean_env, mo
     assert lines[0] == f"Config file: {clean_env}"
     header, *table = lines[1:]
     voice_line = next(line for line in table if line.startswith("Voice: "))
-    assert f"Voice: {plan_voice('espeak').label}, because " in voice_line  # which voice, and why
+    assert f"Voice: {plan_voice('auto').label}, because " in voice_line  # which voice, and why
     table = table[:table.index(voice_line)]
     assert header.split() == ["SETTING", "VALUE", "FROM"]
     value_col, from_col = header.index("VALUE"), header.index("FROM")
@@ -218,7 +218,7 @@ def test_config_show_prints_an_aligned_table_of_values_and_sources(clean_env, mo
     assert rows["chime"] == ("false", "command line --chime")
     assert rows["asr"] == ("auto", "default")
     assert rows["model"] == ("(not set)", "default")
-    assert rows["voice"] == ("espeak", "default")
+    assert rows["voice"] == ("auto", "default")
 
 
 def test_config_show_without_a_file_says_so(clean_env, capsys):

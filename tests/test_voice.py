@@ -222,7 +222,7 @@ def test_the_voice_setting_is_read() -> None:
     installed = piper.missing() is None
     auto = plan_voice("auto")
     assert auto.engine == ("piper" if installed else "espeak") and not auto.explicit
-    assert plan_voice(None) == plan_voice(DEFAULT_VOICE_SETTING) == plan_voice("espeak")
+    assert plan_voice(None) == plan_voice(DEFAULT_VOICE_SETTING) == auto  # the default
     assert (plan_voice("piper").label, plan_voice("piper").explicit) == ("piper:joe", True)
     assert plan_voice("piper:joe").label == "piper:joe"
     assert plan_voice("espeak").label == "espeak" == plan_voice("espeak:default").label

@@ -171,8 +171,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("output_device", None, "a fragment of a loudspeaker's name", _text,
          "loudspeaker to use (a fragment of its name)", "NAME"),
     Spec("voice", DEFAULT_VOICE_SETTING, "auto, piper, piper:NAME, espeak, espeak:NAME or an espeak-ng voice name", _text,
-         "text-to-speech voice: espeak (the default), auto (the natural voice where it runs fast enough, "
-         "else espeak-ng), piper:joe or espeak:NAME", "NAME"),
+         "text-to-speech voice: auto (the default: the natural voice where it runs fast enough, "
+         "else espeak-ng), piper:joe, espeak or espeak:NAME", "NAME"),
     Spec("rate", DEFAULT_RATE_WPM, f"a whole number of words per minute from {RATE_MIN} to {RATE_MAX}",
          _whole(RATE_MIN, RATE_MAX), "speaking rate in words per minute", "WPM"),
     Spec("volume", 1.0, "a number from 0 to 1", _number(0.0, 1.0), "speaking volume from 0 to 1", "0..1"),
@@ -204,7 +204,7 @@ class Settings:
     model: str | None = None
     input_device: str | None = None
     output_device: str | None = None
-    voice: str = "espeak"
+    voice: str = DEFAULT_VOICE_SETTING
     rate: int = DEFAULT_RATE_WPM
     volume: float = 1.0
     night_start: str = DEFAULT_NIGHT[0]

@@ -12,11 +12,11 @@ import re
 DEFAULT_RATE_WPM = 165  # the one default speaking rate: settings, options and engine
 MIN_RATE_WPM = 80
 MAX_RATE_WPM = 400
-# What an unset ``voice`` setting means (``tts.choice.plan_voice``). espeak-ng until the
-# natural voice is as reliable in the echo path (the README's "The voice"): over it, the live
-# self-hearing and barge-in tests failed on a busy machine, and hearing the user over the
-# skill is a safety matter.
-DEFAULT_VOICE_SETTING = "espeak"
+# What an unset ``voice`` setting means (``tts.choice.plan_voice``): the natural voice where it
+# is installed and fast enough, else espeak-ng. (espeak-ng was the default until stop 23: over
+# the natural voice the live self-hearing and barge-in tests used to fail more often on a busy
+# machine; with the echo check of stop 22 they no longer do: docs/faults.md.)
+DEFAULT_VOICE_SETTING = "auto"
 
 _NUMBER_WORDS = {
     "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
