@@ -4,6 +4,7 @@
     python scripts/eval_commands.py --split test --items 240            # the README's table
     python scripts/eval_commands.py --split dev --items 240 --spotter off
     python scripts/eval_commands.py --split test --echo                 # over the skill's own voice
+    python scripts/eval_commands.py --split test --echo --voice espeak  # ... over espeak-ng's
 
 Each item is one recording, run through the real session (``app.run_chunks``, the path
 ``voice-skill run --input`` takes): a voice of the split says "calf cramp", and 4 to 14 s
@@ -14,8 +15,9 @@ routine starts whatever the noise; items where it did not are counted apart.
 
 An item is *right* when the first ``heard`` event with an intent, from the command's
 start on, has the command's intent; *wrong* when it has another; *missed* when none
-came. With ``--echo`` the skill's real speech (espeak-ng) is mixed into the input through a
-simulated room, and the skill's echo canceller runs, as on a loudspeaker by the bed.
+came. With ``--echo`` the skill's real speech (its default voice, or ``--voice``) is mixed into
+the input through a simulated room, and the skill's echo canceller runs, as on a loudspeaker by
+the bed.
 
 Voices and texts come from ``voice_skill.devtools.spottercorpus``: tune on ``dev``, report
 on ``test`` (never tuned on).
@@ -114,7 +116,7 @@ def judge(events: list[dict], cmd_at: float) -> tuple[str, str | None, str]:
 
 
 def _run(args: tuple) -> dict:
-    item, mode, echo, noise_voices, command_head, command_threshold = args
+    item, mode, echo, noise_voices, command_head, command_threshold, voice = args
     from voice_skill.runtime.app import RunOptions, run_chunks  # noqa: PLC0415
     from voice_skill.asr import spotter  # noqa: PLC0415
 
@@ -134,7 +136,7 @@ def _run(args: tuple) -> dict:
     audio, cmd_at = recording(item, noise_voices)
     events: list[dict] = []
     options = RunOptions(asr="pocketsphinx", spotter=mode, speaker="tts" if echo else "none",
-                         echo_gain=0.5 if echo else 0.0, hour=14.0)
+                         echo_gain=0.5 if echo else 0.0, hour=14.0, voice=voice)
     t0 = time.process_time()
     run_chunks(speechgen.iter_array_chunks(audio, 0.1), options, None, listeners=[events.append])
     cpu = time.process_time() - t0
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the command head's file in the package's spotter data, or 'none'")
     ap.add_argument("--command-threshold", type=float, default=None,
                     help="the command head decides at this probability instead of its own (for tuning on dev)")
+    ap.add_argument("--voice", default=None, help="the skill's voice with --echo (default: the skill's default)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="also write every item's result here (JSON Lines)")
@@ -177,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000))
     noise_voices = [v for v in corpus.split_voices(args.split) if not v.startswith("piper")][:6]
-    jobs = [(it, args.spotter, args.echo, noise_voices, args.command_head, args.command_threshold) for it in todo]
+    jobs = [(it, args.spotter, args.echo, noise_voices, args.command_head, args.command_threshold, args.voice)
+            for it in todo]
     rows = []
     with mp.get_context("fork").Pool(args.workers) as pool:
         for i, row in enumerate(pool.imap_unordered(_run, jobs), 1):
