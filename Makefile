@@ -61,7 +61,7 @@ bench: system-deps-test $(STAMP)
 SPOTTER_DATA := build/spotter
 spotter-train: system-deps-train $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,train]'
-	$(BIN)/python scripts/train_spotter.py data --split dev --pos-clips 1200 --neg-hours 1 --out $(SPOTTER_DATA)
+	$(BIN)/python scripts/train_spotter.py data --split dev --pos-clips 1200 --neg-hours 8 --out $(SPOTTER_DATA)
 	$(BIN)/python scripts/train_spotter.py data --split train --pos-clips 6000 --neg-hours 6 --out $(SPOTTER_DATA)
 	$(BIN)/python scripts/train_spotter.py data --split train --pos-clips 5000 --neg-hours 0 --espeak-voices 160 \
 		--speed-share 0.5 --seed 101 --out $(SPOTTER_DATA)

@@ -176,13 +176,15 @@ def cmd_report(args) -> None:
     head = sp.SpotterHead.load(args.head)
     th = head.threshold if args.threshold is None else args.threshold
     mf = head.min_frames
-    print(f"head: {args.head or 'shipped'}; threshold {th:.4g}, {mf} frame(s); test set {OUT.relative_to(ROOT)}")
+    support = head.support if args.threshold is None else th
+    print(f"head: {args.head or 'shipped'}; threshold {th:.4g}, {mf} frame(s) over {support:.4g}; "
+          f"test set {OUT.relative_to(ROOT)}")
     hits: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     latency: list[float] = []
     early = 0
     for e, lab, m in _clips(sorted(OUT.glob("pos-*.npz"))):
         s = clip_scores(head, e)
-        fired = ts.detections(s, th, mf)
+        fired = ts.detections(s, th, mf, support)
         ok = [f for f in fired if lab[f] != 0]  # near the trigger (see train_spotter.evaluate)
         early += sum(1 for f in fired if lab[f] == 0)
         key = (m["family"], m["condition"])
@@ -215,7 +217,7 @@ def cmd_report(args) -> None:
     examples = []
     for e, _lab, m in _clips(sorted(OUT.glob("neg-*.npz"))):
         s = clip_scores(head, e)
-        fired = ts.detections(s, th, mf)
+        fired = ts.detections(s, th, mf, support)
         per_kind[m["kind"]][0] += m["seconds"] / 3600
         per_kind[m["kind"]][1] += len(fired)
         if len(fired) and len(examples) < 12:

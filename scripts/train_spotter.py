@@ -314,9 +314,9 @@ def scores_of(head_or_model, emb, rows, mean=None, scale=None, batch: int = 8192
 # ---------------------------------------------------------------- decisions
 
 
-def detections(scores: np.ndarray, threshold: float, min_frames: int) -> np.ndarray:
+def detections(scores: np.ndarray, threshold: float, min_frames: int, support: float | None = None) -> np.ndarray:
     """Frame indices where the streaming detector (``spotter.Decision``'s rule) would fire."""
-    rule = sp.Decision(threshold, min_frames)
+    rule = sp.Decision(threshold, min_frames, support)
     return np.array([i for i, s in enumerate(scores) if rule.fires(float(s))], dtype=np.int64)
 
 
@@ -327,13 +327,13 @@ def split_clips(rows: np.ndarray) -> list[np.ndarray]:
 
 
 def evaluate(scores: np.ndarray, labels: np.ndarray, rows: np.ndarray, threshold: float,
-             min_frames: int) -> dict:
+             min_frames: int, support: float | None = None) -> dict:
     """Recall over clips with a trigger, false detections an hour over frames with no trigger near."""
     hits = total = false = 0
     neg_frames = 0
     for clip in split_clips(rows):
         lab = labels[rows[clip]]
-        fired = detections(scores[clip], threshold, min_frames)
+        fired = detections(scores[clip], threshold, min_frames, support)
         if (lab == 1).any():
             total += 1
             # a decision anywhere near the trigger (up to 0.4 s before its last sound, as on
@@ -348,16 +348,26 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, rows: np.ndarray, threshold
             "fa_per_hour": false / max(hours, 1e-9)}
 
 
-def choose_thresholds(scores, labels, rows, fa_per_hour: float) -> dict:
+# Levels the frames beside a peak may have to reach instead of the threshold itself
+# (``spotter.Decision``'s ``support``): a phrase ending between two frames splits its peak.
+SUPPORT_LEVELS = (0.99, 0.98, 0.95, 0.9, 0.8)
+
+
+def choose_thresholds(scores, labels, rows, fa_per_hour: float, supports: bool = True) -> dict:
+    """The rule with the best recall at no more than ``fa_per_hour``: a threshold, a number of
+    frames in a row and (with ``supports``) the level the frames beside the peak must reach."""
     best = None
     grid = np.concatenate([np.round(np.arange(0.30, 0.99, 0.01), 3), [0.99, 0.993, 0.995, 0.997, 0.998, 0.999, 0.9995]])
     for min_frames in (1, 2, 3):
         for th in grid:
-            r = evaluate(scores, labels, rows, float(th), min_frames)
-            if r["fa_per_hour"] <= fa_per_hour and (best is None or r["recall"] > best["recall"]):
-                best = {**r, "threshold": float(th), "min_frames": min_frames}
+            split = supports and min_frames > 1 and th >= 0.95  # (only near 1 is a peak split in two)
+            levels = [float(th)] + ([lv for lv in SUPPORT_LEVELS if lv < th] if split else [])
+            for support in levels:
+                r = evaluate(scores, labels, rows, float(th), min_frames, support)
+                if r["fa_per_hour"] <= fa_per_hour and (best is None or r["recall"] > best["recall"]):
+                    best = {**r, "threshold": float(th), "min_frames": min_frames, "support": support}
     if best is None:
-        best = {**evaluate(scores, labels, rows, 0.9995, 3), "threshold": 0.9995, "min_frames": 3}
+        best = {**evaluate(scores, labels, rows, 0.9995, 3), "threshold": 0.9995, "min_frames": 3, "support": 0.9995}
     return best
 
 
@@ -386,6 +396,7 @@ def cmd_train(args) -> None:
     meta = {
         "window": WINDOW, "hidden": list(HIDDEN), "seed": args.seed, "epochs": args.epochs,
         "threshold": dev.get("threshold", 0.5), "min_frames": dev.get("min_frames", 1),
+        "support": dev.get("support", dev.get("threshold", 0.5)),
         "confirm_threshold": dev.get("confirm_threshold", 0.3),
         "phrases": corpus.SPOTTED, "trained_windows": int(len(rows)),
         "trained_positive_windows": int((labels[rows] == 1).sum()),
@@ -411,7 +422,7 @@ def tune_on_dev(head: sp.SpotterHead, args) -> dict:
     drows = dends[dlab[dends] >= 0]
     dscores = scores_of(head, demb, drows)
     dev = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour)
-    confirm = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour * 20)
+    confirm = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour * 20, supports=False)
     dev["confirm_threshold"] = min(confirm["threshold"], dev["threshold"])
     log.info("dev: %s", dev)
     return dev
@@ -421,7 +432,7 @@ def cmd_tune(args) -> None:
     """Choose the thresholds of an existing head again (after a change of the dev split or rule)."""
     head = sp.SpotterHead.load(args.head)
     dev = tune_on_dev(head, args)
-    meta = dict(head.meta, threshold=dev["threshold"], min_frames=dev["min_frames"],
+    meta = dict(head.meta, threshold=dev["threshold"], min_frames=dev["min_frames"], support=dev["support"],
                 confirm_threshold=dev["confirm_threshold"],
                 dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()})
     sp.SpotterHead(head.weights, head.mean, head.scale, meta).save(args.out or args.head)

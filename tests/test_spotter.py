@@ -280,3 +280,21 @@ def test_an_utterance_the_grammar_could_not_place_gets_a_second_chance_by_its_so
                              "calf cramp")
     heard = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
     assert [(h.text, h.routine_only) for h in heard] == [("repeat", True), ("the weather was warm all week", False)]
+
+
+def _fired(rule: sp.Decision, scores: list[float]) -> list[int]:
+    return [i for i, s in enumerate(scores) if rule.fires(s)]
+
+
+def test_the_firing_rule_with_the_support_level_hears_a_peak_split_over_two_frames() -> None:
+    split_peak = [0.1, 0.5, 0.9985, 0.995, 0.3, 0.1]  # a phrase ending between two 80 ms frames
+    whole_peak = [0.1, 0.9985, 0.999, 0.2]
+    assert _fired(sp.Decision(0.998, 2), split_peak) == []  # two frames over 0.998: missed
+    assert _fired(sp.Decision(0.998, 2, support=0.99), split_peak) == [3]
+    assert _fired(sp.Decision(0.998, 2, support=0.99), [0.1, 0.995, 0.995, 0.995, 0.1]) == []  # no frame at 0.998
+    # support equal to the threshold (or none) is the plain rule: both frames over it
+    assert _fired(sp.Decision(0.998, 2), whole_peak) == _fired(sp.Decision(0.998, 2, support=0.998), whole_peak) == [2]
+    # one detection a phrase: it fires again only after the score fell below half the threshold
+    rule = sp.Decision(0.998, 2, support=0.99)
+    assert _fired(rule, [0.1, 0.5, 0.9985, 0.995, 0.6, 0.995, 0.999, 0.6, 0.998, 0.999]) == [3]
+    assert rule.fires(0.4) is False and _fired(rule, [0.999, 0.999]) == [1]

@@ -191,6 +191,11 @@ class SpotterHead:
         return int(self.meta.get("min_frames", 1))
 
     @property
+    def support(self) -> float:
+        """The level the frames around a peak must reach (``Decision``); the threshold by default."""
+        return float(self.meta.get("support", self.threshold))
+
+    @property
     def classes(self) -> list[str]:
         """What a multi-class head's outputs mean ("none" first); [] for a one-score head."""
         return list(self.meta.get("classes", []))
@@ -270,27 +275,34 @@ class Detection:
 
 
 class Decision:
-    """One output's firing rule: ``min_frames`` scores in a row at or above ``threshold``
-    fire once; it fires again only after the score has fallen below half the threshold,
-    so one phrase gives one detection."""
+    """One output's firing rule: ``min_frames`` scores in a row at or above ``support``, at
+    least one of them at or above ``threshold``, fire once; it fires again only after the
+    score has fallen below half the threshold, so one phrase gives one detection.
 
-    def __init__(self, threshold: float, min_frames: int) -> None:
+    ``support`` (at most ``threshold``; the threshold itself when not given) is for a phrase
+    that ends between two 80 ms frames: its peak is then split over them, one frame over the
+    threshold and its neighbour just under it. With ``support == threshold`` this is the plain
+    rule of ``min_frames`` frames in a row over the threshold.
+    """
+
+    def __init__(self, threshold: float, min_frames: int, support: float | None = None) -> None:
         self.threshold = threshold
-        self.min_frames = min_frames
+        self.min_frames = max(1, int(min_frames))
+        self.support = threshold if support is None else min(float(support), threshold)
         self.reset()
 
     def reset(self) -> None:
-        self._run = 0
+        self._recent: deque[float] = deque(maxlen=self.min_frames)  # the run over ``support``, newest last
         self._armed = True
 
     def fires(self, score: float) -> bool:
-        if score >= self.threshold:
-            self._run += 1
-            if self._armed and self._run >= self.min_frames:
+        if score >= self.support:
+            self._recent.append(score)
+            if self._armed and len(self._recent) >= self.min_frames and max(self._recent) >= self.threshold:
                 self._armed = False
                 return True
             return False
-        self._run = 0
+        self._recent.clear()
         if score < self.threshold / 2:
             self._armed = True
         return False
@@ -320,7 +332,8 @@ class TriggerSpotter:
             raise ModelError("the command head must be a multi-class head over the trigger head's window")
         self._embedder = StreamingEmbedder(self.models)
         self._scores: deque[tuple[float, float]] = deque(maxlen=int(self.HISTORY_S / HOP_S))
-        self._trigger = Decision(self.threshold, self.min_frames)
+        support = self.head.support if threshold is None else self.threshold
+        self._trigger = Decision(self.threshold, self.min_frames, support)
         self._command_probs: deque[tuple[float, np.ndarray]] = deque(maxlen=int(self.HISTORY_S / HOP_S))
         self.reset()
 
