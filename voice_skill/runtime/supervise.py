@@ -353,8 +353,8 @@ def _voice_child(conn: Any, job: tuple[Callable[[], Any], int]) -> None:
     _child_signals()
     factory, nice = job
     try:
-        if nice:
-            os.nice(nice)
+        if nice:  # a niceness to run at, never a higher priority than the skill's own
+            os.setpriority(os.PRIO_PROCESS, 0, max(nice, os.getpriority(os.PRIO_PROCESS, 0)))
         voice = factory()
     except BaseException as exc:
         conn.send(("error", str(exc)))
@@ -379,8 +379,10 @@ class ProcessVoice:
     ``restarts`` counts the children ended for hanging or dying. ``rate`` and ``volume``
     start as the child's voice has them and may be changed between sentences: each
     sentence is spoken with the values in force when it was asked for. ``identity`` is the
-    child voice's (``tts.cache`` keys its renderings by it). ``nice`` lowers the child's
-    priority (a background renderer gives way to everything else).
+    child voice's (``tts.cache`` keys its renderings by it). ``nice`` is the niceness the child
+    runs at (19 for a background renderer, which gives way to everything else), whatever the
+    skill's own priority: a skill started at a raised priority (a service with ``Nice=-5``) still
+    renders in the background at the lowest one.
     """
 
     def __init__(self, factory: Callable[[], Any], *, timeout_s: float = 4.0, start_timeout_s: float = 30.0,
