@@ -312,10 +312,15 @@ class LiveSkill:
         return samples
 
 
+def chosen_voice() -> str | None:
+    """The voice named by ``VOICE_SKILL_VOICE`` for a comparison (``VOICE_SKILL_VOICE=espeak
+    pytest ...``); None: the skill's default (the natural voice where it is installed)."""
+    return os.environ.get("VOICE_SKILL_VOICE") or None
+
+
 def voice_args() -> tuple[str, ...]:
-    """The skill's default voice (the natural voice where it is installed), or the one named by
-    ``VOICE_SKILL_VOICE`` for a comparison (``VOICE_SKILL_VOICE=espeak pytest ...``)."""
-    chosen = os.environ.get("VOICE_SKILL_VOICE")
+    """The skills' ``--voice`` option for ``chosen_voice()`` (none for the default)."""
+    chosen = chosen_voice()
     return ("--voice", chosen) if chosen else ()
 
 
@@ -329,7 +334,7 @@ def warm_speech_cache() -> int:
     from voice_skill.settings import Settings
 
     texts = [t for t in opening_sentences() if not any(side in t for side in ("left", "right"))]  # no leg named
-    voice, _plan = open_voice(os.environ.get("VOICE_SKILL_VOICE", Settings().voice), in_process=True, fixed=texts)
+    voice, _plan = open_voice(chosen_voice() or Settings().voice, in_process=True, fixed=texts)
     if voice.cache is None:  # (espeak-ng renders each sentence when it is said)
         return 0
     return voice.prepare(texts, [voice.rate]).rendered
