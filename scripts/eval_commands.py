@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000))
-    noise_voices = [v for v in corpus.split_voices(args.split) if not v.startswith("piper")][:6]
+    noise_voices = corpus.noise_voices(corpus.split_voices(args.split))
     jobs = [(it, args.spotter, args.echo, noise_voices, args.command_head, args.command_threshold, args.voice)
             for it in todo]
     rows = []

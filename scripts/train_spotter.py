@@ -89,7 +89,7 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_e
     voices = corpus.split_voices(split, n_espeak)
     if quick:
         voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    noise_voices = corpus.noise_voices(voices)
     emb, labels, meta = [], [], []
     for head, tail in corpus.trigger_texts(split, rng, n_clips):
         voice = voices[int(rng.integers(len(voices)))]
@@ -115,7 +115,7 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
     voices = corpus.split_voices(split)
     if quick:
         voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    noise_voices = corpus.noise_voices(voices)
     parser = IntentParser()
     everyday = corpus.everyday_sentences(split, parser, limit=200 if quick else None)
     near = corpus.NEAR_MISSES[split] or corpus.test_near_misses()

