@@ -81,3 +81,19 @@ def test_the_skills_own_resuming_heard_back_as_resume_is_its_own_voice():
     guard.ended(1, 10.8)
     hyp = Hypothesis("resume", 0.8, 10.1, 10.6)
     assert guard.judge(hyp, parser.parse(hyp.text)) == "own voice"
+
+
+def test_other_words_around_a_command_the_command_head_also_heard_are_forgiven():
+    """Over the skill's voice "pause" came back as "eat pause" (the canceller's leftovers as a
+    word). When the command head heard "pause" in the same audio, two recognizers agree; the
+    skill's own words are still its own whatever the head says."""
+    parser = IntentParser()
+    guard = EchoGuard()
+    guard.started(1, 0.5, "Stroke up from the ankle.")
+    mixed = Hypothesis("eat pause", 0.6, 1.0, 1.5)
+    assert guard.judge(mixed, parser.parse(mixed.text)) == "mixed with own voice"
+    agreed = Hypothesis("eat pause", 0.6, 1.0, 1.5, sound_agrees=True)
+    assert guard.judge(agreed, parser.parse(agreed.text)) is None
+    guard.started(2, 3.0, "Paused. Say resume when you are ready.")
+    own = Hypothesis("paused resume", 0.6, 3.2, 3.8, sound_agrees=True)
+    assert guard.judge(own, parser.parse(own.text)) == "own voice"

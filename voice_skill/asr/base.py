@@ -26,6 +26,9 @@ class Hypothesis:
     ``routine_only``: a command the phrase spotter heard on its own, or one PocketSphinx took
     before the end of a segment in a room that never went quiet; it means something only
     while a routine runs (outside one, a rare false command must not make the skill talk).
+
+    ``sound_agrees``: the command head, listening to the same audio, was sure of the very
+    command this text parses to: a second, independent recognizer heard it too.
     """
 
     text: str
@@ -34,6 +37,7 @@ class Hypothesis:
     end_s: float
     final: bool = True
     routine_only: bool = False
+    sound_agrees: bool = False
 
 
 @runtime_checkable

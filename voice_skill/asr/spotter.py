@@ -380,6 +380,14 @@ class TriggerSpotter:
                     best, label = float(probs[c]), self.commands.classes[c]
         return label, best
 
+    def command_probability(self, name: str, start_s: float, end_s: float) -> float:
+        """The command head's highest probability that command ``name`` ended within
+        [start_s, end_s] (0.0 without a command head or for a command it does not know)."""
+        if self.commands is None or name not in self.commands.classes:
+            return 0.0
+        c = list(self.commands.classes).index(name)
+        return max((float(probs[c]) for t, probs in self._command_probs if start_s <= t <= end_s), default=0.0)
+
     def recent_scores(self) -> list[tuple[float, float]]:
         """(end of frame in seconds, score) for the last 30 s of frames, oldest first."""
         return list(self._scores)

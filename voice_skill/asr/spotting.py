@@ -10,7 +10,11 @@ With a command head (``TriggerSpotter.commands``), an utterance the grammar reco
 heard but could not make a phrase of ("walk year more slowly three" for "okay, more slowly
 please" over a fan) gets a second chance by its sound: when the head is sure enough
 (``command_threshold``) that a short command ended within it, that command is reported, as
-its intent's first phrase, marked ``routine_only``.
+its intent's first phrase, marked ``routine_only``. When the grammar recognizer did place a
+command and the head is that sure of the same command within the utterance, the hypothesis is
+marked ``sound_agrees``: two recognizers heard it, and the echo guard then forgives the other
+words around it (over the skill's voice, "pause" comes back as "eat pause": the canceller's
+leftovers decoded as a word).
 
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
@@ -91,6 +95,13 @@ class SpottingRecognizer:
         log.debug("%r heard by its sound as %r (%.2f)", hyp.text, label, p)
         return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
 
+    def _agreed(self, hyp: Hypothesis, name: str) -> Hypothesis:
+        """``hyp`` marked ``sound_agrees`` when the command head is sure of command ``name`` in it."""
+        if not hyp.final or name not in self._command_text:
+            return hyp
+        p = self.spotter.command_probability(name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
+        return replace(hyp, sound_agrees=True) if p >= self.command_threshold else hyp
+
     def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
         kept = []
         for hyp in hyps:
@@ -101,7 +112,7 @@ class SpottingRecognizer:
                 kept.append(self._by_sound(hyp))
                 continue
             if intent is None or (intent.name != "start" and not spotted):
-                kept.append(hyp)
+                kept.append(self._agreed(hyp, intent.name) if intent is not None else hyp)
                 continue
             if spotted:
                 if intent.name == "start" and not intent.slots and not intent.also:

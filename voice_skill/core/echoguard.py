@@ -43,7 +43,9 @@ class EchoGuard:
     on its own, that the skill was not saying, gets through: that is barge-in. A safety
     phrase (``SAFETY_INTENTS``) gets through in any sentence unless the skill was saying
     those very words. Courtesy words around a command ("okay", "please": ``courtesy``) are
-    not "anything besides" it.
+    not "anything besides" it, and neither are other words when a second recognizer, the
+    command head, heard the same command in the same audio (``Hypothesis.sound_agrees``):
+    over the skill's voice, the canceller's leftovers come out as a word beside the command.
 
     ``hears_speaker`` is False where the input cannot hold the skill's voice (a recording
     played in without a simulated room): the spans of speech on the virtual clock are then
@@ -95,7 +97,7 @@ class EchoGuard:
             return "own voice"
         if intent.name in SAFETY_INTENTS:
             return None
-        if self.extra_words(hyp.text, intent.phrase):
+        if self.extra_words(hyp.text, intent.phrase) and not hyp.sound_agrees:
             return "mixed with own voice"
         return None
 

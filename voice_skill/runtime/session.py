@@ -293,6 +293,8 @@ class Session:
         }
         if verdict:
             fields["ignored"] = verdict
+        if hyp.sound_agrees:
+            fields["by_sound"] = True  # the command head heard the same command
         if intent and intent.slots:
             fields["slots"] = dict(intent.slots)
         self.events.write(self.clock.now(), "heard", **fields)
