@@ -5,6 +5,8 @@
     python scripts/eval_spotter.py report               # the tables, for the shipped head (seconds)
     python scripts/eval_spotter.py report --head H.npz  # ... for another head
     python scripts/eval_spotter.py system --minutes 20  # the whole skill (spotter + PocketSphinx) on a sample
+    python scripts/eval_spotter.py data --voices hibari:heart --set build/spotter-voices   # other voices'
+    python scripts/eval_spotter.py report --set build/spotter-voices                       # triggers only
 
 ``data`` stores the frozen feature models' embeddings of every test clip in ``build/spotter-test``,
 so a new head is measured in seconds. Positives: each test voice says trigger sentences
@@ -54,8 +56,8 @@ def cond_name(c) -> str:
 
 
 def _pos_job(args) -> str:
-    index, voice, texts, seed = args
-    path = OUT / f"pos-{index:03d}.npz"
+    index, voice, texts, seed, out = args
+    path = Path(out) / f"pos-{index:03d}.npz"
     if path.exists():
         return str(path)
     rng = np.random.default_rng(seed)
@@ -82,8 +84,8 @@ def _pos_job(args) -> str:
 
 
 def _neg_job(args) -> str:
-    index, kind, seconds, seed = args
-    path = OUT / f"neg-{kind}-{index:03d}.npz"
+    index, kind, seconds, seed, out = args
+    path = Path(out) / f"neg-{kind}-{index:03d}.npz"
     if path.exists():
         return str(path)
     rng = np.random.default_rng(seed)
@@ -96,7 +98,7 @@ def _neg_job(args) -> str:
         "near": corpus.test_near_misses,
     }
     texts = pools["everyday" if kind.startswith("everyday") else kind]()
-    own_voice = ["espeak:en-us"]  # what the skill speaks with (pyttsx3's espeak-ng default)
+    own_voice = corpus.own_voices()  # what the skill speaks with: espeak-ng or the natural voice
     emb, labels, meta = [], [], []
     done = 0.0
     while done < seconds:
@@ -134,15 +136,21 @@ def _job(args):
 
 
 def cmd_data(args) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = args.set or OUT
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     jobs = []
-    for i, voice in enumerate(corpus.split_voices("test")):
-        jobs.append(("pos", i, voice, corpus.trigger_texts("test", rng, args.texts_per_voice), args.seed + i))
+    for i, voice in enumerate(args.voices or corpus.split_voices("test")):
+        jobs.append(("pos", i, voice, corpus.trigger_texts("test", rng, args.texts_per_voice), args.seed + i, out))
+    if args.voices:  # trigger clips in the voices asked for, with no negatives: recall only
+        with mp.get_context("fork").Pool(args.workers) as pool:
+            for path in pool.imap_unordered(_job, jobs):
+                log.info("%s", path)
+        return
     # Ten hours and more of speech with no trigger, in 10-minute shards.
     hours = {"everyday": args.hours * 0.5, "everyday-tv": args.hours * 0.25, "everyday-babble": args.hours * 0.25,
              "own": 0.5, "commands": 0.4, "near": 0.4}
-    neg = [("neg", i, kind, 600.0, args.seed + 1000 + 100 * list(hours).index(kind) + i)
+    neg = [("neg", i, kind, 600.0, args.seed + 1000 + 100 * list(hours).index(kind) + i, out)
            for kind, h in hours.items() for i in range(max(1, int(round(h * 6))))]
     # the small kinds first, then the long ones interleaved, so a partial set has every kind
     neg.sort(key=lambda job: (job[2] in ("everyday", "everyday-tv", "everyday-babble"), job[1]))
@@ -173,21 +181,22 @@ def clip_scores(head: sp.SpotterHead, e: np.ndarray) -> np.ndarray:
 
 
 def cmd_report(args) -> None:
+    folder = args.set or OUT
     head = sp.SpotterHead.load(args.head)
     th = head.threshold if args.threshold is None else args.threshold
     mf = head.min_frames
     support = head.support if args.threshold is None else th
     print(f"head: {args.head or 'shipped'}; threshold {th:.4g}, {mf} frame(s) over {support:.4g}; "
-          f"test set {OUT.relative_to(ROOT)}")
+          f"test set {folder.resolve().relative_to(ROOT) if folder.resolve().is_relative_to(ROOT) else folder}")
     hits: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     latency: list[float] = []
     early = 0
-    for e, lab, m in _clips(sorted(OUT.glob("pos-*.npz"))):
+    for e, lab, m in _clips(sorted(folder.glob("pos-*.npz"))):
         s = clip_scores(head, e)
         fired = ts.detections(s, th, mf, support)
         ok = [f for f in fired if lab[f] != 0]  # near the trigger (see train_spotter.evaluate)
         early += sum(1 for f in fired if lab[f] == 0)
-        key = (m["family"], m["condition"])
+        key = (m[args.by], m["condition"])
         hits[key][0] += bool(ok)
         hits[key][1] += 1
         if ok:
@@ -195,7 +204,7 @@ def cmd_report(args) -> None:
     families = sorted({k[0] for k in hits})
     conds = [cond_name(c) for c in CONDITIONS]
     print("\nTrigger recall on test voices (spotted phrases; % of clips):\n")
-    print("| voice family | " + " | ".join(conds) + " |")
+    print(f"| {'voice family' if args.by == 'family' else 'voice'} | " + " | ".join(conds) + " |")
     print("|---|" + "---|" * len(conds))
     for fam in families + ["all"]:
         cells = []
@@ -215,7 +224,7 @@ def cmd_report(args) -> None:
     print("|---|---|---|---|")
     per_kind: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     examples = []
-    for e, _lab, m in _clips(sorted(OUT.glob("neg-*.npz"))):
+    for e, _lab, m in _clips(sorted(folder.glob("neg-*.npz"))):
         s = clip_scores(head, e)
         fired = ts.detections(s, th, mf, support)
         per_kind[m["kind"]][0] += m["seconds"] / 3600
@@ -308,9 +317,14 @@ def main(argv=None) -> int:
     d.add_argument("--texts-per-voice", type=int, default=8)
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--voices", nargs="+", default=None,
+                   help="trigger clips in these voices only (engine:voice[@rate]), no negatives; with --set")
+    d.add_argument("--set", type=Path, default=None, help=f"the folder to fill (default {OUT.relative_to(ROOT)})")
     r = sub.add_parser("report")
+    r.add_argument("--set", type=Path, default=None, help=f"the folder to measure (default {OUT.relative_to(ROOT)})")
     r.add_argument("--head", type=Path, default=None)
     r.add_argument("--threshold", type=float, default=None)
+    r.add_argument("--by", choices=("family", "voice"), default="family", help="recall per voice family or voice")
     s = sub.add_parser("system")
     s.add_argument("--clips", type=int, default=120)
     s.add_argument("--minutes", type=float, default=20.0)

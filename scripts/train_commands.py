@@ -45,15 +45,16 @@ from voice_skill.core.intents import IntentParser  # noqa: E402
 
 log = logging.getLogger("train_commands")
 CLASSES = corpus.COMMAND_CLASSES
-OWN_RATES = (175, 160, 130)  # the skill's speaking rates: quick, day, night
 
 
 def own_voice_bed(seconds: float, rng: np.random.Generator, sentences: list[str]) -> np.ndarray:
-    """The skill's own sentences in its own voice, back to back, through a room: what a
-    microphone by the loudspeaker hears while the coach speaks."""
+    """The skill's own sentences in one of its own voices (espeak-ng or the natural voice, at
+    one of its rates), back to back, through a room: what a microphone by the loudspeaker hears
+    while the coach speaks."""
     parts, total = [], 0
+    own_voices = corpus.own_voices()
+    voice = own_voices[int(rng.integers(len(own_voices)))]
     while total < seconds * SAMPLE_RATE:
-        voice = f"{corpus.OWN_VOICE}@{OWN_RATES[int(rng.integers(len(OWN_RATES)))]}"
         a = speechgen.synthesize(sentences[int(rng.integers(len(sentences)))], voice)
         parts.append(a)
         total += len(a) + int(0.4 * SAMPLE_RATE)
@@ -86,7 +87,7 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False) -> 
     voices = corpus.split_voices(split)
     if quick:
         voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    noise_voices = corpus.noise_voices(voices)
     own = corpus.own_sentences()
     emb, labels, meta = [], [], []
     for head, tail, intent in corpus.spoken_command_texts(split, rng, n_clips):
@@ -112,7 +113,7 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
     voices = corpus.split_voices(split)
     if quick:
         voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = [v for v in voices if not v.startswith("piper")][:6]
+    noise_voices = corpus.noise_voices(voices)
     everyday = corpus.everyday_sentences(split, IntentParser(), limit=200 if quick else None)
     own = corpus.own_sentences()
     pools = [(everyday, 0.45), (corpus.command_negatives(split), 0.35), (own, 0.2)]
