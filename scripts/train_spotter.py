@@ -353,12 +353,13 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, rows: np.ndarray, threshold
 SUPPORT_LEVELS = (0.99, 0.98, 0.95, 0.9, 0.8)
 
 
-def choose_thresholds(scores, labels, rows, fa_per_hour: float, supports: bool = True) -> dict:
+def choose_thresholds(scores, labels, rows, fa_per_hour: float, supports: bool = True, max_frames: int = 2) -> dict:
     """The rule with the best recall at no more than ``fa_per_hour``: a threshold, a number of
-    frames in a row and (with ``supports``) the level the frames beside the peak must reach."""
+    frames in a row (up to ``max_frames``: each one more is 80 ms more before the answer) and
+    (with ``supports``) the level the frames beside the peak must reach."""
     best = None
     grid = np.concatenate([np.round(np.arange(0.30, 0.99, 0.01), 3), [0.99, 0.993, 0.995, 0.997, 0.998, 0.999, 0.9995]])
-    for min_frames in (1, 2, 3):
+    for min_frames in range(1, max_frames + 1):
         for th in grid:
             split = supports and min_frames > 1 and th >= 0.95  # (only near 1 is a peak split in two)
             levels = [float(th)] + ([lv for lv in SUPPORT_LEVELS if lv < th] if split else [])
@@ -367,7 +368,8 @@ def choose_thresholds(scores, labels, rows, fa_per_hour: float, supports: bool =
                 if r["fa_per_hour"] <= fa_per_hour and (best is None or r["recall"] > best["recall"]):
                     best = {**r, "threshold": float(th), "min_frames": min_frames, "support": support}
     if best is None:
-        best = {**evaluate(scores, labels, rows, 0.9995, 3), "threshold": 0.9995, "min_frames": 3, "support": 0.9995}
+        best = {**evaluate(scores, labels, rows, 0.9995, max_frames), "threshold": 0.9995, "min_frames": max_frames,
+                "support": 0.9995}
     return best
 
 
@@ -421,8 +423,9 @@ def tune_on_dev(head: sp.SpotterHead, args) -> dict:
         return {}
     drows = dends[dlab[dends] >= 0]
     dscores = scores_of(head, demb, drows)
-    dev = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour)
-    confirm = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour * 20, supports=False)
+    dev = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour, max_frames=args.max_frames)
+    # (the second opinion is the highest score over the grammar's utterance, chosen as before)
+    confirm = choose_thresholds(dscores, dlab, drows, args.dev_fa_per_hour * 20, supports=False, max_frames=3)
     dev["confirm_threshold"] = min(confirm["threshold"], dev["threshold"])
     log.info("dev: %s", dev)
     return dev
@@ -448,7 +451,7 @@ def cmd_smoke(args) -> None:
         make_data("train", folder, 100, 0.2, 1, args.seed, quick=True)
         make_data("dev", folder, 100, 0.2, 1, args.seed, quick=True)
         ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
-                                dev_fa_per_hour=5.0)
+                                dev_fa_per_hour=5.0, max_frames=2)
         cmd_train(ns)
         head = sp.SpotterHead.load(folder / "head.npz")
         print(json.dumps({"window": head.window, "threshold": head.threshold, "inputs": int(head.weights[0].shape[0])}))
@@ -472,12 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--hard-weight", type=float, default=4.0)
     t.add_argument("--dev-fa-per-hour", type=float, default=0.75)
+    t.add_argument("--max-frames", type=int, default=2, help="at most this many frames in a row (80 ms each)")
     t.add_argument("--seed", type=int, default=1)
     u = sub.add_parser("tune", help="choose an existing head's thresholds on the dev split again")
     u.add_argument("--data", type=Path, default=ROOT / "build" / "spotter")
     u.add_argument("--head", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
     u.add_argument("--out", type=Path, default=None)
     u.add_argument("--dev-fa-per-hour", type=float, default=0.75)
+    u.add_argument("--max-frames", type=int, default=2, help="at most this many frames in a row (80 ms each)")
     s = sub.add_parser("smoke", help="the whole path on a few seconds of audio")
     s.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)

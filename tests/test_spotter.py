@@ -238,16 +238,22 @@ def _best(spotter: sp.TriggerSpotter, samples: np.ndarray, phrase, chunk_s: floa
 
 
 def test_the_command_head_hears_commands_by_their_sound(models, head, commands) -> None:
+    """Ten commands in four voices no training or tuning used: nearly all labelled right, most
+    sure enough to be taken when the grammar recognizer could not place them, and never one sure
+    and wrong (with the first head: 39 right, 28 sure; the second: 38 and 31)."""
     said = {"stop": "stop", "okay next please": "next", "um it's gone": "done", "repeat that": "repeat",
-            "faster": "faster", "help": "help", "go back": "back"}
-    spotter = sp.TriggerSpotter(models, head, commands=commands)
+            "faster": "faster", "help": "help", "go back": "back", "pause": "pause", "slow down": "slower",
+            "resume": "resume"}
     best = {}
-    for text in said:
-        comp = compose([1.0, (text, UNSEEN), 1.0])
-        best[text] = _best(spotter, _with_floor(comp.samples), comp.phrases[0])
-    assert {text: label for text, (label, _) in best.items()} == said
-    # sure enough to be taken when the grammar recognizer could not place them: most of them
-    assert sum(p >= commands.threshold for _, p in best.values()) >= 5, best
+    for voice in (UNSEEN, "festival:ked", "espeak:en-us+m6", "espeak:en-gb+Alicia"):
+        spotter = sp.TriggerSpotter(models, head, commands=commands)
+        for text in said:
+            comp = compose([1.0, (text, voice), 1.0])
+            best[(voice, text)] = _best(spotter, _with_floor(comp.samples), comp.phrases[0])
+    right = [key for key, (label, _) in best.items() if label == said[key[1]]]
+    sure = [key for key in right if best[key][1] >= commands.threshold]
+    wrong_and_sure = [(key, best[key]) for key in best if key not in right and best[key][1] >= commands.threshold]
+    assert len(right) >= 36 and len(sure) >= 24 and wrong_and_sure == [], best
 
 
 def test_the_command_heads_view_is_the_same_whatever_the_chunk_size(models, head, commands) -> None:
@@ -258,12 +264,16 @@ def test_the_command_heads_view_is_the_same_whatever_the_chunk_size(models, head
     assert runs[0] == runs[1] == runs[2] and [label for label, _ in runs[0]] == ["stop", "repeat"]
 
 
-def test_the_skills_own_voice_is_no_command(models, head, commands) -> None:
-    from voice_skill.devtools.spottercorpus import OWN_VOICE, own_sentences  # noqa: PLC0415
+@pytest.mark.parametrize("voice", ["espeak:en-us", "piper:joe@1.95"])
+def test_the_skills_own_voice_is_no_command(models, head, commands, voice) -> None:
+    """Neither of the skill's voices (espeak-ng, the natural voice at its night rate) makes the
+    command head sure of a command: the first head was, of "Left foot behind you once more"
+    in the natural voice (done, 0.97)."""
+    from voice_skill.devtools.spottercorpus import own_sentences  # noqa: PLC0415
 
     parts: list = [0.5]
-    for text in own_sentences()[:8]:
-        parts += [(text, OWN_VOICE), 0.4]
+    for text in own_sentences()[:40]:
+        parts += [(text, voice), 0.4]
     comp = compose(parts)
     spotter = sp.TriggerSpotter(models, head, commands=commands)
     _detections(spotter, _with_floor(comp.samples), 0.1)
