@@ -65,7 +65,7 @@ spotter-train: system-deps-train $(STAMP)
 	$(BIN)/python scripts/train_spotter.py data --split train --pos-clips 6000 --neg-hours 6 --out $(SPOTTER_DATA)
 	$(BIN)/python scripts/train_spotter.py data --split train --pos-clips 5000 --neg-hours 0 --espeak-voices 160 \
 		--speed-share 0.5 --seed 101 --out $(SPOTTER_DATA)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python scripts/train_spotter.py train --data $(SPOTTER_DATA)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python scripts/train_spotter.py train --data $(SPOTTER_DATA) --epochs 12
 
 spotter-eval: system-deps-train $(STAMP)
 	$(BIN)/python scripts/eval_spotter.py data --hours 10

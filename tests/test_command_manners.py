@@ -97,3 +97,13 @@ def test_other_words_around_a_command_the_command_head_also_heard_are_forgiven()
     guard.started(2, 3.0, "Paused. Say resume when you are ready.")
     own = Hypothesis("paused resume", 0.6, 3.2, 3.8, sound_agrees=True)
     assert guard.judge(own, parser.parse(own.text)) == "own voice"
+
+
+def test_a_command_with_a_stray_word_over_the_skill_is_obeyed_when_the_command_head_agrees():
+    events = run_script([(1.0, "calf cramp"), (2.2, "eat pause", True, False, True)], 20)
+    heard = first(events, "heard", text="eat pause")
+    assert heard["intent"] == "pause" and heard["by_sound"] is True and "ignored" not in heard
+    first(events, "routine", state="paused")
+    alone = run_script([(1.0, "calf cramp"), (2.2, "eat pause")], 20)
+    assert first(alone, "heard", text="eat pause")["ignored"] == "mixed with own voice"
+    assert "by_sound" not in first(alone, "heard", text="eat pause")
