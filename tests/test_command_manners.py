@@ -107,3 +107,4 @@ def test_a_command_with_a_stray_word_over_the_skill_is_obeyed_when_the_command_h
     alone = run_script([(1.0, "calf cramp"), (2.2, "eat pause")], 20)
     assert first(alone, "heard", text="eat pause")["ignored"] == "mixed with own voice"
     assert "by_sound" not in first(alone, "heard", text="eat pause")
+
