@@ -108,3 +108,12 @@ def test_a_command_with_a_stray_word_over_the_skill_is_obeyed_when_the_command_h
     assert first(alone, "heard", text="eat pause")["ignored"] == "mixed with own voice"
     assert "by_sound" not in first(alone, "heard", text="eat pause")
 
+
+
+def test_a_command_the_command_head_did_not_hear_is_ignored():
+    events = run_script([(1.0, "calf cramp"), (6.0, "i'm fine", True, False, False, True)], 20)
+    heard = first(events, "heard", text="i'm fine")
+    assert heard["ignored"] == "not a command by its sound" and heard["intent"] is None
+    believed = run_script([(1.0, "calf cramp"), (6.0, "i'm fine")], 20)
+    ended = lambda evs: next(e["t"] for e in evs if e["event"] == "routine" and e["state"] == "finished")  # noqa: E731
+    assert ended(believed) < 20 < ended(events)  # "it's gone" wraps the routine up; ignored, it runs on

@@ -295,19 +295,22 @@ def test_an_utterance_the_grammar_could_not_place_gets_a_second_chance_by_its_so
 def test_a_placed_command_is_checked_against_what_the_command_head_heard(models, head, commands):
     """A command the grammar placed is marked when the head heard the same one (so the echo
     guard forgives a stray word: "eat repeat that"), replaced when the head gives it almost no
-    chance and is sure of another ("more slowly" placed as pause), and otherwise left alone (a
-    command placed in talk: the head is unreliable in babble and TV, so it vetoes nothing)."""
+    chance and is sure of another ("more slowly" placed as pause), vetoed when it is "it's gone"
+    (which ends the routine) and the head gives it almost no chance, and otherwise left alone (a
+    command placed in talk: the head is unreliable in babble and TV, so it vetoes nothing else)."""
     comp = compose([1.0, ("repeat that", UNSEEN), 1.5, ("the weather was warm all week", UNSEEN), 1.5,
-                    ("more slowly", UNSEEN), 1.0])
-    said, talk, slow = comp.phrases
+                    ("more slowly", UNSEEN), 1.5, ("the weather was warm all week", UNSEEN), 1.0])
+    said, talk, slow, again = comp.phrases
     grammar = ScriptedGrammar([Hypothesis("eat repeat that", 0.5, said.start_s, said.end_s),
                                Hypothesis("repeat the weather was warm", 0.5, talk.start_s, talk.end_s),
-                               Hypothesis("pause", 0.5, slow.start_s, slow.end_s)])
+                               Hypothesis("pause", 0.5, slow.start_s, slow.end_s),
+                               Hypothesis("the weather i'm fine", 0.5, again.start_s, again.end_s)])
     rec = SpottingRecognizer(sp.TriggerSpotter(models, head, commands=commands), grammar, IntentParser(),
                              "calf cramp")
     heard = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
-    assert [(h.text, h.sound_agrees, h.routine_only) for h in heard] == [
-        ("eat repeat that", True, False), ("repeat the weather was warm", False, False), ("slower", False, True)]
+    assert [(h.text, h.sound_agrees, h.sound_vetoed, h.routine_only) for h in heard] == [
+        ("eat repeat that", True, False, False), ("repeat the weather was warm", False, False, False),
+        ("slower", False, False, True), ("the weather i'm fine", False, True, False)]
 
 
 def _fired(rule: sp.Decision, scores: list[float]) -> list[int]:

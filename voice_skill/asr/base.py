@@ -29,6 +29,8 @@ class Hypothesis:
 
     ``sound_agrees``: the command head, listening to the same audio, was sure of the very
     command this text parses to: a second, independent recognizer heard it too.
+    ``sound_vetoed``: the command head gave the command this text parses to almost no chance
+    and was sure of no other ("i'm fine" placed in a television's talk; see ``asr.spotting``).
     """
 
     text: str
@@ -38,6 +40,7 @@ class Hypothesis:
     final: bool = True
     routine_only: bool = False
     sound_agrees: bool = False
+    sound_vetoed: bool = False
 
 
 @runtime_checkable

@@ -20,9 +20,12 @@ place is checked against the head over the same utterance:
   head's command is reported instead, marked ``routine_only`` ("so more slowly" placed as pause,
   heard as slower; "please say again" placed as done, heard as repeat).
 
-Where the head is sure of nothing, the grammar's command stands: in babble and TV-like sound the
-head gave some right commands less than 0.1 (a veto there cost as many right commands on dev as
-it saved wrong ones; docs/commands.md).
+- the head gives it less than ``OVERRIDE_BELOW``, is sure of nothing, and the command is "it's
+  gone" (``VETO_UNHEARD``), which ends the routine: it is marked ``sound_vetoed`` and the session
+  ignores it. "I'm fine" placed in a television's talk or in the skill's echo was the most common
+  wrong command. Other commands stand: in babble and TV-like sound the head gave some right ones
+  less than 0.1 (a veto for all of them cost as many right commands on dev as it saved wrong
+  ones; docs/commands.md).
 
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
@@ -55,6 +58,8 @@ COMMAND_MARGIN_S = 0.2  # a command's end frame, around the grammar's utterance
 # Below this probability from the command head, a command the grammar recognizer placed gives
 # way to another the head is sure of (a round number set before measuring; docs/commands.md).
 OVERRIDE_BELOW = 0.1
+# Placed commands that the head's doubt alone sets aside (see the module docstring).
+VETO_UNHEARD = frozenset({"done"})
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
@@ -108,7 +113,7 @@ class SpottingRecognizer:
 
     def _checked_by_sound(self, hyp: Hypothesis, name: str) -> Hypothesis:
         """A placed command ``name`` against the command head: agreed, replaced by the command
-        the head is sure of, or left as it was (see the module docstring)."""
+        the head is sure of, vetoed, or left as it was (see the module docstring)."""
         commands = self.spotter.commands
         if not hyp.final or commands is None or name not in commands.classes:
             return hyp
@@ -123,6 +128,9 @@ class SpottingRecognizer:
             log.debug("%r placed as %s (%.2f by its sound) heard by its sound as %r (%.2f)", hyp.text, name, p,
                       label, best)
             return Hypothesis(self._command_text[label], best, hyp.start_s, hyp.end_s, routine_only=True)
+        if name in VETO_UNHEARD:
+            log.debug("%r placed as %s, which its sound gives %.2f: vetoed", hyp.text, name, p)
+            return replace(hyp, sound_vetoed=True)
         return hyp
 
     def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:

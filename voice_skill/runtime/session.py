@@ -233,6 +233,8 @@ class Session:
     def _on_hypothesis(self, hyp: Hypothesis) -> None:
         intent = self.parser.parse(hyp.text)
         verdict = self.guard.judge(hyp, intent)
+        if verdict is None and intent is not None and hyp.sound_vetoed:
+            verdict = "not a command by its sound"
         if verdict is None and intent is not None and self.echo_canceller is not None \
                 and self.guard.speaking(hyp.start_s, hyp.end_s):
             # Said over the skill's own speech: the user's voice passes the echo canceller,
