@@ -142,19 +142,15 @@ def cmd_data(args) -> None:
     jobs = []
     for i, voice in enumerate(args.voices or corpus.split_voices("test")):
         jobs.append(("pos", i, voice, corpus.trigger_texts("test", rng, args.texts_per_voice), args.seed + i, out))
-    if args.voices:  # trigger clips in the voices asked for, with no negatives: recall only
-        with mp.get_context("fork").Pool(args.workers) as pool:
-            for path in pool.imap_unordered(_job, jobs):
-                log.info("%s", path)
-        return
-    # Ten hours and more of speech with no trigger, in 10-minute shards.
-    hours = {"everyday": args.hours * 0.5, "everyday-tv": args.hours * 0.25, "everyday-babble": args.hours * 0.25,
-             "own": 0.5, "commands": 0.4, "near": 0.4}
-    neg = [("neg", i, kind, 600.0, args.seed + 1000 + 100 * list(hours).index(kind) + i, out)
-           for kind, h in hours.items() for i in range(max(1, int(round(h * 6))))]
-    # the small kinds first, then the long ones interleaved, so a partial set has every kind
-    neg.sort(key=lambda job: (job[2] in ("everyday", "everyday-tv", "everyday-babble"), job[1]))
-    jobs += neg
+    if not args.voices:  # (the voices asked for get trigger clips only: recall, no false starts)
+        # Ten hours and more of speech with no trigger, in 10-minute shards.
+        hours = {"everyday": args.hours * 0.5, "everyday-tv": args.hours * 0.25,
+                 "everyday-babble": args.hours * 0.25, "own": 0.5, "commands": 0.4, "near": 0.4}
+        neg = [("neg", i, kind, 600.0, args.seed + 1000 + 100 * list(hours).index(kind) + i, out)
+               for kind, h in hours.items() for i in range(max(1, int(round(h * 6))))]
+        # the small kinds first, then the long ones interleaved, so a partial set has every kind
+        neg.sort(key=lambda job: (job[2] in ("everyday", "everyday-tv", "everyday-babble"), job[1]))
+        jobs += neg
     t0 = time.monotonic()
     with mp.get_context("fork").Pool(args.workers) as pool:
         for n, path in enumerate(pool.imap_unordered(_job, jobs), 1):

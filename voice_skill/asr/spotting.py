@@ -18,8 +18,7 @@ place is checked against the head over the same utterance:
   skill's voice, "pause" comes back as "eat pause": the canceller's leftovers decoded as a word);
 - the head gives it less than ``OVERRIDE_BELOW`` and is that sure of another command: the
   head's command is reported instead, marked ``routine_only`` ("so more slowly" placed as pause,
-  heard as slower; "please say again" placed as done, heard as repeat).
-
+  heard as slower; "please say again" placed as done, heard as repeat);
 - the head gives it less than ``OVERRIDE_BELOW``, is sure of nothing, and the command is "it's
   gone" (``VETO_UNHEARD``), which ends the routine: it is marked ``sound_vetoed`` and the session
   ignores it. "I'm fine" placed in a television's talk or in the skill's echo was the most common

@@ -136,17 +136,15 @@ def _hibari(text: str, name: str, rate: float | None, out_path: str) -> None:
     write_wav(out_path, _hibari_loaded[name](text, speed=1.0 / (rate or 1.0), seed=0))
 
 
+_IN_PROCESS = {"piper": _piper, "hibari": _hibari}  # engines run as Python libraries, not commands
+
+
 def _run_engine(text: str, voice: str, out_path: str) -> None:
     engine, name, rate = parse_voice(voice)
-    if engine == "hibari":
-        _hibari(text, name, rate, out_path)
+    if engine in _IN_PROCESS:
+        _IN_PROCESS[engine](text, name, rate, out_path)
         if os.path.getsize(out_path) <= 44:
-            raise SpeechGenError(f"hibari gave no audio for voice {voice!r}")
-        return
-    if engine == "piper":
-        _piper(text, name, rate, out_path)
-        if os.path.getsize(out_path) <= 44:
-            raise SpeechGenError(f"piper gave no audio for voice {voice!r}")
+            raise SpeechGenError(f"{engine} gave no audio for voice {voice!r}")
         return
     if engine == "festival":
         exe = shutil.which("text2wave")

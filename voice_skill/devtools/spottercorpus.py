@@ -78,15 +78,19 @@ def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
     return np.round(np.interp(np.arange(n) * factor, np.arange(len(x)), x)).astype(np.int16)
 
 
+#: Engines whose voices are neural (each one speaker, whatever its settings).
+NEURAL_ENGINES = ("piper", "hibari")
+
+
 def noise_voices(voices: Sequence[str], n: int = 6) -> list[str]:
     """The first ``n`` voices that are not neural: babble and TV-like noise are made of these
     (neural voices render slowly and would make every room sound like one speaker)."""
-    return [v for v in voices if not v.startswith(("piper:", "hibari:"))][:n]
+    return [v for v in voices if v.partition(":")[0] not in NEURAL_ENGINES][:n]
 
 
 def voice_family(voice: str) -> str:
     engine, _, rest = voice.partition(":")
-    return engine if engine in ("espeak", "piper", "hibari") else f"{engine}:{rest.partition('@')[0]}"
+    return engine if engine == "espeak" or engine in NEURAL_ENGINES else f"{engine}:{rest.partition('@')[0]}"
 
 
 # ---------------------------------------------------------------- texts
@@ -219,11 +223,10 @@ OWN_RATES = (175, 160, 130)
 def own_voices() -> list[str]:
     """The skill's own voices at its three rates: espeak-ng and the natural voice (Piper joe,
     the default), whose length scale follows the rate as the skill's own ``tts.piper`` sets it."""
-    from voice_skill.tts.piper import LENGTH_SCALE_RANGE, NATURAL_WPM, RATE_EXPONENT  # noqa: PLC0415
+    from voice_skill.tts.piper import length_scale  # noqa: PLC0415
 
-    lo, hi = LENGTH_SCALE_RANGE
-    scales = [min(hi, max(lo, (NATURAL_WPM["joe"] / rate) ** RATE_EXPONENT)) for rate in OWN_RATES]
-    return [f"{OWN_VOICE}@{rate}" for rate in OWN_RATES] + [f"piper:joe@{scale:.2f}" for scale in scales]
+    return [f"{OWN_VOICE}@{rate}" for rate in OWN_RATES] + [f"piper:joe@{length_scale('joe', rate):.2f}"
+                                                           for rate in OWN_RATES]
 
 
 def test_near_misses() -> list[str]:

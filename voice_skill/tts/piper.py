@@ -39,6 +39,12 @@ LENGTH_SCALE_RANGE = (0.4, 3.0)
 PROBE_SENTENCE = "Flex your foot and pull your toes toward your knee."
 
 
+def length_scale(name: str, rate: float) -> float:
+    """Piper's length scale for voice ``name`` speaking ``rate`` words a minute."""
+    lo, hi = LENGTH_SCALE_RANGE
+    return min(hi, max(lo, (NATURAL_WPM[name] / float(rate)) ** RATE_EXPONENT))
+
+
 def missing(name: str = DEFAULT_VOICE) -> str | None:
     """Why the Piper voice ``name`` cannot be used here, or None when it can (no import)."""
     if name not in VOICES:
@@ -116,8 +122,7 @@ class PiperVoice:
                                   f"of speech; at most {max_rtf:g})")
 
     def length_scale(self) -> float:
-        lo, hi = LENGTH_SCALE_RANGE
-        return min(hi, max(lo, (NATURAL_WPM[self.name] / float(self.rate)) ** RATE_EXPONENT))
+        return length_scale(self.name, self.rate)
 
     def synthesize(self, text: str) -> np.ndarray:
         check_voice_settings(self.rate, self.volume)
