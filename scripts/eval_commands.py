@@ -15,8 +15,10 @@ routine starts whatever the noise; items where it did not are counted apart.
 
 An item is *right* when the first ``heard`` event with an intent, from the command's
 start on, has the command's intent; *wrong* when it has another; *missed* when none
-came. With ``--echo`` the skill's real speech (its default voice, or ``--voice``) is mixed into
-the input through a simulated room, and the skill's echo canceller runs, as on a loudspeaker by
+came. Intents taken in the routine before the command (from the fan, babble, TV or the
+skill's own voice: nobody spoke) are *false commands*, counted per minute of routine.
+With ``--echo`` the skill's real speech (its default voice, or ``--voice``) is mixed into the
+input through a simulated room, and the skill's echo canceller runs, as on a loudspeaker by
 the bed.
 
 Voices and texts come from ``voice_skill.devtools.spottercorpus``: tune on ``dev``, report
@@ -106,13 +108,31 @@ def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float]:
 
 def judge(events: list[dict], cmd_at: float) -> tuple[str, str | None, str]:
     """('right' | 'wrong' | 'missed' | 'no routine', the intent taken, what was heard)."""
-    if not any(e["event"] == "routine" and e["state"] == "started" and e["t"] < cmd_at for e in events):
+    if routine_start(events, cmd_at) is None:
         return "no routine", None, ""
     heard = [e for e in events if e["event"] == "heard" and not e.get("partial")
              and e.get("start_s", e["t"]) >= cmd_at - 0.5]
     texts = " / ".join(f"{e['text']}" + (f" [{e['ignored']}]" if e.get("ignored") else "") for e in heard)
     taken = next((e["intent"] for e in heard if e.get("intent")), None)
     return ("missed" if taken is None else "taken"), taken, texts
+
+
+def routine_start(events: list[dict], cmd_at: float) -> float | None:
+    """When the routine the trigger started began (None if it did not before the command)."""
+    return next((e["t"] for e in events if e["event"] == "routine" and e["state"] == "started" and e["t"] < cmd_at),
+                None)
+
+
+def false_commands(events: list[dict], cmd_at: float) -> tuple[list[str], float]:
+    """The intents taken in the routine before the user said anything (from the fan, the
+    babble, the TV or the skill's own voice) and the seconds of routine they came from."""
+    start = routine_start(events, cmd_at)
+    if start is None:
+        return [], 0.0
+    until = cmd_at - 0.5
+    taken = [e["intent"] for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")
+             and start < e.get("start_s", e["t"]) < until]
+    return taken, max(0.0, until - start)
 
 
 def _run(args: tuple) -> dict:
@@ -141,10 +161,12 @@ def _run(args: tuple) -> dict:
     run_chunks(speechgen.iter_array_chunks(audio, 0.1), options, None, listeners=[events.append])
     cpu = time.process_time() - t0
     verdict, taken, texts = judge(events, cmd_at)
+    false, routine_s = false_commands(events, cmd_at)
     if verdict == "taken":
         verdict = "right" if taken == item["intent"] else "wrong"
     return {**item, "condition": cond_name(item["condition"]), "verdict": verdict, "taken": taken,
-            "heard": texts, "cpu_s": cpu, "audio_s": len(audio) / SAMPLE_RATE}
+            "heard": texts, "cpu_s": cpu, "audio_s": len(audio) / SAMPLE_RATE, "false": false,
+            "routine_s": routine_s}
 
 
 def table(rows: list[dict], key: str) -> None:
@@ -159,6 +181,21 @@ def table(rows: list[dict], key: str) -> None:
         n = c["right"] + c["wrong"] + c["missed"]
         print(f"| {name} | {c['right']}/{n} ({100 * c['right'] / max(n, 1):.0f}%) | {c['wrong']} | {c['missed']} "
               f"| {c['no routine']} |")
+    print()
+
+
+def false_table(rows: list[dict]) -> None:
+    """Commands taken from the room before the user spoke, per condition."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[r["condition"]].append(r)
+        groups["all"].append(r)
+    print("| condition | false commands before the user's | minutes of routine | intents |")
+    print("|---|---|---|---|")
+    for name in sorted(groups, key=lambda k: (k == "all", k)):
+        false = [i for r in groups[name] for i in r["false"]]
+        minutes = sum(r["routine_s"] for r in groups[name]) / 60
+        print(f"| {name} | {len(false)} | {minutes:.1f} | {', '.join(f'{a} x{n}' for a, n in Counter(false).most_common())} |")
     print()
 
 
@@ -202,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     wrong = Counter((r["intent"], r["taken"]) for r in rows if r["verdict"] == "wrong")
     if wrong:
         print("wrong intents (said -> taken): " + ", ".join(f"{a}->{b} x{n}" for (a, b), n in wrong.most_common()))
+    false_table(rows)
     cpu = sum(r["cpu_s"] for r in rows) / max(sum(r["audio_s"] for r in rows), 1e-9)
     print(f"CPU {cpu:.3f} s per audio s (whole skill, file input)")
     for r in rows:

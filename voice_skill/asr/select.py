@@ -19,10 +19,13 @@ SPOTTER_MODES = ("auto", "on", "off")
 INSTALL_HINT = "install one with 'voice-skill models download'"
 
 
-def _pocketsphinx(phrases: Sequence[str], fillers: Sequence[str] = (), commands: Sequence[str] = ()) -> Recognizer:
-    from voice_skill.asr.pocketsphinx_backend import PocketSphinxRecognizer  # noqa: PLC0415 (lazy on purpose)
+def _pocketsphinx(phrases: Sequence[str], fillers: Sequence[str] = (), commands: Sequence[str] = (),
+                  behind_spotter: bool = False) -> Recognizer:
+    from voice_skill.asr import pocketsphinx_backend as ps  # noqa: PLC0415 (lazy on purpose)
 
-    return PocketSphinxRecognizer(phrases, extra_fillers=fillers, early_phrases=commands)
+    early_after_s = ps.EARLY_AFTER_BEHIND_SPOTTER_S if behind_spotter else ps.EARLY_AFTER_S
+    return ps.PocketSphinxRecognizer(phrases, extra_fillers=fillers, early_phrases=commands,
+                                     early_after_s=early_after_s)
 
 
 def _vosk(phrases: Sequence[str], found: FoundModel, early: Sequence[str] = ()) -> tuple[Recognizer, str]:
@@ -46,35 +49,36 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
         raise UsageError(f"unknown spotter mode {spotter!r}; choose one of: {', '.join(SPOTTER_MODES)}")
     builtin = PhraseTable.load()
     words = table or builtin
+    spotter_, without = None, ""
+    if mode == "auto" and table is not None and table != builtin:
+        without = "; no trigger spotter (it knows the built-in English phrases only)"
+    elif mode != "off":
+        try:
+            from voice_skill.asr.spotter import TriggerSpotter, command_head  # noqa: PLC0415 (loads onnxruntime)
+
+            spotter_ = TriggerSpotter(commands=command_head())
+        except ModelError as exc:
+            if mode == "on":
+                raise
+            log.warning("not using the trigger spotter: %s", exc)
+            without = f"; no trigger spotter ({exc})"
     commands = {name for name, _ in words.intents} - SAFETY_INTENTS - {"start"}
     grammar, description = grammar_recognizer(asr, model, phrases, fillers=sorted(words.courtesy),
                                               early=words.phrases_of(SAFE_EARLY_INTENTS),
-                                              commands=words.phrases_of(commands))
-    if mode == "off":
-        return grammar, description
-    if mode == "auto" and table is not None and table != builtin:
-        return grammar, description + "; no trigger spotter (it knows the built-in English phrases only)"
-    try:
-        from voice_skill.asr.spotter import TriggerSpotter, command_head  # noqa: PLC0415 (loads onnxruntime)
-        from voice_skill.asr.spotting import SpottingRecognizer  # noqa: PLC0415
+                                              commands=words.phrases_of(commands),
+                                              behind_spotter=spotter_ is not None)
+    if spotter_ is None:
+        return grammar, description + without
+    from voice_skill.asr.spotting import SpottingRecognizer  # noqa: PLC0415
 
-        spotter_ = TriggerSpotter(commands=command_head())
-    except ModelError as exc:
-        if mode == "on":
-            close = getattr(grammar, "close", None)
-            if close is not None:
-                close()
-            raise
-        log.warning("not using the trigger spotter: %s", exc)
-        return grammar, description + f"; no trigger spotter ({exc})"
     phrase = spotter_.head.meta.get("phrases", ["calf cramp"])[0]
-    rec = SpottingRecognizer(spotter_, grammar, IntentParser(table or builtin), phrase)
+    rec = SpottingRecognizer(spotter_, grammar, IntentParser(words), phrase)
     return rec, f"trigger spotter, then {description}"
 
 
 def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
                        fillers: Sequence[str] = (), early: Sequence[str] = (),
-                       commands: Sequence[str] = ()) -> tuple[Recognizer, str]:
+                       commands: Sequence[str] = (), behind_spotter: bool = False) -> tuple[Recognizer, str]:
     """The recognizer to use and a one-line description of the engine and model chosen.
 
     ``asr``: "vosk", "pocketsphinx", or None / "auto" (Vosk when a usable model is
@@ -85,7 +89,9 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
     hear between the phrases (the courtesy words of the phrase table). ``early``: phrases
     Vosk may report before the utterance ends (the phrase table's stop and pause phrases).
     ``commands``: phrases PocketSphinx may take before a segment ends in a room that never goes
-    quiet (every phrase but the triggers and the safety phrases).
+    quiet (every phrase but the triggers and the safety phrases). ``behind_spotter``: the trigger
+    spotter decides the triggers, so PocketSphinx's live decoder starts later in a segment
+    (``pocketsphinx_backend.EARLY_AFTER_BEHIND_SPOTTER_S``).
     """
     engine = (asr or "auto").lower()
     if engine not in ENGINES:
@@ -93,13 +99,13 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
     if engine == "pocketsphinx":
         if model:
             log.warning("--model %s is ignored: it is for the vosk engine", model)
-        return _pocketsphinx(phrases, fillers, commands), "pocketsphinx (built-in English model)"
+        return _pocketsphinx(phrases, fillers, commands, behind_spotter), "pocketsphinx (built-in English model)"
     found = find_model(model)
     if found is None:
         if engine == "vosk":
             raise ModelError(f"no Vosk model found (looked in --model, {MODEL_ENV} and the model folders); "
                              f"{INSTALL_HINT}")
-        return _pocketsphinx(phrases, fillers, commands), "pocketsphinx (built-in English model; no Vosk model installed)"
+        return _pocketsphinx(phrases, fillers, commands, behind_spotter), "pocketsphinx (built-in English model; no Vosk model installed)"
     explicit = engine == "vosk" or found.source.startswith(("--model", MODEL_ENV))
     try:
         return _vosk(phrases, found, early)
@@ -107,4 +113,4 @@ def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str
         if explicit:
             raise
         log.warning("not using the Vosk model: %s", exc)
-        return _pocketsphinx(phrases, fillers, commands), f"pocketsphinx (built-in English model); the Vosk model was not usable: {exc}"
+        return _pocketsphinx(phrases, fillers, commands, behind_spotter), f"pocketsphinx (built-in English model); the Vosk model was not usable: {exc}"
