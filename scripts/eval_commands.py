@@ -87,7 +87,8 @@ def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float]:
     """The item's audio and the second its command starts."""
     rng = np.random.default_rng(item["seed"])
     trigger = speechgen.synthesize("calf cramp", item["voice"]).astype(np.float64)
-    command = speechgen.synthesize(item["said"], item["voice"]).astype(np.float64)
+    command = (speechgen.synthesize(item["said"], item["voice"]).astype(np.float64) if item["said"]
+               else np.zeros(int(0.5 * SAMPLE_RATE)))  # --listen-only: nobody speaks
     lead = int(0.8 * SAMPLE_RATE)
     cmd_at = lead + len(trigger) + int(item["delay_s"] * SAMPLE_RATE)
     x = np.zeros(cmd_at + len(command) + int(4.0 * SAMPLE_RATE))
@@ -98,7 +99,7 @@ def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float]:
     if c is not None:
         bg = corpus.noise(c[0], len(speech) / SAMPLE_RATE + 0.1, item["seed"], noise_voices)
         # the noise level is set against the command, not the louder trigger
-        level = speechgen.active_power(command.astype(np.int16))
+        level = speechgen.active_power((command if item["said"] else trigger).astype(np.int16))
         bg = bg[:len(speech)].astype(np.float64)
         bg *= np.sqrt(level / (speechgen.active_power(bg.astype(np.int16)) + 1e-9)) * 10 ** (-c[1] / 20) * 0.35
         speech = np.clip(np.round(speech + bg), -32768, 32767).astype(np.int16)
@@ -125,14 +126,17 @@ def routine_start(events: list[dict], cmd_at: float) -> float | None:
 
 def false_commands(events: list[dict], cmd_at: float) -> tuple[list[str], float]:
     """The intents taken in the routine before the user said anything (from the fan, the
-    babble, the TV or the skill's own voice) and the seconds of routine they came from."""
+    babble, the TV or the skill's own voice) and the seconds of routine they came from (until
+    the routine ended, if it ended before the command: finished, or stopped by a false one)."""
     start = routine_start(events, cmd_at)
     if start is None:
         return [], 0.0
     until = cmd_at - 0.5
-    taken = [e["intent"] for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")
+    ended = next((e["t"] for e in events if e["event"] == "routine" and e["t"] > start
+                  and e["state"] not in ("started", "paused", "resumed")), until)
+    taken = [e for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")
              and start < e.get("start_s", e["t"]) < until]
-    return taken, max(0.0, until - start)
+    return [f"{e['intent']}: {e['text']}" for e in taken], max(0.0, min(until, ended) - start)
 
 
 def _run(args: tuple) -> dict:
@@ -193,7 +197,7 @@ def false_table(rows: list[dict]) -> None:
     print("| condition | false commands before the user's | minutes of routine | intents |")
     print("|---|---|---|---|")
     for name in sorted(groups, key=lambda k: (k == "all", k)):
-        false = [i for r in groups[name] for i in r["false"]]
+        false = [i.split(":")[0] for r in groups[name] for i in r["false"]]
         minutes = sum(r["routine_s"] for r in groups[name]) / 60
         print(f"| {name} | {len(false)} | {minutes:.1f} | {', '.join(f'{a} x{n}' for a, n in Counter(false).most_common())} |")
     print()
@@ -213,9 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="also write every item's result here (JSON Lines)")
+    ap.add_argument("--listen-only", type=float, default=None, metavar="SECONDS",
+                    help="no command: the trigger, then this long in the room; count only false commands")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000))
+    if args.listen_only is not None:
+        todo = [{**it, "said": "", "delay_s": args.listen_only, "condition": CONDITIONS[i % len(CONDITIONS)]}
+                for i, it in enumerate(todo)]
     noise_voices = corpus.noise_voices(corpus.split_voices(args.split))
     jobs = [(it, args.spotter, args.echo, noise_voices, args.command_head, args.command_threshold, args.voice)
             for it in todo]
@@ -229,8 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     at = f" at {args.command_threshold:g}" if args.command_threshold is not None else ""
-    print(f"\nCommands in a routine, {args.split} voices, spotter {args.spotter}, command head {args.command_head}{at}"
+    what = f"Nobody speaking for {args.listen_only:g} s" if args.listen_only is not None else "Commands"
+    print(f"\n{what} in a routine, {args.split} voices, spotter {args.spotter}, command head {args.command_head}{at}"
           f"{', over the skill own voice' if args.echo else ''} ({len(rows)} recordings)\n")
+    if args.listen_only is not None:
+        false_table(rows)
+        for r in rows:
+            for f in r["false"]:
+                log.info("false command in %s [%s]: %s", r["voice"], r["condition"], f)
+        return 0
     table(rows, "intent")
     table(rows, "condition")
     for r in rows:
