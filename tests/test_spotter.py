@@ -343,3 +343,30 @@ def test_train_dev_and_test_voices_share_no_speaker() -> None:
     train, dev, test = speakers("train"), speakers("dev"), speakers("test")
     assert {"piper", "hibari"} <= train  # one speaker each (hibari reads with two accents)
     assert train & dev == set() and train & test == set() and dev & test == set()
+
+
+def test_behind_the_spotter_a_sentence_under_three_seconds_is_decoded_once_and_heard_the_same() -> None:
+    """PocketSphinx's live decoder (the second decode of a segment as it goes on) starts 3 s
+    into a segment behind the spotter, 1 s alone: a 2-s sentence is then decoded once, and
+    heard the same."""
+    from voice_skill.asr import pocketsphinx_backend as ps
+    from voice_skill.core.intents import PhraseTable
+
+    table = PhraseTable.load()
+    x = _with_floor(compose([0.5, ("could you tell me the time and then stop please", UNSEEN), 1.5]).samples)
+    heard, checks = {}, {}
+    for early_after_s in (ps.EARLY_AFTER_S, ps.EARLY_AFTER_BEHIND_SPOTTER_S):
+        rec = ps.PocketSphinxRecognizer(table.phrases(), extra_fillers=sorted(table.courtesy),
+                                        early_after_s=early_after_s)
+        calls = []
+        check = rec._check_partial
+        rec._check_partial = lambda: calls.append(1) or check()
+        hyps = [h for c in iter_array_chunks(x, 0.1) for h in rec.accept(c)] + rec.flush()
+        heard[early_after_s], checks[early_after_s] = [h.text for h in hyps], len(calls)
+    assert checks[ps.EARLY_AFTER_S] > 0, "the sentence must be long enough for the live decoder alone"
+    assert checks[ps.EARLY_AFTER_BEHIND_SPOTTER_S] == 0
+    assert heard[ps.EARLY_AFTER_S] == heard[ps.EARLY_AFTER_BEHIND_SPOTTER_S] != []
+
+    behind, _ = build_recognizer("pocketsphinx", None, table.phrases(), spotter="on")
+    alone, _ = build_recognizer("pocketsphinx", None, table.phrases(), spotter="off")
+    assert behind.grammar._early_after_bytes > alone._early_after_bytes
