@@ -358,9 +358,13 @@ def test_behind_the_spotter_a_sentence_under_three_seconds_is_decoded_once_and_h
     for early_after_s in (ps.EARLY_AFTER_S, ps.EARLY_AFTER_BEHIND_SPOTTER_S):
         rec = ps.PocketSphinxRecognizer(table.phrases(), extra_fillers=sorted(table.courtesy),
                                         early_after_s=early_after_s)
-        calls = []
-        check = rec._check_partial
-        rec._check_partial = lambda: calls.append(1) or check()
+        calls: list[float] = []
+
+        def counted(check=rec._check_partial, calls=calls):
+            calls.append(1.0)
+            return check()
+
+        rec._check_partial = counted
         hyps = [h for c in iter_array_chunks(x, 0.1) for h in rec.accept(c)] + rec.flush()
         heard[early_after_s], checks[early_after_s] = [h.text for h in hyps], len(calls)
     assert checks[ps.EARLY_AFTER_S] > 0, "the sentence must be long enough for the live decoder alone"
