@@ -10,13 +10,16 @@ PocketSphinx (``asr.select.build_recognizer``): a quiet room (a -65 dBFS hiss), 
 settings are compared: PocketSphinx's live decoder starting 1 s into a segment (as alone, and
 behind the spotter before stop 25) and starting at ``EARLY_AFTER_BEHIND_SPOTTER_S`` (behind the
 spotter now). The table gives the median of the runs (the machine is shared: medians and
-ratios, not single figures) and whether the two settings heard the same things.
+ratios, not single figures) and how many hypotheses of the first run one setting had and the other
+did not (the live decoder's start value for CMN comes from more audio at 3 s, so a long
+segment's early decision can differ).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+from collections import Counter
 import sys
 from pathlib import Path
 
@@ -66,19 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rooms", default="quiet,talk,tv,babble")
     args = ap.parse_args(argv)
     now = ps.EARLY_AFTER_BEHIND_SPOTTER_S
-    print(f"| room | live decoder from {ps.EARLY_AFTER_S:g} s | from {now:g} s (now) | ratio | the same heard |")
-    print("|---|---|---|---|---|")
+    print(f"| room | live decoder from {ps.EARLY_AFTER_S:g} s | from {now:g} s (now) | ratio | hypotheses | differing |")
+    print("|---|---|---|---|---|---|")
     for kind in args.rooms.split(","):
         samples = room(kind, args.seconds, seed=1)
-        before, after, same = [], [], True
+        before, after, heard = [], [], []
         for _ in range(args.runs):
             cpu_a, heard_a = measure(samples, ps.EARLY_AFTER_S)
             cpu_b, heard_b = measure(samples, now)
             before.append(cpu_a)
             after.append(cpu_b)
-            same = same and heard_a == heard_b
+            heard = heard or [heard_a, heard_b]
         a, b = statistics.median(before), statistics.median(after)
-        print(f"| {kind} | {a:.3f} | {b:.3f} | {b / a:.2f} | {'yes' if same else 'no'} |", flush=True)
+        differing = sum(((Counter(heard[0]) - Counter(heard[1])) + (Counter(heard[1]) - Counter(heard[0]))).values())
+        print(f"| {kind} | {a:.3f} | {b:.3f} | {b / a:.2f} | {len(heard[0])} / {len(heard[1])} | {differing} |",
+              flush=True)
     return 0
 
 
