@@ -4,6 +4,7 @@
     python scripts/train_spotter.py data  --split train --out build/spotter   # clips -> embeddings
     python scripts/train_spotter.py data  --split dev   --out build/spotter
     python scripts/train_spotter.py train --data build/spotter --out voice_skill/data/spotter/trigger_head.npz
+    python scripts/train_spotter.py ensemble a.npz b.npz --out voice_skill/data/spotter/trigger_head.npz
     python scripts/train_spotter.py smoke                                     # seconds: the whole path, tiny
 
 ``data`` renders speech with the split's voices (``voice_skill.devtools.spottercorpus``: Piper,
@@ -442,8 +443,24 @@ def cmd_tune(args) -> None:
     log.info("wrote %s", args.out or args.head)
 
 
+def cmd_ensemble(args) -> None:
+    """Several heads trained alike (other seeds, other data) as one, their probabilities
+    averaged, with the thresholds chosen on the dev split for the average."""
+    heads = [sp.SpotterHead.load(p) for p in args.heads]
+    members = [m for h in heads for m in h.members()]
+    head = sp.SpotterHead(*members[0], {"window": heads[0].window}, tuple(members[1:]))
+    dev = tune_on_dev(head, args)
+    meta = dict(heads[0].meta, threshold=dev["threshold"], min_frames=dev["min_frames"], support=dev["support"],
+                confirm_threshold=dev["confirm_threshold"],
+                dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()},
+                members=[{k: h.meta.get(k) for k in ("seed", "epochs", "trained_windows", "dev")} for h in heads])
+    sp.SpotterHead(*members[0], meta, tuple(members[1:])).save(args.out)
+    log.info("wrote %s (%d perceptrons)", args.out, len(members))
+
+
 def cmd_smoke(args) -> None:
-    """The whole path on a few seconds of espeak-ng speech: data, training, a head that loads."""
+    """The whole path on a few seconds of espeak-ng speech: data, training (two seeds), the two
+    perceptrons as one head, a head that loads."""
     import tempfile  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -453,8 +470,12 @@ def cmd_smoke(args) -> None:
         ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
                                 dev_fa_per_hour=5.0, max_frames=2)
         cmd_train(ns)
-        head = sp.SpotterHead.load(folder / "head.npz")
-        print(json.dumps({"window": head.window, "threshold": head.threshold, "inputs": int(head.weights[0].shape[0])}))
+        cmd_train(argparse.Namespace(**{**vars(ns), "out": folder / "head-2.npz", "seed": args.seed + 1}))
+        cmd_ensemble(argparse.Namespace(heads=[folder / "head.npz", folder / "head-2.npz"], data=folder,
+                                        out=folder / "both.npz", dev_fa_per_hour=5.0, max_frames=2))
+        head = sp.SpotterHead.load(folder / "both.npz")
+        print(json.dumps({"window": head.window, "threshold": head.threshold, "inputs": int(head.weights[0].shape[0]),
+                          "perceptrons": len(head.members())}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,6 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--out", type=Path, default=None)
     u.add_argument("--dev-fa-per-hour", type=float, default=0.75)
     u.add_argument("--max-frames", type=int, default=2, help="at most this many frames in a row (80 ms each)")
+    e = sub.add_parser("ensemble", help="average several trained heads into one, its thresholds chosen on dev")
+    e.add_argument("heads", type=Path, nargs="+")
+    e.add_argument("--data", type=Path, default=ROOT / "build" / "spotter")
+    e.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
+    e.add_argument("--dev-fa-per-hour", type=float, default=0.75)
+    e.add_argument("--max-frames", type=int, default=2, help="at most this many frames in a row (80 ms each)")
     s = sub.add_parser("smoke", help="the whole path on a few seconds of audio")
     s.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
@@ -496,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd_train(args)
     elif args.cmd == "tune":
         cmd_tune(args)
+    elif args.cmd == "ensemble":
+        cmd_ensemble(args)
     else:
         cmd_smoke(args)
     return 0

@@ -210,7 +210,7 @@ def test_the_training_script_runs_end_to_end_on_a_tiny_set() -> None:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["window"] == 16 and out["inputs"] == 16 * 96 and 0 < out["threshold"] < 1
+    assert out["window"] == 16 and out["inputs"] == 16 * 96 and 0 < out["threshold"] < 1 and out["perceptrons"] == 2
 
 
 def test_clip_scores_match_the_streaming_detector(models, head) -> None:
@@ -374,3 +374,19 @@ def test_behind_the_spotter_a_sentence_under_three_seconds_is_decoded_once_and_h
     behind, _ = build_recognizer("pocketsphinx", None, table.phrases(), spotter="on")
     alone, _ = build_recognizer("pocketsphinx", None, table.phrases(), spotter="off")
     assert behind.grammar._early_after_bytes > alone._early_after_bytes
+
+
+def test_the_shipped_head_averages_its_perceptrons_and_saves_whole(tmp_path, models) -> None:
+    """The trigger head is two perceptrons whose probabilities are averaged: the mean of each
+    one's score, on real embeddings of a trigger, and the same after a save and a load."""
+    shipped = sp.SpotterHead.load()
+    assert len(shipped.members()) == 2
+    emb = sp.clip_embeddings(models, _with_floor(compose([0.5, ("calf cramp", UNSEEN), 0.8]).samples))
+    windows = np.stack([emb[i:i + shipped.window] for i in range(len(emb) - shipped.window + 1)])
+    alone = [sp.SpotterHead(*member, {"window": shipped.window}).score(windows) for member in shipped.members()]
+    np.testing.assert_allclose(shipped.score(windows), np.mean(alone, axis=0), rtol=1e-6)
+    assert max(alone[0]) != max(alone[1])  # two different perceptrons, not one saved twice
+    shipped.save(tmp_path / "head.npz")
+    again = sp.SpotterHead.load(tmp_path / "head.npz")
+    assert len(again.members()) == 2 and again.meta == shipped.meta
+    np.testing.assert_array_equal(again.score(windows), shipped.score(windows))

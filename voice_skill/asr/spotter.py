@@ -163,16 +163,20 @@ class StreamingEmbedder:
 
 @dataclass(frozen=True)
 class SpotterHead:
-    """The trained head: a two-hidden-layer perceptron over the last ``window`` embeddings.
+    """The trained head: a two-hidden-layer perceptron over the last ``window`` embeddings, or
+    the mean of several (``others``: perceptrons trained alike with other seeds or data, whose
+    probabilities are averaged with the first one's; each has its own input normalisation).
 
-    Stored as one ``.npz`` with the weights and a JSON ``meta`` string (the decision
-    thresholds chosen on the development voices, the training set-up, the figures).
+    Stored as one ``.npz`` with the weights (``w0``..``w5``, then ``m1_w0``.. for the second
+    perceptron, and so on) and a JSON ``meta`` string (the decision thresholds chosen on the
+    development voices, the training set-up, the figures).
     """
 
     weights: tuple[np.ndarray, ...]
     mean: np.ndarray
     scale: np.ndarray
     meta: dict
+    others: tuple[tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray], ...] = ()
 
     @property
     def window(self) -> int:
@@ -203,41 +207,60 @@ class SpotterHead:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "SpotterHead":
         path = Path(path) if path is not None else _data_path(HEAD, None)
+        def member(data, prefix: str) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+            weights = tuple(np.asarray(data[f"{prefix}w{i}"], dtype=np.float32) for i in range(6))
+            mean, scale = np.asarray(data[f"{prefix}mean"], np.float32), np.asarray(data[f"{prefix}scale"], np.float32)
+            return weights, mean, scale
+
         try:
             with np.load(path, allow_pickle=False) as data:
-                weights = tuple(np.asarray(data[f"w{i}"], dtype=np.float32) for i in range(6))
-                mean, scale = np.asarray(data["mean"], np.float32), np.asarray(data["scale"], np.float32)
+                first = member(data, "")
+                others = tuple(member(data, f"m{k}_") for k in range(1, 1 + len({n.split("_")[0] for n in data.files
+                                                                                    if n.startswith("m") and "_" in n})))
                 meta = json.loads(str(data["meta"]))
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"not a spotter head: {exc}", path=str(path)) from None
-        head = cls(weights, mean, scale, meta)
-        if weights[0].shape[0] != head.window * EMB_DIM or mean.shape != (head.window * EMB_DIM,):
-            raise ModelError(f"spotter head expects {weights[0].shape[0]} inputs, not {head.window} x {EMB_DIM}",
-                             path=str(path))
+        head = cls(*first, meta, others)
+        for weights, mean, _ in (first, *others):
+            if weights[0].shape[0] != head.window * EMB_DIM or mean.shape != (head.window * EMB_DIM,):
+                raise ModelError(f"spotter head expects {weights[0].shape[0]} inputs, not {head.window} x {EMB_DIM}",
+                                 path=str(path))
         return head
 
     def save(self, path: str | Path) -> None:
         arrays = {f"w{i}": w for i, w in enumerate(self.weights)}
+        for k, (weights, mean, scale) in enumerate(self.others, 1):
+            arrays |= {f"m{k}_w{i}": w for i, w in enumerate(weights)}
+            arrays |= {f"m{k}_mean": mean, f"m{k}_scale": scale}
         np.savez_compressed(path, mean=self.mean, scale=self.scale, meta=json.dumps(self.meta, sort_keys=True),
                             **arrays)
 
-    def _logits(self, windows: np.ndarray) -> np.ndarray:
-        x = (np.asarray(windows, dtype=np.float32).reshape(len(windows), -1) - self.mean) * self.scale
-        w1, b1, w2, b2, w3, b3 = self.weights
+    def members(self) -> tuple:
+        """Each perceptron as (weights, mean, scale), the first one first."""
+        return ((self.weights, self.mean, self.scale), *self.others)
+
+    @staticmethod
+    def _logits(windows: np.ndarray, weights, mean, scale) -> np.ndarray:
+        x = (np.asarray(windows, dtype=np.float32).reshape(len(windows), -1) - mean) * scale
+        w1, b1, w2, b2, w3, b3 = weights
         h = np.maximum(x @ w1 + b1, 0.0)
         h = np.maximum(h @ w2 + b2, 0.0)
         return h @ w3 + b3
 
     def score(self, windows: np.ndarray) -> np.ndarray:
         """(n, window, 96) embeddings -> (n,) probabilities that a trigger just ended."""
-        logit = self._logits(windows).reshape(-1)
-        return 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
+        probs = [1.0 / (1.0 + np.exp(-np.clip(self._logits(windows, *m).reshape(-1), -30.0, 30.0)))
+                 for m in self.members()]
+        return probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """(n, window, 96) embeddings -> (n, classes) probabilities of a multi-class head."""
-        z = self._logits(windows)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        out = []
+        for m in self.members():
+            z = self._logits(windows, *m)
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            out.append(e / e.sum(axis=1, keepdims=True))
+        return out[0] if len(out) == 1 else np.mean(out, axis=0)
 
 
 def command_head(path: str | Path | None = None) -> SpotterHead | None:
