@@ -390,3 +390,42 @@ def test_the_shipped_head_averages_its_perceptrons_and_saves_whole(tmp_path, mod
     again = sp.SpotterHead.load(tmp_path / "head.npz")
     assert len(again.members()) == 2 and again.meta == shipped.meta
     np.testing.assert_array_equal(again.score(windows), shipped.score(windows))
+
+
+class _HeadSays:
+    """A stand-in spotter whose command head gives one command one probability everywhere: the
+    subject here is the second-opinion rule of ``SpottingRecognizer``, not the head."""
+
+    PHRASE_S = 1.2
+
+    def __init__(self, label: str, p: float, threshold: float = 0.94) -> None:
+        self.label, self.p = label, p
+        self.head = type("Head", (), {"confirm_threshold": 0.9})()
+        self.commands = type("Commands", (), {"threshold": threshold, "classes": ["none", label, "stop"]})()
+
+    def accept(self, chunk: AudioChunk) -> list:
+        return []
+
+    def best_command(self, start_s: float, end_s: float) -> tuple[str, float]:
+        return self.label, self.p
+
+    def command_probability(self, name: str, start_s: float, end_s: float) -> float:
+        return self.p if name == self.label else 0.0
+
+    def max_score(self, start_s: float, end_s: float) -> float:
+        return 0.0
+
+
+@pytest.mark.parametrize("p, short, long", [(0.9, "repeat", "uh we eat that ah the news"), (0.96, "repeat", "repeat"),
+                                            (0.8, "we eat that", "uh we eat that ah the news")])
+def test_the_command_head_is_trusted_at_less_over_a_short_utterance(p, short, long) -> None:
+    """Over an utterance under 4 s the head's second opinion counts from 0.85; over a longer
+    one (a 10-s piece of a TV's talk has many more frames to be wrong in) from its own 0.94."""
+    from voice_skill.asr import spotting
+
+    assert spotting.SHORT_UTTERANCE_THRESHOLD == 0.85 and spotting.SHORT_UTTERANCE_S == 4.0
+    grammar = ScriptedGrammar([Hypothesis("we eat that", 0.5, 1.0, 2.2),
+                               Hypothesis("uh we eat that ah the news", 0.5, 5.0, 15.0)])
+    rec = SpottingRecognizer(_HeadSays("repeat", p), grammar, IntentParser(), "calf cramp")
+    heard = [h.text for h in rec.flush()]
+    assert heard == [short, long]
