@@ -288,7 +288,9 @@ class PocketSphinxRecognizer:
         self._check_every = max(1, round(check_every_s / _FRAME_S))
         self._max_bytes = max(1, int(max_segment_s * SAMPLE_RATE)) * SAMPLE_WIDTH
         self._early_after_bytes = int(early_after_s * SAMPLE_RATE) * SAMPLE_WIDTH
-        self._cmn_start_bytes = int(min(early_after_s, EARLY_AFTER_S) * SAMPLE_RATE) * SAMPLE_WIDTH
+        # (started later than EARLY_AFTER_S, its CMN starts from that much of the piece, as it would have)
+        self._cmn_start_bytes = (None if early_after_s <= EARLY_AFTER_S
+                                 else int(EARLY_AFTER_S * SAMPLE_RATE) * SAMPLE_WIDTH)
         self._ep_args = (endpoint_window_s, endpoint_ratio, vad_mode)
         self.room_contrast_db = room_contrast_db
         self._room_rule_after_bytes = int(room_rule_after_s * SAMPLE_RATE) * SAMPLE_WIDTH
@@ -413,10 +415,10 @@ class PocketSphinxRecognizer:
             if not self._live_busy:
                 if len(self._speech) < self._early_after_bytes:
                     return []
-                # Start the live CMN from the batch mean of the piece's first EARLY_AFTER_S
-                # (from the model's default it misdecodes the first seconds; the same start
-                # whenever the live decoder starts, so starting later changes only the cost),
-                # then catch up.
+                # Start the live CMN from the batch mean of what has been heard, up to the
+                # piece's first EARLY_AFTER_S (from the model's default it misdecodes the first
+                # seconds; the same start however late the live decoder starts, so starting
+                # later changes only the cost), then catch up.
                 buffered = bytes(self._speech)
                 self._verifier.start_utt()
                 self._verifier.process_raw(buffered[:self._cmn_start_bytes], no_search=True, full_utt=True)
