@@ -485,7 +485,9 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     # The default voice, as a user hears it (the natural voice where it is installed). Until stop
     # 22's echo check this loopback room let "pause" through in only 2 of 4 runs over the natural
     # voice, and the test spoke espeak-ng; stop 23: 5 of 5 (docs/faults.md).
-    skill = skill_factory(combined=False, args=voice_args())
+    # Daytime, whatever the clock says: the night routine is slower and quieter (night hours
+    # from 22:00), and these tests are about the audio path, not the hour.
+    skill = skill_factory(combined=False, args=("--time-of-day", "14:00", *voice_args()))
     # Everything the skill plays comes back into its microphone, as from a loudspeaker in a quiet
     # room. A room's echo path holds still; the loopback's default adaptive resampling makes the
     # delay wander by samples every few seconds, which no room does (adjust_time=0 turns it off).
@@ -573,7 +575,8 @@ def _window_cpu(pid: int, seconds: float) -> float:
 
 
 def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
-    skill = skill_factory(pin_devices=True, combined=False)
+    # daytime: at night the slower routine may say nothing more in the 8-s outage than the notice
+    skill = skill_factory(pin_devices=True, combined=False, args=("--time-of-day", "14:00"))
     skill.wait_listening()
     skill.say("calf cramp", to=MIC_FEED_SINK)
     skill.wait_for(lambda ev: any(e["event"] == "routine" for e in ev), 20, "the routine")
@@ -627,7 +630,7 @@ def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
 
 
 def test_the_loudspeaker_unplugged_mid_routine(skill_factory) -> None:
-    skill = skill_factory(pin_devices=True, combined=False)
+    skill = skill_factory(pin_devices=True, combined=False, args=("--time-of-day", "14:00"))
     skill.wait_listening()
     skill.say("calf cramp", to=MIC_FEED_SINK)
     skill.wait_for(lambda ev: sum(e["event"] == "say" for e in ev) >= 1, 20, "the first instruction")
