@@ -10,9 +10,9 @@ With a command head (``TriggerSpotter.commands``), an utterance the grammar reco
 heard but could not make a phrase of ("walk year more slowly three" for "okay, more slowly
 please" over a fan) gets a second chance by its sound: when the head is sure enough
 (``command_threshold``; ``SHORT_UTTERANCE_THRESHOLD`` over an utterance under 4 s) that a short
-command ended within it, that command is reported, as
-its intent's first phrase, marked ``routine_only``. A command the grammar recognizer did
-place is checked against the head over the same utterance:
+command ended within it, that command is reported, as its intent's first phrase, marked
+``routine_only``. A command the grammar recognizer did place is checked against the head over
+the same utterance:
 
 - the head is that sure of the same command: the hypothesis is marked ``sound_agrees``; two
   recognizers heard it, and the echo guard then forgives the other words around it (over the
