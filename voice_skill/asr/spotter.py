@@ -207,6 +207,7 @@ class SpotterHead:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "SpotterHead":
         path = Path(path) if path is not None else _data_path(HEAD, None)
+
         def member(data, prefix: str) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
             weights = tuple(np.asarray(data[f"{prefix}w{i}"], dtype=np.float32) for i in range(6))
             mean, scale = np.asarray(data[f"{prefix}mean"], np.float32), np.asarray(data[f"{prefix}scale"], np.float32)
@@ -215,8 +216,8 @@ class SpotterHead:
         try:
             with np.load(path, allow_pickle=False) as data:
                 first = member(data, "")
-                others = tuple(member(data, f"m{k}_") for k in range(1, 1 + len({n.split("_")[0] for n in data.files
-                                                                                    if n.startswith("m") and "_" in n})))
+                extra = sorted({int(n[1:n.index("_")]) for n in data.files if n.startswith("m") and "_" in n})
+                others = tuple(member(data, f"m{k}_") for k in extra)
                 meta = json.loads(str(data["meta"]))
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"not a spotter head: {exc}", path=str(path)) from None
