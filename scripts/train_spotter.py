@@ -28,6 +28,7 @@ import logging
 import multiprocessing as mp
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -439,7 +440,7 @@ def cmd_tune(args) -> None:
     meta = dict(head.meta, threshold=dev["threshold"], min_frames=dev["min_frames"], support=dev["support"],
                 confirm_threshold=dev["confirm_threshold"],
                 dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()})
-    sp.SpotterHead(head.weights, head.mean, head.scale, meta).save(args.out or args.head)
+    replace(head, meta=meta).save(args.out or args.head)  # (every perceptron of the head kept)
     log.info("wrote %s", args.out or args.head)
 
 
@@ -454,7 +455,7 @@ def cmd_ensemble(args) -> None:
                 confirm_threshold=dev["confirm_threshold"],
                 dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()},
                 members=[{k: h.meta.get(k) for k in ("seed", "epochs", "trained_windows", "dev")} for h in heads])
-    sp.SpotterHead(*members[0], meta, tuple(members[1:])).save(args.out)
+    replace(head, meta=meta).save(args.out)
     log.info("wrote %s (%d perceptrons)", args.out, len(members))
 
 
