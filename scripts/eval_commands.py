@@ -124,7 +124,7 @@ def routine_start(events: list[dict], cmd_at: float) -> float | None:
                 None)
 
 
-def false_commands(events: list[dict], cmd_at: float) -> tuple[list[str], float]:
+def false_commands(events: list[dict], cmd_at: float) -> tuple[list[dict], float]:
     """The intents taken in the routine before the user said anything (from the fan, the
     babble, the TV or the skill's own voice) and the seconds of routine they came from (until
     the routine ended, if it ended before the command: finished, or stopped by a false one)."""
@@ -136,7 +136,7 @@ def false_commands(events: list[dict], cmd_at: float) -> tuple[list[str], float]
                   and e["state"] not in ("started", "paused", "resumed")), until)
     taken = [e for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")
              and start < e.get("start_s", e["t"]) < until]
-    return ([f"{e['intent']} at {e.get('start_s', e['t']):.1f} s: {e['text']}" for e in taken],
+    return ([{"intent": e["intent"], "at": e.get("start_s", e["t"]), "text": e["text"]} for e in taken],
             max(0.0, min(until, ended) - start))
 
 
@@ -198,7 +198,7 @@ def false_table(rows: list[dict]) -> None:
     print("| condition | false commands before the user's | minutes of routine | intents |")
     print("|---|---|---|---|")
     for name in sorted(groups, key=lambda k: (k == "all", k)):
-        false = [i.split(" ")[0] for r in groups[name] for i in r["false"]]
+        false = [f["intent"] for r in groups[name] for f in r["false"]]
         minutes = sum(r["routine_s"] for r in groups[name]) / 60
         print(f"| {name} | {len(false)} | {minutes:.1f} | {', '.join(f'{a} x{n}' for a, n in Counter(false).most_common())} |")
     print()
@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         false_table(rows)
         for r in rows:
             for f in r["false"]:
-                log.info("false command in %s [%s]: %s", r["voice"], r["condition"], f)
+                log.info("false command in %s [%s]: %s at %.1f s: %s", r["voice"], r["condition"], f["intent"],
+                         f["at"], f["text"])
         return 0
     table(rows, "intent")
     table(rows, "condition")

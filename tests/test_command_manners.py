@@ -109,7 +109,6 @@ def test_a_command_with_a_stray_word_over_the_skill_is_obeyed_when_the_command_h
     assert "by_sound" not in first(alone, "heard", text="eat pause")
 
 
-
 def test_a_command_the_command_head_did_not_hear_is_ignored():
     events = run_script([(1.0, "calf cramp"), (6.0, "i'm fine", True, False, False, True)], 20)
     heard = first(events, "heard", text="i'm fine")
