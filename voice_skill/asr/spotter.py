@@ -250,9 +250,8 @@ class SpotterHead:
 
     def score(self, windows: np.ndarray) -> np.ndarray:
         """(n, window, 96) embeddings -> (n,) probabilities that a trigger just ended."""
-        probs = [1.0 / (1.0 + np.exp(-np.clip(self._logits(windows, *m).reshape(-1), -30.0, 30.0)))
-                 for m in self.members()]
-        return probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
+        return np.mean([1.0 / (1.0 + np.exp(-np.clip(self._logits(windows, *m).reshape(-1), -30.0, 30.0)))
+                        for m in self.members()], axis=0)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """(n, window, 96) embeddings -> (n, classes) probabilities of a multi-class head."""
@@ -261,7 +260,7 @@ class SpotterHead:
             z = self._logits(windows, *m)
             e = np.exp(z - z.max(axis=1, keepdims=True))
             out.append(e / e.sum(axis=1, keepdims=True))
-        return out[0] if len(out) == 1 else np.mean(out, axis=0)
+        return np.mean(out, axis=0)
 
 
 def command_head(path: str | Path | None = None) -> SpotterHead | None:
