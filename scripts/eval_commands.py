@@ -5,21 +5,26 @@
     python scripts/eval_commands.py --split dev --items 240 --spotter off
     python scripts/eval_commands.py --split test --echo                 # over the skill's own voice
     python scripts/eval_commands.py --split test --echo --voice espeak  # ... over espeak-ng's
+    python scripts/eval_commands.py --split dev --safety                # red flags and emergencies
 
 Each item is one recording, run through the real session (``app.run_chunks``, the path
-``voice-skill run --input`` takes): a voice of the split says "calf cramp", and 4 to 14 s
+``voice-skill run --input`` takes): after 12 s of the room, a voice of the split says "calf cramp", and 4 to 14 s
 into the routine (while the coach speaks, or between its sentences) says a command, often
 with a filler ("okay stop", "um next please"), in a quiet room or over fan, babble or
 TV-like noise at 6 to 18 dB. The trigger is said 8 dB louder than the command so that the
 routine starts whatever the noise; items where it did not are counted apart.
 
-An item is *right* when the first ``heard`` event with an intent, from the command's
-start on, has the command's intent; *wrong* when it has another; *missed* when none
-came. Intents taken in the routine before the command (from the fan, babble, TV or the
-skill's own voice: nobody spoke) are *false commands*, counted per minute of routine.
+An item is *right* when the first ``heard`` event with an intent that ended after the
+command began has the command's intent; *wrong* when it has another; *missed* when none
+came. Intents taken in the routine that ended before the command (from the fan, babble, TV or
+the skill's own voice: nobody spoke) are *false commands*, counted per minute of routine.
 With ``--echo`` the skill's real speech (its default voice, or ``--voice``) is mixed into the
 input through a simulated room, and the skill's echo canceller runs, as on a loudspeaker by
 the bed.
+
+With ``--safety`` the items are red flags and emergencies ("oh no my foot is cold") instead of
+commands: the cost side of any rule that ignores safety phrases buried in other speech. For each
+safety intent taken, the table counts how many other words the recognizer heard with it.
 
 Voices and texts come from ``voice_skill.devtools.spottercorpus``: tune on ``dev``, report
 on ``test`` (never tuned on).
@@ -44,41 +49,53 @@ sys.path.insert(0, str(ROOT))
 from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
 from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
-from voice_skill.core.intents import PhraseTable  # noqa: E402
+from voice_skill.core.intents import IntentParser, PhraseTable, tokens  # noqa: E402
 
 log = logging.getLogger("eval_commands")
 
 COMMANDS = ("stop", "pause", "resume", "next", "back", "repeat", "slower", "faster", "done", "worse", "help")
+SAFETY = ("red_flag", "emergency")
 CONDITIONS = (None, ("fan", 18), ("babble", 12), ("tv", 12), ("fan", 6), ("babble", 6), ("tv", 6))
 FILLERS = {
     "dev": ["", "", "okay", "um", "please", "uh"],
     "test": ["", "", "", "okay", "um", "hey", "please", "uh", "alright", "so"],
 }
+# what comes before a safety phrase (after it: AFTER)
+SAFETY_BEFORE = {
+    "dev": ["", "", "oh no", "wait", "um", "hey"],
+    "test": ["", "", "", "oh", "ouch", "uh oh", "listen", "hang on"],
+}
 AFTER = {"dev": ["", "", "", "please"], "test": ["", "", "", "", "please", "now"]}
 TRIGGER_BOOST_DB = 8.0
+# The room is there before the cramp: this much of it before the trigger, as the skill has been
+# listening for hours (in a stream's first seconds the room rule has no past, and babble there
+# started false red flags that a skill on for hours never meets: stop 25 used 0.8 s).
+LEAD_S = 12.0
 
 
 def cond_name(c) -> str:
     return "clean" if c is None else f"{c[0]} {c[1]} dB"
 
 
-def items(split: str, n: int, seed: int) -> list[dict]:
-    """``n`` recordings to make: voice, command, the words said, where, in what room."""
+def items(split: str, n: int, seed: int, safety: bool = False) -> list[dict]:
+    """``n`` recordings to make: voice, command (or safety phrase), the words said, where, in
+    what room."""
     rng = np.random.default_rng(seed)
+    kinds, fillers = (SAFETY, SAFETY_BEFORE) if safety else (COMMANDS, FILLERS)
     table = PhraseTable.load()
-    phrases = {name: [" ".join(p) for p in ps] for name, ps in table.intents if name in COMMANDS}
+    phrases = {name: [" ".join(p) for p in ps] for name, ps in table.intents if name in kinds}
     voices = corpus.split_voices(split)
     out = []
     for i in range(n):
-        intent = COMMANDS[i % len(COMMANDS)]
+        intent = kinds[i % len(kinds)]
         phrase = phrases[intent][int(rng.integers(len(phrases[intent])))]
-        before = FILLERS[split][int(rng.integers(len(FILLERS[split])))]
+        before = fillers[split][int(rng.integers(len(fillers[split])))]
         after = AFTER[split][int(rng.integers(len(AFTER[split])))]
         out.append({
             "index": i, "voice": voices[int(rng.integers(len(voices)))], "intent": intent,
             "said": " ".join(w for w in (before, phrase, after) if w),
-            "condition": CONDITIONS[(i // len(COMMANDS)) % len(CONDITIONS)],
-            "delay_s": float(rng.uniform(4.0, 14.0)), "seed": int(rng.integers(1 << 30)),
+            "condition": CONDITIONS[(i // len(kinds)) % len(CONDITIONS)],
+            "delay_s": float(rng.uniform(4.0, 14.0)), "seed": int(rng.integers(1 << 30)), "lead_s": LEAD_S,
         })
     return out
 
@@ -107,15 +124,27 @@ def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float]:
     return np.clip(np.round(speech + floor), -32768, 32767).astype(np.int16), cmd_at / SAMPLE_RATE
 
 
-def judge(events: list[dict], cmd_at: float) -> tuple[str, str | None, str]:
-    """('right' | 'wrong' | 'missed' | 'no routine', the intent taken, what was heard)."""
+def judge(events: list[dict], cmd_at: float) -> tuple[str, dict | None, str]:
+    """('taken' | 'missed' | 'no routine', the first heard event with an intent, what was heard)."""
     if routine_start(events, cmd_at) is None:
         return "no routine", None, ""
-    heard = [e for e in events if e["event"] == "heard" and not e.get("partial")
-             and e.get("start_s", e["t"]) >= cmd_at - 0.5]
+    heard = [e for e in events if e["event"] == "heard" and not e.get("partial") and _ended(e) > cmd_at]
     texts = " / ".join(f"{e['text']}" + (f" [{e['ignored']}]" if e.get("ignored") else "") for e in heard)
-    taken = next((e["intent"] for e in heard if e.get("intent")), None)
+    taken = next((e for e in heard if e.get("intent")), None)
     return ("missed" if taken is None else "taken"), taken, texts
+
+
+def other_words(text: str, parser: IntentParser) -> int | None:
+    """How many words the recognizer heard besides the phrase of the intent it took (the
+    measure of the session's rules for safety phrases buried in other speech)."""
+    intent = parser.parse(text)
+    return None if intent is None else len(tokens(text)) - len(intent.phrase.split())
+
+
+def _ended(event: dict) -> float:
+    """When what an event heard ended. By its end, not its start: under a TV the recognizer's
+    10-s piece that holds a command starts with the TV's words before it."""
+    return event.get("end_s", event["t"])
 
 
 def routine_start(events: list[dict], cmd_at: float) -> float | None:
@@ -135,7 +164,7 @@ def false_commands(events: list[dict], cmd_at: float) -> tuple[list[dict], float
     ended = next((e["t"] for e in events if e["event"] == "routine" and e["t"] > start
                   and e["state"] not in ("started", "paused", "resumed")), until)
     taken = [e for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")
-             and start < e.get("start_s", e["t"]) < until]
+             and start < _ended(e) <= cmd_at]
     return ([{"intent": e["intent"], "at": e.get("start_s", e["t"]), "text": e["text"]} for e in taken],
             max(0.0, min(until, ended) - start))
 
@@ -167,9 +196,10 @@ def _run(args: tuple) -> dict:
     cpu = time.process_time() - t0
     verdict, taken, texts = judge(events, cmd_at)
     false, routine_s = false_commands(events, cmd_at)
-    if verdict == "taken":
-        verdict = "right" if taken == item["intent"] else "wrong"
-    return {**item, "condition": cond_name(item["condition"]), "verdict": verdict, "taken": taken,
+    if taken is not None:
+        verdict = "right" if taken["intent"] == item["intent"] else "wrong"
+    return {**item, "condition": cond_name(item["condition"]), "verdict": verdict,
+            "taken": taken and taken["intent"], "taken_text": taken and taken["text"],
             "heard": texts, "cpu_s": cpu, "audio_s": len(audio) / SAMPLE_RATE, "false": false,
             "routine_s": routine_s}
 
@@ -204,6 +234,19 @@ def false_table(rows: list[dict]) -> None:
     print()
 
 
+def words_table(rows: list[dict]) -> None:
+    """For the safety intents taken: how many other words came with the phrase, the user's
+    (right) against the room's (false, before the user spoke)."""
+    parser = IntentParser(PhraseTable.load())
+    user = Counter(other_words(r["taken_text"], parser) for r in rows if r["verdict"] == "right")
+    room = Counter(other_words(f["text"], parser) for r in rows for f in r["false"] if f["intent"] in SAFETY)
+    print("| other words heard with the phrase | the user's (right) | the room's (false) |")
+    print("|---|---|---|")
+    for n in sorted(set(user) | set(room)):
+        print(f"| {n} | {user[n]} | {room[n]} |")
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=("dev", "test"), default="test")
@@ -218,12 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="also write every item's result here (JSON Lines)")
+    ap.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
     ap.add_argument("--listen-only", type=float, default=None, metavar="SECONDS",
                     help="no command: 12 s of the room, the trigger, then this long in the room; count only "
                          "the commands taken (all false)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000))
+    todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000), args.safety)
     if args.listen_only is not None:
         # the room was there before the cramp: 12 s of it before the trigger, as the skill has
         # been listening for hours (in the first seconds of a stream the room rule has no past)
@@ -242,11 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     at = f" at {args.command_threshold:g}" if args.command_threshold is not None else ""
-    what = f"Nobody speaking for {args.listen_only:g} s" if args.listen_only is not None else "Commands"
+    what = (f"Nobody speaking for {args.listen_only:g} s" if args.listen_only is not None
+            else "Red flags and emergencies" if args.safety else "Commands")
     print(f"\n{what} in a routine, {args.split} voices, spotter {args.spotter}, command head {args.command_head}{at}"
           f"{', over the skill own voice' if args.echo else ''} ({len(rows)} recordings)\n")
     if args.listen_only is not None:
         false_table(rows)
+        words_table(rows)
         for r in rows:
             for f in r["false"]:
                 log.info("false command in %s [%s]: %s at %.1f s: %s", r["voice"], r["condition"], f["intent"],
@@ -254,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     table(rows, "intent")
     table(rows, "condition")
+    if args.safety:
+        words_table(rows)
     for r in rows:
         r["family"] = corpus.voice_family(r["voice"])
     table(rows, "family")
