@@ -185,6 +185,7 @@ class PocketSphinxRecognizer:
         room_rule_after_s: float = _ROOM_RULE_AFTER_S,
         early_phrases: Iterable[str] = (),
         phrase_settled_s: float = _PHRASE_SETTLED_S,
+        decode_once: bool = True,
     ) -> None:
         import pocketsphinx  # noqa: PLC0415
 
@@ -296,6 +297,7 @@ class PocketSphinxRecognizer:
         self._room_rule_after_bytes = int(room_rule_after_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self.early_phrases = frozenset(tuple(p.lower().split()) for p in early_phrases)
         self._settled_frames = max(1, round(phrase_settled_s * self._frame_rate))
+        self.decode_once = bool(decode_once)
         log.debug("pocketsphinx: %d phrases, %d filler words", len(self.phrases), len(fillers))
         self.reset()
 
@@ -429,8 +431,10 @@ class PocketSphinxRecognizer:
                 self._seen = {}
                 self._rejected = set()
                 live.process_raw(buffered, no_search=False, full_utt=False)
+                self._live_bytes = len(buffered)
             else:
                 live.process_raw(speech, no_search=False, full_utt=False)
+                self._live_bytes += len(speech)
         except RuntimeError as exc:
             raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from None
         self._since_check += 1
@@ -446,6 +450,7 @@ class PocketSphinxRecognizer:
             except RuntimeError:
                 pass
         self._live_busy = False
+        self._live_bytes = 0  # of the piece in self._speech, fed to the live decoder
         self._since_check = 0
         self._seen: dict[tuple, int] = {}  # candidate phrase (words, start frames) -> frame first seen
         self._rejected: set[tuple] = set()
@@ -553,22 +558,43 @@ class PocketSphinxRecognizer:
         return float(10 * np.log10((np.mean(trigger) + 1.0) / (np.percentile(past, 75) + 1.0)))
 
     def _finish(self) -> list[Hypothesis]:
-        """Decode the segment (or the piece of it since the last cut) in one batch."""
+        """Decode the segment (or the piece of it since the last cut) in one batch, or, in a
+        room that never goes quiet, take the live decoder's path over the same piece."""
         self._in_utt = False
-        self._stop_live()
         speech = bytes(self._speech)
+        words = self._live_words(len(speech))
+        self._stop_live()
         self._speech = bytearray()
         start_s = self._utt_start_s
         self._utt_start_s = start_s + len(speech) / (SAMPLE_RATE * SAMPLE_WIDTH)
         if not speech:
             return []
+        if words is None:
+            try:
+                self._decoder.start_utt()
+                self._decoder.process_raw(speech, no_search=False, full_utt=True)
+                self._decoder.end_utt()
+            except RuntimeError as exc:
+                raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from None
+            words = self._words()
+        return self._result(speech, start_s, words)
+
+    def _live_words(self, piece_bytes: int) -> list[tuple] | None:
+        """The live decoder's final path over the piece, when it has heard all of it in a
+        segment that has gone on past the room rule; None otherwise (decode in one batch).
+
+        Under a TV or babble the live decoder runs through every 10-s piece, which was then
+        decoded a second time in one batch; its own path costs nothing more. A short segment
+        (a user in a quiet room) keeps the batch decode, whose CMN measured best."""
+        if not (self.decode_once and self._live_busy and self._live_bytes == piece_bytes
+                and self._segment_bytes >= self._room_rule_after_bytes):
+            return None
         try:
-            self._decoder.start_utt()
-            self._decoder.process_raw(speech, no_search=False, full_utt=True)
-            self._decoder.end_utt()
+            self._live.end_utt()
         except RuntimeError as exc:
             raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from None
-        return self._result(speech, start_s)
+        self._live_busy = False
+        return self._words(self._live)
 
     def _log_score(self, prob: float) -> float:
         """Segment scores come back as probabilities; back to logmath units (never -inf)."""
@@ -642,10 +668,10 @@ class PocketSphinxRecognizer:
             words.append((base, s.start_frame, s.end_frame, post, self._log_score(s.ascore)))
         return words
 
-    def _result(self, speech: bytes, start_s: float) -> list[Hypothesis]:
-        """The segment's hypothesis; ``start_s`` is where ``speech`` began, since ``self._t0``."""
+    def _result(self, speech: bytes, start_s: float, words: list[tuple]) -> list[Hypothesis]:
+        """The segment's hypothesis from its decoded ``words``; ``start_s`` is where ``speech``
+        began, since ``self._t0``."""
         seg_start = (self._t0 or 0.0) + start_s
-        words = self._words()
         if not words:
             log.debug("segment %.2f s: nothing decoded", seg_start)
             return []
