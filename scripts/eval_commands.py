@@ -147,6 +147,12 @@ def _ended(event: dict) -> float:
     return event.get("end_s", event["t"])
 
 
+def _the_trigger(event: dict, routine_start_s: float) -> bool:
+    """The trigger that started the routine, heard again (the grammar recognizer's copy with a
+    leg in it, "right calf cramp", is kept for its slot): not a false command."""
+    return event["intent"] == "start" and event.get("start_s", event["t"]) < routine_start_s
+
+
 def routine_start(events: list[dict], cmd_at: float) -> float | None:
     """When the routine the trigger started began (None if it did not before the command)."""
     return next((e["t"] for e in events if e["event"] == "routine" and e["state"] == "started" and e["t"] < cmd_at),
@@ -164,7 +170,7 @@ def false_commands(events: list[dict], cmd_at: float) -> tuple[list[dict], float
     ended = next((e["t"] for e in events if e["event"] == "routine" and e["t"] > start
                   and e["state"] not in ("started", "paused", "resumed")), until)
     taken = [e for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")
-             and start < _ended(e) <= cmd_at]
+             and start < _ended(e) <= cmd_at and not _the_trigger(e, start)]
     return ([{"intent": e["intent"], "at": e.get("start_s", e["t"]), "text": e["text"]} for e in taken],
             max(0.0, min(until, ended) - start))
 
