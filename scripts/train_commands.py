@@ -3,7 +3,8 @@
 
     python scripts/train_commands.py data --split train --out build/commands   # clips -> embeddings
     python scripts/train_commands.py data --split dev   --out build/commands
-    python scripts/train_commands.py train --data build/commands               # -> data/spotter/command_head.npz
+    python scripts/train_commands.py train --data build/commands --out a.npz   # one perceptron
+    python scripts/train_commands.py ensemble a.npz b.npz                      # -> data/spotter/command_head.npz
     python scripts/train_commands.py smoke                                     # the whole path, tiny
 
 The head reads the same 16 speech embeddings as the trigger head (``asr.spotter``) and gives
@@ -27,6 +28,7 @@ import logging
 import multiprocessing as mp
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +290,23 @@ def cmd_train(args) -> None:
     log.info("wrote %s", args.out)
 
 
+def cmd_ensemble(args) -> None:
+    """Heads trained alike (other seeds) as one, their probabilities averaged, with the
+    threshold chosen on the dev split for the average (as ``train_spotter.py ensemble``)."""
+    heads = [sp.SpotterHead.load(p) for p in args.heads]
+    members = [m for h in heads for m in h.members()]
+    head = sp.SpotterHead(*members[0], dict(heads[0].meta), tuple(members[1:]))
+    demb, dlab, dends = ts.load_data(args.data, "dev")
+    drows = dends[dlab[dends] >= 0]
+    dev = choose_threshold(probs_of(head, demb, drows), dlab, drows, args.max_wrong, args.dev_fa_per_hour)
+    log.info("dev: %s", dev)
+    meta = dict(heads[0].meta, threshold=dev["threshold"], min_frames=dev["min_frames"],
+                dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()},
+                members=[{k: h.meta.get(k) for k in ("seed", "epochs", "trained_windows", "dev")} for h in heads])
+    replace(head, meta=meta).save(args.out)
+    log.info("wrote %s (%d perceptrons)", args.out, len(members))
+
+
 def cmd_report(args) -> None:
     """Right, wrong and missed per class and condition on a split's stored clips."""
     head = sp.SpotterHead.load(args.head)
@@ -304,17 +323,22 @@ def cmd_report(args) -> None:
 
 
 def cmd_smoke(args) -> None:
-    """The whole path on a few seconds of espeak-ng speech: data, training, a head that loads."""
+    """The whole path on a few seconds of espeak-ng speech: data, training (two seeds), the two
+    perceptrons as one head, a head that loads."""
     import tempfile  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         make_data("train", folder, 20, 0.02, 1, args.seed, quick=True)
+        make_data("dev", folder, 20, 0.02, 1, args.seed, quick=True)
         ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
                                 max_wrong=0.01, dev_fa_per_hour=1.0)
         cmd_train(ns)
-        head = sp.SpotterHead.load(folder / "head.npz")
-        print(json.dumps({"classes": head.classes, "threshold": head.threshold}))
+        cmd_train(argparse.Namespace(**{**vars(ns), "out": folder / "head-2.npz", "seed": args.seed + 1}))
+        cmd_ensemble(argparse.Namespace(heads=[folder / "head.npz", folder / "head-2.npz"], data=folder,
+                                        out=folder / "both.npz", max_wrong=0.01, dev_fa_per_hour=1.0))
+        head = sp.SpotterHead.load(folder / "both.npz")
+        print(json.dumps({"classes": head.classes, "threshold": head.threshold, "perceptrons": len(head.members())}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--max-wrong", type=float, default=0.005)
     t.add_argument("--dev-fa-per-hour", type=float, default=15.0)
     t.add_argument("--seed", type=int, default=1)
+    e = sub.add_parser("ensemble", help="average the probabilities of several heads; threshold chosen on dev")
+    e.add_argument("heads", type=Path, nargs="+")
+    e.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
+    e.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")
+    e.add_argument("--max-wrong", type=float, default=0.005)
+    e.add_argument("--dev-fa-per-hour", type=float, default=15.0)
     r = sub.add_parser("report", help="right, wrong and missed on a split's stored clips")
     r.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
     r.add_argument("--split", default="test")
@@ -348,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed)
     else:
-        {"train": cmd_train, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
+        {"train": cmd_train, "ensemble": cmd_ensemble, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
     return 0
 
 

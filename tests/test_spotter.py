@@ -213,6 +213,16 @@ def test_the_training_script_runs_end_to_end_on_a_tiny_set() -> None:
     assert out["window"] == 16 and out["inputs"] == 16 * 96 and 0 < out["threshold"] < 1 and out["perceptrons"] == 2
 
 
+@pytest.mark.slow(seconds=14)
+def test_the_command_head_training_script_runs_end_to_end_on_a_tiny_set() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_commands.py"), "smoke"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["classes"][0] == "none" and len(out["classes"]) == 11 and 0 < out["threshold"] < 1, out
+    assert out["perceptrons"] == 2, out
+
+
 def test_clip_scores_match_the_streaming_detector(models, head) -> None:
     x = _with_floor(compose([1.0, ("leg cramp", UNSEEN), 1.0]).samples)
     batch = sp.clip_scores(models, head, x)
