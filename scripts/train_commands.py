@@ -49,6 +49,12 @@ log = logging.getLogger("train_commands")
 CLASSES = corpus.COMMAND_CLASSES
 
 
+def classes_of(safety: bool) -> tuple[str, ...]:
+    """The head's classes after "none": the commands, or (``--safety``, an experiment of stop 26)
+    the red flags and the emergency."""
+    return corpus.SAFETY_CLASSES if safety else CLASSES
+
+
 def own_voice_bed(seconds: float, rng: np.random.Generator, sentences: list[str]) -> np.ndarray:
     """The skill's own sentences in one of its own voices (espeak-ng or the natural voice, at
     one of its rates), back to back, through a room: what a microphone by the loudspeaker hears
@@ -84,7 +90,7 @@ def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[st
     return audio, "clean" if kind is None else f"{kind} {snr:.0f} dB"
 
 
-def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False) -> dict:
+def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, safety: bool = False) -> dict:
     rng = np.random.default_rng(seed)
     voices = corpus.split_voices(split)
     if quick:
@@ -92,7 +98,8 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False) -> 
     noise_voices = corpus.noise_voices(voices)
     own = corpus.own_sentences()
     emb, labels, meta = [], [], []
-    for head, tail, intent in corpus.spoken_command_texts(split, rng, n_clips):
+    classes = classes_of(safety)
+    for head, tail, intent in corpus.spoken_command_texts(split, rng, n_clips, safety=safety):
         voice = voices[int(rng.integers(len(voices)))]
         try:
             clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=0.3)
@@ -102,14 +109,14 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False) -> 
         audio, condition = in_routine(clip, rng, noise_voices, own, own_share=0.25, clean_share=0.25)
         e = sp.clip_embeddings(ts._models(), audio)
         lab = ts.frame_labels(len(e), end_s)
-        lab[lab == 1] = CLASSES.index(intent) + 1
+        lab[lab == 1] = classes.index(intent) + 1
         emb.append(e.astype(np.float16))
         labels.append(lab)
         meta.append({"voice": voice, "text": f"{head} | {tail}", "intent": intent, "condition": condition})
     return {"emb": emb, "labels": labels, "meta": meta}
 
 
-def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dict:
+def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, safety: bool = False) -> dict:
     """About ``seconds`` of what a routine hears that is no command, in ~20 s clips."""
     rng = np.random.default_rng(seed)
     voices = corpus.split_voices(split)
@@ -118,7 +125,7 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
     noise_voices = corpus.noise_voices(voices)
     everyday = corpus.everyday_sentences(split, IntentParser(), limit=200 if quick else None)
     own = corpus.own_sentences()
-    pools = [(everyday, 0.45), (corpus.command_negatives(split), 0.35), (own, 0.2)]
+    pools = [(everyday, 0.45), (corpus.command_negatives(split, safety=safety), 0.35), (own, 0.2)]
     emb, labels, meta = [], [], []
     done = 0.0
     while done < seconds:
@@ -150,11 +157,12 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
 
 
 def _job(args: tuple) -> tuple[str, int]:
-    kind, split, seed, size, out, quick = args
+    kind, split, seed, size, out, quick, safety = args
     path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
-    shard = positive_shard(split, seed, int(size), quick) if kind == "pos" else negative_shard(split, seed, size, quick)
+    shard = (positive_shard(split, seed, int(size), quick, safety) if kind == "pos"
+             else negative_shard(split, seed, size, quick, safety))
     lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, emb=np.concatenate(shard["emb"]), labels=np.concatenate(shard["labels"]), lengths=lengths,
@@ -164,11 +172,11 @@ def _job(args: tuple) -> tuple[str, int]:
 
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
-              quick: bool = False) -> None:
+              quick: bool = False, safety: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 400.0
-    jobs = [("pos", split, seed + i, per_pos, str(out), quick) for i in range(max(1, pos_clips // per_pos))]
-    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick)
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick, safety) for i in range(max(1, pos_clips // per_pos))]
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, safety)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
     if quick:
         jobs = [(k, s, sd, 20 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
@@ -246,7 +254,8 @@ def cmd_train(args) -> None:
     sample = ts.windows(emb, rng.choice(rows, min(len(rows), 50000), replace=False)).reshape(-1, ts.WINDOW * sp.EMB_DIM)
     mean = sample.mean(0).astype(np.float32)
     scale = (1 / (sample.std(0) + 1e-3)).astype(np.float32)
-    model = ts.MLP(ts.WINDOW * sp.EMB_DIM, rng, n_out=len(CLASSES) + 1)
+    classes = classes_of(args.safety)
+    model = ts.MLP(ts.WINDOW * sp.EMB_DIM, rng, n_out=len(classes) + 1)
     n_pos = max(int((y > 0).sum()), 1)
     base = np.where(y > 0, (len(y) - n_pos) / n_pos * 0.25, 1.0).astype(np.float32)
 
@@ -270,7 +279,7 @@ def cmd_train(args) -> None:
     log.info("hard negatives: %d windows above %.3f", int((neg & (cmd >= cut)).sum()), cut)
     fit(max(2, args.epochs // 2), weights, 5e-4)
     meta = {"window": ts.WINDOW, "hidden": list(ts.HIDDEN), "seed": args.seed, "epochs": args.epochs,
-            "classes": ["none", *CLASSES], "trained_windows": int(len(rows)),
+            "classes": ["none", *classes], "trained_windows": int(len(rows)),
             "trained_positive_windows": int((y > 0).sum())}
     head = sp.SpotterHead(tuple(q.copy() for q in model.params), mean, scale, meta)
     try:
@@ -332,7 +341,7 @@ def cmd_smoke(args) -> None:
         make_data("train", folder, 20, 0.02, 1, args.seed, quick=True)
         make_data("dev", folder, 20, 0.02, 1, args.seed, quick=True)
         ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
-                                max_wrong=0.01, dev_fa_per_hour=1.0)
+                                max_wrong=0.01, dev_fa_per_hour=1.0, safety=False)
         cmd_train(ns)
         cmd_train(argparse.Namespace(**{**vars(ns), "out": folder / "head-2.npz", "seed": args.seed + 1}))
         cmd_ensemble(argparse.Namespace(heads=[folder / "head.npz", folder / "head-2.npz"], data=folder,
@@ -351,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--neg-hours", type=float, default=None)
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
     t = sub.add_parser("train", help="fit the head and choose its threshold on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
     t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")
@@ -359,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--max-wrong", type=float, default=0.005)
     t.add_argument("--dev-fa-per-hour", type=float, default=15.0)
     t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
     e = sub.add_parser("ensemble", help="average the probabilities of several heads; threshold chosen on dev")
     e.add_argument("heads", type=Path, nargs="+")
     e.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
@@ -376,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "data":
         defaults = {"train": (4000, 1.5), "dev": (800, 0.5), "test": (800, 0.5)}[args.split]
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
-                  args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed)
+                  args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
+                  safety=args.safety)
     else:
         {"train": cmd_train, "ensemble": cmd_ensemble, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
     return 0

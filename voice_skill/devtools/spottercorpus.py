@@ -186,32 +186,62 @@ COMMAND_NEAR_MISSES = {
 }
 
 
-def command_phrases(table: PhraseTable | None = None) -> dict[str, list[str]]:
-    """The phrases of each spotted command, from the phrase table."""
+#: The safety intents a safety head would spot (an experiment of stop 26): red flags and the
+#: emergency, said the way a person in trouble says them.
+SAFETY_CLASSES = ("red_flag", "emergency")
+_SAFETY_BEFORE = {
+    "train": ["", "", "", "oh", "ow", "ouch", "ah", "um", "uh", "help", "oh god", "okay", "er", "i think",
+              "honestly", "look"],
+    "dev": ["", "", "oh no", "wait", "um", "hey"],  # as scripts/eval_commands.py --safety
+    "test": ["", "", "", "oh", "ouch", "uh oh", "listen", "hang on"],
+}
+_SAFETY_AFTER = {
+    "train": ["", "", "", "", "now", "please", "help", "really", "i think", "again"],
+    "dev": ["", "", "", "please"],
+    "test": ["", "", "", "", "please", "now"],
+}
+#: Said during a routine, near a safety phrase and not one (none of them parses as one).
+SAFETY_NEAR_MISSES = {
+    "train": ["i'm fine", "i can breathe", "my foot looks normal", "nothing hurts", "my chest is fine",
+              "i'm not dizzy", "i feel okay", "it feels better", "that's warmer", "the colour is back",
+              "it's a bit tender", "i can stand now", "i can move it", "nothing popped", "it's just tight",
+              "the weather is cold", "a hot drink", "help me count", "i need a rest", "call me later"],
+    "dev": ["i'm okay now", "my foot looks fine", "i can walk", "the room is cold"],
+    "test": [],
+}
+
+
+def command_phrases(table: PhraseTable | None = None, classes: Sequence[str] = COMMAND_CLASSES) -> dict[str, list[str]]:
+    """The phrases of each spotted class (the commands, or ``classes``), from the phrase table."""
     table = table or PhraseTable.load()
-    return {name: [" ".join(p) for p in phrases] for name, phrases in table.intents if name in COMMAND_CLASSES}
+    return {name: [" ".join(p) for p in phrases] for name, phrases in table.intents if name in classes}
 
 
 def spoken_command_texts(split: str, rng: np.random.Generator, n: int,
-                         table: PhraseTable | None = None) -> list[tuple[str, str, str]]:
-    """``n`` (words up to and including the command, words after it, intent), classes in turn."""
-    phrases = command_phrases(table)
+                         table: PhraseTable | None = None, safety: bool = False) -> list[tuple[str, str, str]]:
+    """``n`` (words up to and including the command, words after it, intent), classes in turn;
+    red flags and emergencies instead of commands with ``safety``."""
+    classes, before_words, after_words = ((SAFETY_CLASSES, _SAFETY_BEFORE, _SAFETY_AFTER) if safety
+                                          else (COMMAND_CLASSES, _CMD_BEFORE, _CMD_AFTER))
+    phrases = command_phrases(table, classes)
     out = []
     for i in range(n):
-        intent = COMMAND_CLASSES[i % len(COMMAND_CLASSES)]
+        intent = classes[i % len(classes)]
         phrase = phrases[intent][int(rng.integers(len(phrases[intent])))]
-        before = _CMD_BEFORE[split][int(rng.integers(len(_CMD_BEFORE[split])))]
-        after = _CMD_AFTER[split][int(rng.integers(len(_CMD_AFTER[split])))]
+        before = before_words[split][int(rng.integers(len(before_words[split])))]
+        after = after_words[split][int(rng.integers(len(after_words[split])))]
         out.append((f"{before} {phrase}".strip(), after, intent))
     return out
 
 
-def command_negatives(split: str, table: PhraseTable | None = None) -> list[str]:
+def command_negatives(split: str, table: PhraseTable | None = None, safety: bool = False) -> list[str]:
     """What the person says during a routine that is no spotted command: the other intents'
-    phrases (triggers, red flags, "it won't stop") and the split's near misses."""
+    phrases (triggers, red flags, "it won't stop") and the split's near misses; with ``safety``,
+    what is no red flag or emergency (every command among them)."""
     table = table or PhraseTable.load()
-    other = [" ".join(p) for name, phrases in table.intents if name not in COMMAND_CLASSES for p in phrases]
-    return other + COMMAND_NEAR_MISSES[split]
+    classes, near = (SAFETY_CLASSES, SAFETY_NEAR_MISSES) if safety else (COMMAND_CLASSES, COMMAND_NEAR_MISSES)
+    other = [" ".join(p) for name, phrases in table.intents if name not in classes for p in phrases]
+    return other + near[split]
 
 
 #: The skill's own voice (pyttsx3's default espeak-ng voice), heard back through the room.
