@@ -7,6 +7,7 @@
     python scripts/eval_spotter.py system --minutes 20  # the whole skill (spotter + PocketSphinx) on a sample
     python scripts/eval_spotter.py data --voices hibari:heart --set build/spotter-voices   # other voices'
     python scripts/eval_spotter.py report --set build/spotter-voices                       # triggers only
+    python scripts/eval_spotter.py lead --split dev --clips 200 --extra 3   # a stream's start against hours in
 
 ``data`` stores the frozen feature models' embeddings of every test clip in ``build/spotter-test``,
 so a new head is measured in seconds. Positives: each test voice says trigger sentences
@@ -17,7 +18,9 @@ sentence the skill says, every command with fillers, and near misses such as "th
 gone". ``report`` prints recall per voice family and condition, false starts an hour per kind
 of negative, and the time from the end of the phrase to the decision (audio clock). ``system``
 runs recordings through the real session (``app.run_chunks``) with the spotter on and off, so
-the old PocketSphinx path stands beside the new one.
+the old PocketSphinx path stands beside the new one. ``lead`` scores the same trigger clips as
+made for training (0.3-1.2 s before the phrase, silence before the stream) and with ``--extra``
+seconds more of their room first, as a skill that has been listening for hours hears them.
 """
 
 from __future__ import annotations
@@ -305,6 +308,38 @@ def cmd_system(args) -> None:
               f"{hours * 60:.0f} min of everyday speech; {cpu:.3f} CPU s per audio s")
 
 
+def cmd_lead(args) -> None:
+    """Recall at the shipped rule of clips as trained against the same clips after more of their room."""
+    rng = np.random.default_rng(args.seed)
+    voices = corpus.split_voices(args.split)
+    noise_voices = corpus.noise_voices(voices)
+    head = sp.SpotterHead.load(args.head) if args.head else sp.SpotterHead.load(sp._data_path(sp.HEAD, None))
+    models = ts._models()
+
+    def fired(audio: np.ndarray, end_s: float) -> bool:
+        rule = sp.Decision(head.threshold, head.min_frames, head.meta.get("support"))
+        return any(rule.fires(float(score)) and abs(sp.embedding_end_s(j) - end_s) < 0.6
+                   for j, score in enumerate(sp.clip_scores(models, head, audio)))
+
+    found: dict[str, dict[str, list[bool]]] = {"as trained": defaultdict(list), "more room first": defaultdict(list)}
+    pad = np.zeros(int(args.extra * SAMPLE_RATE), np.int16)
+    for text, tail in corpus.trigger_texts(args.split, rng, args.clips):
+        voice = voices[int(rng.integers(len(voices)))]
+        clip, end = corpus.trigger_clip(text, tail, voice, rng)
+        kind, snr = ts._condition(rng, 0.4)
+        seed = int(rng.integers(1 << 30))
+        for name, x, e in (("as trained", clip, end), ("more room first", np.concatenate([pad, clip]), end + args.extra)):
+            audio = corpus.in_room(x, np.random.default_rng(seed), snr, kind, seed, noise_voices, gain_db=-6.0,
+                                   floor_db=-65.0)
+            found[name][kind or "clean"].append(fired(audio, e))
+    rooms = sorted(found["as trained"])
+    print(f"| {args.split} clips ({args.clips}) | all | " + " | ".join(rooms) + " |")
+    print("|---|---|" + "---|" * len(rooms))
+    for name, by_room in found.items():
+        every = [f for fs in by_room.values() for f in fs]
+        print(f"| {name} | {np.mean(every):.1%} | " + " | ".join(f"{np.mean(by_room[r]):.0%}" for r in rooms) + " |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -325,9 +360,15 @@ def main(argv=None) -> int:
     s.add_argument("--clips", type=int, default=120)
     s.add_argument("--minutes", type=float, default=20.0)
     s.add_argument("--seed", type=int, default=9)
+    le = sub.add_parser("lead", help="trigger clips as trained against the same after more of their room")
+    le.add_argument("--split", choices=("dev", "test"), default="dev")
+    le.add_argument("--clips", type=int, default=200)
+    le.add_argument("--extra", type=float, default=3.0, help="seconds of the room before the clip")
+    le.add_argument("--head", type=Path, default=None)
+    le.add_argument("--seed", type=int, default=77)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    {"data": cmd_data, "report": cmd_report, "system": cmd_system}[args.cmd](args)
+    {"data": cmd_data, "report": cmd_report, "system": cmd_system, "lead": cmd_lead}[args.cmd](args)
     return 0
 
 
