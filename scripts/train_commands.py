@@ -3,8 +3,10 @@
 
     python scripts/train_commands.py data --split train --out build/commands   # clips -> embeddings
     python scripts/train_commands.py data --split dev   --out build/commands
-    python scripts/train_commands.py train --data build/commands --out a.npz   # one perceptron
-    python scripts/train_commands.py ensemble a.npz b.npz                      # -> data/spotter/command_head.npz
+    python scripts/train_commands.py train --data build/commands               # -> data/spotter/command_head.npz
+    python scripts/train_commands.py ensemble a.npz b.npz --out c.npz          # heads averaged (tried, stop 26)
+    python scripts/train_commands.py data --safety --split train --out build/safety   # red flags, emergencies
+    python scripts/train_commands.py train --safety --data build/safety        # -> build/safety/safety_head.npz
     python scripts/train_commands.py smoke                                     # the whole path, tiny
 
 The head reads the same 16 speech embeddings as the trigger head (``asr.spotter``) and gives
@@ -355,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="render a split's clips and store their embeddings")
     d.add_argument("--split", choices=("train", "dev", "test"), required=True)
-    d.add_argument("--out", type=Path, default=ROOT / "build" / "commands")
+    d.add_argument("--out", type=Path, default=None, help="default: build/commands; with --safety, build/safety")
     d.add_argument("--pos-clips", type=int, default=None)
     d.add_argument("--neg-hours", type=float, default=None)
     d.add_argument("--workers", type=int, default=2)
@@ -363,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
     t = sub.add_parser("train", help="fit the head and choose its threshold on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
-    t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")
+    t.add_argument("--out", type=Path, default=None,
+                   help="default: the package's command_head.npz; with --safety, build/safety/safety_head.npz")
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--hard-weight", type=float, default=4.0)
     t.add_argument("--max-wrong", type=float, default=0.005)
@@ -373,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("ensemble", help="average the probabilities of several heads; threshold chosen on dev")
     e.add_argument("heads", type=Path, nargs="+")
     e.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
-    e.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")
+    e.add_argument("--out", type=Path, required=True)
     e.add_argument("--max-wrong", type=float, default=0.005)
     e.add_argument("--dev-fa-per-hour", type=float, default=15.0)
     r = sub.add_parser("report", help="right, wrong and missed on a split's stored clips")
@@ -384,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.cmd == "train" and args.out is None:  # a safety head never replaces the shipped command head
+        args.out = (ROOT / "build" / "safety" / "safety_head.npz" if args.safety
+                    else ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")
+    if args.cmd == "data" and args.out is None:  # safety shards never mix with the command head's
+        args.out = ROOT / "build" / ("safety" if args.safety else "commands")
     if args.cmd == "data":
         defaults = {"train": (4000, 1.5), "dev": (800, 0.5), "test": (800, 0.5)}[args.split]
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
