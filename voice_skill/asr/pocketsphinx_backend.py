@@ -422,9 +422,8 @@ class PocketSphinxRecognizer:
                 # seconds; the same start however late the live decoder starts, so starting
                 # later changes only the cost), then catch up.
                 buffered = bytes(self._speech)
-                self._verifier.start_utt()
-                self._verifier.process_raw(buffered[:self._cmn_start_bytes], no_search=True, full_utt=True)
-                self._verifier.end_utt()
+                self._decode_whole(self._verifier, buffered[:self._cmn_start_bytes],
+                                   "PocketSphinx failed while decoding", no_search=True)
                 live.set_cmn(self._verifier.get_cmn(False))
                 live.start_utt()
                 self._live_busy = True
@@ -570,14 +569,19 @@ class PocketSphinxRecognizer:
         if not speech:
             return []
         if words is None:
-            try:
-                self._decoder.start_utt()
-                self._decoder.process_raw(speech, no_search=False, full_utt=True)
-                self._decoder.end_utt()
-            except RuntimeError as exc:
-                raise RecognizerError(f"PocketSphinx failed while decoding: {exc}") from None
+            self._decode_whole(self._decoder, speech, "PocketSphinx failed while decoding")
             words = self._words()
         return self._result(speech, start_s, words)
+
+    @staticmethod
+    def _decode_whole(decoder, speech: bytes, failure: str, no_search: bool = False) -> None:
+        """``speech`` through ``decoder`` as one utterance in one batch (batch CMN)."""
+        try:
+            decoder.start_utt()
+            decoder.process_raw(speech, no_search=no_search, full_utt=True)
+            decoder.end_utt()
+        except RuntimeError as exc:
+            raise RecognizerError(f"{failure}: {exc}") from None
 
     def _live_words(self, piece_bytes: int) -> list[tuple] | None:
         """The live decoder's final path over the piece, when it has heard all of it in a
@@ -604,12 +608,7 @@ class PocketSphinxRecognizer:
         """Acoustic score of the free phone loop over frames ``first..last`` (prorated)."""
         if self._verifier is None:
             raise RecognizerError("verification is switched off")
-        try:
-            self._verifier.start_utt()
-            self._verifier.process_raw(speech, no_search=False, full_utt=True)
-            self._verifier.end_utt()
-        except RuntimeError as exc:
-            raise RecognizerError(f"PocketSphinx phone loop failed: {exc}") from None
+        self._decode_whole(self._verifier, speech, "PocketSphinx phone loop failed")
         total = 0.0
         for s in self._verifier.seg() or ():
             overlap = min(s.end_frame, last) - max(s.start_frame, first) + 1
