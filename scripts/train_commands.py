@@ -304,18 +304,15 @@ def cmd_train(args) -> None:
 def cmd_ensemble(args) -> None:
     """Heads trained alike (other seeds) as one, their probabilities averaged, with the
     threshold chosen on the dev split for the average (as ``train_spotter.py ensemble``)."""
-    heads = [sp.SpotterHead.load(p) for p in args.heads]
-    members = [m for h in heads for m in h.members()]
-    head = sp.SpotterHead(*members[0], dict(heads[0].meta), tuple(members[1:]))
+    head, records = ts.averaged(args.heads)
     demb, dlab, dends = ts.load_data(args.data, "dev")
     drows = dends[dlab[dends] >= 0]
     dev = choose_threshold(probs_of(head, demb, drows), dlab, drows, args.max_wrong, args.dev_fa_per_hour)
     log.info("dev: %s", dev)
-    meta = dict(heads[0].meta, threshold=dev["threshold"], min_frames=dev["min_frames"],
-                dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()},
-                members=[{k: h.meta.get(k) for k in ("seed", "epochs", "trained_windows", "dev")} for h in heads])
+    meta = dict(head.meta, threshold=dev["threshold"], min_frames=dev["min_frames"],
+                dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()}, members=records)
     replace(head, meta=meta).save(args.out)
-    log.info("wrote %s (%d perceptrons)", args.out, len(members))
+    log.info("wrote %s (%d perceptrons)", args.out, len(head.members()))
 
 
 def cmd_report(args) -> None:

@@ -444,19 +444,25 @@ def cmd_tune(args) -> None:
     log.info("wrote %s", args.out or args.head)
 
 
+def averaged(paths: list[Path]) -> tuple[sp.SpotterHead, list[dict]]:
+    """The heads at ``paths`` as one whose probabilities are their perceptrons' mean (with the
+    first head's meta), and each head's training record for the new meta's ``members``."""
+    heads = [sp.SpotterHead.load(p) for p in paths]
+    members = [m for h in heads for m in h.members()]
+    records = [{k: h.meta.get(k) for k in ("seed", "epochs", "trained_windows", "dev")} for h in heads]
+    return sp.SpotterHead(*members[0], dict(heads[0].meta), tuple(members[1:])), records
+
+
 def cmd_ensemble(args) -> None:
     """Several heads trained alike (other seeds, other data) as one, their probabilities
     averaged, with the thresholds chosen on the dev split for the average."""
-    heads = [sp.SpotterHead.load(p) for p in args.heads]
-    members = [m for h in heads for m in h.members()]
-    head = sp.SpotterHead(*members[0], {"window": heads[0].window}, tuple(members[1:]))
+    head, records = averaged(args.heads)
     dev = tune_on_dev(head, args)
-    meta = dict(heads[0].meta, threshold=dev["threshold"], min_frames=dev["min_frames"], support=dev["support"],
+    meta = dict(head.meta, threshold=dev["threshold"], min_frames=dev["min_frames"], support=dev["support"],
                 confirm_threshold=dev["confirm_threshold"],
-                dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()},
-                members=[{k: h.meta.get(k) for k in ("seed", "epochs", "trained_windows", "dev")} for h in heads])
+                dev={k: (round(v, 4) if isinstance(v, float) else v) for k, v in dev.items()}, members=records)
     replace(head, meta=meta).save(args.out)
-    log.info("wrote %s (%d perceptrons)", args.out, len(members))
+    log.info("wrote %s (%d perceptrons)", args.out, len(head.members()))
 
 
 def cmd_smoke(args) -> None:
