@@ -54,17 +54,13 @@ from voice_skill.core.intents import IntentParser, PhraseTable, tokens  # noqa: 
 log = logging.getLogger("eval_commands")
 
 COMMANDS = ("stop", "pause", "resume", "next", "back", "repeat", "slower", "faster", "done", "worse", "help")
-SAFETY = ("red_flag", "emergency")
+SAFETY = corpus.SAFETY_CLASSES
 CONDITIONS = (None, ("fan", 18), ("babble", 12), ("tv", 12), ("fan", 6), ("babble", 6), ("tv", 6))
 FILLERS = {
     "dev": ["", "", "okay", "um", "please", "uh"],
     "test": ["", "", "", "okay", "um", "hey", "please", "uh", "alright", "so"],
 }
-# what comes before a safety phrase (after it: AFTER)
-SAFETY_BEFORE = {
-    "dev": ["", "", "oh no", "wait", "um", "hey"],
-    "test": ["", "", "", "oh", "ouch", "uh oh", "listen", "hang on"],
-}
+SAFETY_BEFORE = corpus.SAFETY_BEFORE  # what comes before a safety phrase (after it: AFTER)
 AFTER = {"dev": ["", "", "", "please"], "test": ["", "", "", "", "please", "now"]}
 TRIGGER_BOOST_DB = 8.0
 # The room is there before the cramp: this much of it before the trigger, as the skill has been

@@ -189,10 +189,10 @@ COMMAND_NEAR_MISSES = {
 #: The safety intents a safety head would spot (an experiment of stop 26): red flags and the
 #: emergency, said the way a person in trouble says them.
 SAFETY_CLASSES = ("red_flag", "emergency")
-_SAFETY_BEFORE = {
+SAFETY_BEFORE = {
     "train": ["", "", "", "oh", "ow", "ouch", "ah", "um", "uh", "help", "oh god", "okay", "er", "i think",
               "honestly", "look"],
-    "dev": ["", "", "oh no", "wait", "um", "hey"],  # as scripts/eval_commands.py --safety
+    "dev": ["", "", "oh no", "wait", "um", "hey"],  # also scripts/eval_commands.py --safety's
     "test": ["", "", "", "oh", "ouch", "uh oh", "listen", "hang on"],
 }
 _SAFETY_AFTER = {
@@ -221,7 +221,7 @@ def spoken_command_texts(split: str, rng: np.random.Generator, n: int,
                          table: PhraseTable | None = None, safety: bool = False) -> list[tuple[str, str, str]]:
     """``n`` (words up to and including the command, words after it, intent), classes in turn;
     red flags and emergencies instead of commands with ``safety``."""
-    classes, before_words, after_words = ((SAFETY_CLASSES, _SAFETY_BEFORE, _SAFETY_AFTER) if safety
+    classes, before_words, after_words = ((SAFETY_CLASSES, SAFETY_BEFORE, _SAFETY_AFTER) if safety
                                           else (COMMAND_CLASSES, _CMD_BEFORE, _CMD_AFTER))
     phrases = command_phrases(table, classes)
     out = []
