@@ -313,7 +313,7 @@ def cmd_lead(args) -> None:
     rng = np.random.default_rng(args.seed)
     voices = corpus.split_voices(args.split)
     noise_voices = corpus.noise_voices(voices)
-    head = sp.SpotterHead.load(args.head) if args.head else sp.SpotterHead.load(sp._data_path(sp.HEAD, None))
+    head = sp.SpotterHead.load(args.head)  # None: the shipped head
     models = ts._models()
 
     def fired(audio: np.ndarray, end_s: float) -> bool:

@@ -204,21 +204,23 @@ def test_the_shipped_files_match_the_model_card() -> None:
         assert digest in card, name
 
 
-@pytest.mark.slow(seconds=14)
-def test_the_training_script_runs_end_to_end_on_a_tiny_set() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_spotter.py"), "smoke"],
+def _smoke(script: str) -> dict:
+    """Run a training script's ``smoke`` command; what it printed last, as JSON."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "smoke"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow(seconds=14)
+def test_the_training_script_runs_end_to_end_on_a_tiny_set() -> None:
+    out = _smoke("train_spotter.py")
     assert out["window"] == 16 and out["inputs"] == 16 * 96 and 0 < out["threshold"] < 1 and out["perceptrons"] == 2
 
 
 @pytest.mark.slow(seconds=14)
 def test_the_command_head_training_script_runs_end_to_end_on_a_tiny_set() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_commands.py"), "smoke"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _smoke("train_commands.py")
     assert out["classes"][0] == "none" and len(out["classes"]) == 11 and 0 < out["threshold"] < 1, out
     assert out["perceptrons"] == 2, out
 
