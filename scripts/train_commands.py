@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Train the command head: which short command ("stop", "next", "it's gone", ...) just ended.
+"""Train the command head: which short command ("stop", "next", "it's gone", ...) just ended;
+or, with ``--safety``, the safety head: which red flag or emergency just ended.
 
     python scripts/train_commands.py data --split train --out build/commands   # clips -> embeddings
     python scripts/train_commands.py data --split dev   --out build/commands
     python scripts/train_commands.py train --data build/commands               # -> data/spotter/command_head.npz
     python scripts/train_commands.py ensemble a.npz b.npz --out c.npz          # heads averaged (tried, stop 26)
     python scripts/train_commands.py data --safety --split train --out build/safety   # red flags, emergencies
-    python scripts/train_commands.py train --safety --data build/safety        # -> build/safety/safety_head.npz
+    python scripts/train_commands.py train --safety --data build/safety \
+        --none-from build/commands --none-from build/spotter                   # -> build/safety/safety_head.npz
     python scripts/train_commands.py smoke                                     # the whole path, tiny
 
 The head reads the same 16 speech embeddings as the trigger head (``asr.spotter``) and gives
@@ -20,6 +22,12 @@ fine") and every phrase of the other intents. The decision threshold is chosen o
 split: the one that rescues most commands while wrong ones stay at or under ``--max-wrong``
 of the commands and false ones under ``--dev-fa-per-hour`` (``asr.spotting`` consults the
 head only for utterances the grammar recognizer heard and could not place, in a routine).
+
+The safety head is trained alike on red flags and emergencies ("oh no, my chest is tight",
+"my leg is swollen please"). ``--none-from`` adds another head's positive clips as "none": the
+commands and the triggers said with the same fillers. Without them the head tied "please" and
+"uh" to its own phrases and was sure of an emergency in "uh, repeat that, please" (stop 27,
+docs/commands.md).
 """
 
 from __future__ import annotations
@@ -52,8 +60,7 @@ CLASSES = corpus.COMMAND_CLASSES
 
 
 def classes_of(safety: bool) -> tuple[str, ...]:
-    """The head's classes after "none": the commands, or (``--safety``, an experiment of stop 26)
-    the red flags and the emergency."""
+    """The head's classes after "none": the commands, or (``--safety``) the red flag and the emergency."""
     return corpus.SAFETY_CLASSES if safety else CLASSES
 
 
@@ -247,9 +254,22 @@ def probs_of(head_or_model, emb, rows, mean=None, scale=None, batch: int = 8192)
 # ---------------------------------------------------------------- commands
 
 
+def with_none_from(data: Path, split: str, others: list[Path], shards: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A split's shards, and the first ``shards`` positive shards of each folder in ``others`` with
+    every window labelled "none": another head's phrases said with their fillers ("uh hold on
+    please" for a safety head, whose own positives end in "please" as often)."""
+    emb, labels, ends = ts.load_data(data, split)
+    for folder in others:
+        e, lab, n = ts.load_data(folder, split, "pos", shards)
+        lab[n] = 0
+        emb, labels, ends = (np.concatenate([emb, e]), np.concatenate([labels, lab]),
+                             np.concatenate([ends, n + len(emb)]))
+    return emb, labels, ends
+
+
 def cmd_train(args) -> None:
     rng = np.random.default_rng(args.seed)
-    emb, labels, ends = ts.load_data(args.data, "train")
+    emb, labels, ends = with_none_from(args.data, "train", args.none_from, args.none_shards)
     rows = ends[labels[ends] >= 0]
     y = labels[rows].astype(np.int64)
     log.info("train: %d windows, %d positive", len(rows), int((y > 0).sum()))
@@ -285,7 +305,7 @@ def cmd_train(args) -> None:
             "trained_positive_windows": int((y > 0).sum())}
     head = sp.SpotterHead(tuple(q.copy() for q in model.params), mean, scale, meta)
     try:
-        demb, dlab, dends = ts.load_data(args.data, "dev")
+        demb, dlab, dends = with_none_from(args.data, "dev", args.none_from, args.none_shards)
     except SystemExit as exc:
         log.warning("%s; keeping the default threshold", exc)
         dev = {"threshold": 0.9, "min_frames": 2}
@@ -340,7 +360,8 @@ def cmd_smoke(args) -> None:
         make_data("train", folder, 20, 0.02, 1, args.seed, quick=True)
         make_data("dev", folder, 20, 0.02, 1, args.seed, quick=True)
         ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
-                                max_wrong=0.01, dev_fa_per_hour=1.0, safety=False)
+                                max_wrong=0.01, dev_fa_per_hour=1.0, safety=False, none_from=[],
+                                none_shards=0)
         cmd_train(ns)
         cmd_train(argparse.Namespace(**{**vars(ns), "out": folder / "head-2.npz", "seed": args.seed + 1}))
         cmd_ensemble(argparse.Namespace(heads=[folder / "head.npz", folder / "head-2.npz"], data=folder,
@@ -370,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dev-fa-per-hour", type=float, default=15.0)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
+    t.add_argument("--none-from", type=Path, action="append", default=[],
+                   help="another head's data folder whose positive clips count as 'none' (repeatable)")
+    t.add_argument("--none-shards", type=int, default=60, help="how many positive shards of each --none-from")
     e = sub.add_parser("ensemble", help="average the probabilities of several heads; threshold chosen on dev")
     e.add_argument("heads", type=Path, nargs="+")
     e.add_argument("--data", type=Path, default=ROOT / "build" / "commands")

@@ -192,13 +192,14 @@ def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: 
             log.info("%d/%d %s (%d frames, %.0f s)", i, len(jobs), Path(path).name, frames, time.monotonic() - t0)
 
 
-def load_data(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All shards of a split: embeddings (with 15 silence rows before each clip, as a fresh
-    stream has), labels, and the row index of every trainable window's last embedding."""
+def load_data(folder: Path, split: str, kind: str = "*", limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All shards of a split (or its first ``limit`` shards of one ``kind``, "pos" or "neg"):
+    embeddings (with 15 silence rows before each clip, as a fresh stream has), labels, and the
+    row index of every trainable window's last embedding."""
     silence = sp.silence_embedding(_models()).astype(np.float16)
     embs, labels, ends = [], [], []
     offset = 0
-    for path in sorted(folder.glob(f"{split}-*.npz")):
+    for path in sorted(folder.glob(f"{split}-{kind}-*.npz"))[:limit]:
         if ".tmp" in path.name:
             continue
         with np.load(path) as d:
