@@ -116,3 +116,22 @@ def test_a_command_the_command_head_did_not_hear_is_ignored():
     believed = run_script([(1.0, "calf cramp"), (6.0, "i'm fine")], 20)
     ended = lambda evs: next(e["t"] for e in evs if e["event"] == "routine" and e["state"] == "finished")  # noqa: E731
     assert ended(believed) < 20 < ended(events)  # "it's gone" wraps the routine up; ignored, it runs on
+
+
+def test_a_red_flag_heard_by_its_sound_in_a_routine_halts_it_with_the_plain_advice():
+    """The safety head heard a red flag where the words made a command: the routine stops with
+    the red flag's advice; the journal keeps what the recognizer heard, marked ``by_sound``; no
+    family is made up (the circulation advice needs a cold, pale or blue foot said in words)."""
+    heard_as = (6.0, "carry on car it's gone", True, True, False, False, "red_flag")
+    events = run_script([(1.0, "calf cramp"), heard_as], 20)
+    heard = first(events, "heard", text="carry on car it's gone")
+    assert heard["intent"] == "red_flag" and heard["by_sound"] is True and "ignored" not in heard
+    assert first(events, "routine", state="stopped")["reason"] == "red_flag"
+    warning = first(events, "warning")
+    assert "sign" not in warning and "doctor" in warning["text"]
+
+
+def test_a_safety_intent_heard_by_its_sound_with_no_routine_running_is_ignored():
+    events = run_script([(1.0, "rain", True, True, False, False, "emergency")], 10)
+    assert [e.get("ignored") for e in events if e["event"] == "heard"] == ["no routine to command"]
+    assert says(events) == []

@@ -199,7 +199,7 @@ def test_a_broken_head_is_one_clear_error(tmp_path) -> None:
 
 def test_the_shipped_files_match_the_model_card() -> None:
     card = (ROOT / "voice_skill" / "data" / "spotter" / "MODEL_CARD.md").read_text()
-    for name in (sp.MEL_MODEL, sp.EMBEDDING_MODEL, sp.HEAD, sp.COMMAND_HEAD):
+    for name in (sp.MEL_MODEL, sp.EMBEDDING_MODEL, sp.HEAD, sp.COMMAND_HEAD, sp.SAFETY_HEAD):
         digest = hashlib.sha256((ROOT / "voice_skill" / "data" / "spotter" / name).read_bytes()).hexdigest()
         assert digest in card, name
 
@@ -225,6 +225,31 @@ def test_the_command_head_training_script_runs_end_to_end_on_a_tiny_set() -> Non
     assert out["perceptrons"] == 2, out
 
 
+def test_another_heads_clips_are_trained_on_as_none(tmp_path) -> None:
+    """``train_commands.py train --none-from``: the first positive shards of another head's data
+    join a split with every window labelled "none" (a command with its "please" is no emergency);
+    the split's own labels are untouched."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("train_commands", ROOT / "scripts" / "train_commands.py")
+    tc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tc)
+    rng = np.random.default_rng(0)
+
+    def shard(folder: Path, name: str, labels: list[int]) -> None:
+        folder.mkdir(exist_ok=True)
+        np.savez(folder / name, emb=rng.normal(size=(len(labels), sp.EMB_DIM)).astype(np.float16),
+                 labels=np.array(labels, np.int8), lengths=np.array([len(labels)]), meta="[]")
+
+    shard(tmp_path / "own", "train-pos-0001.npz", [0, -1, 2, 0])
+    shard(tmp_path / "other", "train-pos-0001.npz", [0, -1, -1, 5, 0])
+    shard(tmp_path / "other", "train-pos-0002.npz", [3, 3])  # beyond --none-shards 1
+    shard(tmp_path / "other", "train-neg-5001.npz", [0, 0, 0])  # negatives of the other head: not taken
+    emb, labels, ends = tc.with_none_from(tmp_path / "own", "train", [tmp_path / "other"], 1)
+    assert labels[ends].tolist() == [0, -1, 2, 0, 0, 0, 0, 0, 0]
+    assert len(emb) == (15 + 4) + (15 + 5) and ends[-1] == len(emb) - 1  # 15 rows of silence before each clip
+
+
 def test_clip_scores_match_the_streaming_detector(models, head) -> None:
     x = _with_floor(compose([1.0, ("leg cramp", UNSEEN), 1.0]).samples)
     batch = sp.clip_scores(models, head, x)
@@ -246,7 +271,7 @@ def commands() -> sp.SpotterHead:
 
 def _best(spotter: sp.TriggerSpotter, samples: np.ndarray, phrase, chunk_s: float = 0.1) -> tuple[str | None, float]:
     _detections(spotter, samples, chunk_s)
-    return spotter.best_command(phrase.start_s, phrase.end_s + 0.3)
+    return spotter.best(phrase.start_s, phrase.end_s + 0.3)
 
 
 def test_the_command_head_hears_commands_by_their_sound(models, head, commands) -> None:
@@ -289,7 +314,7 @@ def test_the_skills_own_voice_is_no_command(models, head, commands, voice) -> No
     comp = compose(parts)
     spotter = sp.TriggerSpotter(models, head, commands=commands)
     _detections(spotter, _with_floor(comp.samples), 0.1)
-    sure = [(ph.text, spotter.best_command(ph.start_s, ph.end_s + 0.3)) for ph in comp.phrases]
+    sure = [(ph.text, spotter.best(ph.start_s, ph.end_s + 0.3)) for ph in comp.phrases]
     assert [s for s in sure if s[1][1] >= commands.threshold] == []
 
 
@@ -323,6 +348,36 @@ def test_a_placed_command_is_checked_against_what_the_command_head_heard(models,
     assert [(h.text, h.sound_agrees, h.sound_vetoed, h.routine_only) for h in heard] == [
         ("eat repeat that", True, False, False), ("repeat the weather was warm", False, False, False),
         ("slower", False, False, True), ("the weather i'm fine", False, True, False)]
+
+
+@pytest.mark.parametrize("text, span, command_p, safety, expected", [
+    ("rain", (1.0, 1.4), 0.0, ("emergency", 0.95), "emergency"),  # nothing placed: the head is sure
+    ("rain", (1.0, 1.4), 0.0, ("emergency", 0.8), None),  # not sure enough
+    ("oh when the news was rain", (1.0, 9.0), 0.0, ("emergency", 0.99), None),  # a long piece: not asked
+    ("carry on car", (1.0, 2.2), 0.2, ("red_flag", 0.95), "red_flag"),  # a command only the words heard
+    ("carry on car", (1.0, 2.2), 0.9, ("red_flag", 0.95), None),  # the command head is sure of a command
+    ("ambulance move", (1.0, 2.2), 0.0, ("red_flag", 0.99), "red_flag"),  # the other safety intent, given 0
+    ("it's getting worse", (1.0, 2.2), 0.0, ("red_flag", 0.99), None),  # news about the person stands
+])
+def test_a_short_utterance_gets_a_second_chance_as_a_red_flag_or_emergency(text, span, command_p, safety, expected):
+    """Over an utterance under 4 s, a safety head sure of a red flag or an emergency reports it by
+    name where the words made nothing or a command and the command head is sure of no command,
+    or where they made the other safety intent; over a long piece of talk it is not asked."""
+    grammar = ScriptedGrammar([Hypothesis(text, 0.5, *span)])
+    rec = SpottingRecognizer(_HeadSays("resume", command_p, safety=safety), grammar, IntentParser(), "calf cramp")
+    (heard,) = rec.flush()
+    assert heard.sound_intent == expected and heard.text == text
+    assert heard.routine_only is (expected is not None)
+
+
+def test_where_both_heads_are_sure_of_an_utterance_the_words_made_nothing_of_the_command_wins():
+    """"uh repeat that please" came back as "looked each cough please": the safety head was sure of
+    an emergency (it ties "please" to its own phrases), the command head of "repeat"."""
+    grammar = ScriptedGrammar([Hypothesis("looked each cough please", 0.5, 1.0, 2.4)])
+    rec = SpottingRecognizer(_HeadSays("repeat", 0.95, safety=("emergency", 0.99)), grammar, IntentParser(),
+                             "calf cramp")
+    (heard,) = rec.flush()
+    assert (heard.text, heard.sound_intent, heard.routine_only) == ("repeat", None, True)
 
 
 def _fired(rule: sp.Decision, scores: list[float]) -> list[int]:
@@ -405,23 +460,30 @@ def test_the_shipped_head_averages_its_perceptrons_and_saves_whole(tmp_path, mod
 
 
 class _HeadSays:
-    """A stand-in spotter whose command head gives one command one probability everywhere: the
-    subject here is the second-opinion rule of ``SpottingRecognizer``, not the head."""
+    """A stand-in spotter whose command head gives one command one probability everywhere, and
+    whose safety head (if ``safety`` is given) one red flag or emergency: the subject here is the
+    second-opinion rule of ``SpottingRecognizer``, not the heads."""
 
     PHRASE_S = 1.2
 
-    def __init__(self, label: str, p: float, threshold: float = 0.94) -> None:
-        self.label, self.p = label, p
+    def __init__(self, label: str, p: float, threshold: float = 0.94, safety: tuple[str, float] | None = None) -> None:
+        self.label, self.p, self.said = label, p, safety
         self.head = type("Head", (), {"confirm_threshold": 0.9})()
         self.commands = type("Commands", (), {"threshold": threshold, "classes": ["none", label, "stop"]})()
+        self.safety = (type("Safety", (), {"classes": ["none", "red_flag", "emergency"]})() if safety is not None
+                       else None)
 
     def accept(self, chunk: AudioChunk) -> list:
         return []
 
-    def best_command(self, start_s: float, end_s: float) -> tuple[str, float]:
+    def best(self, start_s: float, end_s: float, kind: str = "commands") -> tuple[str | None, float]:
+        if kind == "safety":
+            return self.said if self.said is not None else (None, 0.0)
         return self.label, self.p
 
-    def command_probability(self, name: str, start_s: float, end_s: float) -> float:
+    def probability(self, name: str, start_s: float, end_s: float) -> float:
+        if self.said is not None and name == self.said[0]:
+            return self.said[1]
         return self.p if name == self.label else 0.0
 
     def max_score(self, start_s: float, end_s: float) -> float:

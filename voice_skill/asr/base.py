@@ -31,6 +31,9 @@ class Hypothesis:
     command this text parses to: a second, independent recognizer heard it too.
     ``sound_vetoed``: the command head gave the command this text parses to almost no chance
     and was sure of no other ("i'm fine" placed in a television's talk; see ``asr.spotting``).
+    ``sound_intent``: the intent a head heard by its sound where the words made none, or another
+    (a red flag in "carry on car it's gone"): the session takes it instead of parsing ``text``,
+    which stays what the recognizer heard.
     """
 
     text: str
@@ -41,6 +44,7 @@ class Hypothesis:
     routine_only: bool = False
     sound_agrees: bool = False
     sound_vetoed: bool = False
+    sound_intent: str | None = None
 
 
 @runtime_checkable

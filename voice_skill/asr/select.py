@@ -54,9 +54,9 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
         without = "; no trigger spotter (it knows the built-in English phrases only)"
     elif mode != "off":
         try:
-            from voice_skill.asr.spotter import TriggerSpotter, command_head  # noqa: PLC0415 (loads onnxruntime)
+            from voice_skill.asr.spotter import TriggerSpotter, command_head, safety_head  # noqa: PLC0415 (loads onnxruntime)
 
-            spotter_ = TriggerSpotter(commands=command_head())
+            spotter_ = TriggerSpotter(commands=command_head(), safety=safety_head())
         except ModelError as exc:
             if mode == "on":
                 raise

@@ -52,6 +52,7 @@ MEL_MODEL = "melspectrogram.onnx"
 EMBEDDING_MODEL = "embedding_model.onnx"
 HEAD = "trigger_head.npz"
 COMMAND_HEAD = "command_head.npz"
+SAFETY_HEAD = "safety_head.npz"
 
 
 def embedding_end_s(index: int) -> float:
@@ -269,6 +270,12 @@ def command_head(path: str | Path | None = None) -> SpotterHead | None:
     return SpotterHead.load(path) if path.exists() else None
 
 
+def safety_head(path: str | Path | None = None) -> SpotterHead | None:
+    """The shipped head for red flags and emergencies (or the one at ``path``); None where there is none."""
+    path = Path(path) if path is not None else _data_path(SAFETY_HEAD, None)
+    return SpotterHead.load(path) if path.exists() else None
+
+
 def clip_scores(models: FeatureModels, head: SpotterHead, samples: np.ndarray) -> np.ndarray:
     """The head's score at every embedding of a clip (row j ends at ``embedding_end_s(j)``);
     the first ``window - 1`` rows see leading silence, as a fresh stream does."""
@@ -334,10 +341,11 @@ class Decision:
 class TriggerSpotter:
     """The streaming detector: chunks in, detections out, scores kept for a second opinion.
 
-    The trigger head decides the triggers (``Decision``'s rule). An optional multi-class
-    ``commands`` head reads the same embeddings and keeps, for the last 30 s, how likely each
-    short command ("stop", "next", "it's gone") is to have just ended: ``best_command`` gives
-    the grammar recognizer's utterances a second opinion by sound.
+    The trigger head decides the triggers (``Decision``'s rule). Optional multi-class heads read
+    the same embeddings and keep, for the last 30 s, how likely each of their phrases is to have
+    just ended: ``commands`` for the short commands ("stop", "next", "it's gone"), ``safety``
+    for red flags and emergencies. ``best`` and ``probability`` give the grammar recognizer's
+    utterances a second opinion by sound.
     """
 
     HISTORY_S = 30.0
@@ -345,19 +353,22 @@ class TriggerSpotter:
 
     def __init__(self, models: FeatureModels | None = None, head: SpotterHead | None = None,
                  threshold: float | None = None, min_frames: int | None = None,
-                 commands: SpotterHead | None = None) -> None:
+                 commands: SpotterHead | None = None, safety: SpotterHead | None = None) -> None:
         self.models = models or FeatureModels()
         self.head = head or SpotterHead.load()
         self.threshold = self.head.threshold if threshold is None else threshold
         self.min_frames = self.head.min_frames if min_frames is None else min_frames
         self.commands = commands
-        if commands is not None and (not commands.classes or commands.window != self.head.window):
-            raise ModelError("the command head must be a multi-class head over the trigger head's window")
+        self.safety = safety
+        self.opinions = {kind: h for kind, h in (("commands", commands), ("safety", safety)) if h is not None}
+        for kind, h in self.opinions.items():
+            if not h.classes or h.window != self.head.window:
+                raise ModelError(f"the {kind} head must be a multi-class head over the trigger head's window")
         self._embedder = StreamingEmbedder(self.models)
         self._scores: deque[tuple[float, float]] = deque(maxlen=int(self.HISTORY_S / HOP_S))
         support = self.head.support if threshold is None else self.threshold
         self._trigger = Decision(self.threshold, self.min_frames, support)
-        self._command_probs: deque[tuple[float, np.ndarray]] = deque(maxlen=int(self.HISTORY_S / HOP_S))
+        self._probs = {kind: deque(maxlen=int(self.HISTORY_S / HOP_S)) for kind in self.opinions}
         self.reset()
 
     def reset(self) -> None:
@@ -369,7 +380,8 @@ class TriggerSpotter:
         self._fed = 0
         self._trigger.reset()
         self._scores.clear()
-        self._command_probs.clear()
+        for kept in self._probs.values():
+            kept.clear()
 
     def accept(self, chunk: AudioChunk) -> list[Detection]:
         if self._origin_s is None or abs(chunk.start_s - (self._origin_s + self._fed / SAMPLE_RATE)) > 1e-6:
@@ -388,28 +400,30 @@ class TriggerSpotter:
             self._scores.append((end_s, score))
             if self._trigger.fires(score):
                 found.append(Detection(score, max(self._origin_s, end_s - self.PHRASE_S), end_s))
-            if self.commands is not None:
-                self._command_probs.append((end_s, self.commands.probabilities(window)[0]))
+            for kind, h in self.opinions.items():
+                self._probs[kind].append((end_s, h.probabilities(window)[0]))
         return found
 
-    def best_command(self, start_s: float, end_s: float) -> tuple[str | None, float]:
-        """The command most likely to have ended within [start_s, end_s] by the command head,
-        and its probability ((None, 0.0) without a command head or kept frames)."""
+    def best(self, start_s: float, end_s: float, kind: str = "commands") -> tuple[str | None, float]:
+        """The phrase most likely to have ended within [start_s, end_s] by the ``kind`` head
+        ("commands" or "safety"), and its probability ((None, 0.0) without that head or kept frames)."""
         best, label = 0.0, None
-        for t, probs in self._command_probs:
+        for t, probs in self._probs.get(kind, ()):
             if start_s <= t <= end_s:
                 c = int(np.argmax(probs[1:])) + 1
                 if probs[c] > best:
-                    best, label = float(probs[c]), self.commands.classes[c]
+                    best, label = float(probs[c]), self.opinions[kind].classes[c]
         return label, best
 
-    def command_probability(self, name: str, start_s: float, end_s: float) -> float:
-        """The command head's highest probability that command ``name`` ended within
-        [start_s, end_s] (0.0 without a command head or for a command it does not know)."""
-        if self.commands is None or name not in self.commands.classes:
-            return 0.0
-        c = list(self.commands.classes).index(name)
-        return max((float(probs[c]) for t, probs in self._command_probs if start_s <= t <= end_s), default=0.0)
+    def probability(self, name: str, start_s: float, end_s: float) -> float:
+        """The highest probability, by the head that knows phrase ``name``, that it ended within
+        [start_s, end_s] (0.0 when no head knows it)."""
+        for kind, h in self.opinions.items():
+            if name in h.classes:
+                c = h.classes.index(name)
+                return max((float(probs[c]) for t, probs in self._probs[kind] if start_s <= t <= end_s),
+                           default=0.0)
+        return 0.0
 
     def recent_scores(self) -> list[tuple[float, float]]:
         """(end of frame in seconds, score) for the last 30 s of frames, oldest first."""

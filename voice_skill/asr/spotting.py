@@ -27,6 +27,17 @@ the same utterance:
   less than 0.1 (a veto for all of them cost as many right commands on dev as it saved wrong
   ones; docs/commands.md).
 
+With a safety head (``TriggerSpotter.safety``), red flags and emergencies get the same kind of
+second chance, over short utterances only (under ``SHORT_UTTERANCE_S``: the room went quiet
+around them): where the head is sure (``SAFETY_SURE``) that one ended in an utterance the grammar
+recognizer made nothing of ("rain" for "chest pain" over a fan) or a command of ("carry on car
+it's gone" for "hey, I can't stand"), while the command head is sure of no command, or made the
+other safety intent of that the head gives almost nothing, the safety intent is reported by its
+name (``Hypothesis.sound_intent``), marked ``routine_only``. By name, not by a phrase: the phrase
+would name a family (a cold foot, a swelling) that the head cannot tell. In a long piece of
+babble or a television's talk the head is sure of a red flag every few minutes, so there it is
+not asked.
+
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
 than the firing threshold) or already fired there; otherwise the hypothesis is dropped. That
@@ -66,6 +77,9 @@ SHORT_UTTERANCE_S = 4.0
 # Below this probability from the command head, a command the grammar recognizer placed gives
 # way to another the head is sure of (a round number set before measuring; docs/commands.md).
 OVERRIDE_BELOW = 0.1
+# The safety head decides over a short utterance at this probability (chosen on dev runs of the
+# whole skill, docs/commands.md).
+SAFETY_SURE = 0.9
 # Placed commands that the head's doubt alone sets aside (see the module docstring).
 VETO_UNHEARD = frozenset({"done"})
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
@@ -117,28 +131,56 @@ class SpottingRecognizer:
             return min(self.command_threshold, SHORT_UTTERANCE_THRESHOLD)
         return self.command_threshold
 
+    def _safety_by_sound(self, hyp: Hypothesis, placed: str | None) -> Hypothesis | None:
+        """The red flag or emergency the safety head is sure ended within a short utterance that
+        the grammar recognizer made nothing of, a command of, or the other safety intent of
+        (``placed``); None where the head is not asked, not sure, or the intent placed stands."""
+        safety = self.spotter.safety
+        if safety is None or hyp.end_s - hyp.start_s >= SHORT_UTTERANCE_S:
+            return None
+        lo, hi = hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S
+        label, p = self.spotter.best(lo, hi, "safety")
+        if label is None or p < SAFETY_SURE or label == placed:
+            return None
+        if placed in safety.classes:  # the other safety intent: stands unless the head gives it almost nothing
+            if self.spotter.probability(placed, lo, hi) >= OVERRIDE_BELOW:
+                return None
+        elif placed in ABOUT_THE_PERSON - {"done"}:  # news about the person stands ("it's gone" is also a command)
+            return None
+        elif self.spotter.best(lo, hi)[1] >= self._sure(hyp):
+            return None  # the command head is sure of a command: the heads disagree, the words decide
+        log.debug("%r placed as %s heard by its sound as %s (%.2f)", hyp.text, placed, label, p)
+        return replace(hyp, confidence=p, routine_only=True, sound_intent=label)
+
     def _by_sound(self, hyp: Hypothesis) -> Hypothesis:
-        """A rejected utterance, or the command the command head is sure ended within it."""
-        label, p = self.spotter.best_command(hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
+        """A rejected utterance, or the safety intent or command a head is sure ended within it."""
+        safety = self._safety_by_sound(hyp, None)
+        if safety is not None:
+            return safety
+        label, p = self.spotter.best(hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
         if label is None or p < self._sure(hyp) or label not in self._command_text:
             return hyp
         log.debug("%r heard by its sound as %r (%.2f)", hyp.text, label, p)
         return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
 
     def _checked_by_sound(self, hyp: Hypothesis, name: str) -> Hypothesis:
-        """A placed command ``name`` against the command head: agreed, replaced by the command
-        the head is sure of, vetoed, or left as it was (see the module docstring)."""
+        """A placed intent ``name`` against the heads: a safety intent the safety head is sure of
+        instead; for a command, agreed, replaced by the command the command head is sure of,
+        vetoed, or left as it was (see the module docstring)."""
+        safety = self._safety_by_sound(hyp, name)
+        if safety is not None:
+            return safety
         commands = self.spotter.commands
         if not hyp.final or commands is None or name not in commands.classes:
             return hyp
         lo, hi = hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S
-        p = self.spotter.command_probability(name, lo, hi)
+        p = self.spotter.probability(name, lo, hi)
         sure = self._sure(hyp)
         if p >= sure:
             return replace(hyp, sound_agrees=True)
         if p >= OVERRIDE_BELOW:
             return hyp
-        label, best = self.spotter.best_command(lo, hi)
+        label, best = self.spotter.best(lo, hi)
         if label is not None and label != name and best >= sure and label in self._command_text:
             log.debug("%r placed as %s (%.2f by its sound) heard by its sound as %r (%.2f)", hyp.text, name, p,
                       label, best)

@@ -231,7 +231,9 @@ class Session:
     # ---- hearing --------------------------------------------------------------------
 
     def _on_hypothesis(self, hyp: Hypothesis) -> None:
-        intent = self.parser.parse(hyp.text)
+        # an intent a head heard by its sound: what the recognizer heard is all its phrase
+        intent = (self.parser.parse(hyp.text) if hyp.sound_intent is None
+                  else Intent(hyp.sound_intent, " ".join(tokens(hyp.text))))
         verdict = self.guard.judge(hyp, intent)
         if verdict is None and intent is not None and hyp.sound_vetoed:
             verdict = "not a command by its sound"
@@ -295,8 +297,8 @@ class Session:
         }
         if verdict:
             fields["ignored"] = verdict
-        if hyp.sound_agrees:
-            fields["by_sound"] = True  # the command head heard the same command
+        if hyp.sound_agrees or hyp.sound_intent:
+            fields["by_sound"] = True  # a head heard the same command, or the intent logged
         if intent and intent.slots:
             fields["slots"] = dict(intent.slots)
         self.events.write(self.clock.now(), "heard", **fields)
