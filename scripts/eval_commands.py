@@ -167,7 +167,8 @@ def false_commands(events: list[dict], cmd_at: float) -> tuple[list[dict], float
                   and e["state"] not in ("started", "paused", "resumed")), until)
     taken = [e for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")
              and start < _ended(e) <= cmd_at and not _the_trigger(e, start)]
-    return ([{"intent": e["intent"], "at": e.get("start_s", e["t"]), "text": e["text"]} for e in taken],
+    return ([{"intent": e["intent"], "at": e.get("start_s", e["t"]), "text": e["text"],
+              "by_sound": bool(e.get("by_sound"))} for e in taken],
             max(0.0, min(until, ended) - start))
 
 
@@ -202,6 +203,7 @@ def _run(args: tuple) -> dict:
         verdict = "right" if taken["intent"] == item["intent"] else "wrong"
     return {**item, "condition": cond_name(item["condition"]), "verdict": verdict,
             "taken": taken and taken["intent"], "taken_text": taken and taken["text"],
+            "taken_by_sound": bool(taken and taken.get("by_sound")),
             "heard": texts, "cpu_s": cpu, "audio_s": len(audio) / SAMPLE_RATE, "false": false,
             "routine_s": routine_s}
 
@@ -238,13 +240,19 @@ def false_table(rows: list[dict]) -> None:
 
 def words_table(rows: list[dict]) -> None:
     """For the safety intents taken: how many other words came with the phrase, the user's
-    (right) against the room's (false, before the user spoke)."""
+    (right) against the room's (false, before the user spoke); "by its sound" where the safety
+    head heard the intent and the words were not its phrase."""
     parser = IntentParser(PhraseTable.load())
-    user = Counter(other_words(r["taken_text"], parser) for r in rows if r["verdict"] == "right")
-    room = Counter(other_words(f["text"], parser) for r in rows for f in r["false"] if f["intent"] in SAFETY)
+
+    def words(event: dict) -> int | str:
+        return "by its sound" if event["by_sound"] else other_words(event["text"], parser)
+
+    user = Counter(words({"text": r["taken_text"], "by_sound": r["taken_by_sound"]}) for r in rows
+                   if r["verdict"] == "right")
+    room = Counter(words(f) for r in rows for f in r["false"] if f["intent"] in SAFETY)
     print("| other words heard with the phrase | the user's (right) | the room's (false) |")
     print("|---|---|---|")
-    for n in sorted(set(user) | set(room)):
+    for n in sorted(set(user) | set(room), key=lambda n: (isinstance(n, str), n if isinstance(n, int) else 0)):
         print(f"| {n} | {user[n]} | {room[n]} |")
     print()
 
