@@ -697,7 +697,9 @@ def test_without_a_speech_engine_the_routine_completes_in_text(skill_factory) ->
     _, trigger_s = skill.say("calf cramp")
     skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "started" for e in ev), 20, "the routine")
     _, gone_s = skill.say("it's gone")  # finish it sooner
-    events = skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "finished" for e in ev), 120,
+    # Recognition is not this test's subject: if "it's gone" is lost (it was once, beside the suite's other live tests),
+    # the daytime routine still finishes by itself, about 140 s after it started.
+    events = skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "finished" for e in ev), 240,
                             "the routine to finish")
     skill.signal(signal.SIGTERM)
     audio = skill.speaker_audio()
