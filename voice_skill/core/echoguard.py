@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from voice_skill.core.intents import Intent, tokens
+from voice_skill.core.intents import Intent, extra_words, tokens
 
 if TYPE_CHECKING:
     from voice_skill.asr.base import Hypothesis
@@ -103,9 +103,4 @@ class EchoGuard:
 
     def extra_words(self, text: str, phrase: str) -> list[str]:
         """The words of ``text`` besides one ``phrase`` and any courtesy words."""
-        heard, words = list(tokens(text)), phrase.split()
-        for i in range(len(heard) - len(words) + 1):
-            if heard[i:i + len(words)] == words:
-                del heard[i:i + len(words)]
-                break
-        return [w for w in heard if w not in self.courtesy]
+        return extra_words(text, phrase, self.courtesy)

@@ -44,6 +44,16 @@ def tokens(text: str) -> tuple[str, ...]:
     return tuple(normalize(text).split())
 
 
+def extra_words(text: str, phrase: str, courtesy: frozenset[str] = frozenset()) -> list[str]:
+    """The words of ``text`` besides one ``phrase`` and any ``courtesy`` words ("okay", "please")."""
+    heard, words = list(tokens(text)), phrase.split()
+    for i in range(len(heard) - len(words) + 1):
+        if heard[i:i + len(words)] == words:
+            del heard[i:i + len(words)]
+            break
+    return [w for w in heard if w not in courtesy]
+
+
 @dataclass(frozen=True)
 class Intent:
     name: str
