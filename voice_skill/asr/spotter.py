@@ -264,16 +264,19 @@ class SpotterHead:
         return np.mean(out, axis=0)
 
 
+def _optional_head(name: str, path: str | Path | None) -> SpotterHead | None:
+    path = Path(path) if path is not None else _data_path(name, None)
+    return SpotterHead.load(path) if path.exists() else None
+
+
 def command_head(path: str | Path | None = None) -> SpotterHead | None:
     """The shipped command head (or the one at ``path``); None where there is none."""
-    path = Path(path) if path is not None else _data_path(COMMAND_HEAD, None)
-    return SpotterHead.load(path) if path.exists() else None
+    return _optional_head(COMMAND_HEAD, path)
 
 
 def safety_head(path: str | Path | None = None) -> SpotterHead | None:
     """The shipped head for red flags and emergencies (or the one at ``path``); None where there is none."""
-    path = Path(path) if path is not None else _data_path(SAFETY_HEAD, None)
-    return SpotterHead.load(path) if path.exists() else None
+    return _optional_head(SAFETY_HEAD, path)
 
 
 def clip_scores(models: FeatureModels, head: SpotterHead, samples: np.ndarray) -> np.ndarray:
