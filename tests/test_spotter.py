@@ -293,6 +293,29 @@ def test_the_command_head_hears_commands_by_their_sound(models, head, commands) 
     assert len(right) >= 36 and len(sure) >= 24 and wrong_and_sure == [], best
 
 
+def test_the_safety_head_hears_red_flags_and_emergencies_by_their_sound(models, head, commands) -> None:
+    """Eight safety phrases in four voices no training or tuning used: all but two labelled with
+    the right intent (stop 27's head: all 32, 26 of them at 0.9 or more, the level the skill asks)."""
+    safety = sp.safety_head()
+    assert safety is not None and safety.classes == ["none", "red_flag", "emergency"]
+    said = {"my chest hurts": "emergency", "i can't breathe": "emergency", "call an ambulance": "emergency",
+            "i feel dizzy": "emergency", "my leg is swollen": "red_flag", "my foot is cold": "red_flag",
+            "it's numb": "red_flag", "i hurt my leg": "red_flag"}
+    best = {}
+    for voice in (UNSEEN, "festival:ked", "espeak:en-us+m6", "espeak:en-gb+Alicia"):
+        spotter = sp.TriggerSpotter(models, head, commands=commands, safety=safety)
+        parts: list = [1.0]
+        for text in said:
+            parts += [(text, voice), 1.0]
+        comp = compose(parts)
+        _detections(spotter, _with_floor(comp.samples), 0.1)
+        for phrase in comp.phrases:
+            best[(voice, phrase.text)] = spotter.best(phrase.start_s, phrase.end_s + 0.3, "safety")
+    right = [key for key, (label, _) in best.items() if label == said[key[1]]]
+    sure = [key for key in right if best[key][1] >= 0.9]
+    assert len(right) >= 30 and len(sure) >= 20, best
+
+
 def test_the_command_heads_view_is_the_same_whatever_the_chunk_size(models, head, commands) -> None:
     comp = compose([0.6, ("okay stop", UNSEEN), 0.9, ("repeat that", UNSEEN), 1.0])
     x = _with_floor(comp.samples)
@@ -356,13 +379,14 @@ def test_a_placed_command_is_checked_against_what_the_command_head_heard(models,
     ("oh when the news was rain", (1.0, 9.0), 0.0, ("emergency", 0.99), None),  # a long piece: not asked
     ("carry on car", (1.0, 2.2), 0.2, ("red_flag", 0.95), "red_flag"),  # a command only the words heard
     ("carry on car", (1.0, 2.2), 0.9, ("red_flag", 0.95), None),  # the command head is sure of a command
+    ("okay carry on please", (1.0, 2.2), 0.2, ("emergency", 0.95), None),  # a command heard whole stands
     ("ambulance move", (1.0, 2.2), 0.0, ("red_flag", 0.99), "red_flag"),  # the other safety intent, given 0
     ("it's getting worse", (1.0, 2.2), 0.0, ("red_flag", 0.99), None),  # news about the person stands
 ])
 def test_a_short_utterance_gets_a_second_chance_as_a_red_flag_or_emergency(text, span, command_p, safety, expected):
     """Over an utterance under 4 s, a safety head sure of a red flag or an emergency reports it by
-    name where the words made nothing or a command and the command head is sure of no command,
-    or where they made the other safety intent; over a long piece of talk it is not asked."""
+    name where the words made nothing, or a command with other words while the command head is
+    sure of no command, or the other safety intent; over a long piece of talk it is not asked."""
     grammar = ScriptedGrammar([Hypothesis(text, 0.5, *span)])
     rec = SpottingRecognizer(_HeadSays("resume", command_p, safety=safety), grammar, IntentParser(), "calf cramp")
     (heard,) = rec.flush()

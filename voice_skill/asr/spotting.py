@@ -29,14 +29,16 @@ the same utterance:
 
 With a safety head (``TriggerSpotter.safety``), red flags and emergencies get the same kind of
 second chance, over short utterances only (under ``SHORT_UTTERANCE_S``: the room went quiet
-around them): where the head is sure (``SAFETY_SURE``) that one ended in an utterance the grammar
-recognizer made nothing of ("rain" for "chest pain" over a fan) or a command of ("carry on car
-it's gone" for "hey, I can't stand"), while the command head is sure of no command, or made the
-other safety intent of that the head gives almost nothing, the safety intent is reported by its
-name (``Hypothesis.sound_intent``), marked ``routine_only``. By name, not by a phrase: the phrase
-would name a family (a cold foot, a swelling) that the head cannot tell. In a long piece of
-babble or a television's talk the head is sure of a red flag every few minutes, so there it is
-not asked.
+around them). Where the head is sure (``SAFETY_SURE``) that one ended in an utterance the grammar
+recognizer made nothing of ("rain" for "chest pain" over a fan), or made a command with other
+words of ("carry on car it's gone" for "hey, I can't stand") while the command head is sure of
+no command, or made the other safety intent of that the head gives almost nothing, the safety
+intent is reported by its name (``Hypothesis.sound_intent``), marked ``routine_only``. By name,
+not by a phrase: the phrase would name a family (a cold foot, a swelling) that the head cannot
+tell. A command heard whole, with only courtesy words around it, stands: the safety head was
+sure of an emergency in "go back please", its own phrases so often end in "please". In a long
+piece of babble or a television's talk the head is sure of a red flag every few minutes, so
+there it is not asked.
 
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
@@ -60,7 +62,7 @@ from dataclasses import replace
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.asr.spotter import TriggerSpotter
 from voice_skill.audio.pcm import AudioChunk
-from voice_skill.core.intents import IntentParser
+from voice_skill.core.intents import IntentParser, extra_words
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +151,15 @@ class SpottingRecognizer:
             return None
         elif self.spotter.best(lo, hi)[1] >= self._sure(hyp):
             return None  # the command head is sure of a command: the heads disagree, the words decide
+        elif placed is not None and self._just_the_phrase(hyp.text):
+            return None  # a command heard whole, with nothing but courtesy words around it, stands
         log.debug("%r placed as %s heard by its sound as %s (%.2f)", hyp.text, placed, label, p)
         return replace(hyp, confidence=p, routine_only=True, sound_intent=label)
+
+    def _just_the_phrase(self, text: str) -> bool:
+        """Whether ``text`` is one phrase of its intent with only courtesy words around it."""
+        intent = self.parser.parse(text)
+        return intent is not None and not extra_words(text, intent.phrase, self.parser.table.courtesy)
 
     def _by_sound(self, hyp: Hypothesis) -> Hypothesis:
         """A rejected utterance, or the safety intent or command a head is sure ended within it."""
