@@ -30,17 +30,18 @@ def _voice(text: str) -> tuple[float, np.ndarray]:
 
 
 def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0,
-         echo: bool = True, step: float = 0.5) -> list[dict]:
+         echo: bool = True, step: float = 0.5, marks: tuple = ()) -> list[dict]:
     """'calf cramp' at 1 s; then ``text`` is "heard" in the 0.5 s before ``end_s`` while the
     skill speaks. The microphone holds the skill's echo (the simulated room) and, if
     ``user_burst``, the user's own voice over those 0.5 s. Without ``echo`` the microphone
-    hears none of the skill (a headset). ``step`` 0: an echo canceller that never adapts."""
+    hears none of the skill (a headset). ``step`` 0: an echo canceller that never adapts.
+    ``marks``: the hypothesis's fields after ``text`` (final, routine_only, ...)."""
     loaded = [routine_from_dict(routine())]
     clock = VirtualClock()
     out = io.StringIO()
     coach = Coach({r.id: r for r in loaded}, choose_routine=lambda intent, now: loaded[0].id)
     speaker = VirtualSpeaker(clock, _voice)
-    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text)]), parser=IntentParser(),
+    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text, *marks)]), parser=IntentParser(),
                       coach=coach, speaker=speaker, clock=clock, events=EventLog(out),
                       room=RoomEcho(speaker.played, 0.5) if echo else None, echo_canceller=ReferencedEchoCanceller(speaker.played, EchoCanceller(step=step)))
     rng = np.random.default_rng(7)
@@ -134,3 +135,19 @@ def test_a_users_command_over_echo_the_canceller_let_through_is_obeyed() -> None
     heard = _repeat(events)
     assert "ignored" not in heard and heard["intent"] == "repeat"
     assert any(e["event"] == "cut" for e in events)
+
+
+BY_SOUND = (True, True, False, False, "red_flag")  # final, routine_only, ..., sound_intent
+
+
+def test_a_red_flag_heard_by_its_sound_over_the_first_words_is_not_taken() -> None:
+    """While the canceller learns the room, a safety intent counts over the skill's speech only
+    as its phrase said alone; one the safety head heard in other words is not that (the skill's
+    own intro came back from PocketSphinx as "my leg is weak ... felt a pop"). Later, once the
+    canceller has learned, the same is taken."""
+    early = _run(user_burst=True, text="carry on car", end_s=1.6, seconds=5.0, marks=BY_SOUND)
+    heard = next(e for e in early if e["event"] == "heard" and e["text"] == "carry on car")
+    assert heard["ignored"] == "mixed with own voice while the echo canceller learns" and heard["intent"] is None
+    late = _run(user_burst=True, text="carry on car", end_s=15.0, seconds=20.0, marks=BY_SOUND)
+    heard = next(e for e in late if e["event"] == "heard" and e["text"] == "carry on car")
+    assert "ignored" not in heard and heard["intent"] == "red_flag" and heard["by_sound"] is True

@@ -252,7 +252,8 @@ class Session:
                   and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
                 verdict = "over own voice before the echo canceller learned the room"
             elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
-                  and tokens(hyp.text) != tuple(intent.phrase.split())):
+                  and (hyp.sound_intent is not None or tokens(hyp.text) != tuple(intent.phrase.split()))):
+                # (a safety intent heard by its sound is never the phrase said alone)
                 verdict = "mixed with own voice while the echo canceller learns"
             elif (intent.name in SAFETY_INTENTS
                   and _other_words(hyp, intent) > OVER_SPEECH_SAFETY_EXTRA_WORDS):
