@@ -62,7 +62,7 @@ from dataclasses import replace
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.asr.spotter import TriggerSpotter
 from voice_skill.audio.pcm import AudioChunk
-from voice_skill.core.intents import IntentParser, extra_words
+from voice_skill.core.intents import Intent, IntentParser, extra_words
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class SpottingRecognizer:
             return min(self.command_threshold, SHORT_UTTERANCE_THRESHOLD)
         return self.command_threshold
 
-    def _safety_by_sound(self, hyp: Hypothesis, placed: str | None) -> Hypothesis | None:
+    def _safety_by_sound(self, hyp: Hypothesis, placed: Intent | None) -> Hypothesis | None:
         """The red flag or emergency the safety head is sure ended within a short utterance that
         the grammar recognizer made nothing of, a command of, or the other safety intent of
         (``placed``); None where the head is not asked, not sure, or the intent placed stands."""
@@ -142,24 +142,20 @@ class SpottingRecognizer:
             return None
         lo, hi = hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S
         label, p = self.spotter.best(lo, hi, "safety")
-        if label is None or p < SAFETY_SURE or label == placed:
+        name = placed.name if placed is not None else None
+        if label is None or p < SAFETY_SURE or label == name:
             return None
-        if placed in safety.classes:  # the other safety intent: stands unless the head gives it almost nothing
-            if self.spotter.probability(placed, lo, hi) >= OVERRIDE_BELOW:
+        if name in safety.classes:  # the other safety intent: stands unless the head gives it almost nothing
+            if self.spotter.probability(name, lo, hi) >= OVERRIDE_BELOW:
                 return None
-        elif placed in ABOUT_THE_PERSON - {"done"}:  # news about the person stands ("it's gone" is also a command)
+        elif name in ABOUT_THE_PERSON - {"done"}:  # news about the person stands ("it's gone" is also a command)
             return None
         elif self.spotter.best(lo, hi)[1] >= self._sure(hyp):
             return None  # the command head is sure of a command: the heads disagree, the words decide
-        elif placed is not None and self._just_the_phrase(hyp.text):
+        elif placed is not None and not extra_words(hyp.text, placed.phrase, self.parser.table.courtesy):
             return None  # a command heard whole, with nothing but courtesy words around it, stands
-        log.debug("%r placed as %s heard by its sound as %s (%.2f)", hyp.text, placed, label, p)
+        log.debug("%r placed as %s heard by its sound as %s (%.2f)", hyp.text, name, label, p)
         return replace(hyp, confidence=p, routine_only=True, sound_intent=label)
-
-    def _just_the_phrase(self, text: str) -> bool:
-        """Whether ``text`` is one phrase of its intent with only courtesy words around it."""
-        intent = self.parser.parse(text)
-        return intent is not None and not extra_words(text, intent.phrase, self.parser.table.courtesy)
 
     def _by_sound(self, hyp: Hypothesis) -> Hypothesis:
         """A rejected utterance, or the safety intent or command a head is sure ended within it."""
@@ -172,13 +168,14 @@ class SpottingRecognizer:
         log.debug("%r heard by its sound as %r (%.2f)", hyp.text, label, p)
         return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
 
-    def _checked_by_sound(self, hyp: Hypothesis, name: str) -> Hypothesis:
-        """A placed intent ``name`` against the heads: a safety intent the safety head is sure of
-        instead; for a command, agreed, replaced by the command the command head is sure of,
-        vetoed, or left as it was (see the module docstring)."""
-        safety = self._safety_by_sound(hyp, name)
+    def _checked_by_sound(self, hyp: Hypothesis, placed: Intent) -> Hypothesis:
+        """A placed intent against the heads: a safety intent the safety head is sure of instead;
+        for a command, agreed, replaced by the command the command head is sure of, vetoed, or
+        left as it was (see the module docstring)."""
+        safety = self._safety_by_sound(hyp, placed)
         if safety is not None:
             return safety
+        name = placed.name
         commands = self.spotter.commands
         if not hyp.final or commands is None or name not in commands.classes:
             return hyp
@@ -209,7 +206,7 @@ class SpottingRecognizer:
                 kept.append(self._by_sound(hyp))
                 continue
             if intent is None or (intent.name != "start" and not spotted):
-                kept.append(self._checked_by_sound(hyp, intent.name) if intent is not None else hyp)
+                kept.append(self._checked_by_sound(hyp, intent) if intent is not None else hyp)
                 continue
             if spotted:
                 if intent.name == "start" and not intent.slots and not intent.also:
