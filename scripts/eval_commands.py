@@ -244,12 +244,11 @@ def words_table(rows: list[dict]) -> None:
     head heard the intent and the words were not its phrase."""
     parser = IntentParser(PhraseTable.load())
 
-    def words(event: dict) -> int | str:
-        return "by its sound" if event["by_sound"] else other_words(event["text"], parser)
+    def words(text: str, by_sound: bool) -> int | str:
+        return "by its sound" if by_sound else other_words(text, parser)
 
-    user = Counter(words({"text": r["taken_text"], "by_sound": r["taken_by_sound"]}) for r in rows
-                   if r["verdict"] == "right")
-    room = Counter(words(f) for r in rows for f in r["false"] if f["intent"] in SAFETY)
+    user = Counter(words(r["taken_text"], r["taken_by_sound"]) for r in rows if r["verdict"] == "right")
+    room = Counter(words(f["text"], f["by_sound"]) for r in rows for f in r["false"] if f["intent"] in SAFETY)
     print("| other words heard with the phrase | the user's (right) | the room's (false) |")
     print("|---|---|---|")
     for n in sorted(set(user) | set(room), key=lambda n: (isinstance(n, str), n if isinstance(n, int) else 0)):

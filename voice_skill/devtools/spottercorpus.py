@@ -186,8 +186,8 @@ COMMAND_NEAR_MISSES = {
 }
 
 
-#: The safety intents a safety head would spot (an experiment of stop 26): red flags and the
-#: emergency, said the way a person in trouble says them.
+#: The safety intents the safety head spots: red flags and the emergency, said the way a
+#: person in trouble says them.
 SAFETY_CLASSES = ("red_flag", "emergency")
 SAFETY_BEFORE = {
     "train": ["", "", "", "oh", "ow", "ouch", "ah", "um", "uh", "help", "oh god", "okay", "er", "i think",
