@@ -520,27 +520,40 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     # number of tries is printed). Barge-in over the skill's voice is not reliable yet (issue 11's
     # commands target): one CI run on a loaded machine lost the first try, and one fresh-clone
     # run of stop 20 lost both of two ("high its", then mixed with the skill's words).
-    paused, tries = False, 0
-    while not paused and tries < 3:
+    # A word taken as another command (once, live: "stop", from the command head's view of
+    # "pause" over the echo) ends the tries: the routine may be over.
+    paused, tries, misheard = False, 0, None
+    while not paused and misheard is None and tries < 3:
         tries += 1
         n = sum(e["event"] == "say" for e in skill.events())
         skill.wait_for(lambda ev, n=n: any(e["event"] == "say" and len(e["text"]) > 40 for e in
                                            [x for x in ev if x["event"] == "say"][n:]), 60,
                        "a long instruction to talk over")
         time.sleep(0.8)
+        before = len(skill.events())
         user.say("pause")
+
+        def answered(ev: list[dict], before: int = before) -> bool:
+            taken = heard_intents(ev[before:])
+            return (any(e["event"] == "routine" and e["state"] == "paused" for e in ev)
+                    or any(intent != "pause" for intent in taken))
+
         try:
-            skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "paused" for e in ev), 12,
-                           "the pause")
-            paused = True
+            events = skill.wait_for(answered, 12, "the pause")
         except AssertionError:
-            paused = False
+            continue
+        paused = any(e["event"] == "routine" and e["state"] == "paused" for e in events)
+        if not paused:
+            misheard = next(e for e in events[before:] if e["event"] == "heard" and e.get("intent")
+                            and not e.get("partial") and e["intent"] != "pause")
     time.sleep(1.0)
     skill.signal(signal.SIGTERM)
     stop_recording(mic_recorder)
     events = skill.events()
     assert skill.proc.returncode == 0, skill.stderr[-2000:]
     accepted = heard_intents(events)
+    if misheard is not None:  # the user's word, heard wrong: recognition, reported below
+        accepted.remove(misheard["intent"])
     starts = [e for e in events if e["event"] == "routine" and e["state"] == "started"]
     ignored = [e for e in events if e["event"] == "heard" and e.get("ignored")]
     print(f"\nself-hearing: {len(ignored)} hypotheses ignored as its own voice, accepted {accepted}, "
@@ -560,6 +573,10 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     # So a lost "pause" is reported here as an expected failure with what was heard, and a
     # pause that does get through must have cut the speech.
     heard = [e for e in events if e["event"] in ("heard", "say", "cut")][-12:]
+    if misheard is not None:
+        assert any(e["event"] == "cut" for e in events), "the command over the skill's speech did not cut it"
+        pytest.xfail(f"barge-in: the user's 'pause' over the skill's speech was taken as {misheard['intent']} "
+                     f"({misheard['text']!r}) at try {tries}; last events: {heard}")
     if not paused:
         pytest.xfail(f"barge-in: the user's 'pause' over the skill's speech was lost at all {tries} tries; "
                      f"last events: {heard}")

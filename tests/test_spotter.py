@@ -355,7 +355,7 @@ def test_an_utterance_the_grammar_could_not_place_gets_a_second_chance_by_its_so
 def test_a_placed_command_is_checked_against_what_the_command_head_heard(models, head, commands):
     """A command the grammar placed is marked when the head heard the same one (so the echo
     guard forgives a stray word: "eat repeat that"), replaced when the head gives it almost no
-    chance and is sure of another ("more slowly" placed as pause), vetoed when it is "it's gone"
+    chance and is sure of another ("more slowly" placed as pause from other words), vetoed when it is "it's gone"
     (which ends the routine) and the head gives it almost no chance, and otherwise left alone (a
     command placed in talk: the head is unreliable in babble and TV, so it vetoes nothing else)."""
     comp = compose([1.0, ("repeat that", UNSEEN), 1.5, ("the weather was warm all week", UNSEEN), 1.5,
@@ -363,7 +363,7 @@ def test_a_placed_command_is_checked_against_what_the_command_head_heard(models,
     said, talk, slow, again = comp.phrases
     grammar = ScriptedGrammar([Hypothesis("eat repeat that", 0.5, said.start_s, said.end_s),
                                Hypothesis("repeat the weather was warm", 0.5, talk.start_s, talk.end_s),
-                               Hypothesis("pause", 0.5, slow.start_s, slow.end_s),
+                               Hypothesis("told bad oh wait", 0.5, slow.start_s, slow.end_s),
                                Hypothesis("the weather i'm fine", 0.5, again.start_s, again.end_s)])
     rec = SpottingRecognizer(sp.TriggerSpotter(models, head, commands=commands), grammar, IntentParser(),
                              "calf cramp")
@@ -392,6 +392,24 @@ def test_a_short_utterance_gets_a_second_chance_as_a_red_flag_or_emergency(text,
     (heard,) = rec.flush()
     assert heard.sound_intent == expected and heard.text == text
     assert heard.routine_only is (expected is not None)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("pause", "pause"),  # the phrase heard whole: the words decide
+    ("okay pause please", "pause"),  # ... with courtesy words around it
+    ("each pause", "stop"),  # other words around it: the head's command
+    ("hold on", "pause"),  # another phrase of the same intent, whole
+])
+def test_a_command_heard_whole_is_not_replaced_by_the_one_the_head_is_sure_of(text, expected):
+    """Over the skill's voice the command head gave a user's "pause" 0.02 and "stop" 0.87, and a
+    live run stopped the routine it was asked to pause: a phrase heard whole is not overridden."""
+    grammar = ScriptedGrammar([Hypothesis(text, 0.5, 1.0, 1.6)])
+    head = _HeadSays("stop", 0.87)
+    head.commands.classes = ["none", "pause", "stop"]  # it gives pause nothing (0.0)
+    rec = SpottingRecognizer(head, grammar, IntentParser(), "calf cramp")
+    (heard,) = rec.flush()
+    assert IntentParser().parse(heard.text).name == expected
+    assert heard.routine_only is (expected == "stop")
 
 
 def test_where_both_heads_are_sure_of_an_utterance_the_words_made_nothing_of_the_command_wins():

@@ -18,8 +18,11 @@ the same utterance:
   recognizers heard it, and the echo guard then forgives the other words around it (over the
   skill's voice, "pause" comes back as "eat pause": the canceller's leftovers decoded as a word);
 - the head gives it less than ``OVERRIDE_BELOW`` and is that sure of another command: the
-  head's command is reported instead, marked ``routine_only`` ("so more slowly" placed as pause,
-  heard as slower; "please say again" placed as done, heard as repeat);
+  head's command is reported instead, marked ``routine_only`` ("slow down" placed as pause from
+  "told bad oh wait", heard as slower), unless the words heard were the command's phrase whole,
+  with nothing but courtesy words around it: then the words decide. Over the skill's voice the
+  head gave a user's "pause" almost nothing and was sure of "stop", and a live run stopped the
+  routine when it was asked to pause;
 - the head gives it less than ``OVERRIDE_BELOW``, is sure of nothing, and the command is "it's
   gone" (``VETO_UNHEARD``), which ends the routine: it is marked ``sound_vetoed`` and the session
   ignores it. "I'm fine" placed in a television's talk or in the skill's echo was the most common
@@ -187,7 +190,8 @@ class SpottingRecognizer:
         if p >= OVERRIDE_BELOW:
             return hyp
         label, best = self.spotter.best(lo, hi)
-        if label is not None and label != name and best >= sure and label in self._command_text:
+        heard_whole = not extra_words(hyp.text, placed.phrase, self.parser.table.courtesy)
+        if label is not None and label != name and best >= sure and label in self._command_text and not heard_whole:
             log.debug("%r placed as %s (%.2f by its sound) heard by its sound as %r (%.2f)", hyp.text, name, p,
                       label, best)
             return Hypothesis(self._command_text[label], best, hyp.start_s, hyp.end_s, routine_only=True)
