@@ -59,7 +59,7 @@ def cond_name(c) -> str:
 
 
 def _pos_job(args) -> str:
-    index, voice, texts, seed, out = args
+    index, voice, texts, seed, out, lead_s = args
     path = Path(out) / f"pos-{index:03d}.npz"
     if path.exists():
         return str(path)
@@ -68,7 +68,7 @@ def _pos_job(args) -> str:
     emb, labels, meta = [], [], []
     for head, tail in texts:
         try:
-            clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, gap_s=(0.05, 0.2), lead_s=(1.0, 2.0),
+            clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, gap_s=(0.05, 0.2), lead_s=lead_s,
                                                     trail_s=(1.0, 1.5))
         except speechgen.SpeechGenError as exc:
             log.warning("skipping %r in %s: %s", head, voice, exc)
@@ -144,7 +144,8 @@ def cmd_data(args) -> None:
     rng = np.random.default_rng(args.seed)
     jobs = []
     for i, voice in enumerate(args.voices or corpus.split_voices("test")):
-        jobs.append(("pos", i, voice, corpus.trigger_texts("test", rng, args.texts_per_voice), args.seed + i, out))
+        jobs.append(("pos", i, voice, corpus.trigger_texts("test", rng, args.texts_per_voice), args.seed + i, out,
+                     tuple(args.lead)))
     if not args.voices:  # (the voices asked for get trigger clips only: recall, no false starts)
         # Ten hours and more of speech with no trigger, in 10-minute shards.
         hours = {"everyday": args.hours * 0.5, "everyday-tv": args.hours * 0.25,
@@ -351,6 +352,8 @@ def main(argv=None) -> int:
     d.add_argument("--voices", nargs="+", default=None,
                    help="trigger clips in these voices only (engine:voice[@rate]), no negatives; with --set")
     d.add_argument("--set", type=Path, default=None, help=f"the folder to fill (default {OUT.relative_to(ROOT)})")
+    d.add_argument("--lead", type=float, nargs=2, default=(1.0, 2.0), metavar=("MIN_S", "MAX_S"),
+                   help="seconds of the room before a trigger phrase (default: %(default)s)")
     r = sub.add_parser("report")
     r.add_argument("--set", type=Path, default=None, help=f"the folder to measure (default {OUT.relative_to(ROOT)})")
     r.add_argument("--head", type=Path, default=None)

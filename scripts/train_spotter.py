@@ -52,6 +52,15 @@ WINDOW = 16
 HIDDEN = (64, 32)
 DROPOUT = 0.3  # on the standardised inputs, while training
 L2 = 1e-3
+# A trigger clip starts this long before its phrase (seconds; ``data --lead``). The shipped head
+# was trained on 0.3-1.2 s, so the window that decides a trigger often begins with digital
+# silence (the padding of a fresh stream), which no microphone gives after hours of listening.
+# Clips with more than the window's 2 s of their room before the phrase (``LONG_LEAD_S``) were
+# tried at stop 28 for the trigger head and not kept: no better on the test voices, with more
+# false starts (docs/spotter.md). The command head, whose phrases always follow a long stretch
+# of the room or of the skill's voice, is trained on them (train_commands.py).
+POS_LEAD_S = (0.3, 1.2)
+LONG_LEAD_S = (1.5, 3.0)
 
 
 def frame_labels(n: int, trigger_end_s: float | None) -> np.ndarray:
@@ -84,9 +93,10 @@ def _condition(rng: np.random.Generator, clean_share: float) -> tuple[str | None
 
 
 def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_espeak: int = 24,
-                   speed_share: float = 0.0) -> dict:
+                   speed_share: float = 0.0, lead_s: tuple[float, float] = POS_LEAD_S) -> dict:
     """``n_clips`` trigger clips in random voices and rooms, with their embeddings and labels;
-    ``speed_share`` of them played 0.87-1.15 times as fast (a speaker of another pitch)."""
+    ``speed_share`` of them played 0.87-1.15 times as fast (a speaker of another pitch), each
+    ``lead_s`` seconds of its room after the clip's start."""
     rng = np.random.default_rng(seed)
     voices = corpus.split_voices(split, n_espeak)
     if quick:
@@ -96,7 +106,8 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_e
     for head, tail in corpus.trigger_texts(split, rng, n_clips):
         voice = voices[int(rng.integers(len(voices)))]
         try:
-            clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share)
+            clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share,
+                                                    lead_s=lead_s)
         except speechgen.SpeechGenError as exc:
             log.warning("skipping %r in %s: %s", head, voice, exc)
             continue
@@ -159,12 +170,12 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
 
 
 def _job(args: tuple) -> tuple[str, int]:
-    kind, split, seed, size, out, quick, n_espeak, speed_share = args
+    kind, split, seed, size, out, quick, n_espeak, speed_share, lead_s = args
     path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
     if kind == "pos":
-        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share)
+        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s)
     else:
         shard = negative_shard(split, seed, size, quick)
     lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
@@ -177,12 +188,13 @@ def _job(args: tuple) -> tuple[str, int]:
 
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
-              quick: bool = False, n_espeak: int = 24, speed_share: float = 0.0) -> None:
+              quick: bool = False, n_espeak: int = 24, speed_share: float = 0.0,
+              lead_s: tuple[float, float] = POS_LEAD_S) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 600.0  # clips per positive shard, seconds per negative shard
-    jobs = [("pos", split, seed + i, per_pos, str(out), quick, n_espeak, speed_share)
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s)
             for i in range(pos_clips // per_pos if pos_clips >= per_pos else int(pos_clips > 0))]
-    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, n_espeak, speed_share)
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, n_espeak, speed_share, lead_s)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
     if quick:
         jobs = [(k, s, sd, 6 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
@@ -498,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--espeak-voices", type=int, default=24, help="espeak-ng accent/variant/speed combinations")
     d.add_argument("--speed-share", type=float, default=0.0, help="share of positives played faster or slower")
+    d.add_argument("--lead", type=float, nargs=2, default=POS_LEAD_S, metavar=("MIN_S", "MAX_S"),
+                   help="seconds of the room before a trigger phrase (default: %(default)s, as shipped)")
     t = sub.add_parser("train", help="fit the head and choose its thresholds on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "spotter")
     t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
@@ -526,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         defaults = {"train": (8000, 8.0), "dev": (1500, 1.5), "test": (0, 0.0)}[args.split]
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
-                  n_espeak=args.espeak_voices, speed_share=args.speed_share)
+                  n_espeak=args.espeak_voices, speed_share=args.speed_share, lead_s=tuple(args.lead))
     elif args.cmd == "train":
         cmd_train(args)
     elif args.cmd == "tune":
