@@ -111,7 +111,7 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, saf
     for head, tail, intent in corpus.spoken_command_texts(split, rng, n_clips, safety=safety):
         voice = voices[int(rng.integers(len(voices)))]
         try:
-            clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=0.3)
+            clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=0.3, lead_s=ts.LONG_LEAD_S)
         except speechgen.SpeechGenError as exc:
             log.warning("skipping %r in %s: %s", head, voice, exc)
             continue
