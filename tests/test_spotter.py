@@ -552,3 +552,30 @@ def test_the_command_head_is_trusted_at_less_over_a_short_utterance(p, short, lo
     rec = SpottingRecognizer(_HeadSays("repeat", p), grammar, IntentParser(), "calf cramp")
     heard = [h.text for h in rec.flush()]
     assert heard == [short, long]
+
+
+def test_i_have_got_a_cramp_is_not_heard_as_a_fall():
+    """Real parts: a dev voice's "I've got a cramp in my right calf", which PocketSphinx heard as
+    "i fell top cramp in my right calf" (a red flag that stopped the routine it had just started
+    and held the red-flag answer for 15 minutes) until the lead-in words became grammar items."""
+    from voice_skill.core.intents import PhraseTable  # noqa: PLC0415
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    clip, _ = corpus.trigger_clip("I've got a cramp in my right calf", "", "espeak:en-029+Hugo@187", rng,
+                                  lead_s=(2.5, 3.0), trail_s=(2.0, 2.5))
+    audio = corpus.in_room(clip, rng, None, None, 0, [], gain_db=-8.0, floor_db=-65.0)
+    rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
+    heard = [h for c in iter_array_chunks(audio, 0.1) for h in rec.accept(c)] + rec.flush()
+    names = {i.name for i in (IntentParser().parse(h.text) for h in heard) if i is not None}
+    assert names == {"start"}, [h.text for h in heard]
+
+
+def test_the_lead_ins_of_a_trigger_are_grammar_items_that_mean_nothing():
+    from voice_skill.asr import pocketsphinx_backend as ps  # noqa: PLC0415
+    from voice_skill.core.intents import PhraseTable  # noqa: PLC0415
+
+    assert ps._LEAD_INS and all(IntentParser().parse(lead) is None for lead in ps._LEAD_INS)
+    rec = ps.PocketSphinxRecognizer(PhraseTable.load().phrases())
+    items = next(line for line in rec._grammar.splitlines() if line.startswith("<cmd>"))
+    assert all(f"| {lead} |" in items or items.endswith(f"| {lead};") for lead in ps._LEAD_INS)

@@ -6,11 +6,13 @@ Method (chosen by measurement, see ``scripts/bench_asr.py``):
    ``Endpointer`` (WebRTC-style VAD with a short decision window). Silence costs only the
    VAD; the decoder runs on speech frames only, so CPU follows the amount of speech.
 2. Each speech segment is decoded with a JSGF grammar: a free loop over *items*, where an
-   item is either one of the skill's phrases (as a unit) or one *filler* word drawn from
+   item is either one of the skill's phrases (as a unit), a trigger's lead-in ("i've got a",
+   as a unit that parses to nothing), or one *filler* word drawn from
    a few hundred common English words plus words that sound like the commands ("camp",
    "crab", "half", "decamp"...). Out-of-vocabulary speech is absorbed by fillers instead
    of being forced onto a command; a multi-word phrase costs one grammar transition
-   while spelling it from fillers costs several, so real commands come out whole.
+   while spelling it from fillers costs several, so real commands come out whole (and a
+   lead-in spelled from fillers came out as the nearest phrase: "i've got a" as "i fell").
 3. Trigger words get extra pronunciations (``_VARIANTS``: "cramp" as K R AH M P, K R AE M...,
    heard this way from formant-synthesis voices and in casual speech).
 4. Utterance verification for triggers (a false start is costly): when the grammar path
@@ -73,6 +75,7 @@ _LEXICON = tomllib.loads(
     (resources.files("voice_skill") / "data" / "pocketsphinx-en.toml").read_text(encoding="utf-8"))
 _COMMON_WORDS: list[str] = list(_LEXICON["common_words"])
 _CONFUSERS: list[str] = list(_LEXICON["confusers"])
+_LEAD_INS: list[str] = list(_LEXICON.get("lead_ins", []))
 _VARIANTS: dict[str, tuple[str, ...]] = {word: tuple(prons) for word, prons in _LEXICON["pronunciations"].items()}
 
 # Verification thresholds: log-likelihood ratio per 10 ms frame (logmath base 1.0001
@@ -168,6 +171,7 @@ class PocketSphinxRecognizer:
         filler_weight: float = 1e-10,
         extra_fillers: Iterable[str] = (),
         use_fillers: bool = True,
+        lead_ins: Iterable[str] | None = None,
         model_dir: str | None = None,
         decoder_options: Mapping[str, object] | None = None,
         trigger_phrases: Iterable[str] | None = None,
@@ -237,7 +241,12 @@ class PocketSphinxRecognizer:
                 if self._decoder.lookup_word(w) is not None:
                     fillers.append(w)
         self.filler_words = frozenset(fillers)
-        self._grammar = self._jsgf(self.phrases, fillers, filler_weight)
+        # lead-in words ("i've got a") as items of their own, when fillers are on and the
+        # dictionary knows every word (see data/pocketsphinx-en.toml)
+        wanted = (_LEAD_INS if lead_ins is None else lead_ins) if use_fillers else ()
+        leads = [x for x in dict.fromkeys(" ".join(x.lower().split()) for x in wanted) if x and x not in self.phrases
+                 and all(_JSGF_WORD.match(w) and self._decoder.lookup_word(w) is not None for w in x.split())]
+        self._grammar = self._jsgf([*self.phrases, *leads], fillers, filler_weight)
         try:
             self._decoder.add_jsgf_string("phrases", self._grammar)
             self._decoder.activate_search("phrases")
