@@ -579,3 +579,17 @@ def test_the_lead_ins_of_a_trigger_are_grammar_items_that_mean_nothing():
     rec = ps.PocketSphinxRecognizer(PhraseTable.load().phrases())
     items = next(line for line in rec._grammar.splitlines() if line.startswith("<cmd>"))
     assert all(f"| {lead} |" in items or items.endswith(f"| {lead};") for lead in ps._LEAD_INS)
+
+
+@pytest.mark.slow(seconds=15)
+def test_the_trigger_words_evaluation_runs_on_one_voice(tmp_path) -> None:
+    """scripts/eval_trigger_words.py on one dev voice: four utterances, two said with a red flag
+    or emergency, every one written out with what the grammar recognizer heard."""
+    out = tmp_path / "words.jsonl"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "eval_trigger_words.py"), "--split", "dev",
+                           "--voices", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4 and [r["want"] is None for r in rows] == [True, False, True, False]
+    assert all(r["heard"] for r in rows)  # something was heard in every utterance
+    assert "| the trigger alone | 2 |" in proc.stdout and "| with a red flag or emergency | 2 |" in proc.stdout
