@@ -243,9 +243,12 @@ class PocketSphinxRecognizer:
         self.filler_words = frozenset(fillers)
         # lead-in words ("i've got a") as items of their own, when fillers are on and the
         # dictionary knows every word (see data/pocketsphinx-en.toml)
-        wanted = (_LEAD_INS if lead_ins is None else lead_ins) if use_fillers else ()
-        leads = [x for x in dict.fromkeys(" ".join(x.lower().split()) for x in wanted) if x and x not in self.phrases
-                 and all(_JSGF_WORD.match(w) and self._decoder.lookup_word(w) is not None for w in x.split())]
+        leads: list[str] = []
+        for lead in (_LEAD_INS if lead_ins is None else lead_ins) if use_fillers else ():
+            lead = " ".join(lead.lower().split())
+            if (lead and lead not in self.phrases and lead not in leads
+                    and all(_JSGF_WORD.match(w) and self._decoder.lookup_word(w) is not None for w in lead.split())):
+                leads.append(lead)
         self._grammar = self._jsgf([*self.phrases, *leads], fillers, filler_weight)
         try:
             self._decoder.add_jsgf_string("phrases", self._grammar)

@@ -155,10 +155,15 @@ class SpottingRecognizer:
             return None
         elif self.spotter.best(lo, hi)[1] >= self._sure(hyp):
             return None  # the command head is sure of a command: the heads disagree, the words decide
-        elif placed is not None and not extra_words(hyp.text, placed.phrase, self.parser.table.courtesy):
+        elif placed is not None and self._heard_whole(hyp, placed):
             return None  # a command heard whole, with nothing but courtesy words around it, stands
         log.debug("%r placed as %s heard by its sound as %s (%.2f)", hyp.text, name, label, p)
         return replace(hyp, confidence=p, routine_only=True, sound_intent=label)
+
+    def _heard_whole(self, hyp: Hypothesis, placed: Intent) -> bool:
+        """Whether the words of ``hyp`` are the phrase of the intent placed in it, with nothing
+        but courtesy words around it: then the words decide over either head."""
+        return not extra_words(hyp.text, placed.phrase, self.parser.table.courtesy)
 
     def _by_sound(self, hyp: Hypothesis) -> Hypothesis:
         """A rejected utterance, or the safety intent or command a head is sure ended within it."""
@@ -190,8 +195,8 @@ class SpottingRecognizer:
         if p >= OVERRIDE_BELOW:
             return hyp
         label, best = self.spotter.best(lo, hi)
-        heard_whole = not extra_words(hyp.text, placed.phrase, self.parser.table.courtesy)
-        if label is not None and label != name and best >= sure and label in self._command_text and not heard_whole:
+        if (label is not None and label != name and best >= sure and label in self._command_text
+                and not self._heard_whole(hyp, placed)):
             log.debug("%r placed as %s (%.2f by its sound) heard by its sound as %r (%.2f)", hyp.text, name, p,
                       label, best)
             return Hypothesis(self._command_text[label], best, hyp.start_s, hyp.end_s, routine_only=True)
