@@ -169,3 +169,43 @@ def test_device_loss_is_reported_once_without_spinning(tmp_path) -> None:
     assert info["lost_after"] < 2.0
     assert "microphone" in info["message"]
     assert info["cpu"] < 0.5 * info["wall"], info
+
+
+_GONE_CHILD = r"""
+import json, time
+import sounddevice
+from voice_skill.devices.microphone import MicrophoneSource
+from voice_skill.errors import DeviceError
+
+opened = []
+real = sounddevice.RawInputStream
+
+def counting(*args, **kwargs):  # the real stream; only the attempts are counted
+    opened.append((kwargs.get("samplerate"), kwargs.get("channels")))
+    return real(*args, **kwargs)
+
+sounddevice.RawInputStream = counting
+
+class Clock:
+    def now(self):
+        return time.monotonic()
+
+try:
+    MicrophoneSource(clock=Clock(), block_s=0.02)
+except DeviceError as exc:
+    print(json.dumps({"error": str(exc), "opened": opened}))
+else:
+    print(json.dumps({"error": None, "opened": opened}))
+"""
+
+
+@pytest.mark.live
+def test_a_microphone_that_is_gone_is_tried_once_not_in_every_format(pulse) -> None:
+    # A named source that is not there (a USB microphone unplugged): ALSA's pulse plugin fails
+    # every format alike, and each failed open risks a crash inside PortAudio (docs/faults.md).
+    env = dict(pulse.env, PULSE_SOURCE="unplugged_usb_microphone")
+    done = subprocess.run([sys.executable, "-c", _GONE_CHILD], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["error"] and "cannot open the microphone" in info["error"], info
+    assert info["opened"] == [[16000, 1]], info

@@ -14,6 +14,14 @@ cannot explain.
 - A user's word is not in the reference: it stays, less only a share of about taps / frames
   that any fit takes out of a signal it cannot predict.
 
+The echo may also have moved within those seconds: when the loudspeaker's stream underruns
+(a loaded machine), the device plays silence the skill never wrote, and from then on the echo
+arrives later than the reference says, until the canceller's aligner finds it again. A fit of
+one delay to all the seconds then explains nothing after the jump, and the skill's own
+"Breathe out" came through as "quit" (a loaded CI run). So the stretch is also fitted on its
+own, with the delay looked for near it and further out; the smaller of the two leftovers is
+the answer. A user's word is in no delay of the reference, so it stays unexplained either way.
+
 It costs a few FFTs of three seconds of audio per hypothesis heard over the skill's speech.
 """
 
@@ -35,6 +43,10 @@ LAGS = range(-2, 5)
 # after the microphone: the canceller's reference leads the echo by about 20 ms, and the echo
 # may have moved since its offset was found (PulseAudio moves it by up to 10 ms).
 SEARCH = (-1600, 3200)
+# The stretch's own fit: this much audio either side of it, and where to look for its delay.
+# An underrun delays the echo by what the device played in the gap (tens to hundreds of ms).
+LOCAL = 8000  # 0.5 s
+SEARCH_MOVED = (-4000, 8000)
 MARGIN = 64  # the echo is put this far (4 ms) after its reference sample, inside the first tap
 RIDGE = 1e-3  # relative to each bin's reference energy: silent bins fit nothing
 
@@ -48,10 +60,10 @@ def _frames(x: np.ndarray) -> np.ndarray:
     return np.fft.rfft(padded[idx] * window, axis=1)
 
 
-def _bulk_delay(mic: np.ndarray, ref: np.ndarray) -> int:
-    """The delay, in samples, at which ``mic`` best echoes ``ref``, within ``SEARCH``."""
+def _bulk_delay(mic: np.ndarray, ref: np.ndarray, search: tuple[int, int] = SEARCH) -> int:
+    """The delay, in samples, at which ``mic`` best echoes ``ref``, within ``search``."""
     corr = phase_transform_correlation(mic, ref)
-    lo, hi = SEARCH
+    lo, hi = search
     lags = np.arange(lo, hi + 1)
     return int(lags[np.argmax(corr[lags % len(corr)])])
 
@@ -67,17 +79,33 @@ def _shifted(x: np.ndarray, delay: int) -> np.ndarray:
 
 
 def unexplained_db(mic: np.ndarray, ref: np.ndarray, start: int, end: int) -> float | None:
-    """How much of ``mic[start:end]`` (samples) a least-squares sub-band fit of ``ref`` over
-    all of ``mic`` cannot explain, in dB of the microphone's energy there (0: none of it is
-    the loudspeaker's; -20: a hundredth of it is not). ``ref`` is the reference sample for
-    sample of ``mic`` (same length, the canceller's alignment). None when the stretch is too
+    """How much of ``mic[start:end]`` (samples) a least-squares sub-band fit of ``ref``
+    cannot explain, in dB of the microphone's energy there (0: none of it is the
+    loudspeaker's; -20: a hundredth of it is not). ``ref`` is the reference sample for
+    sample of ``mic`` (same length, the canceller's alignment). Two fits are tried, one over
+    all of ``mic`` and one over the stretch and ``LOCAL`` around it with its own delay (the
+    echo may have moved), and the smaller leftover is returned. None when the stretch is too
     short to judge or the loudspeaker played nothing around it.
     """
     mic = np.asarray(mic, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     if len(mic) != len(ref) or len(mic) < 4 * FRAME or end - start < HOP:
         return None
-    ref = _shifted(ref, _bulk_delay(mic, ref) - MARGIN)
+    whole = _fit_leftover(mic, _shifted(ref, _bulk_delay(mic, ref) - MARGIN), start, end)
+    if whole is None:
+        return None
+    lo, hi = max(0, start - LOCAL), min(len(mic), end + LOCAL)
+    if hi - lo < 4 * FRAME:
+        return whole
+    near = np.zeros_like(mic)
+    near[lo:hi] = mic[lo:hi]
+    moved = _shifted(ref, _bulk_delay(near, ref, SEARCH_MOVED) - MARGIN)
+    local = _fit_leftover(mic[lo:hi], moved[lo:hi], start - lo, end - lo)
+    return whole if local is None else min(whole, local)
+
+
+def _fit_leftover(mic: np.ndarray, ref: np.ndarray, start: int, end: int) -> float | None:
+    """``unexplained_db`` for one alignment: ``ref`` already moved onto the echo."""
     Y, X = _frames(mic), _frames(ref)
     n, bins = Y.shape
     power = np.sum(np.abs(X) ** 2, axis=0)  # per bin

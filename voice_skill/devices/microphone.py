@@ -29,7 +29,7 @@ import numpy as np
 
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, Resampler, float_to_int16
 from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch
-from voice_skill.devices.portaudio import close_stream, import_sounddevice
+from voice_skill.devices.portaudio import close_stream, format_refused, import_sounddevice
 from voice_skill.errors import DeviceError
 from voice_skill.core.clock import Clock
 
@@ -99,6 +99,7 @@ class MicrophoneSource:
             attempts.append((native, min(2, max_ch)))
         last: Exception | None = None
         for rate, channels in attempts:
+            stream = None
             try:
                 stream = sd.RawInputStream(samplerate=rate, channels=channels, dtype="int16", device=self.device,
                                            blocksize=max(1, int(round(rate * self.block_s))), latency="low",
@@ -112,6 +113,10 @@ class MicrophoneSource:
                 stream.start()
             except Exception as exc:
                 last = exc
+                if stream is not None:  # opened but would not start: let it go
+                    close_stream(stream, "input")
+                if not format_refused(exc):
+                    break  # gone or busy: no other format opens it, and each try is a risk
                 continue
             self._stream = stream
             log.info("microphone %r at %d Hz, %d channel(s), latency %.1f ms", info.get("name"), rate, channels,

@@ -26,7 +26,7 @@ from voice_skill.audio.pcm import SAMPLE_RATE, Resampler, float_to_int16
 from voice_skill.errors import DeviceError
 from voice_skill.core.clock import Clock
 from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch, StatusKind
-from voice_skill.devices.portaudio import close_stream, import_sounddevice
+from voice_skill.devices.portaudio import close_stream, format_refused, import_sounddevice
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, estimate_seconds
 from voice_skill.tts.base import EventKind, SpeechEvent, Voice
 
@@ -146,9 +146,18 @@ class SoundSpeaker:
                 stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=device,
                                          blocksize=max(1, int(rate * blocksize_s)), latency=latency,
                                          callback=self._callback)
+            except Exception as exc:
+                last = exc
+                if not format_refused(exc):
+                    break  # gone or busy: no other rate opens it
+                continue
+            try:
                 stream.start()
             except Exception as exc:
                 last = exc
+                close_stream(stream, "output")
+                if not format_refused(exc):
+                    break
                 continue
             log.info("speech output on %r at %d Hz, latency %.1f ms", info.get("name"), rate, 1000 * stream.latency)
             return stream, rate
