@@ -14,8 +14,11 @@ trigger (``--order after``: "left leg cramp, it's numb") or before it (``--order
 foot is cold and my right calf is cramping"). It prints, over the grammar recognizer's
 hypotheses (what PocketSphinx made of the words, before the spotter's second opinion), how many
 utterances said without a red flag came back with one, and how many said with one came back
-with a red flag or emergency, and with the right one. Stop 28 found "I've got a" heard as "i
-fell" (docs/commands.md); about 4 minutes a run on two cores.
+with a red flag or emergency, and with the right one; then the same over what the second
+opinion passed on to the skill (``asr.spotting``). Stop 28 found "I've got a" heard as "i
+fell" (docs/commands.md); about 4 minutes a run on two cores. The ``--out`` rows carry each
+word's time (``Hypothesis.words``) and the trigger spotter's scores and firing times: stop 29
+measured with them where a red flag is placed against the firing (docs/commands.md).
 """
 
 from __future__ import annotations
@@ -44,28 +47,34 @@ ROOMS = [(None, None), ("fan", 15.0), ("fan", 6.0)]
 SAFETY = ("red_flag", "emergency")
 
 
-def grammar_hypotheses(audio: np.ndarray, parser: IntentParser) -> list[dict]:
+def grammar_hypotheses(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], list[dict], dict]:
     """What the grammar recognizer heard in ``audio`` (with the spotter in front, as the skill
-    runs), as it reached the spotter's second opinion."""
+    runs), as it reached the spotter's second opinion, what came out of that opinion (the
+    spotter's own triggers too): what the session would act on, and the trigger spotter's
+    scores and firing times."""
     heard: list[dict] = []
+    passed: list[dict] = []
     rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
     second_opinion = rec._second_opinion
 
+    def described(h) -> dict:
+        intent = parser.parse(h.text) if h.sound_intent is None else None
+        return {"text": h.text, "start_s": h.start_s, "end_s": h.end_s,
+                "intent": h.sound_intent or (intent.name if intent else None)}
+
     def listened(hyps):
-        for h in hyps:
-            if h.final:
-                intent = parser.parse(h.text)
-                heard.append({"text": h.text, "start_s": h.start_s, "end_s": h.end_s,
-                              "intent": intent.name if intent else None})
+        heard.extend(dict(described(h), words=[list(w) for w in h.words]) for h in hyps if h.final)
         return second_opinion(hyps)
 
     rec._second_opinion = listened
     step = int(0.1 * SAMPLE_RATE)
     for i in range(0, len(audio), step):
-        rec.accept(AudioChunk(audio[i:i + step].tobytes(), i / SAMPLE_RATE))
-    rec.flush()
+        passed.extend(described(h) for h in rec.accept(AudioChunk(audio[i:i + step].tobytes(), i / SAMPLE_RATE))
+                      if h.final)
+    passed.extend(described(h) for h in rec.flush() if h.final)
     rec.close()
-    return heard
+    spotter = {"fired": list(rec._fired), "scores": [[round(t, 3), round(x, 4)] for t, x in rec.spotter.recent_scores()]}
+    return heard, passed, spotter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     noise_voices = corpus.noise_voices(voices)
     parser = IntentParser()
     out = open(args.out, "w", encoding="utf-8") if args.out else None
-    alone = {"n": 0, "safety": 0}
-    with_one = {"n": 0, "safety": 0, "right": 0}
+    alone = {"n": 0, "safety": 0, "acted": 0}
+    with_one = {"n": 0, "safety": 0, "right": 0, "acted": 0, "acted_right": 0}
     for voice in voices:
         for k in range(4):
             head, tail = corpus.trigger_texts(args.split, rng, 1)[0]
@@ -104,26 +113,30 @@ def main(argv: list[str] | None = None) -> int:
             kind, snr = ROOMS[int(rng.integers(len(ROOMS)))]
             audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.3,
                                    gain_db=float(rng.uniform(-15, -3)), floor_db=float(rng.uniform(-70, -55)))
-            heard = grammar_hypotheses(audio, parser)
+            heard, passed, spotter = grammar_hypotheses(audio, parser)
             safety = [h["intent"] for h in heard if h["intent"] in SAFETY]
-            if want is None:
-                alone["n"] += 1
-                alone["safety"] += bool(safety)
-            else:
-                with_one["n"] += 1
-                with_one["safety"] += bool(safety)
-                with_one["right"] += want in safety
+            acted = [h["intent"] for h in passed if h["intent"] in SAFETY]
+            counts = alone if want is None else with_one
+            counts["n"] += 1
+            counts["safety"] += bool(safety)
+            counts["acted"] += bool(acted)
+            if want is not None:
+                counts["right"] += want in safety
+                counts["acted_right"] += want in acted
             if out:
                 out.write(json.dumps({"voice": voice, "said": f"{head} | {tail}", "want": want,
-                                      "room": kind and f"{kind} {snr:.0f} dB", "heard": heard}) + "\n")
+                                      "room": kind and f"{kind} {snr:.0f} dB", "heard": heard,
+                                      "passed": passed, "spotter": spotter}) + "\n")
     if out:
         out.close()
     print(f"\nTrigger utterances, {args.split} voices, a red flag or emergency said {args.order} the trigger "
           f"(seed {args.seed}):\n")
-    print("| said | utterances | a red flag or emergency heard | the right one |")
-    print("|---|---|---|---|")
-    print(f"| the trigger alone | {alone['n']} | {alone['safety']} | - |")
-    print(f"| with a red flag or emergency | {with_one['n']} | {with_one['safety']} | {with_one['right']} |")
+    print("| said | utterances | a red flag or emergency heard | the right one | ... passed on to the skill "
+          "| the right one |")
+    print("|---|---|---|---|---|---|")
+    print(f"| the trigger alone | {alone['n']} | {alone['safety']} | - | {alone['acted']} | - |")
+    print(f"| with a red flag or emergency | {with_one['n']} | {with_one['safety']} | {with_one['right']} "
+          f"| {with_one['acted']} | {with_one['acted_right']} |")
     return 0
 
 

@@ -160,6 +160,7 @@ def test_a_command_garbled_into_the_spotted_utterance_is_dropped_news_about_the_
     assert heard == ["calf cramp", "i'm pregnant calf cramp", "next"], heard
 
 
+
 def test_the_whole_skill_starts_the_routine_within_0_4_s_of_the_phrase_end() -> None:
     comp = compose([1.5, ("calf cramp", UNSEEN), 3.0])
     events: list[dict] = []
@@ -592,4 +593,10 @@ def test_the_trigger_words_evaluation_runs_on_one_voice(tmp_path) -> None:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and [r["want"] is None for r in rows] == [True, False, True, False]
     assert all(r["heard"] for r in rows)  # something was heard in every utterance
+    # each word with its time, in order, within its hypothesis
+    for h in (h for r in rows for h in r["heard"]):
+        assert [w for w, _, _ in h["words"]] == h["text"].split(), h
+        assert all(h["start_s"] <= a < b <= h["end_s"] + 1e-6 for _, a, b in h["words"]), h
+    # what reached the skill: the trigger, in (nearly) every one of these trigger utterances
+    assert sum(any(p["intent"] == "start" for p in r["passed"]) for r in rows) >= 3
     assert "| the trigger alone | 2 |" in proc.stdout and "| with a red flag or emergency | 2 |" in proc.stdout

@@ -34,6 +34,8 @@ class Hypothesis:
     ``sound_intent``: the intent a head heard by its sound where the words made none, or another
     (a red flag in "carry on car it's gone"): the session takes it instead of parsing ``text``,
     which stays what the recognizer heard.
+    ``words``: (word, start_s, end_s) for each word of ``text``, where the recognizer knows when
+    each was said (PocketSphinx); empty where it does not.
     """
 
     text: str
@@ -45,6 +47,7 @@ class Hypothesis:
     sound_agrees: bool = False
     sound_vetoed: bool = False
     sound_intent: str | None = None
+    words: tuple[tuple[str, float, float], ...] = ()
 
 
 @runtime_checkable

@@ -724,13 +724,16 @@ class PocketSphinxRecognizer:
         seg_start = (self._t0 or 0.0) + start_s
         kept = []
         confs = []
-        for base, _sf, _ef, post, _ in words:
+        times = []
+        for base, sf, ef, post, _ in words:
             if base in self.phrase_words and base not in self.filler_words:
                 confs.append(post)
             kept.append(base)
+            times.append((base, round(seg_start + sf / self._frame_rate, 3),
+                          round(seg_start + (ef + 1) / self._frame_rate, 3)))
         text = " ".join(kept)
         confidence = min(confs) if confs else 0.0
         first_s = seg_start + words[0][1] / self._frame_rate
         end_s = seg_start + (words[-1][2] + 1) / self._frame_rate
         log.debug("heard %r conf=%.2f [%.2f-%.2f]", text, confidence, first_s, end_s)
-        return [Hypothesis(text, round(confidence, 4), round(first_s, 3), round(end_s, 3))]
+        return [Hypothesis(text, round(confidence, 4), round(first_s, 3), round(end_s, 3), words=tuple(times))]
