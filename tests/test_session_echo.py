@@ -30,10 +30,12 @@ def _voice(text: str) -> tuple[float, np.ndarray]:
 
 
 def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0,
-         echo: bool = True, step: float = 0.5, marks: tuple = ()) -> list[dict]:
+         echo: bool = True, step: float = 0.5, marks: tuple = (), burst_s: float = 0.5,
+         room_gain: float = 0.5) -> list[dict]:
     """'calf cramp' at 1 s; then ``text`` is "heard" in the 0.5 s before ``end_s`` while the
     skill speaks. The microphone holds the skill's echo (the simulated room) and, if
-    ``user_burst``, the user's own voice over those 0.5 s. Without ``echo`` the microphone
+    ``user_burst``, the user's own voice over the last ``burst_s`` of them (the room's echo
+    ``room_gain`` times its response: at 0.5 some 25 dB under the voice). Without ``echo`` the microphone
     hears none of the skill (a headset). ``step`` 0: an echo canceller that never adapts.
     ``marks``: the hypothesis's fields after ``text`` (final, routine_only, ...)."""
     loaded = [routine_from_dict(routine())]
@@ -43,12 +45,12 @@ def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: fl
     speaker = VirtualSpeaker(clock, _voice)
     session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text, *marks)]), parser=IntentParser(),
                       coach=coach, speaker=speaker, clock=clock, events=EventLog(out),
-                      room=RoomEcho(speaker.played, 0.5) if echo else None, echo_canceller=ReferencedEchoCanceller(speaker.played, EchoCanceller(step=step)))
+                      room=RoomEcho(speaker.played, room_gain) if echo else None, echo_canceller=ReferencedEchoCanceller(speaker.played, EchoCanceller(step=step)))
     rng = np.random.default_rng(7)
     chunk = int(0.1 * SAMPLE_RATE)
     for i in range(int(seconds * 10)):
         samples = np.zeros(chunk)
-        if user_burst and end_s - 0.5 <= i / 10 < end_s:
+        if user_burst and end_s - burst_s <= i / 10 < end_s:
             samples = rng.standard_normal(chunk) * 3000.0
         session.feed(AudioChunk(samples.astype("<i2").tobytes(), i / 10))
     session.end_of_stream()
@@ -136,6 +138,34 @@ def test_a_users_command_over_echo_the_canceller_let_through_is_obeyed() -> None
     assert "ignored" not in heard and heard["intent"] == "repeat"
     assert any(e["event"] == "cut" for e in events)
 
+
+
+# With the words' times: "eat" where only the skill's echo is, "repeat" where the user spoke;
+# the echo 6 dB under the skill's voice and 5 dB under the user's, as in the live loopback room.
+EAT_REPEAT = (True, False, False, False, None, (("eat", 6.5, 6.7), ("repeat", 6.7, 7.0)))
+LOUD_ROOM = 5.0
+
+
+def test_a_command_beside_a_word_made_of_the_echo_is_obeyed() -> None:
+    # Live, the user's "pause" over the skill came back as "eat pause" at every try of a run
+    # and was ignored as mixed with the skill's own voice.
+    events = _run(user_burst=True, text="eat repeat", marks=EAT_REPEAT, burst_s=0.3, step=0.0,
+                  room_gain=LOUD_ROOM)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == "eat repeat")
+    assert "ignored" not in heard and heard["intent"] == "repeat"
+    assert any(e["event"] == "cut" for e in events)
+
+
+def test_a_command_beside_a_word_that_is_not_the_echo_is_still_mixed() -> None:
+    # the user's voice under both words: "eat" is not the loudspeaker's, so not forgiven
+    events = _run(user_burst=True, text="eat repeat", marks=EAT_REPEAT, burst_s=0.5, step=0.0,
+                  room_gain=LOUD_ROOM)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == "eat repeat")
+    assert heard["ignored"] == "mixed with own voice"
+    # and nobody speaking: both words are the echo, the command too
+    events = _run(user_burst=False, text="eat repeat", marks=EAT_REPEAT, step=0.0, room_gain=LOUD_ROOM)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == "eat repeat")
+    assert heard["ignored"] == "mixed with own voice" and not any(e["event"] == "cut" for e in events)
 
 BY_SOUND = (True, True, False, False, "red_flag")  # final, routine_only, ..., sound_intent
 

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from voice_skill.errors import RoutineError
 
@@ -52,6 +52,22 @@ def extra_words(text: str, phrase: str, courtesy: frozenset[str] = frozenset()) 
             del heard[i:i + len(words)]
             break
     return [w for w in heard if w not in courtesy]
+
+
+def word_span(words: Sequence[str], phrase: str) -> tuple[int, int] | None:
+    """The indexes in ``words`` (a recognizer's words, one by one) of the first and last word
+    of the first place ``phrase`` (normalised words) was heard; None where it was not."""
+    owner: list[int] = []  # for each normalised token, the word it came from
+    heard: list[str] = []
+    for i, word in enumerate(words):
+        toks = tokens(word)
+        owner.extend([i] * len(toks))
+        heard.extend(toks)
+    wanted = phrase.split()
+    for i in range(len(heard) - len(wanted) + 1):
+        if wanted and heard[i:i + len(wanted)] == wanted:
+            return owner[i], owner[i + len(wanted) - 1]
+    return None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
 from voice_skill.core.clock import Clock
 from voice_skill.core.coach import CancelSpeech, Coach, Emit, Say
 from voice_skill.core.echoguard import SAFETY_INTENTS, EchoGuard
-from voice_skill.core.intents import SAFE_EARLY_INTENTS, Intent, IntentParser, tokens
+from voice_skill.core.intents import SAFE_EARLY_INTENTS, Intent, IntentParser, tokens, word_span
 from voice_skill.runtime.eventlog import EventLog
 from voice_skill.tts.base import Speaker
 
@@ -70,6 +70,10 @@ SURVIVAL_KEEP_S = 30.0  # how far back that can be looked up (longer than any ut
 # not the loudspeaker's, TV or a fan, counts as unexplained: in noise the check says less).
 # The same for safety phrases: -12 dB is a sixteenth of the energy, no one calling out.
 UNEXPLAINED_MIN_DB = -12.0
+# A word beside a command is judged on its middle: this much off each edge, leaving at least
+# WORD_MIDDLE_S (the check's 64-ms frames reach half their length past a stretch's edge).
+WORD_EDGE_S = 0.04
+WORD_MIDDLE_S = 0.05
 ECHO_CHECK_KEEP_S = 12.0  # microphone and reference kept for it
 ECHO_CHECK_BEFORE_S = 1.5  # context fitted before a hypothesis (the echo path before the word)
 ECHO_CHECK_AFTER_S = 0.5
@@ -156,7 +160,9 @@ class Session:
         start = self.input_to_clock(hyp.start_s)
         if start is None:
             return hyp
-        return replace(hyp, start_s=start, end_s=start + (hyp.end_s - hyp.start_s))
+        shift = start - hyp.start_s
+        return replace(hyp, start_s=start, end_s=hyp.end_s + shift,
+                       words=tuple((w, a + shift, b + shift) for w, a, b in hyp.words))
 
     def end_of_stream(self, limit_s: float = 3600.0) -> None:
         """The recording ended: finish the last utterance, then let the routine run out on
@@ -235,6 +241,8 @@ class Session:
         intent = (self.parser.parse(hyp.text) if hyp.sound_intent is None
                   else Intent(hyp.sound_intent, " ".join(tokens(hyp.text))))
         verdict = self.guard.judge(hyp, intent)
+        if verdict == "mixed with own voice" and intent is not None and self._others_are_echo(hyp, intent):
+            verdict = None
         if verdict is None and intent is not None and hyp.sound_vetoed:
             verdict = "not a command by its sound"
         if verdict is None and intent is not None and self.echo_canceller is not None \
@@ -275,6 +283,35 @@ class Session:
         if early and intent.name == "pause":
             return  # already paused by the partial result
         self._apply(self.coach.handle(intent, self.clock.now()))
+
+    def _others_are_echo(self, hyp: Hypothesis, intent: Intent) -> bool:
+        """Whether a command heard with other words over the skill's speech ("eat pause") was
+        said on its own, the other words being what the canceller left of the skill's voice:
+        the recognizer's word times (``Hypothesis.words``) place the command's words where the
+        loudspeaker's reference cannot explain the microphone (``unexplained_db``) and every
+        other word where it can. Live, a user's "pause" over the skill came back as "eat pause"
+        in every try of some runs, and was ignored as mixed with the skill's own voice."""
+        if self.echo_canceller is None or not hyp.words:
+            return False
+        span = word_span([w for w, _, _ in hyp.words], intent.phrase)
+        if span is None:
+            return False
+        first, last = span
+        said = self.unexplained_db(hyp.words[first][1], hyp.words[last][2])
+        if said is None or said < UNEXPLAINED_MIN_DB:
+            return False
+        others = [(a, b) for i, (w, a, b) in enumerate(hyp.words)
+                  if not first <= i <= last and not set(tokens(w)) <= self.guard.courtesy]
+        for start, end in others:
+            # (its middle: the frames at a word's edge reach into the next word, and word times
+            # are approximate)
+            edge = min(WORD_EDGE_S, max(0.0, (end - start - WORD_MIDDLE_S) / 2))
+            echo = self.unexplained_db(start + edge, end - edge)
+            if echo is None or echo >= UNEXPLAINED_MIN_DB:
+                return False
+        if others:
+            log.debug("%r: the words beside %r are the loudspeaker's own sound", hyp.text, intent.phrase)
+        return bool(others)
 
     def _on_partial(self, hyp: Hypothesis, intent: Intent | None, verdict: str | None) -> None:
         """Act early on a partial result only where that is safe and reversible: "stop" and
