@@ -443,3 +443,35 @@ def test_the_speech_child_speaks_at_the_rate_and_volume_asked_for_each_sentence(
         voice.close()
     assert len(slow_soft) > 1.4 * len(normal), (len(normal), len(slow_soft))
     assert np.abs(slow_soft).max() < 0.8 * np.abs(normal).max()
+
+
+def test_a_lost_device_is_tried_less_often_up_to_a_cap() -> None:
+    # Every failed open of a device that is gone risks a crash inside PortAudio (docs/faults.md):
+    # a night without the microphone must not mean 1800 tries an hour.
+    from voice_skill.devices.devicewatch import REOPEN_BACKOFF, DeviceWatch
+
+    clock = VirtualClock()
+    watch = DeviceWatch(clock, "microphone", 2.0)
+
+    def gone() -> None:
+        raise OSError("no such device")
+
+    def tries_until(end_s: float) -> list[float]:
+        tried = []
+        while clock.now() < end_s:
+            clock.advance_to(clock.now() + 0.5)
+            if watch.reopen_due():
+                tried.append(clock.now())
+        return tried
+
+    assert watch.mark_lost("gone") and not watch.mark_lost("gone again")  # reported once
+    assert tries_until(40.0) == [2.0, 6.0, 14.0, 22.0, 30.0, 38.0]  # 2, 4, then 8 s apart
+    assert REOPEN_BACKOFF * 2.0 == 8.0
+    clock.advance_to(46.0)
+    assert watch.try_reopen(gone, "back") is False and watch.lost  # tried and failed: still lost
+    assert not watch.reopen_due()  # and the next wait started
+    clock.advance_to(60.0)
+    assert watch.try_reopen(lambda: None, "back") and not watch.lost
+    assert [s.kind for s in watch.poll()] == ["lost", "restored"]
+    watch.mark_lost("gone once more")  # a new outage starts from the short wait
+    assert tries_until(67.0) == [62.0, 66.0]

@@ -1,9 +1,12 @@
 """Lost and found: the bookkeeping the microphone and the loudspeaker share.
 
-A device that stops working is reported once, retried every ``reopen_every_s`` seconds
-of the owner's clock (never in a busy loop), and reported again when it works. The
-changes wait in a thread-safe list until the live loop polls them: audio callbacks and
-the speaker's thread report, the loop's thread reads.
+A device that stops working is reported once, retried after ``reopen_every_s`` seconds
+of the owner's clock, then after twice that, and so on up to ``REOPEN_BACKOFF`` times it
+(never in a busy loop), and reported again when it works. The wait grows because every
+failed open of a device that is gone risks a crash inside PortAudio (``portaudio.
+format_refused``): a microphone unplugged for a night would be tried 1800 times an hour at a
+fixed 2 s, 450 at the 8 s it settles at. The changes wait in a thread-safe list until the
+live loop polls them: audio callbacks and the speaker's thread report, the loop's thread reads.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from voice_skill.core.clock import Clock
 log = logging.getLogger(__name__)
 
 StatusKind = Literal["lost", "restored", "engine"]
+REOPEN_BACKOFF = 4  # the longest wait between tries, in units of reopen_every_s
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class DeviceWatch:
         self.lost = False
         self.lost_at_t = 0.0
         self.next_reopen_t = 0.0
+        self._wait_s = reopen_every_s
         self._status: list[DeviceStatus] = []
         self._lock = threading.Lock()
 
@@ -51,22 +56,25 @@ class DeviceWatch:
             return False
         self.lost = True
         self.lost_at_t = self._clock.now()
-        self.next_reopen_t = self.lost_at_t + self.reopen_every_s
+        self._wait_s = self.reopen_every_s
+        self.next_reopen_t = self.lost_at_t + self._wait_s
         self.report("lost", message)
         return True
 
     def reopen_due(self) -> bool:
-        """Whether to try reopening now; each True starts the next wait."""
+        """Whether to try reopening now; each True starts the next wait, twice the last one
+        up to ``REOPEN_BACKOFF`` times ``reopen_every_s``."""
         now = self._clock.now()
         if now < self.next_reopen_t:
             return False
-        self.next_reopen_t = now + self.reopen_every_s
+        self._wait_s = min(2 * self._wait_s, REOPEN_BACKOFF * self.reopen_every_s)
+        self.next_reopen_t = now + self._wait_s
         return True
 
     def try_reopen(self, reopen: Callable[[], object], message: str) -> bool:
         """If a retry is due, call ``reopen``; True (and a ``restored`` report with
         ``message``) if it did not raise. A failed retry is only logged: the next one follows
-        ``reopen_every_s`` later."""
+        the next wait (``reopen_due``)."""
         if not self.reopen_due():
             return False
         try:

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk, Resampler, float_to_int16
-from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch
+from voice_skill.devices.devicewatch import REOPEN_BACKOFF, DeviceStatus, DeviceWatch
 from voice_skill.devices.portaudio import close_stream, format_refused, import_sounddevice
 from voice_skill.errors import DeviceError
 from voice_skill.core.clock import Clock
@@ -142,7 +142,7 @@ class MicrophoneSource:
             return
         self._close_stream()
         self._watch.mark_lost(f"the microphone stopped working ({why}); trying to reopen it every "
-                              f"{self.reopen_every_s:g} s")
+                              f"{self.reopen_every_s:g} to {REOPEN_BACKOFF * self.reopen_every_s:g} s")
 
     def _try_reopen(self) -> None:
         if self._watch.try_reopen(self._open, "the microphone works again"):

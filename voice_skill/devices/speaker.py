@@ -25,7 +25,7 @@ from voice_skill.audio.aec import OutputTape
 from voice_skill.audio.pcm import SAMPLE_RATE, Resampler, float_to_int16
 from voice_skill.errors import DeviceError
 from voice_skill.core.clock import Clock
-from voice_skill.devices.devicewatch import DeviceStatus, DeviceWatch, StatusKind
+from voice_skill.devices.devicewatch import REOPEN_BACKOFF, DeviceStatus, DeviceWatch, StatusKind
 from voice_skill.devices.portaudio import close_stream, format_refused, import_sounddevice
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, estimate_seconds
 from voice_skill.tts.base import EventKind, SpeechEvent, Voice
@@ -201,7 +201,7 @@ class SoundSpeaker:
     def _mark_lost(self, why: str) -> None:
         self._close_stream()
         self._watch.mark_lost(f"the speech output stopped working ({why}); printing instructions and trying to "
-                              f"reopen it every {self.reopen_every_s:g} s")
+                              f"reopen it every {self.reopen_every_s:g} to {REOPEN_BACKOFF * self.reopen_every_s:g} s")
 
     def _try_reopen(self) -> None:
         self._watch.try_reopen(self._reopen, "the speech output works again")
