@@ -197,6 +197,25 @@ def test_when_the_echo_moves_on_the_tape_the_filter_keeps_what_it_learned(speech
     assert db(mic[after], out[after]) > db(mic[after], steady[after]) - 3.0 > 15.0
 
 
+
+@needs_speech
+def test_an_echo_that_jumped_further_than_the_search_is_found_where_the_clocks_put_it(speech):
+    """Half a second of the microphone lost (an overrun on a loaded machine; an output underrun
+    moves the echo the same way): beyond the 0.25 s searched around the old offset, but the
+    clocks say where the echo went. Twice in CI runs (stops 28 and 29) the skill obeyed its own
+    words ("quit", "again"), which a fit to what the loudspeaker really played explains to
+    -30 dB: the reference the skill kept was off there, and ALSA had reported xruns."""
+    played, _ = speech
+    offset, drop = 3000, 8000
+    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
+    mic = np.zeros(len(played))
+    mic[: len(played) - offset] = echo[offset:]
+    at = len(mic) // 3
+    out, aligned = _tape_run(mic, played, offset, guess_error=0, drop_at=at - at % 160, drop=drop)
+    assert aligned.offset == offset - ROOM_DELAY - drop, aligned.offset
+    after = slice(at + 2 * 16000, len(out))  # from two seconds after the jump
+    assert db(mic[after], out[after]) > 15.0
+
 @needs_speech
 def test_when_the_echo_moves_and_the_room_changes_the_filter_learns_it_at_once(speech):
     """A device's buffering changes and the echo path with it (the live test room's loopback,

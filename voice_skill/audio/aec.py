@@ -380,7 +380,9 @@ class AlignedEchoCanceller:
     the filter's taps and an offset a little off either way is still inside them. When
     the offset moves (a device's buffering changed: PulseAudio does that when another
     stream starts on a device), the reference is moved with it and the filter keeps what
-    it learned: the room has not changed, only where its echo is on the tape. (Restarting
+    it learned: the room has not changed, only where its echo is on the tape. When it has
+    moved further than ``search_s`` (an output underrun plays silence the tape never had; lost
+    input drops samples), the echo is looked for where the clocks' guess puts it. (Restarting
     the filter instead cost seconds of echo each time, and it moved just when a user's
     player started on the test room's microphone.)
     """
@@ -453,21 +455,36 @@ class AlignedEchoCanceller:
         self._mic = np.concatenate([self._mic[n:], mic])
         self._mic_end = mic_index + n
 
-    def _estimate(self, mic_end: int) -> None:
-        centre = self.offset if self.offset is not None else self._guess
-        if centre is None:
-            return
+    def _search(self, centre: int, mic_end: int) -> tuple[int, float] | None:
+        """The offset within ``search`` of ``centre`` at which the last ``window`` of the
+        microphone best matches the tape, and that match's correlation; None where the tape is
+        silent there or nothing matches well enough."""
         y = self._mic
         start = mic_end - self.window + centre - self.search
         x = self.tape.read(start, self.window + 2 * self.search)
         if np.abs(x).max(initial=0.0) < 4 * REFERENCE_FLOOR or not y.any():
-            return
+            return None
         k = int(np.argmax(phase_transform_correlation(x, y)[: 2 * self.search + 1]))
         seg = x[k:k + self.window]
         ncc = float(y @ seg) / (np.sqrt(float(y @ y) * float(seg @ seg)) + 1e-9)
         if ncc < self.min_correlation:
+            return None
+        return centre - self.search + k, ncc  # output index minus microphone index
+
+    def _estimate(self, mic_end: int) -> None:
+        centre = self.offset if self.offset is not None else self._guess
+        if centre is None:
             return
-        found = centre - self.search + k  # output index minus microphone index
+        hit = self._search(centre, mic_end)
+        if hit is None and self.offset is not None and self._guess is not None \
+                and abs(self._guess - self.offset) > self.search // 2:
+            # Not where it was, and the clocks say it moved further than the search reaches: an
+            # underrun (the device played silence the tape never had) or lost input. Look where
+            # the clocks put it (the clocks jitter by about 10 ms, far less than this).
+            hit = self._search(self._guess, mic_end)
+        if hit is None:
+            return
+        found, ncc = hit
         self.estimates += 1
         if self.offset is not None and abs(found - self.offset) <= self.tolerance:
             self._candidate = None  # a small drift: the filter follows it

@@ -19,7 +19,7 @@ The echo may also have moved within those seconds: when the loudspeaker's stream
 arrives later than the reference says, until the canceller's aligner finds it again. A fit of
 one delay to all the seconds then explains nothing after the jump, and the skill's own
 "Breathe out" came through as "quit" (a loaded CI run). So the stretch is also fitted on its
-own, with the delay looked for near it and further out; the smaller of the two leftovers is
+own, with the delay looked for up to 0.5 s either way; the smaller of the two leftovers is
 the answer. A user's word is in no delay of the reference, so it stays unexplained either way.
 
 It costs a few FFTs of three seconds of audio per hypothesis heard over the skill's speech.
@@ -44,9 +44,10 @@ LAGS = range(-2, 5)
 # may have moved since its offset was found (PulseAudio moves it by up to 10 ms).
 SEARCH = (-1600, 3200)
 # The stretch's own fit: this much audio either side of it, and where to look for its delay.
-# An underrun delays the echo by what the device played in the gap (tens to hundreds of ms).
+# An underrun delays the echo by what the device played in the gap (tens to hundreds of ms);
+# lost input brings it earlier by as much.
 LOCAL = 8000  # 0.5 s
-SEARCH_MOVED = (-4000, 8000)
+SEARCH_MOVED = (-8000, 8000)
 MARGIN = 64  # the echo is put this far (4 ms) after its reference sample, inside the first tap
 RIDGE = 1e-3  # relative to each bin's reference energy: silent bins fit nothing
 
