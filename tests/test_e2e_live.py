@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -481,13 +482,17 @@ def test_calf_cramp_is_answered_aloud_and_quickly(skill_factory) -> None:
 
 # ---------------------------------------------------------------- (b) hearing itself
 
-def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_factory) -> None:
+def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_factory, tmp_path) -> None:
     # The default voice, as a user hears it (the natural voice where it is installed). Until stop
     # 22's echo check this loopback room let "pause" through in only 2 of 4 runs over the natural
     # voice, and the test spoke espeak-ng; stop 23: 5 of 5 (docs/faults.md).
     # Daytime, whatever the clock says: the night routine is slower and quieter (night hours
     # from 22:00), and these tests are about the audio path, not the hour.
-    skill = skill_factory(combined=False, args=("--time-of-day", "14:00", *voice_args()))
+    # What the skill's echo canceller saw (microphone, reference, output), for a failure's
+    # post-mortem: twice the skill obeyed its own words where its reference was off (docs/faults.md).
+    tape = tmp_path / "echo-tape.wav"
+    skill = skill_factory(combined=False, args=("--time-of-day", "14:00", *voice_args()),
+                          env={"VOICE_SKILL_ECHO_TAPE": str(tape)})
     # Everything the skill plays comes back into its microphone, as from a loudspeaker in a quiet
     # room. A room's echo path holds still; the loopback's default adaptive resampling makes the
     # delay wander by samples every few seconds, which no room does (adjust_time=0 turns it off).
@@ -511,7 +516,7 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     mic_recorder = skill.server.record(skill.tmp / "microphone.wav", MIC_SOURCE)
     user = skill.mouth(MIC_FEED_SINK)
     skill.wait_listening()
-    user.say("calf cramp")
+    said = [user.say("calf cramp")]  # (wall start, spoken seconds) of the user's every word
     skill.wait_for(lambda ev: any(e["event"] == "routine" for e in ev), 20, "the routine")
     # Let it talk to itself for a while: a full step and more.
     time.sleep(15.0)
@@ -531,7 +536,7 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
                        "a long instruction to talk over")
         time.sleep(0.8)
         before = len(skill.events())
-        user.say("pause")
+        said.append(user.say("pause"))
 
         def answered(ev: list[dict], before: int = before) -> bool:
             taken = heard_intents(ev[before:])
@@ -551,16 +556,33 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     stop_recording(mic_recorder)
     events = skill.events()
     assert skill.proc.returncode == 0, skill.stderr[-2000:]
-    accepted = heard_intents(events)
-    if misheard is not None:  # the user's word, heard wrong: recognition, reported below
-        accepted.remove(misheard["intent"])
+    with wave.open(str(tape)) as kept:  # the tape was written whole: the run's audio, three channels
+        assert kept.getnchannels() == 3 and kept.getnframes() > 20 * 16000
+        frames = np.frombuffer(kept.readframes(kept.getnframes()), "<i2").reshape(-1, 3)
+    assert np.abs(frames[:, 1]).max() > 1000 and np.abs(frames[:, 0]).max() > 1000  # it spoke, it heard
+    # Whose words each accepted hypothesis was, by when they were said, not by when the result
+    # came: on a loaded machine the recognizer fell 9 s behind, and a "pause" misheard as "not
+    # better" arrived after its try's wait was over. The skill's clock against the wall clock
+    # comes from the user's "calf cramp" (the spotter's end of the phrase), give or take the
+    # audio path's delay: a user's window reaches 0.5 s before and 1.5 s after the word.
+    taken = [e for e in events if e["event"] == "heard" and e.get("intent") and not e.get("partial")]
+    calf = next(e for e in taken if e["intent"] == "start")
+    shift = calf["end_s"] - (said[0][0] + said[0][1])
+
+    def users(e: dict) -> bool:
+        return any(e["start_s"] <= t0 + secs + shift + 1.5 and e["end_s"] >= t0 + shift - 0.5 for t0, secs in said)
+
+    accepted = [e["intent"] for e in taken if not users(e)]  # what it took from its own voice
+    wrong = [e for e in taken if users(e) and e["intent"] not in ("start", "pause")]
+    if misheard is None and wrong:  # the user's word, heard wrong: recognition, reported below
+        misheard = wrong[0]
     starts = [e for e in events if e["event"] == "routine" and e["state"] == "started"]
     ignored = [e for e in events if e["event"] == "heard" and e.get("ignored")]
     print(f"\nself-hearing: {len(ignored)} hypotheses ignored as its own voice, accepted {accepted}, "
           f"paused: {paused} after {tries} tries")
     # Self-hearing: it never restarted itself and never obeyed its own words.
     assert len(starts) == 1, starts
-    assert set(accepted) <= {"start", "pause"} and accepted.count("start") == 1, accepted
+    assert accepted == [], [e for e in taken if not users(e)]
     # Barge-in: the echo canceller has learned the room by now (it finds the echo on the
     # output tape and takes 30-65 dB of it out), but what PocketSphinx makes of the user's word
     # with the canceller's leftovers around it is not reliable yet: in one stop-21 CI run all

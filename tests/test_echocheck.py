@@ -102,3 +102,21 @@ def test_a_reference_that_is_not_in_the_microphone_explains_nothing():
     mic = rng.standard_normal(3 * RATE) * 1000
     ref = rng.standard_normal(3 * RATE) * 1000
     assert unexplained_db(mic, ref, RATE, 2 * RATE) > -1
+
+
+@needs_speech
+def test_a_reference_moved_mid_word_is_fitted_in_pieces(speech):
+    # Live: a sentence's first 0.35 s came 2 ms (35 samples) late; the canceller then moved its
+    # reference onto the echo in the middle of a word, and no single fit explained the word
+    # ("If a warm", heard as "go back", -4 dB). The session tells the check where it moved.
+    skill, user = speech
+    mic, ref = room(skill)
+    cut, late = int(2.3 * RATE), 35
+    used = ref.copy()
+    used[:cut] = np.concatenate([np.zeros(late), ref[:cut - late]])  # before the move: 35 samples behind
+    start, end = int(2.1 * RATE), int(2.5 * RATE)
+    assert unexplained_db(mic, used, start, end) > -12  # the move in the middle: not explained
+    assert unexplained_db(mic, used, start, end, moves=[cut]) < -20
+    # a user's word there is still the user's
+    mic[start:start + len(user)] += user * 0.5
+    assert unexplained_db(mic, used, start, start + len(user), moves=[cut]) > -6

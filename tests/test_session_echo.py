@@ -31,7 +31,7 @@ def _voice(text: str) -> tuple[float, np.ndarray]:
 
 def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0,
          echo: bool = True, step: float = 0.5, marks: tuple = (), burst_s: float = 0.5,
-         room_gain: float = 0.5) -> list[dict]:
+         room_gain: float = 0.5, tape=None) -> list[dict]:
     """'calf cramp' at 1 s; then ``text`` is "heard" in the 0.5 s before ``end_s`` while the
     skill speaks. The microphone holds the skill's echo (the simulated room) and, if
     ``user_burst``, the user's own voice over the last ``burst_s`` of them (the room's echo
@@ -45,7 +45,8 @@ def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: fl
     speaker = VirtualSpeaker(clock, _voice)
     session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text, *marks)]), parser=IntentParser(),
                       coach=coach, speaker=speaker, clock=clock, events=EventLog(out),
-                      room=RoomEcho(speaker.played, room_gain) if echo else None, echo_canceller=ReferencedEchoCanceller(speaker.played, EchoCanceller(step=step)))
+                      room=RoomEcho(speaker.played, room_gain) if echo else None, echo_canceller=ReferencedEchoCanceller(speaker.played, EchoCanceller(step=step)),
+                      echo_tape=tape)
     rng = np.random.default_rng(7)
     chunk = int(0.1 * SAMPLE_RATE)
     for i in range(int(seconds * 10)):
@@ -181,3 +182,28 @@ def test_a_red_flag_heard_by_its_sound_over_the_first_words_is_not_taken() -> No
     late = _run(user_burst=True, text="carry on car", end_s=15.0, seconds=20.0, marks=BY_SOUND)
     heard = next(e for e in late if e["event"] == "heard" and e["text"] == "carry on car")
     assert "ignored" not in heard and heard["intent"] == "red_flag" and heard["by_sound"] is True
+
+
+def test_the_echo_tape_holds_what_the_canceller_saw(tmp_path, monkeypatch) -> None:
+    import wave
+
+    from voice_skill.audio.echotape import ENV, EchoTape
+
+    monkeypatch.setenv(ENV, str(tmp_path / "no such folder" / "tape.wav"))
+    assert EchoTape.from_env() is None  # cannot be written: the skill runs on without it
+    monkeypatch.setenv(ENV, str(tmp_path / "tape.wav"))
+    tape = EchoTape.from_env()
+    assert tape is not None
+    _run(user_burst=True, tape=tape)
+    tape.close()
+    with wave.open(str(tmp_path / "tape.wav")) as kept:
+        assert (kept.getnchannels(), kept.getframerate(), kept.getnframes()) == (3, SAMPLE_RATE, 12 * SAMPLE_RATE)
+        frames = np.frombuffer(kept.readframes(kept.getnframes()), "<i2").reshape(-1, 3).astype(float)
+    mic, ref, out = frames.T
+    speaking = slice(4 * SAMPLE_RATE, 6 * SAMPLE_RATE)  # "Step one here." plays from 3 s to 9 s
+    assert np.abs(ref[: SAMPLE_RATE // 2]).max() == 0 and np.abs(ref[speaking]).max() > 1000
+    assert np.abs(mic[speaking]).max() > 100  # its echo, in the microphone
+    assert np.sum(out[speaking] ** 2) < 0.1 * np.sum(mic[speaking] ** 2)  # and taken out
+    marks = [line.split() for line in (tmp_path / "tape.wav.times").read_text().splitlines()]
+    assert [int(m[0]) for m in marks] == [k * SAMPLE_RATE for k in range(12)]  # the tape on the clock
+    assert [float(m[1]) for m in marks] == [float(k) for k in range(12)]

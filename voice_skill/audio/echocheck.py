@@ -27,6 +27,8 @@ It costs a few FFTs of three seconds of audio per hypothesis heard over the skil
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from voice_skill.audio.aec import phase_transform_correlation
@@ -48,6 +50,9 @@ SEARCH = (-1600, 3200)
 # lost input brings it earlier by as much.
 LOCAL = 8000  # 0.5 s
 SEARCH_MOVED = (-8000, 8000)
+# The shortest piece fitted on its own: 0.4 s is some three frames per tap of the fit, which then
+# cannot explain much of what is not the loudspeaker's (a fit as long as its taps explains anything).
+MIN_PIECE = 6400
 MARGIN = 64  # the echo is put this far (4 ms) after its reference sample, inside the first tap
 RIDGE = 1e-3  # relative to each bin's reference energy: silent bins fit nothing
 
@@ -79,14 +84,17 @@ def _shifted(x: np.ndarray, delay: int) -> np.ndarray:
     return out
 
 
-def unexplained_db(mic: np.ndarray, ref: np.ndarray, start: int, end: int) -> float | None:
+def unexplained_db(mic: np.ndarray, ref: np.ndarray, start: int, end: int,
+                   moves: Sequence[int] = ()) -> float | None:
     """How much of ``mic[start:end]`` (samples) a least-squares sub-band fit of ``ref``
     cannot explain, in dB of the microphone's energy there (0: none of it is the
     loudspeaker's; -20: a hundredth of it is not). ``ref`` is the reference sample for
-    sample of ``mic`` (same length, the canceller's alignment). Two fits are tried, one over
-    all of ``mic`` and one over the stretch and ``LOCAL`` around it with its own delay (the
-    echo may have moved), and the smaller leftover is returned. None when the stretch is too
-    short to judge or the loudspeaker played nothing around it.
+    sample of ``mic`` (same length, the canceller's alignment). Fits are tried over all of
+    ``mic``, over the stretch and ``LOCAL`` around it with its own delay (the echo may have
+    moved), and, where the canceller moved its reference within that (``moves``: the samples
+    where it did), over the pieces between the moves, each with its own delay; the smallest
+    leftover is returned. None when the stretch is too short to judge or the loudspeaker
+    played nothing around it.
     """
     mic = np.asarray(mic, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
@@ -98,15 +106,47 @@ def unexplained_db(mic: np.ndarray, ref: np.ndarray, start: int, end: int) -> fl
     lo, hi = max(0, start - LOCAL), min(len(mic), end + LOCAL)
     if hi - lo < 4 * FRAME:
         return whole
+    best = whole
+    local = _piece(mic, ref, lo, hi, start, end)
+    if local is not None:
+        best = min(best, _db(*local))
+    # A reference moved mid-stretch fits no single delay: live, a sentence's first 0.35 s came
+    # 2 ms late, the reference was moved onto it mid-word, and one fit left -4 dB of "If a
+    # warm", heard as "go back". Each piece between the moves gets its own fit.
+    cuts = [m for m in sorted(moves) if lo < m < hi]
+    if cuts:
+        edges = [lo, *cuts, hi]
+        parts = [_piece(mic, ref, a, b, max(start, a), min(end, b)) for a, b in zip(edges, edges[1:])
+                 if min(end, b) > max(start, a)]
+        if parts and all(part is not None for part in parts):
+            best = min(best, _db(sum(left for left, _ in parts), sum(heard for _, heard in parts)))
+    return best
+
+
+def _piece(mic: np.ndarray, ref: np.ndarray, lo: int, hi: int, start: int, end: int) -> tuple[float, float] | None:
+    """(left, heard) energies of ``mic[start:end]`` fitted over ``mic[lo:hi]`` with the delay
+    found there; None where that cannot be judged."""
+    if end - start < HOP or hi - lo < MIN_PIECE:
+        return None
     near = np.zeros_like(mic)
     near[lo:hi] = mic[lo:hi]
     moved = _shifted(ref, _bulk_delay(near, ref, SEARCH_MOVED) - MARGIN)
-    local = _fit_leftover(mic[lo:hi], moved[lo:hi], start - lo, end - lo)
-    return whole if local is None else min(whole, local)
+    return _fit(mic[lo:hi], moved[lo:hi], start - lo, end - lo)
+
+
+def _db(left: float, heard: float) -> float:
+    return 10.0 * float(np.log10((left + 1e-9) / heard))
 
 
 def _fit_leftover(mic: np.ndarray, ref: np.ndarray, start: int, end: int) -> float | None:
     """``unexplained_db`` for one alignment: ``ref`` already moved onto the echo."""
+    fitted = _fit(mic, ref, start, end)
+    return None if fitted is None else _db(*fitted)
+
+
+def _fit(mic: np.ndarray, ref: np.ndarray, start: int, end: int) -> tuple[float, float] | None:
+    """(left, heard): the energy within ``mic[start:end]`` that a fit of ``ref`` over all of
+    ``mic`` leaves, and the energy there."""
     Y, X = _frames(mic), _frames(ref)
     n, bins = Y.shape
     power = np.sum(np.abs(X) ** 2, axis=0)  # per bin
@@ -131,4 +171,4 @@ def _fit_leftover(mic: np.ndarray, ref: np.ndarray, start: int, end: int) -> flo
     left = float(np.sum(np.abs(E[first:last]) ** 2))
     if heard <= 0.0:
         return None
-    return 10.0 * float(np.log10((left + 1e-9) / heard))
+    return left, heard

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Callable, Iterable, Iterator
 
 from voice_skill import NOTICE
 from voice_skill.audio.aec import AlignedEchoCanceller, ReferencedEchoCanceller
+from voice_skill.audio.echotape import EchoTape
 from voice_skill.audio.room import RoomEcho
 from voice_skill.asr.base import Recognizer
 from voice_skill.audio.pcm import AudioChunk, iter_wav_chunks
@@ -286,9 +287,11 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
         speaker.close()
         recognizer.close()
         raise
+    canceller = _live_echo_canceller(speaker) if options.echo_cancel else None
+    tape = EchoTape.from_env() if canceller is not None else None
     session = Session(recognizer=recognizer, parser=IntentParser(table), coach=_coach(options, hour_at_start),
                       speaker=speaker, clock=clock, events=events, guard=EchoGuard(courtesy=table.courtesy), input_to_clock=mic.to_clock,
-                      echo_canceller=_live_echo_canceller(speaker) if options.echo_cancel else None)
+                      echo_canceller=canceller, echo_tape=tape)
     recorder = None
     if journal is not None:
         recorder = JournalRecorder(journal, wall_origin, routines=routines,
@@ -312,6 +315,8 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
             view.stop()
             if recorder is not None:
                 recorder.finish(clock.now())
+            if tape is not None:
+                tape.close()
             _report_alsa_repeats()
     return 0
 

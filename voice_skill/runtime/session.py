@@ -18,6 +18,7 @@ import numpy as np
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.audio.aec import EchoCancelling
 from voice_skill.audio.echocheck import unexplained_db
+from voice_skill.audio.echotape import EchoTape
 from voice_skill.audio.framing import Framer
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
 from voice_skill.core.clock import Clock
@@ -94,6 +95,7 @@ class Session:
         room: Callable[[AudioChunk], AudioChunk] | None = None,
         input_to_clock: Callable[[float], float | None] | None = None,
         echo_canceller: EchoCancelling | None = None,
+        echo_tape: EchoTape | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.parser = parser
@@ -104,6 +106,7 @@ class Session:
         self.guard = guard or EchoGuard(courtesy=parser.table.courtesy)
         self.room = room  # a simulated room between the speaker and the input (``audio.room``)
         self.echo_canceller = echo_canceller
+        self.echo_tape = echo_tape  # what the canceller saw, for a post-mortem (``audio.echotape``)
         # Live input is stamped in stream time; this maps it onto the clock the speaker uses.
         self.input_to_clock = input_to_clock
         self._early_pause = False  # a partial result paused the routine; the final decides
@@ -111,8 +114,9 @@ class Session:
         self._survival: deque[tuple[float, float, float]] = deque(maxlen=int(SURVIVAL_KEEP_S * SAMPLE_RATE
                                                                               / FRAME_SAMPLES))
         self._echo_learned_at: float | None = None  # clock time the canceller had learned the room
-        # (clock time, microphone block, reference block or None) for the second opinion
-        self._heard: deque[tuple[float, np.ndarray, np.ndarray | None]] = deque(
+        # (clock time, microphone block, reference block or None, the canceller's offset on its
+        # tape) for the second opinion
+        self._heard: deque[tuple[float, np.ndarray, np.ndarray | None, int | None]] = deque(
             maxlen=int(ECHO_CHECK_KEEP_S * SAMPLE_RATE / FRAME_SAMPLES))
         self._framer = Framer(FRAME_SAMPLES)  # input cut into the frame grid
         self._origin_s: float | None = None  # input time of the frame grid's first sample
@@ -345,11 +349,14 @@ class Session:
         start = chunk.start_s if self.input_to_clock is None else self.input_to_clock(chunk.start_s)
         mic = chunk.as_array().astype(np.float64)
         cleaned = self.echo_canceller.process_at(mic, int(round(chunk.start_s * SAMPLE_RATE)), start)
+        if self.echo_tape is not None:
+            self.echo_tape.write(mic, self.echo_canceller.last_reference, cleaned, start)
         if start is not None:
             self._survival.append((start, float(mic @ mic), float(cleaned @ cleaned)))
             ref = self.echo_canceller.last_reference
             self._heard.append((start, mic.astype(np.float32),
-                                None if ref is None else np.asarray(ref, dtype=np.float32)))
+                                None if ref is None else np.asarray(ref, dtype=np.float32),
+                                getattr(self.echo_canceller, "offset", None)))
             if self._echo_learned_at is None and self.echo_canceller.learned:
                 self._echo_learned_at = start
                 first = self.guard.first_started()
@@ -377,14 +384,17 @@ class Session:
         cannot be judged (nothing kept, nothing played around it)."""
         lo = max(start_s - ECHO_CHECK_BEFORE_S, end_s + ECHO_CHECK_AFTER_S - ECHO_CHECK_MAX_S)
         blocks = [b for b in self._heard if lo <= b[0] < end_s + ECHO_CHECK_AFTER_S]
-        if not blocks or all(ref is None for _, _, ref in blocks):
+        if not blocks or all(ref is None for _, _, ref, _ in blocks):
             return None
-        mic = np.concatenate([m for _, m, _ in blocks])
-        ref = np.concatenate([np.zeros(len(m)) if r is None else r for _, m, r in blocks])
+        mic = np.concatenate([m for _, m, _, _ in blocks])
+        ref = np.concatenate([np.zeros(len(m)) if r is None else r for _, m, r, _ in blocks])
         first = blocks[0][0]
         start = max(0, int(round((start_s - first) * SAMPLE_RATE)))
         end = int(round((end_s - first) * SAMPLE_RATE))
-        return unexplained_db(mic, ref, start, end)
+        # where the canceller moved its reference onto a moved echo
+        at = np.cumsum([0] + [len(m) for _, m, _, _ in blocks])
+        moves = [int(at[i]) for i in range(1, len(blocks)) if blocks[i][3] != blocks[i - 1][3]]
+        return unexplained_db(mic, ref, start, end, moves)
 
 
 def _other_words(hyp: Hypothesis, intent: Intent) -> int:
