@@ -671,7 +671,9 @@ def test_the_microphone_unplugged_mid_routine(skill_factory) -> None:
     said = [e["text"] for e in skill.events() if e["event"] == "say"]
     assert said.count(messages["microphone_lost"]) == 1 and said.count(messages["microphone_back"]) == 1, said
     assert says_during >= 2  # that notice, and the routine kept talking
-    assert cpu < 0.25 * outage_s, cpu  # no spinning (one core is 1.0 per second)
+    # No spinning: a busy loop costs a whole core (1.0 per second). Here 1 % is usual, but a loaded
+    # CI run that spoke 5 instructions in the window measured 29 % (stop 29), so the bar is half.
+    assert cpu < 0.5 * outage_s, cpu
     assert "Traceback" not in skill.stderr
 
 
