@@ -48,9 +48,8 @@ def format_refused(exc: Exception) -> bool:
     from ALSA's pulse plugin), and while it is gone the skill retries every few seconds.
     Each failed open through that plugin risks a crash inside PortAudio: a loop of failed
     opens beside a playing output stream ended in a segmentation fault within 90 s (without
-    one, 50 000 failed opens did not), and
-    once live, within seconds of an unplugged microphone's outage on a loaded machine
-    (docs/faults.md). So the microphone and the loudspeaker end a round of formats at a
-    device error."""
+    one, 50 000 failed opens did not), and once live, within seconds of an unplugged
+    microphone's outage on a loaded machine (docs/faults.md). So the microphone and the
+    loudspeaker end a round of formats at a device error."""
     code = exc.args[1] if len(exc.args) > 1 else None
     return isinstance(code, int) and code in _FORMAT_ERRORS
