@@ -99,7 +99,6 @@ class MicrophoneSource:
             attempts.append((native, min(2, max_ch)))
         last: Exception | None = None
         for rate, channels in attempts:
-            stream = None
             try:
                 stream = sd.RawInputStream(samplerate=rate, channels=channels, dtype="int16", device=self.device,
                                            blocksize=max(1, int(round(rate * self.block_s))), latency="low",
@@ -113,8 +112,6 @@ class MicrophoneSource:
                 stream.start()
             except Exception as exc:
                 last = exc
-                if stream is not None:  # opened but would not start: let it go
-                    close_stream(stream, "input")
                 if not format_refused(exc):
                     break  # gone or busy: no other format opens it, and each try is a risk
                 continue

@@ -146,18 +146,11 @@ class SoundSpeaker:
                 stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=device,
                                          blocksize=max(1, int(rate * blocksize_s)), latency=latency,
                                          callback=self._callback)
+                stream.start()
             except Exception as exc:
                 last = exc
                 if not format_refused(exc):
                     break  # gone or busy: no other rate opens it
-                continue
-            try:
-                stream.start()
-            except Exception as exc:
-                last = exc
-                close_stream(stream, "output")
-                if not format_refused(exc):
-                    break
                 continue
             log.info("speech output on %r at %d Hz, latency %.1f ms", info.get("name"), rate, 1000 * stream.latency)
             return stream, rate
