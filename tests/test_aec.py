@@ -137,13 +137,19 @@ def _tape_run(mic, played, offset_true, guess_error, drop_at=None, drop=0):
     return np.concatenate(out), aligned
 
 
+def _heard_from_tape(played, offset):
+    """The microphone of a simulated room (echo 6 dB down) that hears output sample o at o - ``offset``."""
+    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
+    mic = np.zeros(len(played))
+    mic[: len(played) - offset] = echo[offset:]
+    return mic
+
+
 @needs_speech
 def test_the_echo_is_found_on_the_output_tape_and_removed(speech):
     played, _ = speech
     offset = 4000  # the microphone hears output sample o at o - 4000
-    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
-    mic = np.zeros(len(played))
-    mic[: len(played) - offset] = echo[offset:]
+    mic = _heard_from_tape(played, offset)
     out, aligned = _tape_run(mic, played, offset, guess_error=-480)  # clocks 30 ms off
     assert aligned.offset == offset - ROOM_DELAY  # the room's direct path comes on top
     last = slice(2 * len(out) // 3, len(out))
@@ -154,9 +160,7 @@ def test_the_echo_is_found_on_the_output_tape_and_removed(speech):
 def test_a_user_over_the_echo_survives_alignment(speech):
     played, user = speech
     offset = 2000
-    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
-    mic = np.zeros(len(played))
-    mic[: len(played) - offset] = echo[offset:]
+    mic = _heard_from_tape(played, offset)
     at = 2 * len(mic) // 3
     mic[at:at + len(user)] += user
     out, aligned = _tape_run(mic, played, offset, guess_error=300)
@@ -186,16 +190,13 @@ def test_when_the_echo_moves_on_the_tape_the_filter_keeps_what_it_learned(speech
     echo stays cancelled without learning it again."""
     played, _ = speech
     offset, drop = 3000, 400
-    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
-    mic = np.zeros(len(played))
-    mic[: len(played) - offset] = echo[offset:]
+    mic = _heard_from_tape(played, offset)
     at = len(mic) // 2
     out, aligned = _tape_run(mic, played, offset, guess_error=0, drop_at=at - at % 160, drop=drop)
     assert aligned.offset == offset - ROOM_DELAY - drop and aligned.changes == 2
     steady, _ = _tape_run(mic, played, offset, guess_error=0)  # the same audio, no jump
     after = slice(at + 16000, len(out))  # from a second after the jump
     assert db(mic[after], out[after]) > db(mic[after], steady[after]) - 3.0 > 15.0
-
 
 
 @needs_speech
@@ -207,9 +208,7 @@ def test_an_echo_that_jumped_further_than_the_search_is_found_where_the_clocks_p
     -30 dB: the reference the skill kept was off there, and ALSA had reported xruns."""
     played, _ = speech
     offset, drop = 3000, 8000
-    echo = np.convolve(played, simulated_room())[: len(played)] * 0.5
-    mic = np.zeros(len(played))
-    mic[: len(played) - offset] = echo[offset:]
+    mic = _heard_from_tape(played, offset)
     at = len(mic) // 3
     out, aligned = _tape_run(mic, played, offset, guess_error=0, drop_at=at - at % 160, drop=drop)
     assert aligned.offset == offset - ROOM_DELAY - drop, aligned.offset
