@@ -8,6 +8,7 @@
     python scripts/eval_spotter.py data --voices hibari:heart --set build/spotter-voices   # other voices'
     python scripts/eval_spotter.py report --set build/spotter-voices                       # triggers only
     python scripts/eval_spotter.py lead --split dev --clips 200 --extra 3   # a stream's start against hours in
+    python scripts/eval_spotter.py alone --split test [HEAD.npz ...]        # "calf cramp" said alone, per voice
 
 ``data`` stores the frozen feature models' embeddings of every test clip in ``build/spotter-test``,
 so a new head is measured in seconds. Positives: each test voice says trigger sentences
@@ -341,6 +342,68 @@ def cmd_lead(args) -> None:
         print(f"| {name} | {np.mean(every):.1%} | " + " | ".join(f"{np.mean(by_room[r]):.0%}" for r in rooms) + " |")
 
 
+#: "alone": the phrases said with nothing around them, and their peak levels (dBFS) after 12 s of a quiet room.
+ALONE_PHRASES = ("calf cramp", "leg cramp", "charley horse")
+ALONE_LEVELS_DB = (-1.0, -10.0, -20.0)
+ALONE_LEAD_S = 12.0
+
+
+def cmd_alone(args) -> None:
+    """A trigger phrase said alone after 12 s of a quiet room (the night's case), in every voice
+    of a split at three levels: how many voices fire each head at every level."""
+    voices = corpus.split_voices(args.split)
+    heads = [(str(h) if h else "shipped", sp.SpotterHead.load(h)) for h in (args.heads or [None])]
+    models = ts._models()
+    rng = np.random.default_rng(args.seed)
+    # fired[head][phrase] = number of (voice, level) said and fired, and voices that fired at every level
+    said: dict[str, int] = defaultdict(int)
+    fired = {name: defaultdict(int) for name, _ in heads}
+    every = {name: defaultdict(int) for name, _ in heads}
+    misses = {name: [] for name, _ in heads}
+    for voice in voices:
+        for phrase in ALONE_PHRASES:
+            try:
+                clip = speechgen.synthesize(phrase, voice).astype(np.float64)
+            except speechgen.SpeechGenError as exc:
+                log.warning("skipping %r in %s: %s", phrase, voice, exc)
+                continue
+            if not np.abs(clip).max():
+                continue
+            lead = int(ALONE_LEAD_S * SAMPLE_RATE)
+            floor = rng.standard_normal(lead + len(clip) + SAMPLE_RATE) * 32768 * 10 ** (-65 / 20)
+            end_s = (lead + len(clip)) / SAMPLE_RATE
+            hit_levels = {name: 0 for name, _ in heads}
+            for level in ALONE_LEVELS_DB:
+                x = floor.copy()
+                x[lead:lead + len(clip)] += clip / np.abs(clip).max() * 32767 * 10 ** (level / 20)
+                audio = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+                said[phrase] += 1
+                emb = sp.clip_embeddings(models, audio).astype(np.float32)
+                emb = np.concatenate([np.repeat(sp.silence_embedding(models)[None], ts.WINDOW - 1, axis=0), emb])
+                for name, head in heads:
+                    rule = sp.Decision(head.threshold, head.min_frames, head.meta.get("support"))
+                    scores = clip_scores(head, emb)
+                    ok = any(rule.fires(float(v)) and abs(sp.embedding_end_s(j) - end_s) < 0.8
+                             for j, v in enumerate(scores))
+                    fired[name][phrase] += ok
+                    hit_levels[name] += ok
+                    if not ok:
+                        misses[name].append(f"{voice} {phrase!r} {level:.0f} dB ({scores.max():.3f})")
+            for name, _ in heads:
+                every[name][phrase] += hit_levels[name] == len(ALONE_LEVELS_DB)
+    n_voices = len(voices)
+    print(f"\n{args.split} voices ({n_voices}), a phrase alone after {ALONE_LEAD_S:.0f} s of a quiet room at "
+          f"{', '.join(f'{v:.0f}' for v in ALONE_LEVELS_DB)} dB peak: fired / said (voices firing at every level)\n")
+    print("| head | " + " | ".join(ALONE_PHRASES) + " |")
+    print("|---|" + "---|" * len(ALONE_PHRASES))
+    for name, _ in heads:
+        print(f"| {name} | " + " | ".join(f"{fired[name][p]} / {said[p]} ({every[name][p]} of {n_voices})"
+                                          for p in ALONE_PHRASES) + " |")
+    for name, _ in heads:
+        for m in misses[name][:args.show]:
+            log.info("%s missed: %s", name, m)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -369,9 +432,14 @@ def main(argv=None) -> int:
     le.add_argument("--extra", type=float, default=3.0, help="seconds of the room before the clip")
     le.add_argument("--head", type=Path, default=None)
     le.add_argument("--seed", type=int, default=77)
+    al = sub.add_parser("alone", help="a trigger phrase alone after 12 s of a quiet room, in every voice of a split")
+    al.add_argument("heads", type=Path, nargs="*", help="head files to compare (default: the shipped head)")
+    al.add_argument("--split", choices=("dev", "test"), default="dev")
+    al.add_argument("--seed", type=int, default=12)
+    al.add_argument("--show", type=int, default=0, help="log this many misses of each head")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    {"data": cmd_data, "report": cmd_report, "system": cmd_system, "lead": cmd_lead}[args.cmd](args)
+    {"data": cmd_data, "report": cmd_report, "system": cmd_system, "lead": cmd_lead, "alone": cmd_alone}[args.cmd](args)
     return 0
 
 

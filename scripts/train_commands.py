@@ -165,12 +165,50 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, s
     return {"emb": emb, "labels": labels, "meta": meta}
 
 
+#: What plays in the room with nobody speaking to the skill, and how often: a television most
+#: (a talker, music-like tones), a crowd, a fan, plain noise.
+BED_KINDS = (("tv", 0.5), ("babble", 0.3), ("fan", 0.1), ("pink", 0.1))
+
+
+def bed_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dict:
+    """About ``seconds`` of the room's own sound with nobody speaking to the skill, in 20 s clips:
+    a TV or a crowd alone, at any level, a third of them over the skill's own voice. In the
+    negatives above a TV's talk is only ever behind a speaker; alone and loud it made the head
+    hear "pause" in it (docs/commands.md, stop 28)."""
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices(split)
+    if quick:
+        voices = [v for v in voices if v.startswith("espeak")][:3]
+    noise_voices = corpus.noise_voices(voices)
+    own = corpus.own_sentences()
+    kinds, shares = zip(*BED_KINDS)
+    emb, labels, meta = [], [], []
+    done = 0.0
+    while done < seconds:
+        kind = kinds[int(rng.choice(len(kinds), p=shares))]
+        bed = corpus.noise(kind, 20.0, int(rng.integers(1 << 30)), noise_voices)
+        gain, floor = float(rng.uniform(-24, 12)), float(rng.uniform(-75, -55))
+        condition = kind
+        if rng.random() < 1 / 3:
+            sir = float(rng.uniform(-6.0, 15.0))
+            bed = speechgen.mix_at_snr(own_voice_bed(20.5, rng, own)[:len(bed)], bed, sir)
+            condition = f"{kind} under own voice {sir:.0f} dB"
+        audio = corpus.in_room(bed, rng, None, None, 0, noise_voices, reverb=0.35, gain_db=gain, floor_db=floor)
+        e = sp.clip_embeddings(ts._models(), audio)
+        emb.append(e.astype(np.float16))
+        labels.append(ts.frame_labels(len(e), None))
+        meta.append({"text": f"<{kind}>", "condition": condition, "seconds": len(audio) / SAMPLE_RATE})
+        done += len(audio) / SAMPLE_RATE
+    return {"emb": emb, "labels": labels, "meta": meta}
+
+
 def _job(args: tuple) -> tuple[str, int]:
     kind, split, seed, size, out, quick, safety = args
     path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
     shard = (positive_shard(split, seed, int(size), quick, safety) if kind == "pos"
+             else bed_shard(split, seed, size, quick) if kind == "bed"
              else negative_shard(split, seed, size, quick, safety))
     lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
     tmp = path.with_suffix(".tmp.npz")
@@ -181,16 +219,19 @@ def _job(args: tuple) -> tuple[str, int]:
 
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
-              quick: bool = False, safety: bool = False) -> None:
+              quick: bool = False, safety: bool = False, bed_hours: float = 0.0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 400.0
-    jobs = [("pos", split, seed + i, per_pos, str(out), quick, safety) for i in range(max(1, pos_clips // per_pos))]
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick, safety)
+            for i in range(pos_clips // per_pos if pos_clips >= per_pos else int(pos_clips > 0))]
     jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, safety)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
+    jobs += [("bed", split, seed + 7000 + i, per_neg, str(out), quick, safety)
+             for i in range(int(np.ceil(bed_hours * 3600 / per_neg)))]
     if quick:
         jobs = [(k, s, sd, 20 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
     # interleave positives and negatives so that a run cut short still has both
-    pos, neg = [j for j in jobs if j[0] == "pos"], [j for j in jobs if j[0] == "neg"]
+    pos, neg = [j for j in jobs if j[0] == "pos"], [j for j in jobs if j[0] != "pos"]
     order = [j for pair in zip(pos, neg) for j in pair] + pos[len(neg):] + neg[len(pos):]
     t0 = time.monotonic()
     with mp.get_context("fork").Pool(workers) as pool:
@@ -381,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
+    d.add_argument("--bed-hours", type=float, default=0.0,
+                   help="hours of a TV, a crowd or a fan alone (nobody speaking to the skill), as 'none'")
     t = sub.add_parser("train", help="fit the head and choose its threshold on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
     t.add_argument("--out", type=Path, default=None,
@@ -417,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         defaults = {"train": (4000, 1.5), "dev": (800, 0.5), "test": (800, 0.5)}[args.split]
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
-                  safety=args.safety)
+                  safety=args.safety, bed_hours=args.bed_hours)
     else:
         {"train": cmd_train, "ensemble": cmd_ensemble, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
     return 0

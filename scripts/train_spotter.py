@@ -93,17 +93,18 @@ def _condition(rng: np.random.Generator, clean_share: float) -> tuple[str | None
 
 
 def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_espeak: int = 24,
-                   speed_share: float = 0.0, lead_s: tuple[float, float] = POS_LEAD_S) -> dict:
+                   speed_share: float = 0.0, lead_s: tuple[float, float] = POS_LEAD_S,
+                   bare_share: float = 0.0) -> dict:
     """``n_clips`` trigger clips in random voices and rooms, with their embeddings and labels;
     ``speed_share`` of them played 0.87-1.15 times as fast (a speaker of another pitch), each
-    ``lead_s`` seconds of its room after the clip's start."""
+    ``lead_s`` seconds of its room after the clip's start, ``bare_share`` of them the phrase alone."""
     rng = np.random.default_rng(seed)
     voices = corpus.split_voices(split, n_espeak)
     if quick:
         voices = [v for v in voices if v.startswith("espeak")][:3]
     noise_voices = corpus.noise_voices(voices)
     emb, labels, meta = [], [], []
-    for head, tail in corpus.trigger_texts(split, rng, n_clips):
+    for head, tail in corpus.trigger_texts(split, rng, n_clips, bare_share):
         voice = voices[int(rng.integers(len(voices)))]
         try:
             clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share,
@@ -170,12 +171,12 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
 
 
 def _job(args: tuple) -> tuple[str, int]:
-    kind, split, seed, size, out, quick, n_espeak, speed_share, lead_s = args
+    kind, split, seed, size, out, quick, n_espeak, speed_share, lead_s, bare_share = args
     path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
     if kind == "pos":
-        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s)
+        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s, bare_share)
     else:
         shard = negative_shard(split, seed, size, quick)
     lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
@@ -189,12 +190,12 @@ def _job(args: tuple) -> tuple[str, int]:
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
               quick: bool = False, n_espeak: int = 24, speed_share: float = 0.0,
-              lead_s: tuple[float, float] = POS_LEAD_S) -> None:
+              lead_s: tuple[float, float] = POS_LEAD_S, bare_share: float = 0.0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 600.0  # clips per positive shard, seconds per negative shard
-    jobs = [("pos", split, seed + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s)
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
             for i in range(pos_clips // per_pos if pos_clips >= per_pos else int(pos_clips > 0))]
-    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, n_espeak, speed_share, lead_s)
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
     if quick:
         jobs = [(k, s, sd, 6 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
@@ -512,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--speed-share", type=float, default=0.0, help="share of positives played faster or slower")
     d.add_argument("--lead", type=float, nargs=2, default=POS_LEAD_S, metavar=("MIN_S", "MAX_S"),
                    help="seconds of the room before a trigger phrase (default: %(default)s, as shipped)")
+    d.add_argument("--bare-share", type=float, default=0.0,
+                   help="share of positives that are a trigger phrase alone, nothing said around it")
     t = sub.add_parser("train", help="fit the head and choose its thresholds on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "spotter")
     t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
@@ -540,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         defaults = {"train": (8000, 8.0), "dev": (1500, 1.5), "test": (0, 0.0)}[args.split]
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
-                  n_espeak=args.espeak_voices, speed_share=args.speed_share, lead_s=tuple(args.lead))
+                  n_espeak=args.espeak_voices, speed_share=args.speed_share, lead_s=tuple(args.lead),
+                  bare_share=args.bare_share)
     elif args.cmd == "train":
         cmd_train(args)
     elif args.cmd == "tune":

@@ -265,11 +265,16 @@ def test_near_misses() -> list[str]:
     return list(BENCH) + _TEST_NEAR_MISSES_EXTRA
 
 
-def trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
-    """``n`` (said-before-and-including-the-trigger, said-after) pairs; the second is often empty."""
+def trigger_texts(split: str, rng: np.random.Generator, n: int, bare_share: float = 0.0) -> list[tuple[str, str]]:
+    """``n`` (said-before-and-including-the-trigger, said-after) pairs; the second is often empty.
+    ``bare_share`` of them are a trigger phrase alone, nothing before or after it (the way a
+    person in pain says it, and a case the mixed texts give only about one pair in 150)."""
     out = []
     for _ in range(n):
         trig = SPOTTED[int(rng.integers(len(SPOTTED)))]
+        if bare_share and rng.random() < bare_share:
+            out.append((trig, ""))
+            continue
         prefixes = _PREFIX[split] if trig in _NOUN_TRIGGERS else _SENTENCE_PREFIX[split]
         pre = prefixes[int(rng.integers(len(prefixes)))]
         if trig not in _NOUN_TRIGGERS and pre in ("I have a", "I've got a"):
