@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Every utterance the grammar recognizer ends, behind the trigger spotter, with the trigger
+head's scores over it: what a rule on short utterances would start, and what the skill did.
+
+    python scripts/eval_utterances.py --split dev --minutes 60 --out build/utterances-dev.jsonl
+    python scripts/eval_utterances.py --split test --minutes 60 --out build/utterances-test.jsonl
+    python scripts/eval_utterances.py --table build/utterances-dev.jsonl   # the table again, no run
+
+Positives: every voice of the split says "calf cramp" alone and two of the split's trigger
+sentences (``spottercorpus.trigger_texts``), each after 2.5-3 s of its room (quiet, or a fan at
+15 or 6 dB), at -15 to -3 dB. Negatives: ``--minutes`` of the split's speech with no trigger, in
+20-s clips with 0.3-2 s between utterances: everyday sentences (half), near misses such as "the
+cramp is gone", commands with fillers and the skill's own sentences, in the same rooms.
+
+For each final utterance it writes what the grammar recognizer heard, its length, the trigger
+head's highest score over it and over its end (``asr.spotting.ALONE_END_S``), its intent, and
+what the spotter's second opinion passed on to the skill. The table counts, per candidate
+threshold and length of the "trigger said alone" rule (``asr.spotting.ALONE_SURE``,
+``ALONE_MAX_S``), the positives that start a routine and the false starts an hour, beside what
+the skill as it is started. Stop 30 chose the rule on dev with it (docs/spotter.md); about
+half an hour of audio is heard per quarter hour on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voice_skill.asr import spotting  # noqa: E402
+from voice_skill.asr.select import build_recognizer  # noqa: E402
+from voice_skill.asr.spotter import SpotterHead  # noqa: E402
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk  # noqa: E402
+from voice_skill.core.intents import IntentParser, PhraseTable  # noqa: E402
+from voice_skill.devtools import speechgen  # noqa: E402
+from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
+
+log = logging.getLogger("eval_utterances")
+ROOMS = [(None, None), ("fan", 15.0), ("fan", 6.0)]
+CLIP_S = 20.0
+
+
+def utterances(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], list[str], list[float]]:
+    """The grammar recognizer's final utterances in ``audio`` with the trigger head's scores,
+    the intents the second opinion passed on, and the spotter's firing times."""
+    rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
+    found: list[dict] = []
+    second_opinion = rec._second_opinion
+
+    def probed(hyps):
+        for h in hyps:
+            if h.final:
+                intent = parser.parse(h.text)
+                lo, hi = h.start_s - spotting.SPAN_MARGIN_S, h.end_s + spotting.SPAN_MARGIN_S
+                found.append({"text": h.text, "start": round(h.start_s, 2), "dur": round(h.end_s - h.start_s, 2),
+                              "max": round(rec.spotter.max_score(lo, hi), 4),
+                              "end_max": round(rec.spotter.max_score(h.end_s - spotting.ALONE_END_S[0],
+                                                                     h.end_s + spotting.ALONE_END_S[1]), 4),
+                              "intent": intent.name if intent else None})
+        return second_opinion(hyps)
+
+    rec._second_opinion = probed
+    passed = []
+    step = int(0.1 * SAMPLE_RATE)
+    for i in range(0, len(audio), step):
+        passed += rec.accept(AudioChunk(audio[i:i + step].tobytes(), i / SAMPLE_RATE))
+    passed += rec.flush()
+    intents = [h.sound_intent or (i.name if (i := parser.parse(h.text)) else None) for h in passed]
+    return found, intents, list(rec._fired)
+
+
+def _room(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[str]) -> tuple[np.ndarray, str]:
+    kind, snr = ROOMS[int(rng.integers(len(ROOMS)))]
+    audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.3,
+                           gain_db=float(rng.uniform(-15, -3)), floor_db=float(rng.uniform(-70, -55)))
+    return audio, "clean" if kind is None else f"{kind} {snr:.0f} dB"
+
+
+def _job(job: tuple) -> dict | None:
+    kind, split, seed, payload = job
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices(split)
+    noise_voices = corpus.noise_voices(voices)
+    parser = IntentParser()
+    if kind == "pos":
+        voice, head, tail = payload
+        try:
+            clip, end_s = corpus.trigger_clip(head, tail, voice, rng, lead_s=(2.5, 3.0), trail_s=(1.5, 2.0))
+        except speechgen.SpeechGenError as exc:
+            log.warning("skipping %r in %s: %s", head, voice, exc)
+            return None
+        audio, room = _room(clip, rng, noise_voices)
+        found, intents, fired = utterances(audio, parser)
+        return {"kind": "pos", "voice": voice, "text": f"{head} | {tail}", "room": room, "end": round(end_s, 2),
+                "hyps": found, "passed": intents, "fired": [round(t, 2) for t in fired]}
+    pools = payload
+    parts: list[np.ndarray] = []
+    while sum(len(p) for p in parts) < CLIP_S * SAMPLE_RATE:
+        pool = pools[int(rng.choice(len(pools), p=[0.5, 0.2, 0.15, 0.15]))]
+        parts += [a for a, _t, _v in corpus.stream_texts(pool, voices, rng, 3.0)]
+    audio, room = _room(corpus.join(parts, rng, (0.3, 2.0)), rng, noise_voices)
+    found, intents, fired = utterances(audio, parser)
+    return {"kind": "neg", "seconds": round(len(audio) / SAMPLE_RATE, 2), "room": room, "hyps": found,
+            "passed": intents, "fired": [round(t, 2) for t in fired]}
+
+
+def jobs(split: str, minutes: float, seed: int) -> list[tuple]:
+    rng = np.random.default_rng(seed)
+    out: list[tuple] = []
+    for voice in corpus.split_voices(split):
+        for head, tail in [("calf cramp", "")] + corpus.trigger_texts(split, rng, 2):
+            out.append(("pos", split, int(rng.integers(1 << 30)), (voice, head, tail)))
+    parser = IntentParser()
+    pools = (corpus.everyday_sentences(split, parser, limit=3000),
+             corpus.NEAR_MISSES[split] or corpus.test_near_misses(),
+             [f"{f} {c}".strip() for c in corpus.command_texts() for f in ("", "okay", "um")],
+             corpus.own_sentences())
+    n_neg = int(np.ceil(minutes * 60 / (CLIP_S + 3.0)))
+    out += [("neg", split, int(rng.integers(1 << 30)), pools) for _ in range(n_neg)]
+    return out
+
+
+def table(rows: list[dict]) -> None:
+    pos = [r for r in rows if r["kind"] == "pos"]
+    neg = [r for r in rows if r["kind"] == "neg"]
+    hours = sum(r["seconds"] for r in neg) / 3600
+    bare = [r for r in pos if r["text"] == "calf cramp | "]
+
+    def started(r: dict) -> bool:
+        return "start" in r["passed"]
+
+    confirm = SpotterHead.load().confirm_threshold
+
+    def without_rule(r: dict) -> bool:  # the spotter fired, or a grammar trigger it confirmed
+        return bool(r["fired"]) or any(h["intent"] == "start" and h["max"] >= confirm for h in r["hyps"])
+
+    def rule(r: dict, sure: float, longest: float) -> bool:
+        return without_rule(r) or any(h["dur"] <= longest and h["end_max"] >= sure and h["intent"] is None
+                                      for h in r["hyps"])
+
+    def false_starts(fn) -> int:
+        return sum(fn(r) for r in neg)
+
+    print(f"\n{len(pos)} trigger utterances ({len(bare)} of them \"calf cramp\" alone), "
+          f"{hours:.2f} hours without a trigger\n")
+    print("| rule | triggers started | \"calf cramp\" alone | false starts (per hour) |")
+    print("|---|---|---|---|")
+    fs = false_starts(without_rule)
+    print(f"| spotter and confirmed grammar triggers only | {sum(map(without_rule, pos))} | "
+          f"{sum(map(without_rule, bare))} | {fs} ({fs / max(hours, 1e-9):.2f}) |")
+    for sure in (0.9, 0.94, 0.97):
+        for longest in (0.9, spotting.ALONE_MAX_S, 1.2, 1.5):
+            fs = false_starts(lambda r, s=sure, n=longest: rule(r, s, n))
+            print(f"| ... and alone at >= {sure:g} over <= {longest:g} s | "
+                  f"{sum(rule(r, sure, longest) for r in pos)} | {sum(rule(r, sure, longest) for r in bare)} | "
+                  f"{fs} ({fs / max(hours, 1e-9):.2f}) |")
+    fs = sum(started(r) for r in neg)
+    print(f"| the skill as it is (ALONE_SURE {spotting.ALONE_SURE:g}, ALONE_MAX_S {spotting.ALONE_MAX_S:g}) | "
+          f"{sum(map(started, pos))} | {sum(map(started, bare))} | {fs} ({fs / max(hours, 1e-9):.2f}) |")
+    for r in neg:
+        if started(r):
+            log.info("false start in %s: %s", r["room"], [h["text"] for h in r["hyps"]][:6])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", choices=("dev", "test"), default="dev")
+    ap.add_argument("--minutes", type=float, default=60.0, help="minutes of speech with no trigger")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None, help="write every clip's utterances here (JSON Lines)")
+    ap.add_argument("--table", type=Path, nargs="+", default=None, help="only print the table of these files")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.table:
+        table([json.loads(line) for f in args.table for line in f.read_text().splitlines()])
+        return 0
+    todo = jobs(args.split, args.minutes, args.seed)
+    rows: list[dict] = []
+    out = args.out.open("w") if args.out else None
+    with mp.get_context("fork").Pool(args.workers) as pool:
+        for i, row in enumerate(pool.imap(_job, todo), 1):
+            if row is None:
+                continue
+            rows.append(row)
+            if out:
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+            if i % 50 == 0:
+                log.info("%d/%d clips", i, len(todo))
+    table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
