@@ -43,16 +43,6 @@ sure of an emergency in "go back please", its own phrases so often end in "pleas
 piece of babble or a television's talk the head is sure of a red flag every few minutes, so
 there it is not asked.
 
-A trigger said alone ("calf cramp", nothing before or after it) is the trigger head's weak case:
-in some voices its score peaks at 0.95-0.99, under the firing rule, and the grammar recognizer
-makes something else of two short words ("show through learn"). An utterance no longer than
-``ALONE_MAX_S`` that the grammar recognizer made nothing of, and no head a command or safety
-intent of, is taken as the trigger when the trigger head scored at least ``ALONE_SURE`` at its
-end (``ALONE_END_S``): a person in pain who says two words and stops. It is reported by its
-intent (``Hypothesis.sound_intent``), with the words the recognizer heard. Words that make an
-intent keep it: on dev, the one false start such a rule added came from a near miss placed as a
-command ("charlie come uh pause"), and "the cramp is gone" is "it's gone".
-
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
 than the firing threshold) or already fired there; otherwise the hypothesis is dropped. That
@@ -97,11 +87,6 @@ OVERRIDE_BELOW = 0.1
 SAFETY_SURE = 0.9
 # Placed commands that the head's doubt alone sets aside (see the module docstring).
 VETO_UNHEARD = frozenset({"done"})
-# A short utterance the trigger head scored this high at its end is the trigger said alone (see
-# the module docstring; chosen on dev runs of the whole skill, docs/spotter.md).
-ALONE_MAX_S = 1.05
-ALONE_SURE = 0.94
-ALONE_END_S = (0.3, 0.4)  # before and after the grammar recognizer's end of the utterance
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
@@ -220,19 +205,6 @@ class SpottingRecognizer:
             return replace(hyp, sound_vetoed=True)
         return hyp
 
-    def _alone(self, checked: Hypothesis, hyp: Hypothesis) -> Hypothesis:
-        """The trigger, where ``hyp`` (whose words made no intent) is a trigger said alone by the
-        trigger head's score at its end (see the module docstring); otherwise ``checked``, what
-        the heads made of it: a command or safety intent by its sound stands."""
-        if checked is not hyp or hyp.end_s - hyp.start_s > ALONE_MAX_S:
-            return checked
-        score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
-        if score < ALONE_SURE:
-            return checked
-        log.debug("%r (%.2f s) heard as the trigger said alone (%.3f at its end)", hyp.text,
-                  hyp.end_s - hyp.start_s, score)
-        return replace(hyp, confidence=score, sound_intent="start")
-
     def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
         kept = []
         for hyp in hyps:
@@ -240,7 +212,7 @@ class SpottingRecognizer:
             lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
             spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
             if intent is None and hyp.final and not spotted:
-                kept.append(self._alone(self._by_sound(hyp), hyp))
+                kept.append(self._by_sound(hyp))
                 continue
             if intent is None or (intent.name != "start" and not spotted):
                 kept.append(self._checked_by_sound(hyp, intent) if intent is not None else hyp)
