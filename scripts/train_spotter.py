@@ -122,6 +122,41 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_e
     return {"emb": emb, "labels": labels, "meta": meta}
 
 
+def alone_negative_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_espeak: int = 24,
+                         speed_share: float = 0.0, lead_s: tuple[float, float] = POS_LEAD_S) -> dict:
+    """``n_clips`` short utterances with no trigger, each said alone in the form of the positives
+    (``lead_s`` of its room first, silence after): the split's near misses, commands and red flags,
+    and everyday sentences of at most five words. The other negatives are long streams of speech,
+    so a phrase alone after a quiet room was, in training, nearly always a trigger."""
+    rng = np.random.default_rng(seed)
+    voices = corpus.split_voices(split, n_espeak)
+    if quick:
+        voices = [v for v in voices if v.startswith("espeak")][:3]
+    noise_voices = corpus.noise_voices(voices)
+    parser = IntentParser()
+    short = [t for t in corpus.everyday_sentences(split, parser, limit=200 if quick else None) if len(t.split()) <= 5]
+    pools = [p for p in ((corpus.NEAR_MISSES[split], 0.5), (corpus.command_texts(), 0.3), (short, 0.2)) if p[0]]
+    shares = np.array([share for _, share in pools]) / sum(share for _, share in pools)
+    emb, labels, meta = [], [], []
+    for _ in range(n_clips):
+        texts = pools[int(rng.choice(len(pools), p=shares))][0]
+        text = texts[int(rng.integers(len(texts)))]
+        voice = voices[int(rng.integers(len(voices)))]
+        try:
+            clip, _end = corpus.trigger_clip(text, "", voice, rng, speed_share=speed_share, lead_s=lead_s)
+        except speechgen.SpeechGenError as exc:
+            log.warning("skipping %r in %s: %s", text, voice, exc)
+            continue
+        kind, snr = _condition(rng, 0.3)
+        audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
+                               gain_db=float(rng.uniform(-18, 0)), floor_db=float(rng.uniform(-75, -55)))
+        e = sp.clip_embeddings(_models(), audio)
+        emb.append(e.astype(np.float16))
+        labels.append(frame_labels(len(e), None))
+        meta.append({"voice": voice, "text": text, "snr": snr, "noise": kind})
+    return {"emb": emb, "labels": labels, "meta": meta}
+
+
 def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dict:
     """About ``seconds`` of speech with no trigger: everyday sentences, near misses, commands
     with fillers, the skill's own sentences, and plain noise, in ~30 s clips."""
@@ -177,6 +212,8 @@ def _job(args: tuple) -> tuple[str, int]:
         return str(path), 0
     if kind == "pos":
         shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s, bare_share)
+    elif kind == "alone":
+        shard = alone_negative_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s)
     else:
         shard = negative_shard(split, seed, size, quick)
     lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
@@ -190,13 +227,15 @@ def _job(args: tuple) -> tuple[str, int]:
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
               quick: bool = False, n_espeak: int = 24, speed_share: float = 0.0,
-              lead_s: tuple[float, float] = POS_LEAD_S, bare_share: float = 0.0) -> None:
+              lead_s: tuple[float, float] = POS_LEAD_S, bare_share: float = 0.0, alone_clips: int = 0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 600.0  # clips per positive shard, seconds per negative shard
     jobs = [("pos", split, seed + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
             for i in range(pos_clips // per_pos if pos_clips >= per_pos else int(pos_clips > 0))]
     jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
+    jobs += [("alone", split, seed + 7000 + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
+             for i in range(alone_clips // per_pos)]
     if quick:
         jobs = [(k, s, sd, 6 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
     t0 = time.monotonic()
@@ -515,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of the room before a trigger phrase (default: %(default)s, as shipped)")
     d.add_argument("--bare-share", type=float, default=0.0,
                    help="share of positives that are a trigger phrase alone, nothing said around it")
+    d.add_argument("--alone-clips", type=int, default=0,
+                   help="negatives said alone like the positives: near misses, commands, short sentences")
     t = sub.add_parser("train", help="fit the head and choose its thresholds on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "spotter")
     t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
@@ -544,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
                   n_espeak=args.espeak_voices, speed_share=args.speed_share, lead_s=tuple(args.lead),
-                  bare_share=args.bare_share)
+                  bare_share=args.bare_share, alone_clips=args.alone_clips)
     elif args.cmd == "train":
         cmd_train(args)
     elif args.cmd == "tune":

@@ -258,6 +258,33 @@ def test_the_utterance_evaluation_counts_what_a_rule_would_start(capsys) -> None
     assert lines["the skill as it is"].endswith("| 1 | 0 | 1 (1.00) |")
 
 
+def _script(name: str):
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_data_options_of_stop_30_make_what_they_say() -> None:
+    """``--bare-share``: trigger phrases with nothing around them, labelled at their end;
+    ``--alone-clips``: phrases that are no trigger said the same way, every window "none";
+    ``train_commands.py --bed-hours``: a room's sound alone, every window "none"."""
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    ts = _script("train_spotter")
+    bare = ts.positive_shard("train", 3, 2, quick=True, bare_share=1.0)
+    assert [m["text"].split(" | ")[0] in corpus.SPOTTED and m["text"].endswith(" | ") for m in bare["meta"]] == [True] * 2
+    assert all((lab == 1).any() for lab in bare["labels"])
+    alone = ts.alone_negative_shard("train", 3, 2, quick=True)
+    assert len(alone["meta"]) == 2 and all(not lab.any() for lab in alone["labels"])
+    said_alone = set(corpus.NEAR_MISSES["train"]) | set(corpus.command_texts())
+    assert all(m["text"] in said_alone or len(m["text"].split()) <= 5 for m in alone["meta"])
+    beds = _script("train_commands").bed_shard("train", 3, 20.0, quick=True)
+    assert len(beds["meta"]) == 1 and beds["meta"][0]["text"].startswith("<") and not beds["labels"][0].any()
+
+
 def test_another_heads_clips_are_trained_on_as_none(tmp_path) -> None:
     """``train_commands.py train --none-from``: the first positive shards of another head's data
     join a split with every window labelled "none" (a command with its "please" is no emergency);
