@@ -91,6 +91,19 @@ def _job(job: tuple) -> dict | None:
     voices = corpus.split_voices(split)
     noise_voices = corpus.noise_voices(voices)
     parser = IntentParser()
+    if kind == "twice":  # "calf cramp" alone, then again 2-4 s later: the person was not answered
+        voice, head, _tail = payload
+        try:
+            first, _ = corpus.trigger_clip(head, "", voice, rng, lead_s=(2.5, 3.0), trail_s=(0.05, 0.1))
+            again, end_s = corpus.trigger_clip(head, "", voice, rng, lead_s=(2.0, 4.0), trail_s=(1.5, 2.0))
+        except speechgen.SpeechGenError as exc:
+            log.warning("skipping %r in %s: %s", head, voice, exc)
+            return None
+        audio, room = _room(np.concatenate([first, again]), rng, noise_voices)
+        found, intents, fired = utterances(audio, parser)
+        return {"kind": "twice", "voice": voice, "text": f"{head} | ", "room": room,
+                "end": round(len(first) / SAMPLE_RATE + end_s, 2), "hyps": found, "passed": intents,
+                "fired": [round(t, 2) for t in fired]}
     if kind == "pos":
         voice, head, tail = payload
         try:
@@ -129,6 +142,9 @@ def jobs(split: str, minutes: float, seed: int) -> list[tuple]:
              corpus.own_sentences())
     n_neg = int(np.ceil(minutes * 60 / (CLIP_S + 3.0)))
     out += [("neg", split, int(rng.integers(1 << 30)), pools) for _ in range(n_neg)]
+    again = np.random.default_rng(seed + 1)  # (added in stop 30: the clips above stay as they were)
+    out += [("twice", split, int(again.integers(1 << 30)), (voice, "calf cramp", ""))
+            for voice in corpus.split_voices(split)]
     return out
 
 
@@ -169,6 +185,18 @@ def table(rows: list[dict]) -> None:
     fs = sum(started(r) for r in neg)
     print(f"| the skill as it is | "
           f"{sum(map(started, pos))} | {sum(map(started, bare))} | {fs} ({fs / max(hours, 1e-9):.2f}) |")
+    twice = [r for r in rows if r["kind"] == "twice"]
+
+    def said_again(r: dict) -> bool:  # two near triggers within REPEAT_S (asr.spotting)
+        near = [h for h in r["hyps"] if h["dur"] <= spotting.ALONE_MAX_S and h["end_max"] >= spotting.ALONE_SURE
+                and h["intent"] is None]
+        return any(b["start"] - (a["start"] + a["dur"]) <= spotting.REPEAT_S for a, b in zip(near, near[1:]))
+
+    print(f"\nThe near trigger said again (two within {spotting.REPEAT_S:g} s, asr.spotting): false starts in "
+          f"speech with no trigger {sum(map(said_again, neg))}")
+    if twice:
+        print(f"\"calf cramp\" said alone twice, 2-4 s apart, {len(twice)} voices: a routine started in "
+              f"{sum(map(started, twice))} (without it: {sum(without_rule(r) for r in twice)})")
     for r in neg:
         if started(r):
             log.info("false start in %s: %s", r["room"], [h["text"] for h in r["hyps"]][:6])

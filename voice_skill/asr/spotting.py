@@ -43,6 +43,16 @@ sure of an emergency in "go back please", its own phrases so often end in "pleas
 piece of babble or a television's talk the head is sure of a red flag every few minutes, so
 there it is not asked.
 
+A trigger said alone ("calf cramp", nothing before or after it) is the trigger head's weak case:
+in some voices its score peaks at 0.95-0.99, under the firing rule, and the grammar recognizer
+makes something else of the two words ("bought three name"), so neither path starts anything.
+Such an utterance (no longer than ``ALONE_MAX_S``, words that made no intent, the safety head
+sure of nothing in it, and the trigger head at ``ALONE_SURE`` or more at its end) is a near
+trigger. One alone starts nothing: "a leg of lamb" scores as high in some voices (docs/spotter.md,
+stop 30). A second one within ``REPEAT_S`` of the first is the trigger said again, as a person
+whose "calf cramp" went unanswered says it: it is reported by its intent
+(``Hypothesis.sound_intent``), with the words the recognizer heard.
+
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
 than the firing threshold) or already fired there; otherwise the hypothesis is dropped. That
@@ -87,6 +97,13 @@ OVERRIDE_BELOW = 0.1
 SAFETY_SURE = 0.9
 # Placed commands that the head's doubt alone sets aside (see the module docstring).
 VETO_UNHEARD = frozenset({"done"})
+# A near trigger (see the module docstring): a short utterance the trigger head scored this high at
+# its end (from this long before its end to this long after); two within REPEAT_S are the trigger
+# said again. Chosen on dev runs of the whole skill (scripts/eval_utterances.py, docs/spotter.md).
+ALONE_MAX_S = 1.05
+ALONE_SURE = 0.94
+ALONE_END_S = (0.3, 0.4)
+REPEAT_S = 12.0
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
@@ -104,6 +121,7 @@ class SpottingRecognizer:
                                   else confirm_threshold)
         self.name = f"spotter+{getattr(grammar, 'name', 'recognizer')}"
         self._fired: list[float] = []  # end times of the spotter's recent detections
+        self._near: float | None = None  # where the last near trigger ended
         self.command_threshold = spotter.commands.threshold if spotter.commands is not None else 1.0
         # what a command heard by its sound is reported as: its intent's first phrase
         self._command_text = {name: " ".join(phrases[0]) for name, phrases in parser.table.intents}
@@ -124,6 +142,7 @@ class SpottingRecognizer:
     def reset(self) -> None:
         self.spotter.reset()
         self.grammar.reset()
+        self._near = None
 
     def close(self) -> None:
         close = getattr(self.grammar, "close", None)
@@ -205,6 +224,25 @@ class SpottingRecognizer:
             return replace(hyp, sound_vetoed=True)
         return hyp
 
+    def _said_again(self, hyp: Hypothesis, otherwise: Hypothesis) -> Hypothesis:
+        """``hyp`` (words that made nothing) as the trigger when it is the second near trigger
+        within ``REPEAT_S`` (see the module docstring); otherwise ``otherwise``: ``hyp`` itself,
+        or the command the command head heard in it (the head hears "stop" in some voices'
+        "calf cramp"; outside a routine such a command means nothing)."""
+        if hyp.end_s - hyp.start_s > ALONE_MAX_S:
+            return otherwise
+        score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
+        if score < ALONE_SURE:
+            return otherwise
+        if self._near is None or hyp.start_s - self._near > REPEAT_S:
+            log.debug("%r (%.2f s, %.3f at its end): a near trigger", hyp.text, hyp.end_s - hyp.start_s, score)
+            self._near = hyp.end_s
+            return otherwise
+        log.debug("%r (%.2f s, %.3f at its end): a near trigger again, the trigger said again", hyp.text,
+                  hyp.end_s - hyp.start_s, score)
+        self._near = None
+        return replace(hyp, confidence=score, sound_intent="start")
+
     def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
         kept = []
         for hyp in hyps:
@@ -212,7 +250,8 @@ class SpottingRecognizer:
             lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
             spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
             if intent is None and hyp.final and not spotted:
-                kept.append(self._by_sound(hyp))
+                by_sound = self._by_sound(hyp)
+                kept.append(by_sound if by_sound.sound_intent else self._said_again(hyp, by_sound))
                 continue
             if intent is None or (intent.name != "start" and not spotted):
                 kept.append(self._checked_by_sound(hyp, intent) if intent is not None else hyp)
