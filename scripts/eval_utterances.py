@@ -13,13 +13,14 @@ sentences (``spottercorpus.trigger_texts``), each after 2.5-3 s of its room (qui
 cramp is gone", commands with fillers and the skill's own sentences, in the same rooms.
 
 For each final utterance it writes what the grammar recognizer heard, its length, the trigger
-head's highest score over it and over its end (``END_S``), its intent, and what the spotter's
-second opinion passed on to the skill. The table counts, for a rule that would take an
-utterance whose words made nothing as "calf cramp" said alone when it is short and the head
-scored its end high (per candidate threshold and length), the positives that start a routine and
-the false starts an hour, beside what the skill as it is started. Stop 30 tried that rule with
-it and did not keep it (docs/spotter.md); about half an hour of audio is heard per quarter hour
-on two cores.
+head's highest score over it and over its end (``asr.spotting.ALONE_END_S``), its intent, and
+what the spotter's second opinion passed on to the skill. The table counts, for a rule that would
+take an utterance whose words made nothing as "calf cramp" said alone when it is short and the
+head scored its end high (per candidate threshold and length), the positives that start a routine
+and the false starts an hour, beside what the skill as it is started. Then the skill's rule for
+such a "near trigger" said again (``asr.spotting.REPEAT_S``): pairs of them in the speech with no
+trigger, and "calf cramp" said alone twice, 2-4 s apart, in every voice. Stop 30 measured both
+with it (docs/spotter.md); about half an hour of audio is heard per quarter hour on two cores.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
 
 log = logging.getLogger("eval_utterances")
 ROOMS = [(None, None), ("fan", 15.0), ("fan", 6.0)]
-END_S = (0.3, 0.4)  # the trigger head's score "at the end": this long before and after the utterance's end
+END_S = spotting.ALONE_END_S  # the trigger head's score "at the end": before and after the utterance's end
 CLIP_S = 20.0
 
 
