@@ -280,7 +280,8 @@ def test_every_option_named_exists():
         for action in parser._actions:
             options.update(action.option_strings)
     options.update(f"--no-{o[2:]}" for o in list(options))
-    foreign = {"--user": "journalctl", "--minutes": "scripts/bench.py", "--near-minutes": "scripts/bench.py"}
+    foreign = {"--user": "journalctl", "--minutes": "scripts/bench.py", "--near-minutes": "scripts/bench.py",
+               "--split": "scripts/eval_utterances.py"}
     for name, owner in foreign.items():
         if owner.endswith(".py"):
             assert f'"{name}"' in (ROOT / owner).read_text(), (name, owner)
