@@ -113,7 +113,8 @@ def test_no_microphone_is_one_clear_device_error(pulse, tmp_path) -> None:
 
 
 _LOSS_CHILD = r"""
-import json, sys, time
+import faulthandler, json, sys, time
+faulthandler.dump_traceback_later(60)  # where it hangs, if it does (the parent gives up at 90 s)
 from voice_skill.devices.microphone import MicrophoneSource
 
 class Clock:
@@ -160,7 +161,12 @@ def test_device_loss_is_reported_once_without_spinning(tmp_path) -> None:
         child.stdin.flush()
         # A guard against a hang, not a timing: the child's own clock checks those. It needs 7 s
         # and a close; beside a CPU hog (a loaded fresh-clone run) it took over 20.
-        stdout, stderr = child.communicate(timeout=90)
+        try:
+            stdout, stderr = child.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            stdout, stderr = child.communicate()
+            pytest.fail(f"the child hung; its threads at 60 s:\n{stderr[-4000:]}")
     finally:
         server.stop()
     assert child.returncode == 0, stderr[-2000:]
