@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,32 +48,45 @@ ROOMS = [(None, None), ("fan", 15.0), ("fan", 6.0)]
 SAFETY = ("red_flag", "emergency")
 
 
+def heard_behind_spotter(audio: np.ndarray, probe: Callable[[Any, list], None]) -> tuple[Any, list]:
+    """``audio`` through the grammar recognizer with the spotter in front, as the skill runs it
+    (0.1-s chunks): ``probe(rec, hyps)`` sees every batch of the grammar recognizer's hypotheses
+    before the spotter's second opinion does. Returns the recognizer (closed; its spotter's scores
+    and firing times kept) and every hypothesis the second opinion passed on."""
+    rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
+    second_opinion = rec._second_opinion
+
+    def probed(hyps):
+        probe(rec, hyps)
+        return second_opinion(hyps)
+
+    rec._second_opinion = probed
+    passed: list = []
+    step = int(0.1 * SAMPLE_RATE)
+    for i in range(0, len(audio), step):
+        passed += rec.accept(AudioChunk(audio[i:i + step].tobytes(), i / SAMPLE_RATE))
+    passed += rec.flush()
+    rec.close()
+    return rec, passed
+
+
 def grammar_hypotheses(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], list[dict], dict]:
     """What the grammar recognizer heard in ``audio`` (with the spotter in front, as the skill
     runs), as it reached the spotter's second opinion, what came out of that opinion (the
     spotter's own triggers too): what the session would act on, and the trigger spotter's
     scores and firing times."""
     heard: list[dict] = []
-    passed: list[dict] = []
-    rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
-    second_opinion = rec._second_opinion
 
     def described(h) -> dict:
         intent = parser.parse(h.text) if h.sound_intent is None else None
         return {"text": h.text, "start_s": h.start_s, "end_s": h.end_s,
                 "intent": h.sound_intent or (intent.name if intent else None)}
 
-    def listened(hyps):
+    def listened(_rec, hyps) -> None:
         heard.extend(dict(described(h), words=[list(w) for w in h.words]) for h in hyps if h.final)
-        return second_opinion(hyps)
 
-    rec._second_opinion = listened
-    step = int(0.1 * SAMPLE_RATE)
-    for i in range(0, len(audio), step):
-        passed.extend(described(h) for h in rec.accept(AudioChunk(audio[i:i + step].tobytes(), i / SAMPLE_RATE))
-                      if h.final)
-    passed.extend(described(h) for h in rec.flush() if h.final)
-    rec.close()
+    rec, out = heard_behind_spotter(audio, listened)
+    passed = [described(h) for h in out if h.final]
     spotter = {"fired": list(rec._fired), "scores": [[round(t, 3), round(x, 4)] for t, x in rec.spotter.recent_scores()]}
     return heard, passed, spotter
 

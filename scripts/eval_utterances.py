@@ -36,12 +36,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from eval_trigger_words import heard_behind_spotter  # noqa: E402
 
 from voice_skill.asr import spotting  # noqa: E402
-from voice_skill.asr.select import build_recognizer  # noqa: E402
 from voice_skill.asr.spotter import SpotterHead  # noqa: E402
-from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk  # noqa: E402
-from voice_skill.core.intents import IntentParser, PhraseTable  # noqa: E402
+from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
+from voice_skill.core.intents import IntentParser  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
 from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
 
@@ -54,11 +56,9 @@ CLIP_S = 20.0
 def utterances(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], list[str], list[float]]:
     """The grammar recognizer's final utterances in ``audio`` with the trigger head's scores,
     the intents the second opinion passed on, and the spotter's firing times."""
-    rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
     found: list[dict] = []
-    second_opinion = rec._second_opinion
 
-    def probed(hyps):
+    def probed(rec, hyps) -> None:
         for h in hyps:
             if h.final:
                 intent = parser.parse(h.text)
@@ -67,14 +67,8 @@ def utterances(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], lis
                               "max": round(rec.spotter.max_score(lo, hi), 4),
                               "end_max": round(rec.spotter.max_score(h.end_s - END_S[0], h.end_s + END_S[1]), 4),
                               "intent": intent.name if intent else None})
-        return second_opinion(hyps)
 
-    rec._second_opinion = probed
-    passed = []
-    step = int(0.1 * SAMPLE_RATE)
-    for i in range(0, len(audio), step):
-        passed += rec.accept(AudioChunk(audio[i:i + step].tobytes(), i / SAMPLE_RATE))
-    passed += rec.flush()
+    rec, passed = heard_behind_spotter(audio, probed)
     intents = [h.sound_intent or (i.name if (i := parser.parse(h.text)) else None) for h in passed]
     return found, intents, list(rec._fired)
 

@@ -101,10 +101,7 @@ def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[st
 
 def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, safety: bool = False) -> dict:
     rng = np.random.default_rng(seed)
-    voices = corpus.split_voices(split)
-    if quick:
-        voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = corpus.noise_voices(voices)
+    voices, noise_voices = ts.shard_voices(split, quick)
     own = corpus.own_sentences()
     emb, labels, meta = [], [], []
     classes = classes_of(safety)
@@ -128,10 +125,7 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, saf
 def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, safety: bool = False) -> dict:
     """About ``seconds`` of what a routine hears that is no command, in ~20 s clips."""
     rng = np.random.default_rng(seed)
-    voices = corpus.split_voices(split)
-    if quick:
-        voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = corpus.noise_voices(voices)
+    voices, noise_voices = ts.shard_voices(split, quick)
     everyday = corpus.everyday_sentences(split, IntentParser(), limit=200 if quick else None)
     own = corpus.own_sentences()
     pools = [(everyday, 0.45), (corpus.command_negatives(split, safety=safety), 0.35), (own, 0.2)]
@@ -176,10 +170,7 @@ def bed_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dic
     negatives above a TV's talk is only ever behind a speaker; alone and loud it made the head
     hear "pause" in it (docs/commands.md, stop 28)."""
     rng = np.random.default_rng(seed)
-    voices = corpus.split_voices(split)
-    if quick:
-        voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = corpus.noise_voices(voices)
+    _, noise_voices = ts.shard_voices(split, quick)
     own = corpus.own_sentences()
     kinds, shares = zip(*BED_KINDS)
     emb, labels, meta = [], [], []

@@ -92,6 +92,31 @@ def _condition(rng: np.random.Generator, clean_share: float) -> tuple[str | None
     return corpus.NOISE_KINDS[int(rng.integers(len(corpus.NOISE_KINDS)))], float(rng.uniform(0.0, 25.0))
 
 
+def shard_voices(split: str, quick: bool = False, n_espeak: int = 24) -> tuple[list[str], list[str]]:
+    """A split's voices (three espeak-ng ones for a quick smoke run) and those its babble and
+    TV-like noise are made of."""
+    voices = corpus.split_voices(split, n_espeak)
+    if quick:
+        voices = [v for v in voices if v.startswith("espeak")][:3]
+    return voices, corpus.noise_voices(voices)
+
+
+def _said_in_room(head: str, tail: str, voice: str, rng: np.random.Generator, noise_voices: list[str],
+                  speed_share: float, lead_s: tuple[float, float]) -> tuple[np.ndarray, float, str | None, float | None] | None:
+    """``head`` and ``tail`` said by ``voice`` after ``lead_s`` of its room, in a random room (a
+    quiet one 30 % of the time) at a random level: the samples, where ``head`` ends, the noise
+    and its SNR; None (with a warning) where the voice fails."""
+    try:
+        clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share, lead_s=lead_s)
+    except speechgen.SpeechGenError as exc:
+        log.warning("skipping %r in %s: %s", head, voice, exc)
+        return None
+    kind, snr = _condition(rng, 0.3)
+    audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
+                           gain_db=float(rng.uniform(-18, 0)), floor_db=float(rng.uniform(-75, -55)))
+    return audio, end_s, kind, snr
+
+
 def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_espeak: int = 24,
                    speed_share: float = 0.0, lead_s: tuple[float, float] = POS_LEAD_S,
                    bare_share: float = 0.0) -> dict:
@@ -99,22 +124,14 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_e
     ``speed_share`` of them played 0.87-1.15 times as fast (a speaker of another pitch), each
     ``lead_s`` seconds of its room after the clip's start, ``bare_share`` of them the phrase alone."""
     rng = np.random.default_rng(seed)
-    voices = corpus.split_voices(split, n_espeak)
-    if quick:
-        voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = corpus.noise_voices(voices)
+    voices, noise_voices = shard_voices(split, quick, n_espeak)
     emb, labels, meta = [], [], []
     for head, tail in corpus.trigger_texts(split, rng, n_clips, bare_share):
         voice = voices[int(rng.integers(len(voices)))]
-        try:
-            clip, trigger_end = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share,
-                                                    lead_s=lead_s)
-        except speechgen.SpeechGenError as exc:
-            log.warning("skipping %r in %s: %s", head, voice, exc)
+        said = _said_in_room(head, tail, voice, rng, noise_voices, speed_share, lead_s)
+        if said is None:
             continue
-        kind, snr = _condition(rng, 0.3)
-        audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
-                               gain_db=float(rng.uniform(-18, 0)), floor_db=float(rng.uniform(-75, -55)))
+        audio, trigger_end, kind, snr = said
         e = sp.clip_embeddings(_models(), audio)
         emb.append(e.astype(np.float16))
         labels.append(frame_labels(len(e), trigger_end))
@@ -129,10 +146,7 @@ def alone_negative_shard(split: str, seed: int, n_clips: int, quick: bool = Fals
     and everyday sentences of at most five words. The other negatives are long streams of speech,
     so a phrase alone after a quiet room was, in training, nearly always a trigger."""
     rng = np.random.default_rng(seed)
-    voices = corpus.split_voices(split, n_espeak)
-    if quick:
-        voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = corpus.noise_voices(voices)
+    voices, noise_voices = shard_voices(split, quick, n_espeak)
     parser = IntentParser()
     short = [t for t in corpus.everyday_sentences(split, parser, limit=200 if quick else None) if len(t.split()) <= 5]
     pools = [p for p in ((corpus.NEAR_MISSES[split], 0.5), (corpus.command_texts(), 0.3), (short, 0.2)) if p[0]]
@@ -142,14 +156,10 @@ def alone_negative_shard(split: str, seed: int, n_clips: int, quick: bool = Fals
         texts = pools[int(rng.choice(len(pools), p=shares))][0]
         text = texts[int(rng.integers(len(texts)))]
         voice = voices[int(rng.integers(len(voices)))]
-        try:
-            clip, _end = corpus.trigger_clip(text, "", voice, rng, speed_share=speed_share, lead_s=lead_s)
-        except speechgen.SpeechGenError as exc:
-            log.warning("skipping %r in %s: %s", text, voice, exc)
+        said = _said_in_room(text, "", voice, rng, noise_voices, speed_share, lead_s)
+        if said is None:
             continue
-        kind, snr = _condition(rng, 0.3)
-        audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
-                               gain_db=float(rng.uniform(-18, 0)), floor_db=float(rng.uniform(-75, -55)))
+        audio, _end, kind, snr = said
         e = sp.clip_embeddings(_models(), audio)
         emb.append(e.astype(np.float16))
         labels.append(frame_labels(len(e), None))
@@ -161,10 +171,7 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
     """About ``seconds`` of speech with no trigger: everyday sentences, near misses, commands
     with fillers, the skill's own sentences, and plain noise, in ~30 s clips."""
     rng = np.random.default_rng(seed)
-    voices = corpus.split_voices(split)
-    if quick:
-        voices = [v for v in voices if v.startswith("espeak")][:3]
-    noise_voices = corpus.noise_voices(voices)
+    voices, noise_voices = shard_voices(split, quick)
     parser = IntentParser()
     everyday = corpus.everyday_sentences(split, parser, limit=200 if quick else None)
     near = corpus.NEAR_MISSES[split] or corpus.test_near_misses()
