@@ -43,7 +43,7 @@ from eval_trigger_words import heard_behind_spotter  # noqa: E402
 from voice_skill.asr import spotting  # noqa: E402
 from voice_skill.asr.spotter import SpotterHead  # noqa: E402
 from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
-from voice_skill.core.intents import IntentParser  # noqa: E402
+from voice_skill.core.intents import IntentParser, PhraseTable  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
 from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
 
@@ -63,10 +63,16 @@ def utterances(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], lis
             if h.final:
                 intent = parser.parse(h.text)
                 lo, hi = h.start_s - spotting.SPAN_MARGIN_S, h.end_s + spotting.SPAN_MARGIN_S
+                lo_c, hi_c = h.start_s - spotting.COMMAND_MARGIN_S, h.end_s + spotting.COMMAND_MARGIN_S
+                safety, p = rec.spotter.best(lo_c, hi_c, "safety")
+                command, p_c = rec.spotter.best(lo_c, hi_c)
                 found.append({"text": h.text, "start": round(h.start_s, 2), "dur": round(h.end_s - h.start_s, 2),
                               "max": round(rec.spotter.max_score(lo, hi), 4),
                               "end_max": round(rec.spotter.max_score(h.end_s - END_S[0], h.end_s + END_S[1]), 4),
-                              "intent": intent.name if intent else None})
+                              "intent": intent.name if intent else None,
+                              "safety": safety, "safety_p": round(p, 4),
+                              "command": command, "command_p": round(p_c, 4),
+                              "placed_p": round(rec.spotter.probability(intent.name, lo_c, hi_c), 4) if intent else None})
 
     rec, passed = heard_behind_spotter(audio, probed)
     intents = [h.sound_intent or (i.name if (i := parser.parse(h.text)) else None) for h in passed]
@@ -99,7 +105,7 @@ def _job(job: tuple) -> dict | None:
         return {"kind": "twice", "voice": voice, "text": f"{head} | ", "room": room,
                 "end": round(len(first) / SAMPLE_RATE + end_s, 2), "hyps": found, "passed": intents,
                 "fired": [round(t, 2) for t in fired]}
-    if kind == "pos":
+    if kind in ("pos", "safety", "command"):
         voice, head, tail = payload
         try:
             clip, end_s = corpus.trigger_clip(head, tail, voice, rng, lead_s=(2.5, 3.0), trail_s=(1.5, 2.0))
@@ -108,7 +114,7 @@ def _job(job: tuple) -> dict | None:
             return None
         audio, room = _room(clip, rng, noise_voices)
         found, intents, fired = utterances(audio, parser)
-        return {"kind": "pos", "voice": voice, "text": f"{head} | {tail}", "room": room, "end": round(end_s, 2),
+        return {"kind": kind, "voice": voice, "text": f"{head} | {tail}", "room": room, "end": round(end_s, 2),
                 "hyps": found, "passed": intents, "fired": [round(t, 2) for t in fired]}
     pools = payload
     parts: list[np.ndarray] = []
@@ -140,6 +146,15 @@ def jobs(split: str, minutes: float, seed: int) -> list[tuple]:
     again = np.random.default_rng(seed + 1)  # (added in stop 30: the clips above stay as they were)
     out += [("twice", split, int(again.integers(1 << 30)), (voice, "calf cramp", ""))
             for voice in corpus.split_voices(split)]
+    said = np.random.default_rng(seed + 2)  # (added in stop 31) red flags and emergencies said alone
+    table = PhraseTable.load()
+    out += [("safety", split, int(said.integers(1 << 30)), (voice, head, tail))
+            for voice in corpus.split_voices(split)
+            for head, tail, _ in corpus.spoken_command_texts(split, said, 4, table, safety=True)]
+    for voice in corpus.split_voices(split):  # and commands said alone, 4 of the 10 in each voice
+        spoken = corpus.spoken_command_texts(split, said, len(corpus.COMMAND_CLASSES), table)
+        out += [("command", split, int(said.integers(1 << 30)), (voice, spoken[i][0], spoken[i][1]))
+                for i in said.choice(len(spoken), 4, replace=False)]
     return out
 
 
@@ -192,9 +207,77 @@ def table(rows: list[dict]) -> None:
     if twice:
         print(f"\"calf cramp\" said alone twice, 2-4 s apart, {len(twice)} voices: a routine started in "
               f"{sum(map(started, twice))} (without it: {sum(without_rule(r) for r in twice)})")
+    said_alone(rows)
+    safety_table(pos, neg, [r for r in rows if r["kind"] == "safety"], hours)
     for r in neg:
         if started(r):
             log.info("false start in %s: %s", r["room"], [h["text"] for h in r["hyps"]][:6])
+
+
+SAFETY = ("red_flag", "emergency")
+
+
+def said_alone(rows: list[dict]) -> None:
+    """Commands and red flags or emergencies said alone: how many reached the skill as the intent
+    said (right), as another one only (wrong), or as nothing (missed), per room."""
+    parser = IntentParser()
+    for kind, name in (("command", "Commands"), ("safety", "Red flags and emergencies")):
+        said = [r for r in rows if r["kind"] == kind]
+        if not said:
+            continue
+        print(f"\n{name} said alone, what reached the skill (a routine running)\n")
+        print("| room | right | wrong | missed |")
+        print("|---|---|---|---|")
+        for room in sorted({r["room"] for r in said}) + ["all"]:
+            right = wrong = missed = 0
+            for r in said:
+                if room not in ("all", r["room"]):
+                    continue
+                meant = parser.parse(r["text"].replace(" | ", " ")).name
+                got = [i for i in r["passed"] if i]
+                right += meant in got
+                wrong += bool(got) and meant not in got
+                missed += not got
+            print(f"| {room} | {right} of {right + wrong + missed} | {wrong} | {missed} |")
+
+
+def safety_table(pos: list[dict], neg: list[dict], said: list[dict], hours: float) -> None:
+    """A red flag or emergency the grammar recognizer placed in a short utterance that the trigger
+    head scored high at its end and the safety head did not hear: "calf cramp" said alone comes
+    back as "tingling" in some voices. What a rule taking such an utterance as the trigger would
+    win on the bare phrase and lose on red flags said alone, and start in speech with none."""
+    if not said:  # a file written before stop 31
+        return
+    bare = [r for r in pos if r["text"] == "calf cramp | "]
+    parser = IntentParser()
+
+    def rule(h: dict, sure: float, longest: float, heard_below: float) -> bool:
+        return (h["intent"] in SAFETY and h["dur"] <= longest and h["end_max"] >= sure
+                and not (h["safety"] == h["intent"] and h["safety_p"] >= heard_below))
+
+    def said_intent(r: dict) -> str | None:
+        intent = parser.parse(r["text"].replace(" | ", " "))
+        return intent.name if intent else None
+
+    print(f"\nRed flags and emergencies said alone: {len(said)} in {len(set(r['voice'] for r in said))} voices; "
+          f"the right one reached the skill for {sum(said_intent(r) in r['passed'] for r in said)}. \"calf cramp\" "
+          f"said alone came back as one for {sum(any(i in SAFETY for i in r['passed']) for r in bare)} of {len(bare)}; "
+          f"speech with no trigger gave {sum(i in SAFETY for r in neg for i in r['passed'])} in {hours:.2f} h\n")
+    print("| a placed red flag or emergency taken as the trigger when | \"calf cramp\" alone saved | "
+          "red flags said alone lost | false starts in speech with none |")
+    print("|---|---|---|---|")
+    for sure in (0.9, 0.94, 0.97, 0.99):
+        for longest in (1.05, 1.5):
+            for below in (0.5, 0.9):
+                def hits(r: dict) -> bool:
+                    return any(rule(h, sure, longest, below) for h in r["hyps"])
+                print(f"| end >= {sure:g}, <= {longest:g} s, safety head under {below:g} for it | "
+                      f"{sum(hits(r) and any(i in SAFETY for i in r['passed']) for r in bare)} | "
+                      f"{sum(hits(r) for r in said)} | {sum(map(hits, neg))} |")
+    for r in said:
+        if any(rule(h, 0.94, 1.5, 0.9) for h in r["hyps"]):
+            log.info("a red flag said alone the rule would take: %s %s %s", r["voice"], r["text"],
+                     [(h["text"], h["end_max"], h["safety"], h["safety_p"]) for h in r["hyps"]])
 
 
 def main(argv: list[str] | None = None) -> int:
