@@ -248,9 +248,19 @@ def test_the_utterance_evaluation_counts_what_a_rule_would_start(capsys) -> None
          "hyps": [hyp("camp done", 0.6, 0.99, "done"), hyp("on woman", 0.65, 0.92)]},
         {"kind": "neg", "seconds": 1800.0, "room": "clean", "passed": ["start"], "fired": [],
          "hyps": [hyp("bus camp", 1.3, 0.98)]},
+        # commands said alone: right, wrong, missed; a red flag right beside the command it also made
+        {"kind": "command", "text": "okay stop | ", "room": "clean", "passed": ["stop"], "hyps": [], "fired": []},
+        {"kind": "command", "text": "next | please", "room": "clean", "passed": ["back"], "hyps": [], "fired": []},
+        {"kind": "command", "text": "next | ", "room": "fan 6 dB", "passed": [None], "hyps": [], "fired": []},
+        {"kind": "safety", "text": "i fell | ", "room": "clean", "voice": "v", "passed": ["stop", "red_flag"], "hyps": [],
+         "fired": []},
     ]
     ev.table(rows)
-    lines = {line.split(" | ")[0].lstrip("| "): line for line in capsys.readouterr().out.splitlines()}
+    out = capsys.readouterr().out
+    commands, safety = out.split("Commands said alone")[1].split("Red flags and emergencies said alone", 1)
+    assert "| clean | 1 of 2 | 1 | 0 |" in commands and "| fan 6 dB | 0 of 1 | 0 | 1 |" in commands
+    assert "| all | 1 of 3 | 1 | 1 |" in commands and "| all | 1 of 1 | 0 | 0 |" in safety
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in out.splitlines()}
     assert lines["spotter and confirmed grammar triggers only"].endswith("| 1 | 0 | 0 (0.00) |")
     assert lines["... and alone at >= 0.94 over <= 1.05 s"].endswith("| 2 | 1 | 0 (0.00) |")
     assert lines["... and alone at >= 0.9 over <= 1.05 s"].endswith("| 2 | 1 | 1 (1.00) |")  # "on woman"
@@ -477,6 +487,32 @@ def test_a_command_heard_whole_is_not_replaced_by_the_one_the_head_is_sure_of(te
     (heard,) = rec.flush()
     assert IntentParser().parse(heard.text).name == expected
     assert heard.routine_only is (expected == "stop")
+
+
+@pytest.mark.parametrize("text, command, safety, expected", [
+    # the safety head all but certain, the command head sure of a command the words did not place
+    ("um repeat short", ("resume", 0.9), ("red_flag", 0.99), "red_flag"),
+    ("um repeat short", ("resume", 0.9), ("red_flag", 0.95), "resume"),  # only sure: the command head's command
+    ("um repeat short", ("repeat", 0.9), ("red_flag", 0.99), "repeat"),  # the command head agrees: words decide
+    ("repeat", ("resume", 0.9), ("red_flag", 0.99), "repeat"),  # a command heard whole stands
+    # the command head all but certain of a command, a safety intent placed among other words
+    ("say again of was i fell", ("repeat", 0.99), ("red_flag", 0.2), "repeat"),
+    ("say again of was i fell", ("repeat", 0.9), ("red_flag", 0.2), "red_flag"),  # the head only sure
+    ("say again of was i fell", ("repeat", 0.99), ("red_flag", 0.6), "red_flag"),  # the safety head hears it
+    ("i fell", ("repeat", 0.99), ("red_flag", 0.2), "red_flag"),  # a red flag heard whole stands
+    ("uh my calm can't breathe", ("repeat", 0.99), ("red_flag", 0.2), "repeat"),  # an emergency alike
+    ("uh my calm can't breathe", ("repeat", 0.99), ("emergency", 0.7), "emergency"),
+])
+def test_where_the_heads_and_the_words_disagree_the_head_all_but_certain_decides(text, command, safety, expected):
+    """Red flags and commands said alone: "can't move my leg" came back as "stop" with the safety
+    head at 0.9995, "okay, what was that" as a fall with the command head at 0.994 for repeat.
+    Neither head overrules the words at its ordinary threshold, nor a phrase heard whole."""
+    grammar = ScriptedGrammar([Hypothesis(text, 0.5, 1.0, 2.2)])
+    head = _HeadSays(*command, safety=safety)
+    head.commands.classes = ["none", "repeat", "resume", "stop"]
+    rec = SpottingRecognizer(head, grammar, IntentParser(), "calf cramp")
+    (heard,) = rec.flush()
+    assert (heard.sound_intent or IntentParser().parse(heard.text).name) == expected
 
 
 def test_where_both_heads_are_sure_of_an_utterance_the_words_made_nothing_of_the_command_wins():

@@ -43,6 +43,18 @@ sure of an emergency in "go back please", its own phrases so often end in "pleas
 piece of babble or a television's talk the head is sure of a red flag every few minutes, so
 there it is not asked.
 
+Where the words placed one thing among other words and a head is all but certain of another,
+the head decides (stop 31, chosen on dev runs of commands and safety phrases said alone):
+
+- a command the command head does not hear, while the safety head is at ``SAFETY_OVER_COMMAND``:
+  the safety intent, even though the command head is sure of some other command ("can't move my
+  leg, now" came back as "stop" with the safety head at 0.9995); where the words made nothing and
+  both heads are sure, the command stays the answer (the safety head gave "uh repeat that please"
+  0.99);
+- a red flag or emergency the safety head gives under ``SAFETY_UNHEARD``, while the command head
+  is at ``COMMAND_OVER_SAFETY``: the command ("okay, what was that" came back as "say again of
+  was i fell", the command head at 0.994 for repeat).
+
 A trigger said alone ("calf cramp", nothing before or after it) is the trigger head's weak case:
 in some voices its score peaks at 0.95-0.99, under the firing rule, and the grammar recognizer
 makes something else of the two words ("bought three name"), so neither path starts anything.
@@ -95,6 +107,14 @@ OVERRIDE_BELOW = 0.1
 # The safety head decides over a short utterance at this probability (chosen on dev runs of the
 # whole skill, docs/commands.md).
 SAFETY_SURE = 0.9
+# Where the two heads and the words disagree over a short utterance (see the module docstring):
+# the safety head this sure takes a safety intent over a command the command head is sure of but
+# the words did not place, and the command head this sure takes a command over a safety intent
+# placed among other words that the safety head gives under SAFETY_UNHEARD. Chosen on dev runs of
+# commands and safety phrases said alone (scripts/eval_utterances.py, docs/commands.md, stop 31).
+SAFETY_OVER_COMMAND = 0.98
+COMMAND_OVER_SAFETY = 0.95
+SAFETY_UNHEARD = 0.5
 # Placed commands that the head's doubt alone sets aside (see the module docstring).
 VETO_UNHEARD = frozenset({"done"})
 # A near trigger (see the module docstring): a short utterance the trigger head scored this high at
@@ -105,6 +125,7 @@ ALONE_SURE = 0.94
 ALONE_END_S = (0.3, 0.4)
 REPEAT_S = 12.0
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
+SAFETY_INTENTS = frozenset({"red_flag", "emergency"})
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
 
@@ -172,10 +193,13 @@ class SpottingRecognizer:
                 return None
         elif name in ABOUT_THE_PERSON - {"done"}:  # news about the person stands ("it's gone" is also a command)
             return None
-        elif self.spotter.best(lo, hi)[1] >= self._sure(hyp):
-            return None  # the command head is sure of a command: the heads disagree, the words decide
         elif placed is not None and self._heard_whole(hyp, placed):
             return None  # a command heard whole, with nothing but courtesy words around it, stands
+        elif self.spotter.best(lo, hi)[1] >= self._sure(hyp) and (
+                name is None or p < SAFETY_OVER_COMMAND or self.spotter.probability(name, lo, hi) >= self._sure(hyp)):
+            # the command head is sure of a command: the heads disagree, and the words decide; unless
+            # they placed a command that head does not hear and the safety head is all but certain
+            return None
         log.debug("%r placed as %s heard by its sound as %s (%.2f)", hyp.text, name, label, p)
         return replace(hyp, confidence=p, routine_only=True, sound_intent=label)
 
@@ -204,6 +228,8 @@ class SpottingRecognizer:
             return safety
         name = placed.name
         commands = self.spotter.commands
+        if hyp.final and commands is not None and name in SAFETY_INTENTS:
+            return self._command_over_safety(hyp, placed)
         if not hyp.final or commands is None or name not in commands.classes:
             return hyp
         lo, hi = hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S
@@ -223,6 +249,20 @@ class SpottingRecognizer:
             log.debug("%r placed as %s, which its sound gives %.2f: vetoed", hyp.text, name, p)
             return replace(hyp, sound_vetoed=True)
         return hyp
+
+    def _command_over_safety(self, hyp: Hypothesis, placed: Intent) -> Hypothesis:
+        """A red flag or emergency the words placed among other words in a short utterance, where
+        the command head is all but certain of a command and the safety head does not hear the
+        safety intent: the command ("say again of was i fell" for "okay, what was that")."""
+        if hyp.end_s - hyp.start_s >= SHORT_UTTERANCE_S or self._heard_whole(hyp, placed):
+            return hyp
+        lo, hi = hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S
+        label, p = self.spotter.best(lo, hi)
+        if (label is None or p < COMMAND_OVER_SAFETY or label not in self._command_text
+                or self.spotter.safety is None or self.spotter.probability(placed.name, lo, hi) >= SAFETY_UNHEARD):
+            return hyp
+        log.debug("%r placed as %s heard by its sound as %r (%.2f)", hyp.text, placed.name, label, p)
+        return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
 
     def _said_again(self, hyp: Hypothesis, otherwise: Hypothesis) -> Hypothesis:
         """``hyp`` (words that made nothing) as the trigger when it is the second near trigger
