@@ -135,3 +135,17 @@ def test_a_safety_intent_heard_by_its_sound_with_no_routine_running_is_ignored()
     events = run_script([(1.0, "rain", True, True, False, False, "emergency")], 10)
     assert [e.get("ignored") for e in events if e["event"] == "heard"] == ["no routine to command"]
     assert says(events) == []
+
+
+def test_a_safety_intent_heard_by_its_sound_after_a_routine_in_the_same_episode_is_taken():
+    """Once the routine has stopped, the episode stays open (15 minutes): a red flag the safety head
+    heard then ("puffy" said as "wall old read up") gets its advice. A command so heard does not."""
+    script = [(1.0, "calf cramp"), (5.0, "stop"), (9.0, "wall old read up", True, True, False, False, "red_flag"),
+              (12.0, "stop", True, True)]
+    events = run_script(script, 20)
+    assert first(events, "routine", state="stopped")["t"] < 9.0
+    heard = first(events, "heard", text="wall old read up")
+    assert heard["intent"] == "red_flag" and "ignored" not in heard
+    assert "doctor" in first(events, "warning")["text"]
+    assert [e.get("ignored") for e in events if e["event"] == "heard" and e["text"] == "stop"][-1] == \
+        "no routine to command"

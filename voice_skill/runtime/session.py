@@ -270,7 +270,10 @@ class Session:
             elif (intent.name in SAFETY_INTENTS
                   and _other_words(hyp, intent) > OVER_SPEECH_SAFETY_EXTRA_WORDS):
                 verdict = "buried in own voice"
-        if verdict is None and intent is not None and hyp.routine_only and not self.coach.active:
+        if (verdict is None and intent is not None and hyp.routine_only and not self.coach.active
+                and not (hyp.sound_intent in SAFETY_INTENTS and self.coach.in_episode)):
+            # (a red flag the safety head heard counts in the minutes after a routine as well: a
+            # calf that swells once the cramp has gone is the sign to hear)
             verdict = "no routine to command"
         if (verdict is None and intent is not None and intent.name in SAFETY_INTENTS and not self.coach.active
                 and _other_words(hyp, intent) > IDLE_SAFETY_EXTRA_WORDS):
