@@ -262,14 +262,14 @@ def safety_table(pos: list[dict], neg: list[dict], said: list[dict], hours: floa
     print(f"\nRed flags and emergencies said alone: {len(said)} in {len(set(r['voice'] for r in said))} voices; "
           f"the right one reached the skill for {sum(said_intent(r) in r['passed'] for r in said)}. \"calf cramp\" "
           f"said alone came back as one for {sum(any(i in SAFETY for i in r['passed']) for r in bare)} of {len(bare)}; "
-          f"speech with no trigger gave {sum(i in SAFETY for r in neg for i in r['passed'])} in {hours:.2f} h\n")
+          f"{hours:.2f} h of speech with no trigger (the skill's own sentences name red flags)\n")
     print("| a placed red flag or emergency taken as the trigger when | \"calf cramp\" alone saved | "
           "red flags said alone lost | false starts in speech with none |")
     print("|---|---|---|---|")
     for sure in (0.9, 0.94, 0.97, 0.99):
         for longest in (1.05, 1.5):
             for below in (0.5, 0.9):
-                def hits(r: dict) -> bool:
+                def hits(r: dict, sure: float = sure, longest: float = longest, below: float = below) -> bool:
                     return any(rule(h, sure, longest, below) for h in r["hyps"])
                 print(f"| end >= {sure:g}, <= {longest:g} s, safety head under {below:g} for it | "
                       f"{sum(hits(r) and any(i in SAFETY for i in r['passed']) for r in bare)} | "
