@@ -125,7 +125,6 @@ ALONE_SURE = 0.94
 ALONE_END_S = (0.3, 0.4)
 REPEAT_S = 12.0
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
-SAFETY_INTENTS = frozenset({"red_flag", "emergency"})
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
 
@@ -221,6 +220,7 @@ class SpottingRecognizer:
 
     def _checked_by_sound(self, hyp: Hypothesis, placed: Intent) -> Hypothesis:
         """A placed intent against the heads: a safety intent the safety head is sure of instead;
+        for a safety intent among other words, the command the command head is all but certain of;
         for a command, agreed, replaced by the command the command head is sure of, vetoed, or
         left as it was (see the module docstring)."""
         safety = self._safety_by_sound(hyp, placed)
@@ -228,7 +228,8 @@ class SpottingRecognizer:
             return safety
         name = placed.name
         commands = self.spotter.commands
-        if hyp.final and commands is not None and name in SAFETY_INTENTS:
+        safety_head = self.spotter.safety
+        if hyp.final and commands is not None and safety_head is not None and name in safety_head.classes:
             return self._command_over_safety(hyp, placed)
         if not hyp.final or commands is None or name not in commands.classes:
             return hyp
@@ -259,7 +260,7 @@ class SpottingRecognizer:
         lo, hi = hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S
         label, p = self.spotter.best(lo, hi)
         if (label is None or p < COMMAND_OVER_SAFETY or label not in self._command_text
-                or self.spotter.safety is None or self.spotter.probability(placed.name, lo, hi) >= SAFETY_UNHEARD):
+                or self.spotter.probability(placed.name, lo, hi) >= SAFETY_UNHEARD):
             return hyp
         log.debug("%r placed as %s heard by its sound as %r (%.2f)", hyp.text, placed.name, label, p)
         return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
