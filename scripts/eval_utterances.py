@@ -214,7 +214,13 @@ def table(rows: list[dict]) -> None:
             log.info("false start in %s: %s", r["room"], [h["text"] for h in r["hyps"]][:6])
 
 
-SAFETY = ("red_flag", "emergency")
+SAFETY = corpus.SAFETY_CLASSES
+
+
+def _meant(row: dict, parser: IntentParser) -> str | None:
+    """The intent of what was said in a clip ("head | tail")."""
+    intent = parser.parse(row["text"].replace(" | ", " "))
+    return intent.name if intent else None
 
 
 def said_alone(rows: list[dict]) -> None:
@@ -233,7 +239,7 @@ def said_alone(rows: list[dict]) -> None:
             for r in said:
                 if room not in ("all", r["room"]):
                     continue
-                meant = parser.parse(r["text"].replace(" | ", " ")).name
+                meant = _meant(r, parser)
                 got = [i for i in r["passed"] if i]
                 right += meant in got
                 wrong += bool(got) and meant not in got
@@ -255,12 +261,8 @@ def safety_table(pos: list[dict], neg: list[dict], said: list[dict], hours: floa
         return (h["intent"] in SAFETY and h["dur"] <= longest and h["end_max"] >= sure
                 and not (h["safety"] == h["intent"] and h["safety_p"] >= heard_below))
 
-    def said_intent(r: dict) -> str | None:
-        intent = parser.parse(r["text"].replace(" | ", " "))
-        return intent.name if intent else None
-
     print(f"\nRed flags and emergencies said alone: {len(said)} in {len(set(r['voice'] for r in said))} voices; "
-          f"the right one reached the skill for {sum(said_intent(r) in r['passed'] for r in said)}. \"calf cramp\" "
+          f"the right one reached the skill for {sum(_meant(r, parser) in r['passed'] for r in said)}. \"calf cramp\" "
           f"said alone came back as one for {sum(any(i in SAFETY for i in r['passed']) for r in bare)} of {len(bare)}; "
           f"{hours:.2f} h of speech with no trigger (the skill's own sentences name red flags)\n")
     print("| a placed red flag or emergency taken as the trigger when | \"calf cramp\" alone saved | "

@@ -202,6 +202,11 @@ class SpottingRecognizer:
         log.debug("%r placed as %s heard by its sound as %s (%.2f)", hyp.text, name, label, p)
         return replace(hyp, confidence=p, routine_only=True, sound_intent=label)
 
+    def _command_heard(self, label: str, p: float, hyp: Hypothesis) -> Hypothesis:
+        """The command head's ``label`` over the span of ``hyp``, as its intent's first phrase,
+        marked ``routine_only``: what a head heard by its sound means nothing outside a routine."""
+        return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
+
     def _heard_whole(self, hyp: Hypothesis, placed: Intent) -> bool:
         """Whether the words of ``hyp`` are the phrase of the intent placed in it, with nothing
         but courtesy words around it: then the words decide over either head."""
@@ -216,7 +221,7 @@ class SpottingRecognizer:
         if label is None or p < self._sure(hyp) or label not in self._command_text:
             return hyp
         log.debug("%r heard by its sound as %r (%.2f)", hyp.text, label, p)
-        return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
+        return self._command_heard(label, p, hyp)
 
     def _checked_by_sound(self, hyp: Hypothesis, placed: Intent) -> Hypothesis:
         """A placed intent against the heads: a safety intent the safety head is sure of instead;
@@ -245,7 +250,7 @@ class SpottingRecognizer:
                 and not self._heard_whole(hyp, placed)):
             log.debug("%r placed as %s (%.2f by its sound) heard by its sound as %r (%.2f)", hyp.text, name, p,
                       label, best)
-            return Hypothesis(self._command_text[label], best, hyp.start_s, hyp.end_s, routine_only=True)
+            return self._command_heard(label, best, hyp)
         if name in VETO_UNHEARD:
             log.debug("%r placed as %s, which its sound gives %.2f: vetoed", hyp.text, name, p)
             return replace(hyp, sound_vetoed=True)
@@ -263,7 +268,7 @@ class SpottingRecognizer:
                 or self.spotter.probability(placed.name, lo, hi) >= SAFETY_UNHEARD):
             return hyp
         log.debug("%r placed as %s heard by its sound as %r (%.2f)", hyp.text, placed.name, label, p)
-        return Hypothesis(self._command_text[label], p, hyp.start_s, hyp.end_s, routine_only=True)
+        return self._command_heard(label, p, hyp)
 
     def _said_again(self, hyp: Hypothesis, otherwise: Hypothesis) -> Hypothesis:
         """``hyp`` (words that made nothing) as the trigger when it is the second near trigger
