@@ -161,14 +161,22 @@ class PulseServer:
         self._children.append(proc)
         return proc
 
-    def record_speaker(self, wav: str | os.PathLike[str], rate: int = 16000) -> subprocess.Popen[bytes]:
+    def record_speaker(self, wav: str | os.PathLike[str], rate: int = 16000,
+                       latency_ms: int = 20) -> subprocess.Popen[bytes]:
         """Start recording the virtual speaker to ``wav`` (16 kHz mono); stop it with :func:`stop_recording`."""
-        return self.record(wav, f"{SPEAKER_SINK}.monitor", rate)
+        return self.record(wav, f"{SPEAKER_SINK}.monitor", rate, latency_ms)
 
-    def record(self, wav: str | os.PathLike[str], source: str, rate: int = 16000) -> subprocess.Popen[bytes]:
-        """Start recording ``source`` to ``wav`` (16 kHz mono); stop it with :func:`stop_recording`."""
+    def record(self, wav: str | os.PathLike[str], source: str, rate: int = 16000,
+               latency_ms: int = 20) -> subprocess.Popen[bytes]:
+        """Start recording ``source`` to ``wav`` (16 kHz mono); stop it with :func:`stop_recording`.
+
+        The recorder's latency matters to what a player on the sink does after an underrun:
+        with the recorder at 20 ms, a player through ALSA's pulse plugin whose callback was held
+        up once for 0.15 s underran again at every callback from then on (thousands of times,
+        its audio consumed at some 25 times real time and never played, and the recording
+        stopped); at 10 ms it underran once and played on."""
         proc = subprocess.Popen(["parecord", f"--device={source}", "--file-format=wav", f"--rate={rate}",
-                                 "--channels=1", "--format=s16le", "--latency-msec=20", os.fspath(wav)],
+                                 "--channels=1", "--format=s16le", f"--latency-msec={latency_ms}", os.fspath(wav)],
                                 env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._children.append(proc)
         return proc

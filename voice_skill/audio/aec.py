@@ -70,6 +70,20 @@ ABSENT_SHARE = 0.25
 FORGET_BLOCKS = 30  # not found over this many blocks of the skill's speech (0.3 s): start over
 CONVERGED_DB = -20.0  # what the filter typically leaves of a block of echo once it knows the room
 REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the filter step is scaled to
+# The output tape (``OutputTape``) across an underrun: the blocks after one reported in which its
+# jump may show, how far off the stamps' line a block must be to move the tape (the stamps jitter
+# by 0.2 ms at most through PulseAudio, measured; an aligner offset off by a few samples is followed
+# anyway), and how closely two blocks in a row must agree.
+UNDERRUN_WATCH_BLOCKS = 8
+UNDERRUN_TOLERANCE_S = 0.002
+UNDERRUN_AGREE_S = 0.001
+LINE_FOLLOW = 0.05  # the line follows the stamps by this share of their distance per block
+LINE_RESET_BLOCKS = 10  # blocks off the line in a row with no underrun: the stamps moved, the audio did not
+# After the tape moved: how far from the old offset, and over how much microphone audio since the
+# move, the aligner looks for the echo again at once (``AlignedEchoCanceller._refine``).
+FINE_SEARCH_S = 0.002
+FINE_WINDOW_S = 0.25
+REFINE_RETRY_BLOCKS = 3
 
 
 class EchoCanceller:
@@ -328,6 +342,22 @@ class OutputTape:
     devices' time stamps (which jitter by about 10 ms through PulseAudio), advance
     exactly with the audio, so the distance between a microphone sample and the output
     sample it echoes stays put until a device drops or inserts audio.
+
+    An output underrun does exactly that: the device plays silence the stream never wrote
+    (or, on a machine loaded enough, drops blocks it was given), and every later echo is
+    that much later (earlier) than the sample count says. The canceller's aligner finds the
+    echo again by its content, but only after half a second or more of letting the skill's
+    own voice through (a loaded CI run paused itself on it: docs/faults.md). The time stamps
+    say at once how far the audio moved: measured through ALSA's pulse plugin with the
+    callback held up for 0.1 to 0.5 s, the block after the underrun is stamped later than
+    the blocks before it foretold by the silence the sink recorded, to within 0.5 ms idle and
+    10 samples beside a loaded machine (the first stamp after the stall can be 0.1 s off; the
+    next ones agree). So after a block reported an underrun, two blocks in a row stamped
+    equally far off the line the earlier blocks kept (``UNDERRUN_TOLERANCE_S`` or more) move
+    the tape by that much: silence put in, or the samples never played overwritten. Without a
+    reported underrun no stamp moves the tape (after a start-up stall the stamps jump by a
+    second with nothing lost). The few samples the stamps may be off are the aligner's
+    (``AlignedEchoCanceller._refine``).
     """
 
     def __init__(self, rate: int, seconds: float = 4.0) -> None:
@@ -337,16 +367,80 @@ class OutputTape:
         self._lock = threading.Lock()
         self.end = 0  # samples written so far
         self._anchor: tuple[int, float] | None = None  # (index, clock time it is heard)
+        self._line: tuple[int, float] | None = None  # (index, clock time): where the stamps say samples are heard
+        self._off_line = 0  # blocks in a row stamped off the line with no underrun reported
+        self._watch = 0  # blocks left in which an underrun's jump may show
+        self._run: list[tuple[int, float]] = []  # (index, seconds off the line) of the blocks since the underrun
+        self.moves = 0  # times an underrun moved the tape
+        self.moved_s = 0.0  # by how much in all (silence put in, less audio dropped)
+        self.moved_at = 0  # the sample from which the audio was moved, the last time
 
-    def write(self, samples: np.ndarray, heard_t: float) -> None:
-        n = len(samples)
+    def write(self, samples: np.ndarray, heard_t: float, underrun: bool = False) -> None:
+        """One block, its first sample heard at clock time ``heard_t``; ``underrun`` when the
+        device reported that it ran out of audio before it."""
         with self._lock:
-            start = self.end % self._size
-            first = min(n, self._size - start)
-            self._ring[start:start + first] = samples[:first]
-            self._ring[:n - first] = samples[first:n]
-            self._anchor = (self.end, heard_t)
-            self.end += n
+            if underrun:
+                if not self._watch:
+                    self._run = []
+                self._watch = UNDERRUN_WATCH_BLOCKS
+            self._follow(heard_t)
+            self._put(samples)
+            self._anchor = (self.end - len(samples), heard_t)
+
+    def _follow(self, heard_t: float) -> None:
+        """Keep the line the stamps draw, and move the tape where an underrun moved the audio."""
+        if self._line is None:
+            self._line = (self.end, heard_t)
+            return
+        index, t = self._line
+        off = heard_t - t - (self.end - index) / self.rate
+        if self._watch:
+            self._watch -= 1
+            if self._run and abs(off - self._run[-1][1]) <= UNDERRUN_AGREE_S:
+                self._run.append((self.end, off))
+            else:
+                self._run = [(self.end, off)]
+            if len(self._run) >= 2 and abs(off) >= UNDERRUN_TOLERANCE_S:
+                self._move(self._run[0][0], int(round(off * self.rate)))
+                self._line = (self.end, heard_t)
+                self._watch = 0
+            return
+        if abs(off) < UNDERRUN_TOLERANCE_S:
+            self._line = (index, t + LINE_FOLLOW * off)  # the device's clock drifts from the system's
+            self._off_line = 0
+            return
+        self._off_line += 1
+        if self._off_line >= LINE_RESET_BLOCKS:  # the stamps moved and stayed, with nothing lost
+            self._line = (self.end, heard_t)
+            self._off_line = 0
+
+    def _move(self, at: int, by: int) -> None:
+        """The audio from sample ``at`` on was heard ``by`` samples later (earlier when negative)."""
+        since = self._take(at, self.end - at)
+        self.end = at
+        if by > 0:
+            self._put(np.zeros(by, dtype=np.float32))
+        else:
+            self.end = max(0, at + by)  # the samples before ``at`` that were never played
+        self._put(since)
+        self.moves += 1
+        self.moved_s += by / self.rate
+        self.moved_at = self.end - len(since)  # (no log: this runs in the audio callback)
+
+    def _put(self, samples: np.ndarray) -> None:
+        n = len(samples)
+        if n > self._size:
+            samples, self.end = samples[-self._size:], self.end + n - self._size
+            n = self._size
+        start = self.end % self._size
+        first = min(n, self._size - start)
+        self._ring[start:start + first] = samples[:first]
+        self._ring[:n - first] = samples[first:n]
+        self.end += n
+
+    def _take(self, start: int, n: int) -> np.ndarray:
+        idx = np.arange(start, start + n) % self._size
+        return self._ring[idx].copy()
 
     def index_at(self, t: float) -> int | None:
         """The output sample heard at clock time ``t`` (from the latest block's stamp)."""
@@ -380,9 +474,11 @@ class AlignedEchoCanceller:
     the filter's taps and an offset a little off either way is still inside them. When
     the offset moves (a device's buffering changed: PulseAudio does that when another
     stream starts on a device), the reference is moved with it and the filter keeps what
-    it learned: the room has not changed, only where its echo is on the tape. When it has
-    moved further than ``search_s`` (an output underrun plays silence the tape never had; lost
-    input drops samples), the echo is looked for where the clocks' guess puts it. (Restarting
+    it learned: the room has not changed, only where its echo is on the tape. An output
+    underrun the device reported is on the tape already (``OutputTape``); after one, the echo
+    is looked for within a few samples at once. When it has moved further than ``search_s``
+    (lost input drops samples; an underrun nobody reported), the echo is looked for where the
+    clocks' guess puts it. (Restarting
     the filter instead cost seconds of echo each time, and it moved just when a user's
     player started on the test room's microphone.)
     """
@@ -412,6 +508,11 @@ class AlignedEchoCanceller:
         self.last_reference: np.ndarray | None = None
         self._relearn_pending = False
         self._echo_correlation = 1.0  # the correlation the echo alone has with the tape (a room's tail lowers it)
+        self.fine = int(round(FINE_SEARCH_S * rate))
+        self.fine_window = int(round(FINE_WINDOW_S * rate))
+        self._tape_moves = 0  # the tape's moves seen so far
+        self._refine_at: int | None = None  # microphone index by which a moved tape's echo is looked for again
+        self._refine_until = 0  # and the last index at which that is tried
 
     @property
     def learned(self) -> bool:
@@ -430,7 +531,15 @@ class AlignedEchoCanceller:
         if self.offset is None and self._guess is None:
             return mic
         self._blocks += 1
-        if self._blocks % self.every == 0:
+        if self.tape.moves != self._tape_moves:
+            self._tape_moves = self.tape.moves
+            if self.offset is not None:  # once the moved audio's echo fills the short window
+                self._refine_at = self.tape.moved_at - self.offset + self.fine_window
+                self._refine_until = self._refine_at + self.window
+        if self._refine_at is not None and mic_index + len(mic) >= self._refine_at:
+            self._refine_at = None
+            self._refine(mic_index + len(mic))
+        elif self._blocks % self.every == 0:
             self._estimate(mic_index + len(mic))
         offset = self.offset if self.offset is not None else self._guess
         ref = self.tape.read(mic_index + offset + self.lead, len(mic))
@@ -455,21 +564,42 @@ class AlignedEchoCanceller:
         self._mic = np.concatenate([self._mic[n:], mic])
         self._mic_end = mic_index + n
 
-    def _search(self, centre: int, mic_end: int) -> tuple[int, float] | None:
+    def _search(self, centre: int, mic_end: int, window: int | None = None,
+                search: int | None = None) -> tuple[int, float] | None:
         """The offset within ``search`` of ``centre`` at which the last ``window`` of the
         microphone best matches the tape, and that match's correlation; None where the tape is
         silent there or nothing matches well enough."""
-        y = self._mic
-        start = mic_end - self.window + centre - self.search
-        x = self.tape.read(start, self.window + 2 * self.search)
+        window = self.window if window is None else window
+        search = self.search if search is None else search
+        y = self._mic[-window:]
+        start = mic_end - window + centre - search
+        x = self.tape.read(start, window + 2 * search)
         if np.abs(x).max(initial=0.0) < 4 * REFERENCE_FLOOR or not y.any():
             return None
-        k = int(np.argmax(phase_transform_correlation(x, y)[: 2 * self.search + 1]))
-        seg = x[k:k + self.window]
+        k = int(np.argmax(phase_transform_correlation(x, y)[: 2 * search + 1]))
+        seg = x[k:k + window]
         ncc = float(y @ seg) / (np.sqrt(float(y @ y) * float(seg @ seg)) + 1e-9)
         if ncc < self.min_correlation:
             return None
-        return centre - self.search + k, ncc  # output index minus microphone index
+        return centre - search + k, ncc  # output index minus microphone index
+
+    def _refine(self, mic_end: int) -> None:
+        """After the tape moved across an underrun: the echo looked for within a few samples of
+        where it was, over the short window since the move, and taken at once where the echo
+        alone fills it (the clock stamps that moved the tape are good to about 10 samples, and
+        the filter cancels nothing of speech 5 samples off; waiting for two full-window
+        estimates, it forgot the room first)."""
+        hit = self._search(self.offset, mic_end, self.fine_window, self.fine)
+        if hit is None or hit[1] < RELEARN_CORRELATION * self._echo_correlation:
+            if mic_end < self._refine_until:  # silence, or someone talking: a little later
+                self._refine_at = mic_end + REFINE_RETRY_BLOCKS * self.canceller.block
+            return
+        found, ncc = hit
+        if abs(found - self.offset) > self.tolerance:
+            log.debug("echo %+d samples off after the tape moved (correlation %.2f)", found - self.offset, ncc)
+            self.offset = found
+            self.changes += 1
+        self._candidate = None
 
     def _estimate(self, mic_end: int) -> None:
         centre = self.offset if self.offset is not None else self._guess

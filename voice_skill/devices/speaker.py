@@ -222,7 +222,7 @@ class SoundSpeaker:
             self._fill(outdata, frames, now, heard_t)
         finally:
             if self.tape is not None and self.rate == self.tape.rate:
-                self.tape.write(outdata[:, 0], heard_t)
+                self.tape.write(outdata[:, 0], heard_t, underrun=bool(status.output_underflow))
 
     def _fill(self, outdata: np.ndarray, frames: int, now: float, heard_t: float) -> None:
         p = self._current
@@ -295,6 +295,10 @@ class SoundSpeaker:
                 log.debug("closing the speech engine: %s", exc)
         self._thread.join(timeout=1.0)
         self._close_stream()
+        if self.underflows:
+            moved = f"; the echo tape moved {self.tape.moves} times, {1000 * self.tape.moved_s:+.0f} ms in all" \
+                if self.tape is not None else ""
+            log.info("speech output: %d underruns%s", self.underflows, moved)
 
     def __enter__(self) -> "SoundSpeaker":
         return self
