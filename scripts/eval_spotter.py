@@ -378,17 +378,23 @@ def cmd_alone(args) -> None:
                 x[lead:lead + len(clip)] += clip / np.abs(clip).max() * 32767 * 10 ** (level / 20)
                 audio = np.clip(np.round(x), -32768, 32767).astype(np.int16)
                 said[phrase] += 1
-                emb = sp.clip_embeddings(models, audio).astype(np.float32)
-                emb = np.concatenate([np.repeat(sp.silence_embedding(models)[None], ts.WINDOW - 1, axis=0), emb])
+                # one grid of frames, or several a fraction of a frame apart (``--grids``)
+                shifts = [k * sp.HOP_SAMPLES // args.grids for k in range(args.grids)]
+                embs = [np.concatenate([np.repeat(sp.silence_embedding(models)[None], ts.WINDOW - 1, axis=0),
+                                        sp.clip_embeddings(models, audio[shift:]).astype(np.float32)])
+                        for shift in shifts]
                 for name, head in heads:
-                    rule = sp.Decision(head.threshold, head.min_frames, head.meta.get("support"))
-                    scores = clip_scores(head, emb)
-                    ok = any(rule.fires(float(v)) and abs(sp.embedding_end_s(j) - end_s) < 0.8
-                             for j, v in enumerate(scores))
+                    ok, top = False, 0.0
+                    for shift, emb in zip(shifts, embs):
+                        rule = sp.Decision(head.threshold, head.min_frames, head.meta.get("support"))
+                        scores = clip_scores(head, emb)
+                        top = max(top, float(scores.max()))
+                        ok = any([rule.fires(float(v)) and abs(sp.embedding_end_s(j) + shift / SAMPLE_RATE - end_s) < 0.8
+                                  for j, v in enumerate(scores)]) or ok
                     fired[name][phrase] += ok
                     hit_levels[name] += ok
                     if not ok:
-                        misses[name].append(f"{voice} {phrase!r} {level:.0f} dB ({scores.max():.3f})")
+                        misses[name].append(f"{voice} {phrase!r} {level:.0f} dB ({top:.3f})")
             for name, _ in heads:
                 every[name][phrase] += hit_levels[name] == len(ALONE_LEVELS_DB)
     n_voices = len(voices)
@@ -437,6 +443,8 @@ def main(argv=None) -> int:
     al.add_argument("--split", choices=("dev", "test"), default="dev")
     al.add_argument("--seed", type=int, default=12)
     al.add_argument("--show", type=int, default=0, help="log this many misses of each head")
+    al.add_argument("--grids", type=int, default=1,
+                    help="frame grids a fraction of a frame apart, each with its own rule; fired on any")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     {"data": cmd_data, "report": cmd_report, "system": cmd_system, "lead": cmd_lead, "alone": cmd_alone}[args.cmd](args)
