@@ -53,6 +53,20 @@ SEARCH_MOVED = (-8000, 8000)
 # The shortest piece fitted on its own: 0.4 s is some three frames per tap of the fit, which then
 # cannot explain much of what is not the loudspeaker's (a fit as long as its taps explains anything).
 MIN_PIECE = 6400
+# Where the echo jumped (``_echo_jumps``): its delay found in 0.2-s windows 0.1 s apart, up to
+# 0.5 s either way, where the reference played (above -50 dBFS) and the window's microphone follows
+# the reference that closely at that delay (the echo alone: 0.97-1.0 on stop 31's live tape, about
+# 0.35-0.6 through the simulated room's reverberation; a silent reference or a user's word over
+# it: under 0.1); a change of more than 1 ms is a jump (on that tape: 62 ms across an underrun,
+# back when the canceller moved, then 2.2 ms and back). In a reverberant room the delay found
+# wanders now and then: a jump that is none only cuts the stretch into more pieces (at least
+# ``MIN_PIECE`` long), and a user's word stays unexplained in every piece.
+JUMP_WINDOW = 3200
+JUMP_HOP = 1600
+JUMP_SEARCH = 8000
+JUMP_FLOOR = 100.0
+JUMP_CLEAR = 0.3
+JUMP_MIN = 16
 MARGIN = 64  # the echo is put this far (4 ms) after its reference sample, inside the first tap
 RIDGE = 1e-3  # relative to each bin's reference energy: silent bins fit nothing
 
@@ -112,15 +126,51 @@ def unexplained_db(mic: np.ndarray, ref: np.ndarray, start: int, end: int,
         best = min(best, _db(*local))
     # A reference moved mid-stretch fits no single delay: live, a sentence's first 0.35 s came
     # 2 ms late, the reference was moved onto it mid-word, and one fit left -4 dB of "If a
-    # warm", heard as "go back". Each piece between the moves gets its own fit.
-    cuts = [m for m in sorted(moves) if lo < m < hi]
-    if cuts:
+    # warm", heard as "go back". Each piece between the moves gets its own fit; so does each
+    # piece between the places where the echo itself jumped against the reference before the
+    # canceller moved (an underrun, lost input: stop 31's self-pause, -5.4 dB in one fit).
+    for cuts in (_spaced([m for m in moves if lo < m < hi], lo, hi),
+                 _spaced([*moves, *_echo_jumps(mic, ref, lo, hi)], lo, hi)):
+        if not cuts:
+            continue
         edges = [lo, *cuts, hi]
         parts = [_piece(mic, ref, a, b, max(start, a), min(end, b)) for a, b in zip(edges, edges[1:])
-                 if min(end, b) > max(start, a)]
+                 if min(end, b) - max(start, a) >= HOP]
         if parts and all(part is not None for part in parts):
             best = min(best, _db(sum(left for left, _ in parts), sum(heard for _, heard in parts)))
     return best
+
+
+def _spaced(cuts: Sequence[int], lo: int, hi: int) -> list[int]:
+    """``cuts`` within (lo, hi), sorted, none closer than ``MIN_PIECE`` to another or to an edge
+    (a piece that short is not judged)."""
+    kept: list[int] = []
+    for cut in sorted(cuts):
+        if cut - (kept[-1] if kept else lo) >= MIN_PIECE and hi - cut >= MIN_PIECE:
+            kept.append(cut)
+    return kept
+
+
+def _echo_jumps(mic: np.ndarray, ref: np.ndarray, lo: int, hi: int) -> list[int]:
+    """Where, within ``mic[lo:hi]``, the echo's delay against ``ref`` jumped: the delay is found in
+    short windows (where the loudspeaker played and the echo is clear in the microphone), and a
+    cut is put between two windows in a row whose delays differ by more than ``JUMP_MIN``."""
+    found: list[tuple[int, int]] = []  # (window centre, delay)
+    for a in range(lo, hi - JUMP_WINDOW + 1, JUMP_HOP):
+        y = mic[a:a + JUMP_WINDOW]
+        x = np.zeros(JUMP_WINDOW + 2 * JUMP_SEARCH)
+        first = a - JUMP_SEARCH
+        src = ref[max(0, first):a + JUMP_WINDOW + JUMP_SEARCH]
+        x[max(0, -first):max(0, -first) + len(src)] = src
+        played = x[JUMP_SEARCH:JUMP_SEARCH + JUMP_WINDOW]
+        if float(played @ played) < JUMP_WINDOW * JUMP_FLOOR ** 2 or not y.any():
+            continue
+        k = int(np.argmax(phase_transform_correlation(x, y)[: 2 * JUMP_SEARCH + 1]))
+        seg = x[k:k + JUMP_WINDOW]
+        if float(y @ seg) < JUMP_CLEAR * np.sqrt(float(y @ y) * float(seg @ seg)):
+            continue  # a user's word over it, or the echo lost in noise: this window says nothing
+        found.append((a + JUMP_WINDOW // 2, JUMP_SEARCH - k))
+    return [(c0 + c1) // 2 for (c0, d0), (c1, d1) in zip(found, found[1:]) if abs(d1 - d0) > JUMP_MIN]
 
 
 def _piece(mic: np.ndarray, ref: np.ndarray, lo: int, hi: int, start: int, end: int) -> tuple[float, float] | None:
