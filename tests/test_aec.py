@@ -379,13 +379,13 @@ def test_the_tape_moves_only_where_an_underrun_moved_the_audio(case):
 
 
 @needs_speech
-@pytest.mark.parametrize(("gap_s", "stamp_error"), [(0.062, 0), (0.2, 0), (0.062, 10), (0.062, -12)])
+@pytest.mark.parametrize(("gap_s", "stamp_error"), [(0.062, 0), (0.2, 0), (0.062, 10), (0.062, -12), (0.062, 32)])
 def test_after_an_output_underrun_the_echo_stays_cancelled(speech, gap_s, stamp_error):
     """The loaded CI run of docs/faults.md (stop 31): the loudspeaker played 62 ms of silence the
     tape never had, the canceller let the skill's voice through at full level for 0.9 s until its
     aligner found the echo again, and the command head heard "pause" in it. With the underrun on
     the tape, the echo is where the filter has it from the next block on; where the clock stamps
-    were a few samples off (``stamp_error``: up to 10 seen live), the aligner finds it within
+    were a few samples off (``stamp_error``: up to 32 seen live), the aligner finds it within
     half a second, before the filter forgets the room."""
     from voice_skill.audio.aec import AlignedEchoCanceller, OutputTape
 

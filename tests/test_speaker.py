@@ -409,9 +409,9 @@ def test_the_output_tape_keeps_step_with_the_loudspeaker_across_an_underrun(puls
             distances.append(at - start)
     assert len(distances) >= 20, distances
     # One distance all along, to within what the clock stamps that moved the tape are good for
-    # (about 10 samples; the canceller's aligner finds the rest by the echo's content), but for a
+    # (seen up to 32 samples off in a loaded CI run; the canceller's aligner finds the rest by the echo's content), but for a
     # piece of voiced speech that matches best a pitch period away now and then (seen: 1 or 2
     # pieces in 27, 138 or 174 samples off). Without the move, the pieces after the underrun
     # (about half) are the silence's length further.
     usual = int(np.median(distances))
-    assert sum(abs(d - usual) <= 16 for d in distances) >= 0.85 * len(distances), (str(distances), info)
+    assert sum(abs(d - usual) <= 48 for d in distances) >= 0.85 * len(distances), (str(distances), info)

@@ -81,7 +81,7 @@ LINE_FOLLOW = 0.05  # the line follows the stamps by this share of their distanc
 LINE_RESET_BLOCKS = 10  # blocks off the line in a row with no underrun: the stamps moved, the audio did not
 # After the tape moved: how far from the old offset, and over how much microphone audio since the
 # move, the aligner looks for the echo again at once (``AlignedEchoCanceller._refine``).
-FINE_SEARCH_S = 0.002
+FINE_SEARCH_S = 0.005
 FINE_WINDOW_S = 0.25
 REFINE_RETRY_BLOCKS = 3
 
@@ -351,7 +351,7 @@ class OutputTape:
     say at once how far the audio moved: measured through ALSA's pulse plugin with the
     callback held up for 0.1 to 0.5 s, the block after the underrun is stamped later than
     the blocks before it foretold by the silence the sink recorded, to within 0.5 ms idle and
-    10 samples beside a loaded machine (the first stamp after the stall can be 0.1 s off; the
+    10 to 32 samples (2 ms) beside a loaded machine (the first stamp after the stall can be 0.1 s off; the
     next ones agree). So after a block reported an underrun, two blocks in a row stamped
     equally far off the line the earlier blocks kept (``UNDERRUN_TOLERANCE_S`` or more) move
     the tape by that much: silence put in, or the samples never played overwritten. Without a
@@ -586,7 +586,7 @@ class AlignedEchoCanceller:
     def _refine(self, mic_end: int) -> None:
         """After the tape moved across an underrun: the echo looked for within a few samples of
         where it was, over the short window since the move, and taken at once where the echo
-        alone fills it (the clock stamps that moved the tape are good to about 10 samples, and
+        alone fills it (the clock stamps that moved the tape were seen up to 32 samples off, and
         the filter cancels nothing of speech 5 samples off; waiting for two full-window
         estimates, it forgot the room first)."""
         hit = self._search(self.offset, mic_end, self.fine_window, self.fine)
