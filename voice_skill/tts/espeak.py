@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from voice_skill.audio.pcm import read_wav
+from voice_skill.audio.pcm import SAMPLE_RATE, read_wav
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM, estimate_seconds
 
@@ -99,10 +99,10 @@ class Pyttsx3Voice:
         samples = self._render(text)
         if self._length_checked:
             expected = estimate_seconds(text, self.rate)
-            if abs(len(samples) / 16000 - expected) > RERENDER_OFF * expected + 0.2:
+            if abs(len(samples) / SAMPLE_RATE - expected) > RERENDER_OFF * expected + 0.2:
                 again = self._render(text)
                 log.debug("espeak-ng rendered %r in %.2f s where %.2f s were expected; again: %.2f s", text,
-                          len(samples) / 16000, expected, len(again) / 16000)
+                          len(samples) / SAMPLE_RATE, expected, len(again) / SAMPLE_RATE)
                 if abs(len(again) - len(samples)) < 0.05 * len(samples):
                     self._length_checked = False  # this voice is simply off the estimate: stop checking
                 samples = again
