@@ -284,6 +284,14 @@ def phase_transform_correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.fft.irfft(cross / (np.abs(cross) + 1e-9), size)
 
 
+def best_shift(x: np.ndarray, y: np.ndarray, shifts: int) -> tuple[int, float]:
+    """The shift ``k`` (0 to ``shifts - 1``) at which ``x[k:k + len(y)]`` lines up best with ``y``
+    by ``phase_transform_correlation``, and their normalised correlation there."""
+    k = int(np.argmax(phase_transform_correlation(x, y)[:shifts]))
+    seg = x[k:k + len(y)]
+    return k, float(y @ seg) / (np.sqrt(float(y @ y) * float(seg @ seg)) + 1e-9)
+
+
 class EchoCancelling(Protocol):
     """What a session asks of an echo canceller."""
 
@@ -576,9 +584,7 @@ class AlignedEchoCanceller:
         x = self.tape.read(start, window + 2 * search)
         if np.abs(x).max(initial=0.0) < 4 * REFERENCE_FLOOR or not y.any():
             return None
-        k = int(np.argmax(phase_transform_correlation(x, y)[: 2 * search + 1]))
-        seg = x[k:k + window]
-        ncc = float(y @ seg) / (np.sqrt(float(y @ y) * float(seg @ seg)) + 1e-9)
+        k, ncc = best_shift(x, y, 2 * search + 1)
         if ncc < self.min_correlation:
             return None
         return centre - search + k, ncc  # output index minus microphone index

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from voice_skill.audio.aec import phase_transform_correlation
+from voice_skill.audio.aec import best_shift, phase_transform_correlation
 
 # 64 ms frames a quarter apart: with less overlap the bins leak into each other and a fit
 # of a pure delay left -11 dB of a live loopback's echo (-30 dB with these; measured on
@@ -166,9 +166,8 @@ def _echo_jumps(mic: np.ndarray, ref: np.ndarray, lo: int, hi: int) -> list[int]
         played = x[JUMP_SEARCH:JUMP_SEARCH + JUMP_WINDOW]
         if float(played @ played) < JUMP_WINDOW * JUMP_FLOOR ** 2 or not y.any():
             continue
-        k = int(np.argmax(phase_transform_correlation(x, y)[: 2 * JUMP_SEARCH + 1]))
-        seg = x[k:k + JUMP_WINDOW]
-        if float(y @ seg) < JUMP_CLEAR * np.sqrt(float(y @ y) * float(seg @ seg)):
+        k, match = best_shift(x, y, 2 * JUMP_SEARCH + 1)
+        if match < JUMP_CLEAR:
             continue  # a user's word over it, or the echo lost in noise: this window says nothing
         found.append((a + JUMP_WINDOW // 2, JUMP_SEARCH - k))
     return [(c0 + c1) // 2 for (c0, d0), (c1, d1) in zip(found, found[1:]) if abs(d1 - d0) > JUMP_MIN]
