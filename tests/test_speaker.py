@@ -146,34 +146,37 @@ def test_estimate_matches_espeak(rate: int) -> None:
 
 
 @needs_espeak
-@pytest.mark.parametrize("wrong", [0, 1])
-def test_a_rendering_at_the_wrong_rate_is_outvoted(monkeypatch: pytest.MonkeyPatch, wrong: int) -> None:
-    """espeak-ng now and then renders at the rate a new pyttsx3 driver sets (200 words a minute):
-    1 in 402 and 1 in 1206 renderings of the fixed sentences here, and twice in CI runs of the test
-    above. Every sentence is rendered twice; where the two disagree, a third decides."""
-    voice = Pyttsx3Voice(rate=130)
-    rendered_at: list[int] = []
-    renders = 0
-    render = voice._synthesize_to
+def test_rate_and_volume_survive_a_slow_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a loaded machine the thread can be held up between the new driver's own settings (200
+    words a minute, full volume) and ours. pyttsx3's runAndWait then stopped espeak-ng while it
+    was still taking in ours, and espeak-ng threw them away: the sentence came out at 200 words a
+    minute (once in a few hundred to a few thousand renderings on a busy machine; with this
+    0.2-s hold-up on an idle one, 56 of 60; how often depends on the load). The hold-up is real
+    here, so is the engine; espeak-ng's cancel is only counted."""
+    from pyttsx3.drivers import _espeak
 
-    def once_at_the_drivers_rate(text: str, path: str) -> None:
-        nonlocal renders
-        rendered_at.append(200 if renders == wrong else voice.rate)
-        renders += 1
-        asked, voice.rate = voice.rate, rendered_at[-1]
-        try:
-            render(text, path)
-        finally:
-            voice.rate = asked
-
-    monkeypatch.setattr(voice, "_synthesize_to", once_at_the_drivers_rate)
     text = "If it is sharp, draw your toes gently up toward your shin."
-    real = len(voice.synthesize(text)) / 16000
-    assert sorted(rendered_at) == [130, 130, 200]
-    assert abs(estimate_seconds(text, 130) - real) <= ESTIMATE_TOLERANCE_S + 0.12 * real
-    rendered_at.clear()
-    voice.synthesize(text)
-    assert rendered_at == [130, 130]  # two that agree: no third
+    voice = Pyttsx3Voice(rate=130, volume=0.3)
+    steady = voice.synthesize(text).astype(float)
+    at_200 = len(Pyttsx3Voice(rate=200, volume=0.3).synthesize(text))
+    assert at_200 < 0.8 * len(steady)
+    new_engine = voice._new_engine
+
+    def held_up() -> object:
+        engine = new_engine()
+        time.sleep(0.2)
+        return engine
+
+    cancels: list[bool] = []
+    cancel = _espeak.Cancel
+    monkeypatch.setattr(_espeak, "Cancel", lambda: (cancels.append(True), cancel())[1])
+    monkeypatch.setattr(voice, "_new_engine", held_up)
+    for _ in range(3):
+        held = voice.synthesize(text).astype(float)
+        assert abs(len(held) - len(steady)) < 0.05 * len(steady), (len(held), len(steady), at_200)
+        assert np.sqrt((held ** 2).mean()) < 1.2 * np.sqrt((steady ** 2).mean())
+    assert not cancels
+
 
 # ---------------------------------------------------------------- real playback (PulseAudio)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from voice_skill.audio.pcm import SAMPLE_RATE, read_wav
+from voice_skill.audio.pcm import read_wav
 from voice_skill.errors import DeviceError, UsageError
 from voice_skill.core.speechtime import DEFAULT_RATE_WPM, MAX_RATE_WPM, MIN_RATE_WPM
 
@@ -26,15 +26,6 @@ log = logging.getLogger(__name__)
 
 # espeak-ng is process-global in pyttsx3: one synthesis at a time, whoever asks.
 _ENGINE_LOCK = threading.Lock()
-# Now and then espeak-ng renders a sentence at the rate a new pyttsx3 driver sets (200 words a
-# minute), not the one asked for: 3.00 s for a sentence due in 4.69 s at 130, and 0.60 s for
-# "Release." due in 0.71 s at 175 (two CI runs); 1 in 402 and 1 in 1206 renderings of the fixed
-# sentences here. Where in the engine's queue the rate is lost is not known, and near the default
-# rate (165) such a rendering is only 18 % short, inside the duration estimate's own error. So every
-# sentence is rendered twice (some 15 ms each), and a third time where the two lengths differ by
-# more than this share (plus 20 ms; renderings of one sentence differ by about 15 ms otherwise):
-# the two that agree are the rate asked for.
-SAME_LENGTH = 0.05
 
 
 def _quiet_print(*args: Any, **_kw: Any) -> None:
@@ -56,8 +47,8 @@ def check_voice_settings(rate: float, volume: float) -> None:
         raise UsageError(f"speech volume must be between 0 and 1, not {volume}")
 
 
-def _same_length(a: np.ndarray, b: np.ndarray) -> bool:
-    return abs(len(a) - len(b)) <= SAME_LENGTH * max(len(a), len(b)) + 0.02 * SAMPLE_RATE
+def _never_cancel() -> None:
+    """Stands in for the espeak driver's ``stop`` (see ``Pyttsx3Voice._new_engine``)."""
 
 
 class Pyttsx3Voice:
@@ -96,19 +87,22 @@ class Pyttsx3Voice:
         if module is not None and "print" not in module:
             # The espeak driver prints "Audio saved to ..." on stdout from its own thread.
             module["print"] = _quiet_print
+        driver = getattr(engine.proxy, "_driver", None)
+        if driver is not None and type(driver).__module__ == "pyttsx3.drivers.espeak":
+            # runAndWait queues the engine's endLoop behind our commands, and it runs before the
+            # synthesis starts; endLoop calls the driver's stop, which calls espeak_Cancel whenever
+            # espeak-ng is still busy, and that throws away the parameters queued a moment before:
+            # the sentence then comes out at the 200 words a minute every new driver sets
+            # (docs/pyttsx3.md). A rendering to a file is never cut short here, so there is
+            # nothing for stop to do.
+            driver.stop = _never_cancel
         return engine
 
     def synthesize(self, text: str) -> np.ndarray:
         self._validate()
         if not text.strip():
             return np.zeros(0, dtype=np.int16)
-        first, second = self._render(text), self._render(text)
-        if _same_length(first, second):
-            return first
-        third = self._render(text)
-        log.debug("espeak-ng rendered %r in %.2f and %.2f s; a third time: %.2f s", text, len(first) / SAMPLE_RATE,
-                  len(second) / SAMPLE_RATE, len(third) / SAMPLE_RATE)
-        return first if _same_length(first, third) else third
+        return self._render(text)
 
     def _render(self, text: str) -> np.ndarray:
         fd, path = tempfile.mkstemp(prefix="voice-skill-", suffix=".wav")
