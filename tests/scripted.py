@@ -23,8 +23,10 @@ class ScriptedRecognizer:
     name = "scripted"
 
     def __init__(self, script: list[tuple]) -> None:
-        # (end time, text) or (end time, text, final); each utterance lasts 0.5 s
-        self.script = [Hypothesis(item[1], 0.9, item[0] - 0.5, item[0], *item[2:]) for item in script]
+        # (end time, text) or (end time, text, final, ...); each utterance lasts 0.5 s. A
+        # Hypothesis is taken as it is.
+        self.script = [item if isinstance(item, Hypothesis) else Hypothesis(item[1], 0.9, item[0] - 0.5, item[0],
+                                                                            *item[2:]) for item in script]
 
     def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
         due = [h for h in self.script if h.end_s <= chunk.end_s + 1e-9]

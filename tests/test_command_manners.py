@@ -149,3 +149,21 @@ def test_a_safety_intent_heard_by_its_sound_after_a_routine_in_the_same_episode_
     assert "doctor" in first(events, "warning")["text"]
     assert [e.get("ignored") for e in events if e["event"] == "heard" and e["text"] == "stop"][-1] == \
         "no routine to command"
+
+
+def test_a_command_beside_a_trigger_that_failed_its_check_is_not_taken_a_red_flag_is():
+    """Words the recognizer decoded where a trigger it placed failed its acoustic check ("I have a
+    cramp" with "cramp" taken out) give no command: "done" would end the routine. A red flag
+    there still counts (one missed costs more than one wrongly taken)."""
+    done = Hypothesis("done", 0.9, 5.5, 6.0, unverified_trigger=True)
+    events = run_script([(1.0, "calf cramp"), done], 25)
+    heard = first(events, "heard", text="done")
+    assert heard["ignored"] == "beside a trigger that did not check out" and heard["intent"] is None
+    assert not [e for e in events if e["event"] == "routine" and e["state"] in ("finished", "stopped")
+                and e["t"] < 20]
+    believed = run_script([(1.0, "calf cramp"), (6.0, "done")], 25)
+    assert "ignored" not in first(believed, "heard", text="done")
+    flag = Hypothesis("i fell", 0.9, 5.5, 6.0, unverified_trigger=True)
+    events = run_script([(1.0, "calf cramp"), flag], 25)
+    assert first(events, "heard", text="i fell")["intent"] == "red_flag"
+    first(events, "routine", state="stopped")

@@ -412,3 +412,13 @@ def test_a_segment_that_never_goes_quiet_is_decoded_once(table, parser) -> None:
     quiet = speechgen.compose([0.5, ("next please", "flite:rms"), 1.0]).samples
     said, batch = run(quiet)
     assert [parser.parse(h.text).name for h in said] == ["next"] and batch == 1, (said, batch)
+
+
+def test_a_trigger_that_fails_its_check_marks_the_words_left(rec) -> None:
+    """flite slt's "I have a cramp": PocketSphinx places "cramp", the phone loop does not bear it
+    out, and the words left ("i have a") are marked, so the session takes no command from them;
+    a trigger that passes leaves its utterance unmarked."""
+    failed = run(rec, speechgen.compose([1.0, ("I have a cramp", "flite:slt"), 1.5]).samples)
+    assert [h.text for h in failed] == ["i have a"] and failed[0].unverified_trigger
+    passed = run(rec, speechgen.compose([1.0, ("calf cramp", "espeak:en-us"), 1.5]).samples)
+    assert [h.text for h in passed] == ["calf cramp"] and not passed[0].unverified_trigger

@@ -36,6 +36,10 @@ class Hypothesis:
     which stays what the recognizer heard.
     ``words``: (word, start_s, end_s) for each word of ``text``, where the recognizer knows when
     each was said (PocketSphinx); empty where it does not.
+    ``unverified_trigger``: the recognizer placed a trigger phrase in this utterance that failed
+    its acoustic check and was taken out of ``text`` (PocketSphinx's phone-loop verification): the
+    words left were decoded in the same misheard stretch ("I have a cramp" came back as "i fell
+    but" once "cramp" was taken out).
     """
 
     text: str
@@ -48,6 +52,7 @@ class Hypothesis:
     sound_vetoed: bool = False
     sound_intent: str | None = None
     words: tuple[tuple[str, float, float], ...] = ()
+    unverified_trigger: bool = False
 
 
 @runtime_checkable

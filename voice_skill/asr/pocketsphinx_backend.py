@@ -701,7 +701,7 @@ class PocketSphinxRecognizer:
             words = [w for i, w in enumerate(words) if i not in drop]
             if not words:
                 return []
-        return self._hypothesis(words, start_s)
+        return self._hypothesis(words, start_s, unverified_trigger=bool(drop))
 
     def _without_quiet_phrases(self, words: list[tuple], start_s: float) -> list[tuple]:
         """``words`` of a long segment without the phrases that are not ``room_contrast_db``
@@ -720,7 +720,7 @@ class PocketSphinxRecognizer:
                           self._segment_bytes / (SAMPLE_RATE * SAMPLE_WIDTH), contrast)
         return [w for k, w in enumerate(words) if k not in drop]
 
-    def _hypothesis(self, words: list[tuple], start_s: float) -> list[Hypothesis]:
+    def _hypothesis(self, words: list[tuple], start_s: float, unverified_trigger: bool = False) -> list[Hypothesis]:
         seg_start = (self._t0 or 0.0) + start_s
         kept = []
         confs = []
@@ -736,4 +736,5 @@ class PocketSphinxRecognizer:
         first_s = seg_start + words[0][1] / self._frame_rate
         end_s = seg_start + (words[-1][2] + 1) / self._frame_rate
         log.debug("heard %r conf=%.2f [%.2f-%.2f]", text, confidence, first_s, end_s)
-        return [Hypothesis(text, round(confidence, 4), round(first_s, 3), round(end_s, 3), words=tuple(times))]
+        return [Hypothesis(text, round(confidence, 4), round(first_s, 3), round(end_s, 3), words=tuple(times),
+                           unverified_trigger=unverified_trigger)]

@@ -55,6 +55,15 @@ IDLE_SAFETY_EXTRA_WORDS = 5
 # tests/test_safety_speech.py said over the skill came out with 3 to 7 other words, what the
 # recognizer made of the skill's own sentences with 12 to 23: past 8, it is the skill's voice.
 OVER_SPEECH_SAFETY_EXTRA_WORDS = 8
+# Where the recognizer placed a trigger that failed its acoustic check (``Hypothesis.
+# unverified_trigger``), the other words were decoded in the same misheard stretch: said alone in
+# the dev voices, "I have a cramp" and the like came back so 62 times of 156, six of them as a
+# command (five times "done", in the words or by the command head's ear: the skill answered that
+# the cramp had eased, and in a routine it would have ended it; once "wait oh no", a pause) and twice as a red flag ("i fell but"). A command
+# said alone never came with one (0 of 312 dev utterances), nor did a safety phrase (0 of 156), so
+# only what tells of the person's safety or cramp still counts there; a red flag wrongly taken
+# costs less than one missed.
+BESIDE_UNVERIFIED_TRIGGER = SAFETY_INTENTS | {"start", "still_cramping"}
 FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
 # A command heard over the skill's own speech must have kept at least this much of the
 # microphone's energy through the echo canceller: a user's word over an echo 6 dB down
@@ -249,6 +258,9 @@ class Session:
             verdict = None
         if verdict is None and intent is not None and hyp.sound_vetoed:
             verdict = "not a command by its sound"
+        if verdict is None and intent is not None and hyp.unverified_trigger \
+                and intent.name not in BESIDE_UNVERIFIED_TRIGGER:
+            verdict = "beside a trigger that did not check out"
         if verdict is None and intent is not None and self.echo_canceller is not None \
                 and self.guard.speaking(hyp.start_s, hyp.end_s):
             # Said over the skill's own speech: the user's voice passes the echo canceller,
