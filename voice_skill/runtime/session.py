@@ -59,10 +59,10 @@ OVER_SPEECH_SAFETY_EXTRA_WORDS = 8
 # unverified_trigger``), the other words were decoded in the same misheard stretch: said alone in
 # the dev voices, "I have a cramp" and the like came back so 62 times of 156, six of them as a
 # command (five times "done", in the words or by the command head's ear: the skill answered that
-# the cramp had eased, and in a routine it would have ended it; once "wait oh no", a pause) and twice as a red flag ("i fell but"). A command
-# said alone never came with one (0 of 312 dev utterances), nor did a safety phrase (0 of 156), so
-# only what tells of the person's safety or cramp still counts there; a red flag wrongly taken
-# costs less than one missed.
+# the cramp had eased, and in a routine it would have ended it; once "wait oh no", a pause) and
+# twice as a red flag ("i fell but"). A command said alone never came with one (0 of 312 dev
+# utterances), nor did a safety phrase (0 of 156), so only what tells of the person's safety or
+# cramp still counts there; a red flag wrongly taken costs less than one missed.
 BESIDE_UNVERIFIED_TRIGGER = SAFETY_INTENTS | {"start", "still_cramping"}
 FRAME_SAMPLES = 160  # 10 ms: the grid on which the session feeds the recognizer and moves the clock
 # A command heard over the skill's own speech must have kept at least this much of the
