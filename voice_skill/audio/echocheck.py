@@ -129,7 +129,7 @@ def unexplained_db(mic: np.ndarray, ref: np.ndarray, start: int, end: int,
     # warm", heard as "go back". Each piece between the moves gets its own fit; so does each
     # piece between the places where the echo itself jumped against the reference before the
     # canceller moved (an underrun, lost input: stop 31's self-pause, -5.4 dB in one fit).
-    by_moves = _spaced([m for m in moves if lo < m < hi], lo, hi)
+    by_moves = _spaced(moves, lo, hi)
     by_jumps = _spaced([*moves, *_echo_jumps(mic, ref, lo, hi)], lo, hi)
     for cuts in (by_moves, by_jumps if by_jumps != by_moves else []):
         if not cuts:
