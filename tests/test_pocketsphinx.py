@@ -422,3 +422,16 @@ def test_a_trigger_that_fails_its_check_marks_the_words_left(rec) -> None:
     assert [h.text for h in failed] == ["i have a"] and failed[0].unverified_trigger
     passed = run(rec, speechgen.compose([1.0, ("calf cramp", "espeak:en-us"), 1.5]).samples)
     assert [h.text for h in passed] == ["calf cramp"] and not passed[0].unverified_trigger
+
+
+def test_an_utterance_of_nothing_but_a_failed_trigger_is_reported_without_words_when_asked(table, rec) -> None:
+    """flite kal16's "cramping" alone: PocketSphinx places the trigger and its phone loop does not
+    bear it out, so no word is left. On its own the recognizer reports nothing; behind the
+    spotter (``report_unverified``) it reports the utterance without words, marked, for the
+    bare-word head to judge."""
+    x = speechgen.compose([1.0, ("cramping", "flite:kal16"), 1.5]).samples
+    assert [h for h in run(rec, x) if h.final] == []
+    behind = PocketSphinxRecognizer(table.phrases(), report_unverified=True)
+    said = [h for h in run(behind, x) if h.final]
+    assert [(h.text, h.unverified_trigger) for h in said] == [("", True)]
+    assert 0.9 <= said[0].start_s < said[0].end_s <= 2.0

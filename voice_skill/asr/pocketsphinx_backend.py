@@ -190,6 +190,7 @@ class PocketSphinxRecognizer:
         early_phrases: Iterable[str] = (),
         phrase_settled_s: float = _PHRASE_SETTLED_S,
         decode_once: bool = True,
+        report_unverified: bool = False,
     ) -> None:
         import pocketsphinx  # noqa: PLC0415
 
@@ -310,6 +311,10 @@ class PocketSphinxRecognizer:
         self.early_phrases = frozenset(tuple(p.lower().split()) for p in early_phrases)
         self._settled_frames = max(1, round(phrase_settled_s * self._frame_rate))
         self.decode_once = bool(decode_once)
+        # An utterance that was nothing but a trigger failing its check comes out as a hypothesis
+        # without words (marked ``unverified_trigger``) instead of nothing: behind the trigger
+        # spotter, whose bare-word head gives it a second opinion ("cramping", said alone).
+        self.report_unverified = bool(report_unverified)
         log.debug("pocketsphinx: %d phrases, %d filler words", len(self.phrases), len(fillers))
         self.reset()
 
@@ -698,10 +703,20 @@ class PocketSphinxRecognizer:
             if not ok:
                 drop.update(range(span[0], span[1] + 1))
         if drop:
+            dropped = [w for i, w in enumerate(words) if i in drop]
             words = [w for i, w in enumerate(words) if i not in drop]
             if not words:
-                return []
+                return self._unverified_only(dropped, start_s) if self.report_unverified else []
         return self._hypothesis(words, start_s, unverified_trigger=bool(drop))
+
+    def _unverified_only(self, dropped: list[tuple], start_s: float) -> list[Hypothesis]:
+        """An utterance that was nothing but a trigger that failed its check: no words, its times,
+        marked ``unverified_trigger`` (for a second opinion by sound; see ``report_unverified``)."""
+        seg_start = (self._t0 or 0.0) + start_s
+        first_s = seg_start + dropped[0][1] / self._frame_rate
+        end_s = seg_start + (dropped[-1][2] + 1) / self._frame_rate
+        log.debug("nothing but an unverified trigger [%.2f-%.2f]", first_s, end_s)
+        return [Hypothesis("", 0.0, round(first_s, 3), round(end_s, 3), unverified_trigger=True)]
 
     def _without_quiet_phrases(self, words: list[tuple], start_s: float) -> list[tuple]:
         """``words`` of a long segment without the phrases that are not ``room_contrast_db``
