@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Train the command head: which short command ("stop", "next", "it's gone", ...) just ended;
-or, with ``--safety``, the safety head: which red flag or emergency just ended.
+with ``--safety``, the safety head: which red flag or emergency just ended; with ``--bare``, the
+bare-word head: whether a trigger ending in "cramp" or "cramping" ended the utterance.
 
     python scripts/train_commands.py data --split train --out build/commands   # clips -> embeddings
     python scripts/train_commands.py data --split dev   --out build/commands
@@ -9,6 +10,8 @@ or, with ``--safety``, the safety head: which red flag or emergency just ended.
     python scripts/train_commands.py data --safety --split train --out build/safety   # red flags, emergencies
     python scripts/train_commands.py train --safety --data build/safety \
         --none-from build/commands --none-from build/spotter                   # -> build/safety/safety_head.npz
+    python scripts/train_commands.py data --bare --split train --out build/bare      # "I have a cramp", then quiet
+    python scripts/train_commands.py train --bare --data build/bare                 # -> build/bare/bare_head.npz
     python scripts/train_commands.py smoke                                     # the whole path, tiny
 
 The head reads the same 16 speech embeddings as the trigger head (``asr.spotter``) and gives
@@ -28,6 +31,17 @@ The safety head is trained alike on red flags and emergencies ("oh no, my chest 
 commands and the triggers said with the same fillers. Without them the head tied "please" and
 "uh" to its own phrases and was sure of an emergency in "uh, repeat that, please" (stop 27,
 docs/commands.md).
+
+The bare-word head (stop 34) has one class: a trigger whose last word is "cramp" or "cramping"
+("cramp", "I have a cramp", "ow, cramp", a quarter of the time "calf cramp" and its kin), a plea
+after it at times, said with quiet after it. Its frames are positives only from 0.24 to 0.64 s
+after the utterance ended (``bare_labels``): at the moment "cramp" ends, "the cramp is gone"
+sounds the same. Negatives are everyday sentences, every other intent's phrases, the skill's own
+sentences (not those ending in "cramp": "say calf cramp"), and sentences with "cramp" or a word
+that sounds like it ("the cramp is gone", "my cramp went away", "we went camping", "a lamp").
+The skill asks it only about utterances the grammar recognizer heard a trigger in
+(``asr.spotting``), at a threshold chosen there on dev runs of the whole skill; the head's own
+threshold (chosen here on dev frames) is not used.
 """
 
 from __future__ import annotations
@@ -59,9 +73,33 @@ log = logging.getLogger("train_commands")
 CLASSES = corpus.COMMAND_CLASSES
 
 
-def classes_of(safety: bool) -> tuple[str, ...]:
-    """The head's classes after "none": the commands, or (``--safety``) the red flag and the emergency."""
-    return corpus.SAFETY_CLASSES if safety else CLASSES
+#: The heads this script trains: the command head, the safety head (``--safety``) and the
+#: bare-word head (``--bare``).
+KINDS = ("commands", "safety", "bare")
+
+
+def classes_of(kind: str) -> tuple[str, ...]:
+    """The head's classes after "none": the commands, the red flag and the emergency (safety), or
+    the bare-word trigger."""
+    return {"commands": CLASSES, "safety": corpus.SAFETY_CLASSES, "bare": corpus.BARE_CLASSES}[kind]
+
+
+def bare_labels(n: int, end_s: float) -> np.ndarray:
+    """Frame labels for a bare-word trigger clip whose speech ends at ``end_s``: the head is to be
+    sure only once a moment of quiet has followed the word (``BARE_POS_S`` after the end),
+    not while it ends (where "the cramp is gone" sounds the same); frames around that are not
+    trained on, the others are "none"."""
+    labels = np.zeros(n, dtype=np.int8)
+    d = np.array([sp.embedding_end_s(j) for j in range(n)]) - end_s
+    labels[(d >= -BARE_IGNORE_S[0]) & (d <= BARE_IGNORE_S[1])] = -1
+    labels[(d >= BARE_POS_S[0]) & (d <= BARE_POS_S[1])] = 1
+    return labels
+
+
+# seconds after the end of a bare-word trigger's utterance where its frames are positives, and
+# around it (before, after) where they are not trained on
+BARE_POS_S = (0.24, 0.64)
+BARE_IGNORE_S = (0.5, 1.2)
 
 
 def own_voice_bed(seconds: float, rng: np.random.Generator, sentences: list[str]) -> np.ndarray:
@@ -99,22 +137,29 @@ def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[st
     return audio, "clean" if kind is None else f"{kind} {snr:.0f} dB"
 
 
-def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, safety: bool = False) -> dict:
+def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kind: str = "commands") -> dict:
+    """``n_clips`` of the head's phrases in the split's voices and rooms. A bare-word trigger is
+    said with quiet after it, mostly when no routine runs (less often over the skill's voice)."""
     rng = np.random.default_rng(seed)
     voices, noise_voices = ts.shard_voices(split, quick)
     own = corpus.own_sentences()
     emb, labels, meta = [], [], []
-    classes = classes_of(safety)
-    for head, tail, intent in corpus.spoken_command_texts(split, rng, n_clips, safety=safety):
+    classes = classes_of(kind)
+    bare = kind == "bare"
+    texts = (corpus.bare_trigger_texts(split, rng, n_clips) if bare
+             else corpus.spoken_command_texts(split, rng, n_clips, safety=kind == "safety"))
+    for head, tail, intent in texts:
         voice = voices[int(rng.integers(len(voices)))]
         try:
-            clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=0.3, lead_s=ts.LONG_LEAD_S)
+            clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=0.3, lead_s=ts.LONG_LEAD_S,
+                                              trail_s=(0.9, 1.6) if bare else (0.6, 1.2))
         except speechgen.SpeechGenError as exc:
             log.warning("skipping %r in %s: %s", head, voice, exc)
             continue
-        audio, condition = in_routine(clip, rng, noise_voices, own, own_share=0.25, clean_share=0.25)
+        audio, condition = in_routine(clip, rng, noise_voices, own, own_share=0.1 if bare else 0.25,
+                                      clean_share=0.3 if bare else 0.25)
         e = sp.clip_embeddings(ts._models(), audio)
-        lab = ts.frame_labels(len(e), end_s)
+        lab = bare_labels(len(e), end_s) if bare else ts.frame_labels(len(e), end_s)
         lab[lab == 1] = classes.index(intent) + 1
         emb.append(e.astype(np.float16))
         labels.append(lab)
@@ -122,13 +167,20 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, saf
     return {"emb": emb, "labels": labels, "meta": meta}
 
 
-def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, safety: bool = False) -> dict:
-    """About ``seconds`` of what a routine hears that is no command, in ~20 s clips."""
+def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, kind: str = "commands") -> dict:
+    """About ``seconds`` of what a routine hears that is no command (no safety phrase, no bare-word
+    trigger), in ~20 s clips. For the bare-word head the skill's sentences that end in "cramp"
+    ("say calf cramp") are left out: said by a person, they would be a trigger."""
     rng = np.random.default_rng(seed)
     voices, noise_voices = ts.shard_voices(split, quick)
     everyday = corpus.everyday_sentences(split, IntentParser(), limit=200 if quick else None)
     own = corpus.own_sentences()
-    pools = [(everyday, 0.45), (corpus.command_negatives(split, safety=safety), 0.35), (own, 0.2)]
+    if kind == "bare":
+        own = [t for t in own if not corpus.ends_with_cramp(t)]
+        other, near = corpus.bare_negatives(split)
+        pools = [(everyday, 0.35), (other, 0.2), (near, 0.3), (own, 0.15)]
+    else:
+        pools = [(everyday, 0.45), (corpus.command_negatives(split, safety=kind == "safety"), 0.35), (own, 0.2)]
     emb, labels, meta = [], [], []
     done = 0.0
     while done < seconds:
@@ -194,13 +246,13 @@ def bed_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dic
 
 
 def _job(args: tuple) -> tuple[str, int]:
-    kind, split, seed, size, out, quick, safety = args
-    path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
+    part, split, seed, size, out, quick, kind = args
+    path = Path(out) / f"{split}-{part}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
-    shard = (positive_shard(split, seed, int(size), quick, safety) if kind == "pos"
-             else bed_shard(split, seed, size, quick) if kind == "bed"
-             else negative_shard(split, seed, size, quick, safety))
+    shard = (positive_shard(split, seed, int(size), quick, kind) if part == "pos"
+             else bed_shard(split, seed, size, quick) if part == "bed"
+             else negative_shard(split, seed, size, quick, kind))
     lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, emb=np.concatenate(shard["emb"]), labels=np.concatenate(shard["labels"]), lengths=lengths,
@@ -210,14 +262,14 @@ def _job(args: tuple) -> tuple[str, int]:
 
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
-              quick: bool = False, safety: bool = False, bed_hours: float = 0.0) -> None:
+              quick: bool = False, kind: str = "commands", bed_hours: float = 0.0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 400.0
-    jobs = [("pos", split, seed + i, per_pos, str(out), quick, safety)
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick, kind)
             for i in range(pos_clips // per_pos if pos_clips >= per_pos else int(pos_clips > 0))]
-    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, safety)
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, kind)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
-    jobs += [("bed", split, seed + 7000 + i, per_neg, str(out), quick, safety)
+    jobs += [("bed", split, seed + 7000 + i, per_neg, str(out), quick, kind)
              for i in range(int(np.ceil(bed_hours * 3600 / per_neg)))]
     if quick:
         jobs = [(k, s, sd, 20 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
@@ -308,7 +360,7 @@ def cmd_train(args) -> None:
     sample = ts.windows(emb, rng.choice(rows, min(len(rows), 50000), replace=False)).reshape(-1, ts.WINDOW * sp.EMB_DIM)
     mean = sample.mean(0).astype(np.float32)
     scale = (1 / (sample.std(0) + 1e-3)).astype(np.float32)
-    classes = classes_of(args.safety)
+    classes = classes_of(args.kind)
     model = ts.MLP(ts.WINDOW * sp.EMB_DIM, rng, n_out=len(classes) + 1)
     n_pos = max(int((y > 0).sum()), 1)
     base = np.where(y > 0, (len(y) - n_pos) / n_pos * 0.25, 1.0).astype(np.float32)
@@ -392,7 +444,7 @@ def cmd_smoke(args) -> None:
         make_data("train", folder, 20, 0.02, 1, args.seed, quick=True)
         make_data("dev", folder, 20, 0.02, 1, args.seed, quick=True)
         ns = argparse.Namespace(data=folder, out=folder / "head.npz", seed=args.seed, epochs=2, hard_weight=3.0,
-                                max_wrong=0.01, dev_fa_per_hour=1.0, safety=False, none_from=[],
+                                max_wrong=0.01, dev_fa_per_hour=1.0, kind="commands", none_from=[],
                                 none_shards=0)
         cmd_train(ns)
         cmd_train(argparse.Namespace(**{**vars(ns), "out": folder / "head-2.npz", "seed": args.seed + 1}))
@@ -402,29 +454,37 @@ def cmd_smoke(args) -> None:
         print(json.dumps({"classes": head.classes, "threshold": head.threshold, "perceptrons": len(head.members())}))
 
 
+def _kind_options(parser: argparse.ArgumentParser) -> None:
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
+    kind.add_argument("--bare", action="store_true",
+                      help="the bare-word trigger (\"cramp\", \"I have a cramp\") at an utterance's end")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="render a split's clips and store their embeddings")
     d.add_argument("--split", choices=("train", "dev", "test"), required=True)
-    d.add_argument("--out", type=Path, default=None, help="default: build/commands; with --safety, build/safety")
+    d.add_argument("--out", type=Path, default=None,
+                   help="default: build/commands; with --safety, build/safety; with --bare, build/bare")
     d.add_argument("--pos-clips", type=int, default=None)
     d.add_argument("--neg-hours", type=float, default=None)
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
+    _kind_options(d)
     d.add_argument("--bed-hours", type=float, default=0.0,
                    help="hours of a TV, a crowd or a fan alone (nobody speaking to the skill), as 'none'")
     t = sub.add_parser("train", help="fit the head and choose its threshold on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
     t.add_argument("--out", type=Path, default=None,
-                   help="default: the package's command_head.npz; with --safety, build/safety/safety_head.npz")
+                   help="default: the package's command_head.npz; with --safety or --bare, build/<kind>/<kind>_head.npz")
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--hard-weight", type=float, default=4.0)
     t.add_argument("--max-wrong", type=float, default=0.005)
     t.add_argument("--dev-fa-per-hour", type=float, default=15.0)
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--safety", action="store_true", help="red flags and emergencies instead of commands")
+    _kind_options(t)
     t.add_argument("--none-from", type=Path, action="append", default=[],
                    help="another head's data folder whose positive clips count as 'none' (repeatable)")
     t.add_argument("--none-shards", type=int, default=60, help="how many positive shards of each --none-from")
@@ -442,16 +502,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    if args.cmd == "train" and args.out is None:  # a safety head never replaces the shipped command head
-        args.out = (ROOT / "build" / "safety" / "safety_head.npz" if args.safety
-                    else ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")
-    if args.cmd == "data" and args.out is None:  # safety shards never mix with the command head's
-        args.out = ROOT / "build" / ("safety" if args.safety else "commands")
+    if args.cmd in ("data", "train"):
+        args.kind = "safety" if args.safety else "bare" if args.bare else "commands"
+    if args.cmd == "train" and args.out is None:  # another head never replaces the shipped command head
+        args.out = (ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz" if args.kind == "commands"
+                    else ROOT / "build" / args.kind / f"{args.kind}_head.npz")
+    if args.cmd == "data" and args.out is None:  # one folder per head: shards never mix
+        args.out = ROOT / "build" / args.kind
     if args.cmd == "data":
         defaults = {"train": (4000, 1.5), "dev": (800, 0.5), "test": (800, 0.5)}[args.split]
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
-                  safety=args.safety, bed_hours=args.bed_hours)
+                  kind=args.kind, bed_hours=args.bed_hours)
     else:
         {"train": cmd_train, "ensemble": cmd_ensemble, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
     return 0

@@ -295,6 +295,29 @@ def test_the_data_options_of_stop_30_make_what_they_say() -> None:
     assert len(beds["meta"]) == 1 and beds["meta"][0]["text"].startswith("<") and not beds["labels"][0].any()
 
 
+def test_the_bare_word_heads_frames_are_positive_only_once_quiet_has_followed() -> None:
+    """``train_commands.py --bare``: a bare-word trigger's frames count from 0.24 to 0.64 s after
+    its utterance ended (where "the cramp is gone" has gone on), the frames around that are not
+    trained on; every clip says a trigger ending in "cramp" or "cramping" (a plea may follow); the
+    negatives hold no sentence of the skill's that ends in the word, only the chosen near misses."""
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    tc = _script("train_commands")
+    lab = tc.bare_labels(60, 2.0)
+    after = np.array([sp.embedding_end_s(j) for j in range(60)]) - 2.0
+    assert ((lab == 1) == ((after >= 0.24) & (after <= 0.64))).all()
+    assert (lab[(after >= -0.5) & (after < 0.24)] == -1).all() and (lab[after < -0.5] == 0).all()
+    pos = tc.positive_shard("train", 3, 3, quick=True, kind="bare")
+    pleas = {"please", "help", "me", "ow", "up"}  # ("cramping up")
+    for meta, labels in zip(pos["meta"], pos["labels"]):
+        words = [w for w in meta["text"].rstrip(" |").split() if w not in pleas]
+        assert corpus.ends_with_cramp(" ".join(words)) and (labels == 1).sum() == 5, meta
+    neg = tc.negative_shard("train", 3, 40.0, quick=True, kind="bare")
+    said = [t for m in neg["meta"] for t in m["text"].split(" / ")]
+    assert said and all(not corpus.ends_with_cramp(t) or t in corpus.BARE_NEAR_MISSES["train"] for t in said)
+    assert not any(lab.any() for lab in neg["labels"])
+
+
 def test_another_heads_clips_are_trained_on_as_none(tmp_path) -> None:
     """``train_commands.py train --none-from``: the first positive shards of another head's data
     join a split with every window labelled "none" (a command with its "please" is no emergency);

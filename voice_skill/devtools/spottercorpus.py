@@ -211,6 +211,85 @@ SAFETY_NEAR_MISSES = {
 }
 
 
+#: The bare-word head's one class: a trigger whose last word is "cramp" or "cramping" has just
+#: ended the utterance, and a moment of quiet followed. At the moment "cramp" ends, "the cramp is
+#: gone" sounds the same; a moment later it does not.
+BARE_CLASSES = ("cramp",)
+BARE_TRIGGERS = {
+    "train": ["cramp", "cramping", "cramp", "I have a cramp", "I've got a cramp", "I'm cramping", "it's cramping",
+              "ow cramp", "ouch cramp", "oh no cramp", "another cramp", "cramp again", "a cramp", "got a cramp",
+              "bad cramp", "cramp cramp", "ugh cramp", "I'm getting a cramp", "I have cramp", "it's a cramp",
+              "oh cramp", "argh cramping", "I've got cramp", "ow ow cramp", "it's cramping up", "cramping up",
+              "I've got a bad cramp", "oh god cramp"],
+    "dev": ["cramp", "I have a cramp", "ow cramp", "cramping", "ouch, cramp", "I've got a cramp"],
+    "test": ["cramp", "I have a cramp", "ow cramp", "cramping", "ouch, cramp", "I've got a cramp"],
+}
+#: Said after a bare-word trigger, still the end of it (a plea, not news).
+_BARE_AFTER = {
+    "train": ["", "", "", "", "", "please", "help", "help me", "ow"],
+    "dev": ["", "", "", "please"],
+    "test": ["", "", "", "help"],
+}
+#: Sentences with "cramp" in them that are no trigger: the cramp's news, talk about cramps, and
+#: words that sound like it (for train, also ``_BARE_NEWS`` after each of ``_BARE_WHOSE``).
+BARE_NEAR_MISSES = {
+    "train": ["the cramp is gone", "my cramp is gone now", "the cramp is better", "the cramp has passed",
+              "that cramp is over", "no more cramp", "the cramp stopped", "cramp's gone", "the cramp eased off",
+              "the cramp is easing", "I don't have a cramp", "it's not a cramp", "no cramp now",
+              "the cramp let go", "the cramp is fading", "I had a cramp last night", "the cramp was awful",
+              "cramps run in my family", "the cramp is finally gone", "the cramp went away",
+              "cramping is common at night", "a cramped little room", "cramp is better now", "that cramp was bad",
+              "cramps are the worst", "the camp is full", "the clamp broke", "we cram for exams", "the crab is fresh",
+              "a steep ramp", "the tramp walked on", "a champ", "camp", "clamp", "lamp", "champ", "ramp", "damp",
+              "stamp", "cram", "crab", "tramp", "cramped", "crank", "grand", "camping", "cramming", "stamping",
+              "clamping", "we went camping", "it's damp", "turn on the lamp", "what a champ", "buy a stamp",
+              "the car is cramped", "a grand", "crank it", "I love camping", "it's so cramped", "a crab"],
+    "dev": ["cramp is gone", "the cramp is gone", "the cramps were mild this time", "my cramp went away",
+            "not a cramp", "the scamp ran away", "a camp bed", "we took the tram", "the clams are fresh"],
+    "test": ["the cramp is gone", "my cramp has gone away", "that cramp is finished", "cramped"],
+}
+_BARE_WHOSE = ["the cramp", "my cramp", "that cramp", "this cramp", "the calf cramp", "my leg cramp", "cramp"]
+_BARE_NEWS = ["is gone", "went away", "is easing off", "was awful", "lasted ages", "kept me up", "hurt so much",
+              "feels better now", "is finally over", "is not so bad", "woke me up", "has eased", "is nearly gone",
+              "was short", "is fading now", "let go", "is better thanks", "stopped at last", "was last week",
+              "is almost gone", "is done", "has passed", "really hurt", "went quickly", "is gone I think"]
+_BARE_END = ("cramp", "cramping")
+
+
+def ends_with_cramp(text: str) -> bool:
+    """Whether ``text``'s last word is "cramp" or "cramping" (a bare-word positive, whatever came before)."""
+    words = re.findall(r"[a-z']+", text.lower())
+    return bool(words) and words[-1] in _BARE_END
+
+
+def bare_trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str, str]]:
+    """``n`` (utterance, "", "cramp"): a bare-word trigger of the split with a plea after it at
+    times, or a quarter of the time a spotted trigger ending in "cramp" ("calf cramp"), which ends
+    an utterance the same way."""
+    ending = [t for t in SPOTTED if ends_with_cramp(t)]
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.25:
+            said = ending[int(rng.integers(len(ending)))]
+        else:
+            said = BARE_TRIGGERS[split][int(rng.integers(len(BARE_TRIGGERS[split])))]
+        after = _BARE_AFTER[split][int(rng.integers(len(_BARE_AFTER[split])))]
+        out.append((f"{said} {after}".strip(), "", "cramp"))
+    return out
+
+
+def bare_negatives(split: str, table: PhraseTable | None = None) -> tuple[list[str], list[str]]:
+    """What is no bare-word trigger, in two pools: every phrase of every intent but ``start`` with
+    the split's trigger near misses; and the split's sentences with "cramp" in them ("the cramp is
+    gone", "I don't have a cramp") or a word that sounds like it. Phrases of other intents that end
+    in "cramping" ("it's still cramping") are left out: they end an utterance as a trigger does,
+    and mean a cramp too."""
+    near = test_near_misses() if split == "test" else NEAR_MISSES[split]
+    news = [f"{whose} {what}" for whose in _BARE_WHOSE for what in _BARE_NEWS] if split == "train" else []
+    return ([t for t in command_texts(table) + near if not ends_with_cramp(t)],
+            BARE_NEAR_MISSES[split] + news)
+
+
 def command_phrases(table: PhraseTable | None = None, classes: Sequence[str] = COMMAND_CLASSES) -> dict[str, list[str]]:
     """The phrases of each spotted class (the commands, or ``classes``), from the phrase table."""
     table = table or PhraseTable.load()
