@@ -66,7 +66,12 @@ def utterances(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], lis
                 lo_c, hi_c = h.start_s - spotting.COMMAND_MARGIN_S, h.end_s + spotting.COMMAND_MARGIN_S
                 safety, p = rec.spotter.best(lo_c, hi_c, "safety")
                 command, p_c = rec.spotter.best(lo_c, hi_c)
+                scores = rec.spotter.recent_scores()
                 found.append({"text": h.text, "start": round(h.start_s, 2), "dur": round(h.end_s - h.start_s, 2),
+                              "unverified": h.unverified_trigger, "bare_p": round(rec.bare_probability(h), 4),
+                              "bare_any": round(rec.spotter.best(h.start_s - 0.2, h.end_s + spotting.BARE_END_S[1],
+                                                                 "bare")[1], 4),
+                              "heard_to": round(scores[-1][0] - h.end_s, 2) if scores else None,
                               "max": round(rec.spotter.max_score(lo, hi), 4),
                               "end_max": round(rec.spotter.max_score(h.end_s - END_S[0], h.end_s + END_S[1]), 4),
                               "intent": intent.name if intent else None,
@@ -105,7 +110,7 @@ def _job(job: tuple) -> dict | None:
         return {"kind": "twice", "voice": voice, "text": f"{head} | ", "room": room,
                 "end": round(len(first) / SAMPLE_RATE + end_s, 2), "hyps": found, "passed": intents,
                 "fired": [round(t, 2) for t in fired]}
-    if kind in ("pos", "safety", "command"):
+    if kind in ("pos", "safety", "command", "bare"):
         voice, head, tail = payload
         try:
             clip, end_s = corpus.trigger_clip(head, tail, voice, rng, lead_s=(2.5, 3.0), trail_s=(1.5, 2.0))
@@ -155,6 +160,9 @@ def jobs(split: str, minutes: float, seed: int) -> list[tuple]:
         spoken = corpus.spoken_command_texts(split, said, len(corpus.COMMAND_CLASSES), table)
         out += [("command", split, int(said.integers(1 << 30)), (voice, spoken[i][0], spoken[i][1]))
                 for i in said.choice(len(spoken), 4, replace=False)]
+    bare = np.random.default_rng(seed + 3)  # (added in stop 34) the bare-word triggers said alone
+    out += [("bare", split, int(bare.integers(1 << 30)), (voice, text, ""))
+            for voice in corpus.split_voices(split) for text in corpus.BARE_TRIGGERS[split]]
     return out
 
 
@@ -209,12 +217,57 @@ def table(rows: list[dict]) -> None:
               f"{sum(map(started, twice))} (without it: {sum(without_rule(r) for r in twice)})")
     said_alone(rows)
     safety_table(pos, neg, [r for r in rows if r["kind"] == "safety"], hours)
+    bare_table(rows, hours, confirm)
     for r in neg:
         if started(r):
             log.info("false start in %s: %s", r["room"], [h["text"] for h in r["hyps"]][:6])
 
 
 SAFETY = corpus.SAFETY_CLASSES
+
+
+def bare_table(rows: list[dict], hours: float, confirm: float) -> None:
+    """The bare-word triggers said alone ("cramp", "I have a cramp", ...): what started a routine,
+    and what the bare-word head's rule (``asr.spotting._bare_trigger``) would start per threshold,
+    with the utterances it is asked about (those with a grammar trigger the trigger head did not
+    confirm or that failed its check) or with every short utterance whose words made nothing; and
+    the commands and red flags said alone it would take for a trigger, and false starts in speech
+    with none."""
+    bare = [r for r in rows if r["kind"] == "bare"]
+    if not bare:  # a file written before stop 34
+        return
+    said = [r for r in rows if r["kind"] in ("command", "safety")]
+    neg = [r for r in rows if r["kind"] == "neg"]
+    person = spotting.ABOUT_THE_PERSON - {"start"}
+
+    def asked(h: dict, wide: bool) -> bool:
+        if h["dur"] > spotting.BARE_MAX_S or "unverified" not in h:
+            return False
+        if h["intent"] == "start":
+            return h["max"] < confirm
+        if h["unverified"] and h["intent"] not in person:
+            return True
+        return wide and h["intent"] is None
+
+    def fires(r: dict, sure: float, wide: bool) -> bool:
+        return any(asked(h, wide) and h["bare_p"] >= sure for h in r["hyps"])
+
+    print(f"\nBare-word triggers said alone: {len(bare)} in {len(set(r['voice'] for r in bare))} voices; a routine "
+          f"started for {sum('start' in r['passed'] for r in bare)} (the skill as it is, bare-word head at "
+          f"{spotting.BARE_SURE:g}); {len(said)} commands and red flags said alone; {hours:.2f} h with no trigger\n")
+    print("| bare-word head asked about | at | bare words started | commands / red flags taken for it | "
+          "false starts in speech with none |")
+    print("|---|---|---|---|---|")
+    for wide in (False, True):
+        for sure in (0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
+            started = sum("start" in r["passed"] or fires(r, sure, wide) for r in bare)
+            print(f"| {'every short utterance of no intent, too' if wide else 'grammar triggers unconfirmed or unverified'}"
+                  f" | {sure:g} | {started} | {sum(fires(r, sure, wide) for r in said)} | "
+                  f"{sum(fires(r, sure, wide) for r in neg)} |")
+    for r in neg:
+        if fires(r, spotting.BARE_SURE, False):
+            log.info("bare-word false start in %s: %s", r["room"],
+                     [(h["text"], h["bare_p"]) for h in r["hyps"] if h["bare_p"] >= spotting.BARE_SURE])
 
 
 def _meant(row: dict, parser: IntentParser) -> str | None:

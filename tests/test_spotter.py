@@ -161,6 +161,48 @@ def test_a_command_garbled_into_the_spotted_utterance_is_dropped_news_about_the_
 
 
 
+@pytest.fixture(scope="module")
+def bare() -> sp.SpotterHead:
+    head = sp.bare_head()
+    assert head is not None and head.classes == ["none", "cramp"], "the package ships the bare-word head"
+    return head
+
+
+def test_the_bare_word_head_makes_a_cramp_said_alone_the_trigger_and_not_the_cramps_news(models, head, bare):
+    """The trigger head leaves the bare word to the grammar recognizer, and PocketSphinx's own
+    check often drops it ("I have a cramp" comes back as "i have a"). Over the same real audio,
+    the bare-word head makes that and an unconfirmed "cramp" the trigger, and not "the cramp is
+    gone" heard as a failed trigger after "the"; without the head, neither starts anything."""
+    comp = compose([1.0, ("I have a cramp", UNSEEN), 2.5, ("the cramp is gone", UNSEEN), 2.0, ("cramp", UNSEEN), 2.0])
+    have, gone, alone = comp.phrases
+    script = [Hypothesis("i have a", 0.8, have.start_s, have.end_s, unverified_trigger=True),
+              Hypothesis("the", 0.5, gone.start_s, gone.end_s, unverified_trigger=True),
+              Hypothesis("cramp", 0.9, alone.start_s, alone.end_s)]
+
+    def heard(spotter: sp.TriggerSpotter) -> list[tuple[str, str | None]]:
+        rec = SpottingRecognizer(spotter, ScriptedGrammar(list(script)), IntentParser(), "calf cramp")
+        found = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
+        return [(h.text, h.sound_intent) for h in found]
+
+    assert heard(sp.TriggerSpotter(models, head, bare=bare)) == [("i have a", "start"), ("the", None),
+                                                                  ("cramp", "start")]
+    assert heard(sp.TriggerSpotter(models, head)) == [("i have a", None), ("the", None)]
+
+
+def test_an_utterance_without_words_is_the_bare_word_trigger_or_nothing(models, head, bare) -> None:
+    """PocketSphinx behind the spotter reports an utterance that was nothing but a failed trigger
+    without words: the bare-word head makes it the trigger (as "cramp", the word it hears), or it
+    is dropped."""
+    comp = compose([1.0, ("cramping", UNSEEN), 2.0, ("my cramp went away", UNSEEN), 2.0])
+    said, other = comp.phrases
+    script = [Hypothesis("", 0.0, said.start_s, said.end_s, unverified_trigger=True),
+              Hypothesis("", 0.0, other.start_s, other.end_s, unverified_trigger=True)]
+    rec = SpottingRecognizer(sp.TriggerSpotter(models, head, bare=bare), ScriptedGrammar(script), IntentParser(),
+                             "calf cramp")
+    found = [h for c in iter_array_chunks(_with_floor(comp.samples), 0.1) for h in rec.accept(c)] + rec.flush()
+    assert [(h.text, h.sound_intent, h.start_s) for h in found] == [("cramp", "start", said.start_s)]
+
+
 def test_the_whole_skill_starts_the_routine_within_0_4_s_of_the_phrase_end() -> None:
     comp = compose([1.5, ("calf cramp", UNSEEN), 3.0])
     events: list[dict] = []
@@ -200,7 +242,7 @@ def test_a_broken_head_is_one_clear_error(tmp_path) -> None:
 
 def test_the_shipped_files_match_the_model_card() -> None:
     card = (ROOT / "voice_skill" / "data" / "spotter" / "MODEL_CARD.md").read_text()
-    for name in (sp.MEL_MODEL, sp.EMBEDDING_MODEL, sp.HEAD, sp.COMMAND_HEAD, sp.SAFETY_HEAD):
+    for name in (sp.MEL_MODEL, sp.EMBEDDING_MODEL, sp.HEAD, sp.COMMAND_HEAD, sp.SAFETY_HEAD, sp.BARE_HEAD):
         digest = hashlib.sha256((ROOT / "voice_skill" / "data" / "spotter" / name).read_bytes()).hexdigest()
         assert digest in card, name
 

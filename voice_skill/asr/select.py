@@ -25,7 +25,7 @@ def _pocketsphinx(phrases: Sequence[str], fillers: Sequence[str] = (), commands:
 
     early_after_s = ps.EARLY_AFTER_BEHIND_SPOTTER_S if behind_spotter else ps.EARLY_AFTER_S
     return ps.PocketSphinxRecognizer(phrases, extra_fillers=fillers, early_phrases=commands,
-                                     early_after_s=early_after_s)
+                                     early_after_s=early_after_s, report_unverified=behind_spotter)
 
 
 def _vosk(phrases: Sequence[str], found: FoundModel, early: Sequence[str] = ()) -> tuple[Recognizer, str]:
@@ -54,9 +54,9 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
         without = "; no trigger spotter (it knows the built-in English phrases only)"
     elif mode != "off":
         try:
-            from voice_skill.asr.spotter import TriggerSpotter, command_head, safety_head  # noqa: PLC0415 (loads onnxruntime)
+            from voice_skill.asr import spotter as sp  # noqa: PLC0415 (loads onnxruntime)
 
-            spotter_ = TriggerSpotter(commands=command_head(), safety=safety_head())
+            spotter_ = sp.TriggerSpotter(commands=sp.command_head(), safety=sp.safety_head(), bare=sp.bare_head())
         except ModelError as exc:
             if mode == "on":
                 raise

@@ -53,6 +53,7 @@ EMBEDDING_MODEL = "embedding_model.onnx"
 HEAD = "trigger_head.npz"
 COMMAND_HEAD = "command_head.npz"
 SAFETY_HEAD = "safety_head.npz"
+BARE_HEAD = "bare_head.npz"
 
 
 def embedding_end_s(index: int) -> float:
@@ -279,6 +280,12 @@ def safety_head(path: str | Path | None = None) -> SpotterHead | None:
     return _optional_head(SAFETY_HEAD, path)
 
 
+def bare_head(path: str | Path | None = None) -> SpotterHead | None:
+    """The shipped head for the bare-word trigger at an utterance's end ("I have a cramp", then
+    quiet), or the one at ``path``; None where there is none."""
+    return _optional_head(BARE_HEAD, path)
+
+
 def clip_scores(models: FeatureModels, head: SpotterHead, samples: np.ndarray) -> np.ndarray:
     """The head's score at every embedding of a clip (row j ends at ``embedding_end_s(j)``);
     the first ``window - 1`` rows see leading silence, as a fresh stream does."""
@@ -347,7 +354,8 @@ class TriggerSpotter:
     The trigger head decides the triggers (``Decision``'s rule). Optional multi-class heads read
     the same embeddings and keep, for the last 30 s, how likely each of their phrases is to have
     just ended: ``commands`` for the short commands ("stop", "next", "it's gone"), ``safety``
-    for red flags and emergencies. ``best`` and ``probability`` give the grammar recognizer's
+    for red flags and emergencies, ``bare`` for a trigger ending in the bare word "cramp" that a
+    moment of quiet followed. ``best`` and ``probability`` give the grammar recognizer's
     utterances a second opinion by sound.
     """
 
@@ -356,14 +364,17 @@ class TriggerSpotter:
 
     def __init__(self, models: FeatureModels | None = None, head: SpotterHead | None = None,
                  threshold: float | None = None, min_frames: int | None = None,
-                 commands: SpotterHead | None = None, safety: SpotterHead | None = None) -> None:
+                 commands: SpotterHead | None = None, safety: SpotterHead | None = None,
+                 bare: SpotterHead | None = None) -> None:
         self.models = models or FeatureModels()
         self.head = head or SpotterHead.load()
         self.threshold = self.head.threshold if threshold is None else threshold
         self.min_frames = self.head.min_frames if min_frames is None else min_frames
         self.commands = commands
         self.safety = safety
-        self.opinions = {kind: h for kind, h in (("commands", commands), ("safety", safety)) if h is not None}
+        self.bare = bare
+        self.opinions = {kind: h for kind, h in (("commands", commands), ("safety", safety), ("bare", bare))
+                         if h is not None}
         for kind, h in self.opinions.items():
             if not h.classes or h.window != self.head.window:
                 raise ModelError(f"the {kind} head must be a multi-class head over the trigger head's window")
@@ -409,7 +420,7 @@ class TriggerSpotter:
 
     def best(self, start_s: float, end_s: float, kind: str = "commands") -> tuple[str | None, float]:
         """The phrase most likely to have ended within [start_s, end_s] by the ``kind`` head
-        ("commands" or "safety"), and its probability ((None, 0.0) without that head or kept frames)."""
+        ("commands", "safety" or "bare"), and its probability ((None, 0.0) without that head or kept frames)."""
         best, label = 0.0, None
         for t, probs in self._probs.get(kind, ()):
             if start_s <= t <= end_s:

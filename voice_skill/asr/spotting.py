@@ -71,6 +71,16 @@ than the firing threshold) or already fired there; otherwise the hypothesis is d
 second opinion keeps the grammar recognizer's own false starts ("the crab for dinner" heard as
 "cramp") out.
 
+The bare word ("cramp", "I have a cramp", "cramping") is the trigger head's blind spot: at
+the moment "cramp" ends, "the cramp is gone" sounds the same. The bare-word head
+(``TriggerSpotter.bare``) decides later, once a moment of quiet has followed: it was trained to be
+sure from 0.24 s after a trigger ending in "cramp" or "cramping" ended the utterance, and of
+nothing in "the cramp is gone". Where the grammar recognizer heard a trigger in a short utterance
+(``BARE_MAX_S``) that the trigger head did not confirm, or one that failed PocketSphinx's own
+check (``Hypothesis.unverified_trigger``: its words were dropped, so the utterance made nothing
+or a command of what was left), the bare-word head at ``BARE_SURE`` or more over the utterance's
+end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``).
+
 The grammar recognizer's plain copy of a spotted trigger is dropped (the trigger was already
 reported). Its version of an utterance the spotter fired in is often garbled
 ("though go on got took calf cramp" for "oh no, I've got a calf cramp", when "go on" meant
@@ -124,6 +134,16 @@ ALONE_MAX_S = 1.05
 ALONE_SURE = 0.94
 ALONE_END_S = (0.3, 0.4)
 REPEAT_S = 12.0
+# The bare-word head (see the module docstring): its probability over the end of an utterance
+# no longer than BARE_MAX_S (from this long before its end to this long after) that makes a
+# grammar trigger the trigger head did not confirm, or one that failed PocketSphinx's check, the
+# trigger. Chosen on dev runs of the whole skill (scripts/eval_utterances.py, docs/spotter.md):
+# the utterances it took from the bare words said alone were at most 1.04 s long (a failed
+# trigger's words are not in the utterance's times), the one false start in speech with none 1.4 s.
+BARE_SURE = 0.9
+BARE_MAX_S = 1.2
+BARE_END_S = (0.1, 0.8)
+BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance without words
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
@@ -289,12 +309,41 @@ class SpottingRecognizer:
         self._near = None
         return replace(hyp, confidence=score, sound_intent="start")
 
+    def bare_probability(self, hyp: Hypothesis) -> float:
+        """The bare-word head's probability over the end of ``hyp`` (0 without the head)."""
+        if self.spotter.bare is None:
+            return 0.0
+        return self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + BARE_END_S[1], "bare")[1]
+
+    def _bare_trigger(self, hyp: Hypothesis, intent: Intent | None) -> Hypothesis | None:
+        """``hyp`` as the trigger, where the grammar recognizer heard one that the trigger head did
+        not confirm or that failed its check, and the bare-word head is sure of it (see the
+        module docstring); None otherwise."""
+        heard = intent is not None and intent.name == "start"
+        if not (heard or hyp.unverified_trigger) or not hyp.final or hyp.end_s - hyp.start_s > BARE_MAX_S:
+            return None
+        if intent is not None and not heard and intent.name in ABOUT_THE_PERSON:
+            return None  # a red flag, "it's gone" or "it hurts more" beside it: the words decide
+        p = self.bare_probability(hyp)
+        if p < BARE_SURE:
+            return None
+        log.debug("%r (%s) heard by its sound as the bare-word trigger (%.2f)", hyp.text,
+                  "a trigger unconfirmed" if heard else "beside a trigger that failed its check", p)
+        # an utterance without words (nothing but the failed trigger) is reported as the head's word
+        return replace(hyp, text=hyp.text or BARE_WORD, confidence=p, sound_intent="start")
+
     def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
         kept = []
         for hyp in hyps:
             intent = self.parser.parse(hyp.text) if hyp.final else None
             lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
             spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
+            bare = None if spotted else self._bare_trigger(hyp, intent)
+            if bare is not None and (intent is None or intent.name != "start"):
+                kept.append(bare)
+                continue
+            if not hyp.text:
+                continue  # nothing but a trigger that failed its check, and no head heard it
             if intent is None and hyp.final and not spotted:
                 by_sound = self._by_sound(hyp)
                 kept.append(by_sound if by_sound.sound_intent else self._said_again(hyp, by_sound))
@@ -313,6 +362,8 @@ class SpottingRecognizer:
             score = self.spotter.max_score(lo, hi)
             if score >= self.confirm_threshold:
                 kept.append(replace(hyp, confidence=min(hyp.confidence, score) if hyp.confidence else score))
+            elif bare is not None:
+                kept.append(bare)
             else:
                 log.debug("trigger %r at %.2f-%.2f s not confirmed by the spotter (%.2f < %.2f): dropped",
                           hyp.text, hyp.start_s, hyp.end_s, score, self.confirm_threshold)
