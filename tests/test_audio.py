@@ -1,6 +1,7 @@
 """The one replay path: WAVs of any common format become the same 16 kHz mono chunks."""
 
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -150,6 +151,19 @@ def test_nan_floats_are_refused(tmp_path):
     path.write_bytes(wav_bytes(x, 16000, bits=32, is_float=True))
     with pytest.raises(InputFileError, match="NaN"):
         list(iter_wav_chunks(path))
+
+
+def test_float64_samples_past_float32s_range_read_as_full_scale_without_a_warning(tmp_path):
+    """A 64-bit float sample far beyond full scale (1e300) is clipped like any loud sample; cast to
+    float32 first, it would have become infinite (numpy's overflow warning, found by the fuzz test)."""
+    x = tone(16000, 0.2)
+    x[100], x[101] = 1e300, -1e300
+    path = tmp_path / "loud.wav"
+    path.write_bytes(wav_bytes(x, 16000, bits=64, is_float=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = read_wav(path)
+    assert got[100] == 32767 and got[101] == -32768 and len(got) == len(x)
 
 
 def test_unsupported_encoding_is_named(tmp_path):

@@ -150,9 +150,12 @@ def read_wav_format(fh: BinaryIO, path: str) -> WavFormat:
 def _decode(raw: bytes, fmt: WavFormat, path: str) -> np.ndarray:
     """Interleaved frames -> float32 mono in [-1, 1]."""
     if fmt.is_float:
-        data = np.frombuffer(raw, dtype="<f4" if fmt.bits == 32 else "<f8").astype(np.float32)
-        if not np.all(np.isfinite(data)):
+        samples = np.frombuffer(raw, dtype="<f4" if fmt.bits == 32 else "<f8")
+        if not np.all(np.isfinite(samples)):
             raise _bad(path, "the audio holds NaN or infinite float samples")
+        # (far beyond full scale is clipped at the end anyway; a float64 past float32's range
+        # would otherwise become infinite in the cast)
+        data = np.clip(samples, -1e6, 1e6).astype(np.float32)
     elif fmt.bits == 8:
         data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     elif fmt.bits == 16:
