@@ -73,14 +73,16 @@ log = logging.getLogger("train_commands")
 CLASSES = corpus.COMMAND_CLASSES
 
 
-#: The heads this script trains: the command head, the safety head (``--safety``) and the
-#: bare-word head (``--bare``).
-KINDS = ("commands", "safety", "bare")
+# seconds after the end of a bare-word trigger's utterance where its frames are positives, and
+# around it (before, after) where they are not trained on
+BARE_POS_S = (0.24, 0.64)
+BARE_IGNORE_S = (0.5, 1.2)
 
 
 def classes_of(kind: str) -> tuple[str, ...]:
-    """The head's classes after "none": the commands, the red flag and the emergency (safety), or
-    the bare-word trigger."""
+    """The head's classes after "none" for the head ``kind`` this script trains: the commands
+    ("commands"), the red flag and the emergency ("safety", ``--safety``), or the bare-word
+    trigger ("bare", ``--bare``)."""
     return {"commands": CLASSES, "safety": corpus.SAFETY_CLASSES, "bare": corpus.BARE_CLASSES}[kind]
 
 
@@ -94,12 +96,6 @@ def bare_labels(n: int, end_s: float) -> np.ndarray:
     labels[(d >= -BARE_IGNORE_S[0]) & (d <= BARE_IGNORE_S[1])] = -1
     labels[(d >= BARE_POS_S[0]) & (d <= BARE_POS_S[1])] = 1
     return labels
-
-
-# seconds after the end of a bare-word trigger's utterance where its frames are positives, and
-# around it (before, after) where they are not trained on
-BARE_POS_S = (0.24, 0.64)
-BARE_IGNORE_S = (0.5, 1.2)
 
 
 def own_voice_bed(seconds: float, rng: np.random.Generator, sentences: list[str]) -> np.ndarray:
