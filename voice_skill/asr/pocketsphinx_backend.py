@@ -712,11 +712,16 @@ class PocketSphinxRecognizer:
     def _unverified_only(self, dropped: list[tuple], start_s: float) -> list[Hypothesis]:
         """An utterance that was nothing but a trigger that failed its check: no words, its times,
         marked ``unverified_trigger`` (for a second opinion by sound; see ``report_unverified``)."""
-        seg_start = (self._t0 or 0.0) + start_s
-        first_s = seg_start + dropped[0][1] / self._frame_rate
-        end_s = seg_start + (dropped[-1][2] + 1) / self._frame_rate
+        first_s, end_s = self._span(dropped, start_s)
         log.debug("nothing but an unverified trigger [%.2f-%.2f]", first_s, end_s)
         return [Hypothesis("", 0.0, round(first_s, 3), round(end_s, 3), unverified_trigger=True)]
+
+    def _span(self, words: list[tuple], start_s: float) -> tuple[float, float]:
+        """Where ``words`` (decoded in the segment that began at ``start_s``) begin and end, in
+        seconds of the stream."""
+        seg_start = (self._t0 or 0.0) + start_s
+        return (seg_start + words[0][1] / self._frame_rate,
+                seg_start + (words[-1][2] + 1) / self._frame_rate)
 
     def _without_quiet_phrases(self, words: list[tuple], start_s: float) -> list[tuple]:
         """``words`` of a long segment without the phrases that are not ``room_contrast_db``
@@ -748,8 +753,7 @@ class PocketSphinxRecognizer:
                           round(seg_start + (ef + 1) / self._frame_rate, 3)))
         text = " ".join(kept)
         confidence = min(confs) if confs else 0.0
-        first_s = seg_start + words[0][1] / self._frame_rate
-        end_s = seg_start + (words[-1][2] + 1) / self._frame_rate
+        first_s, end_s = self._span(words, start_s)
         log.debug("heard %r conf=%.2f [%.2f-%.2f]", text, confidence, first_s, end_s)
         return [Hypothesis(text, round(confidence, 4), round(first_s, 3), round(end_s, 3), words=tuple(times),
                            unverified_trigger=unverified_trigger)]

@@ -311,8 +311,6 @@ class SpottingRecognizer:
 
     def bare_probability(self, hyp: Hypothesis) -> float:
         """The bare-word head's probability over the end of ``hyp`` (0 without the head)."""
-        if self.spotter.bare is None:
-            return 0.0
         return self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + BARE_END_S[1], "bare")[1]
 
     def _bare_trigger(self, hyp: Hypothesis, intent: Intent | None) -> Hypothesis | None:
@@ -338,10 +336,11 @@ class SpottingRecognizer:
             intent = self.parser.parse(hyp.text) if hyp.final else None
             lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
             spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
-            bare = None if spotted else self._bare_trigger(hyp, intent)
-            if bare is not None and (intent is None or intent.name != "start"):
-                kept.append(bare)
-                continue
+            if not spotted and (intent is None or intent.name != "start"):
+                bare = self._bare_trigger(hyp, intent)  # beside a trigger that failed its check
+                if bare is not None:
+                    kept.append(bare)
+                    continue
             if not hyp.text:
                 continue  # nothing but a trigger that failed its check, and no head heard it
             if intent is None and hyp.final and not spotted:
@@ -362,7 +361,7 @@ class SpottingRecognizer:
             score = self.spotter.max_score(lo, hi)
             if score >= self.confirm_threshold:
                 kept.append(replace(hyp, confidence=min(hyp.confidence, score) if hyp.confidence else score))
-            elif bare is not None:
+            elif (bare := self._bare_trigger(hyp, intent)) is not None:  # unconfirmed: the bare-word head's turn
                 kept.append(bare)
             else:
                 log.debug("trigger %r at %.2f-%.2f s not confirmed by the spotter (%.2f < %.2f): dropped",
