@@ -203,6 +203,40 @@ def test_an_utterance_without_words_is_the_bare_word_trigger_or_nothing(models, 
     assert [(h.text, h.sound_intent, h.start_s) for h in found] == [("cramp", "start", said.start_s)]
 
 
+def test_a_failed_trigger_is_held_until_the_bare_word_head_has_heard_past_the_dropped_word(models, head, bare):
+    """PocketSphinx's utterance after a failed trigger ends where the words it kept end ("i've got
+    a" for "I've got a cramp"), before the dropped "cramp", where the bare-word head is not yet
+    sure. It is held back until the spotter has heard ``HOLD_S`` past its end, then judged over
+    that stretch: the same decision whatever the chunk size; a reset forgets it, a flush lets it go."""
+    from voice_skill.asr import spotting
+
+    comp = compose([1.0, ("I've got a cramp", UNSEEN), 3.0])
+    said = comp.phrases[0]
+    kept = Hypothesis("i've got a", 0.8, said.start_s, said.end_s - 0.7, unverified_trigger=True)
+    x = _with_floor(comp.samples)
+    for step in (0.1, 0.32):
+        rec = SpottingRecognizer(sp.TriggerSpotter(models, head, bare=bare), ScriptedGrammar([kept]), IntentParser(),
+                                 "calf cramp")
+        found = []
+        for c in iter_array_chunks(x, step):
+            out = rec.accept(c)
+            assert not out or c.end_s >= kept.end_s + spotting.HOLD_S, (step, c.end_s)
+            found += out
+        assert [(h.text, h.sound_intent) for h in found] == [("i've got a", "start")], step
+        # where it would have been judged without the hold, the head was not yet sure
+        assert rec.spotter.best(kept.end_s - spotting.BARE_END_S[0], kept.end_s + spotting.BARE_END_S[1],
+                                "bare")[1] < spotting.BARE_SURE
+    # the audio ends while it is held, or before the grammar recognizer reported it at all
+    for cut_s, ending in ((0.9, "flush"), (0.9, "reset"), (0.4, "flush")):
+        rec = SpottingRecognizer(sp.TriggerSpotter(models, head, bare=bare), ScriptedGrammar([kept]), IntentParser(),
+                                 "calf cramp")
+        early = [h for c in iter_array_chunks(x[:int((kept.end_s + cut_s) * 16000)], 0.1) for h in rec.accept(c)]
+        assert early == [] and rec._held == ([kept] if cut_s > 0.6 else []), (cut_s, ending)
+        if ending == "reset":
+            rec.reset()
+        assert [h.text for h in rec.flush()] == (["i've got a"] if ending == "flush" else []), (cut_s, ending)
+
+
 def test_the_whole_skill_starts_the_routine_within_0_4_s_of_the_phrase_end() -> None:
     comp = compose([1.5, ("calf cramp", UNSEEN), 3.0])
     events: list[dict] = []

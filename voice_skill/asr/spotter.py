@@ -439,6 +439,11 @@ class TriggerSpotter:
                            default=0.0)
         return 0.0
 
+    @property
+    def heard_to_s(self) -> float | None:
+        """The end of the last frame scored, in seconds (None before the first)."""
+        return self._scores[-1][0] if self._scores else None
+
     def recent_scores(self) -> list[tuple[float, float]]:
         """(end of frame in seconds, score) for the last 30 s of frames, oldest first."""
         return list(self._scores)

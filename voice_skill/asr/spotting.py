@@ -79,7 +79,10 @@ nothing in "the cramp is gone". Where the grammar recognizer heard a trigger in 
 (``BARE_MAX_S``) that the trigger head did not confirm, or one that failed PocketSphinx's own
 check (``Hypothesis.unverified_trigger``: its words were dropped, so the utterance made nothing
 or a command of what was left), the bare-word head at ``BARE_SURE`` or more over the utterance's
-end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``).
+end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``). A failed trigger's
+utterance ends before the word PocketSphinx dropped, so it is held back until the spotter has
+heard ``HOLD_S`` past it, and then judged over that longer stretch: a bare word decided so comes
+about 1.3 s after the words the recognizer kept.
 
 The grammar recognizer's plain copy of a spotted trigger is dropped (the trigger was already
 reported). Its version of an utterance the spotter fired in is often garbled
@@ -143,6 +146,11 @@ REPEAT_S = 12.0
 BARE_SURE = 0.9
 BARE_MAX_S = 1.2
 BARE_END_S = (0.1, 0.8)
+# A short utterance with a trigger that failed PocketSphinx's check ends where the words it kept
+# end, before the dropped "cramp" ("i've got a" for "I've got a cramp"): it is held until the
+# spotter has heard HOLD_S past its end, and the bare-word head asked over up to HOLD_S - 0.1 s
+# after it. Chosen on dev runs of the whole skill (docs/spotter.md, stop 35).
+HOLD_S = 1.3
 BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance without words
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
@@ -162,6 +170,7 @@ class SpottingRecognizer:
         self.name = f"spotter+{getattr(grammar, 'name', 'recognizer')}"
         self._fired: list[float] = []  # end times of the spotter's recent detections
         self._near: float | None = None  # where the last near trigger ended
+        self._held: list[Hypothesis] = []  # failed triggers waiting for the bare-word head's frames
         self.command_threshold = spotter.commands.threshold if spotter.commands is not None else 1.0
         # what a command heard by its sound is reported as: its intent's first phrase
         self._command_text = {name: " ".join(phrases[0]) for name, phrases in parser.table.intents}
@@ -174,15 +183,21 @@ class SpottingRecognizer:
         out = [Hypothesis(self.trigger_text, d.score, d.start_s, d.end_s) for d in self.spotter.accept(chunk)]
         for hyp in out:
             self._fired = [t for t in self._fired if t > hyp.end_s - 60.0] + [hyp.end_s]
-        return out + self._second_opinion(self.grammar.accept(chunk))
+        heard_to = self.spotter.heard_to_s
+        due = [h for h in self._held if heard_to is not None and h.end_s + HOLD_S <= heard_to]
+        if due:
+            self._held = [h for h in self._held if h not in due]
+        return out + self._second_opinion(due, release=True) + self._second_opinion(self.grammar.accept(chunk))
 
     def flush(self) -> list[Hypothesis]:
-        return self._second_opinion(self.grammar.flush())
+        due, self._held = self._held, []  # the end of the audio: nothing more is coming to wait for
+        return self._second_opinion(due + self.grammar.flush(), release=True)
 
     def reset(self) -> None:
         self.spotter.reset()
         self.grammar.reset()
         self._near = None
+        self._held = []
 
     def close(self) -> None:
         close = getattr(self.grammar, "close", None)
@@ -310,8 +325,10 @@ class SpottingRecognizer:
         return replace(hyp, confidence=score, sound_intent="start")
 
     def bare_probability(self, hyp: Hypothesis) -> float:
-        """The bare-word head's probability over the end of ``hyp`` (0 without the head)."""
-        return self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + BARE_END_S[1], "bare")[1]
+        """The bare-word head's probability over the end of ``hyp`` (0 without the head); after a
+        trigger that failed its check, over the longer stretch it was held for."""
+        after = HOLD_S - 0.1 if hyp.unverified_trigger else BARE_END_S[1]
+        return self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + after, "bare")[1]
 
     def _bare_trigger(self, hyp: Hypothesis, intent: Intent | None) -> Hypothesis | None:
         """``hyp`` as the trigger, where the grammar recognizer heard one that the trigger head did
@@ -330,9 +347,19 @@ class SpottingRecognizer:
         # an utterance without words (nothing but the failed trigger) is reported as the head's word
         return replace(hyp, text=hyp.text or BARE_WORD, confidence=p, sound_intent="start")
 
-    def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
+    def _held_back(self, hyp: Hypothesis) -> bool:
+        """Whether ``hyp`` waits for the bare-word head's frames after the trigger it lost (``HOLD_S``)."""
+        return (hyp.final and hyp.unverified_trigger and self.spotter.bare is not None
+                and hyp.end_s - hyp.start_s <= BARE_MAX_S)
+
+    def _second_opinion(self, hyps: list[Hypothesis], release: bool = False) -> list[Hypothesis]:
+        """What the session hears of the grammar recognizer's ``hyps`` (see the module docstring);
+        ``release``: they were held back and their time has come."""
         kept = []
         for hyp in hyps:
+            if not release and self._held_back(hyp):
+                self._held.append(hyp)
+                continue
             intent = self.parser.parse(hyp.text) if hyp.final else None
             lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
             spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
