@@ -56,9 +56,9 @@ def heard_behind_spotter(audio: np.ndarray, probe: Callable[[Any, list], None]) 
     rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
     second_opinion = rec._second_opinion
 
-    def probed(hyps, release=False):
-        probe(rec, [h for h in hyps if release or not rec._held_back(h)])
-        return second_opinion(hyps, release=release)
+    def probed(hyps):
+        probe(rec, hyps)
+        return second_opinion(hyps)
 
     rec._second_opinion = probed
     passed: list = []

@@ -19,8 +19,9 @@ take an utterance whose words made nothing as "calf cramp" said alone when it is
 head scored its end high (per candidate threshold and length), the positives that start a routine
 and the false starts an hour, beside what the skill as it is started. Then the skill's rule for
 such a "near trigger" said again (``asr.spotting.REPEAT_S``): pairs of them in the speech with no
-trigger, and "calf cramp" said alone twice, 2-4 s apart, in every voice. Stop 30 measured both
-with it (docs/spotter.md); about half an hour of audio is heard per quarter hour on two cores.
+trigger, and "calf cramp" said alone twice, 2-4 s apart, in every voice; a bare-word trigger
+("cramp", "I have a cramp") said alone twice too, per threshold at which the bare-word head makes
+a near trigger (stop 35). Stop 30 measured both with it (docs/spotter.md); about half an hour of audio is heard per quarter hour on two cores.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _job(job: tuple) -> dict | None:
     voices = corpus.split_voices(split)
     noise_voices = corpus.noise_voices(voices)
     parser = IntentParser()
-    if kind == "twice":  # "calf cramp" alone, then again 2-4 s later: the person was not answered
+    if kind in ("twice", "bare_twice"):  # a trigger alone, then again 2-4 s later: the person was not answered
         voice, head, _tail = payload
         try:
             first, _ = corpus.trigger_clip(head, "", voice, rng, lead_s=(2.5, 3.0), trail_s=(0.05, 0.1))
@@ -107,7 +108,7 @@ def _job(job: tuple) -> dict | None:
             return None
         audio, room = _room(np.concatenate([first, again]), rng, noise_voices)
         found, intents, fired = utterances(audio, parser)
-        return {"kind": "twice", "voice": voice, "text": f"{head} | ", "room": room,
+        return {"kind": kind, "voice": voice, "text": f"{head} | ", "room": room,
                 "end": round(len(first) / SAMPLE_RATE + end_s, 2), "hyps": found, "passed": intents,
                 "fired": [round(t, 2) for t in fired]}
     if kind in ("pos", "safety", "command", "bare"):
@@ -163,6 +164,10 @@ def jobs(split: str, minutes: float, seed: int) -> list[tuple]:
     bare = np.random.default_rng(seed + 3)  # (added in stop 34) the bare-word triggers said alone
     out += [("bare", split, int(bare.integers(1 << 30)), (voice, text, ""))
             for voice in corpus.split_voices(split) for text in corpus.BARE_TRIGGERS[split]]
+    again = np.random.default_rng(seed + 4)  # (added in stop 35) a bare-word trigger said alone twice
+    phrasings = corpus.BARE_TRIGGERS[split]
+    out += [("bare_twice", split, int(again.integers(1 << 30)),
+             (voice, phrasings[int(again.integers(len(phrasings)))], "")) for voice in corpus.split_voices(split)]
     return out
 
 
@@ -205,9 +210,11 @@ def table(rows: list[dict]) -> None:
           f"{sum(map(started, pos))} | {sum(map(started, bare))} | {fs} ({fs / max(hours, 1e-9):.2f}) |")
     twice = [r for r in rows if r["kind"] == "twice"]
 
-    def said_again(r: dict) -> bool:  # two near triggers within REPEAT_S (asr.spotting)
-        near = [h for h in r["hyps"] if h["dur"] <= spotting.ALONE_MAX_S and h["end_max"] >= spotting.ALONE_SURE
-                and h["intent"] is None]
+    def said_again(r: dict, bare_sure: float = spotting.BARE_AGAIN_SURE) -> bool:
+        # two near triggers within REPEAT_S (asr.spotting._near_score; mirrored on recorded rows)
+        near = [h for h in r["hyps"] if h["intent"] is None and h["text"] and (
+            (h["dur"] <= spotting.ALONE_MAX_S and h["end_max"] >= spotting.ALONE_SURE)
+            or (h["dur"] <= spotting.BARE_MAX_S and h.get("bare_p", 0.0) >= bare_sure))]
         return any(b["start"] - (a["start"] + a["dur"]) <= spotting.REPEAT_S for a, b in zip(near, near[1:]))
 
     print(f"\nThe near trigger said again (two within {spotting.REPEAT_S:g} s, asr.spotting): false starts in "
@@ -215,6 +222,17 @@ def table(rows: list[dict]) -> None:
     if twice:
         print(f"\"calf cramp\" said alone twice, 2-4 s apart, {len(twice)} voices: a routine started in "
               f"{sum(map(started, twice))} (without it: {sum(without_rule(r) for r in twice)})")
+    bare_twice = [r for r in rows if r["kind"] == "bare_twice"]
+    if bare_twice:  # (added in stop 35)
+        print(f"\nA bare-word trigger said alone twice, 2-4 s apart, {len(bare_twice)} voices: a routine started in "
+              f"{sum(map(started, bare_twice))} (the skill as it is, near at {spotting.BARE_AGAIN_SURE:g})\n")
+        print("| the bare-word head makes a near trigger at | bare word twice started | "
+              "false starts in speech with none |")
+        print("|---|---|---|")
+        for sure in (0.9, 0.95, 0.98, 0.99, 0.995, 1.01):
+            print(f"| {'never' if sure > 1 else f'{sure:g}'} | "
+                  f"{sum(said_again(r, sure) or (started(r) and not said_again(r)) for r in bare_twice)} | "
+                  f"{sum(said_again(r, sure) or (started(r) and not said_again(r)) for r in neg)} |")
     said_alone(rows)
     safety_table(pos, neg, [r for r in rows if r["kind"] == "safety"], hours)
     bare_table(rows, hours, confirm)

@@ -82,7 +82,12 @@ or a command of what was left), the bare-word head at ``BARE_SURE`` or more over
 end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``). A failed trigger's
 utterance ends before the word PocketSphinx dropped, so it is held back until the spotter has
 heard ``HOLD_S`` past it, and then judged over that longer stretch: a bare word decided so comes
-about 1.3 s after the words the recognizer kept.
+about 1.3 s after the words the recognizer kept (and whatever the recognizer heard next waits
+behind it, so the session hears everything in the order it was said). Where PocketSphinx heard no trigger at all
+("ramp", "on thing" for "cramp"), the bare-word head alone is not trusted to start a routine (in
+talk with no trigger it is that sure of something every few minutes), but at ``BARE_AGAIN_SURE``
+the utterance is a near trigger, and the bare word said again starts the routine as the near
+trigger said again does.
 
 The grammar recognizer's plain copy of a spotted trigger is dropped (the trigger was already
 reported). Its version of an utterance the spotter fired in is often garbled
@@ -151,6 +156,10 @@ BARE_END_S = (0.1, 0.8)
 # spotter has heard HOLD_S past its end, and the bare-word head asked over up to HOLD_S - 0.1 s
 # after it. Chosen on dev runs of the whole skill (docs/spotter.md, stop 35).
 HOLD_S = 1.3
+# A short utterance whose words made nothing and that the bare-word head is this sure of is a
+# near trigger too (PocketSphinx heard "cramp" alone as "ramp", "well", "on thing"): said again
+# within REPEAT_S, it is the trigger. Chosen on dev runs of the whole skill (docs/spotter.md, stop 35).
+BARE_AGAIN_SURE = 0.98
 BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance without words
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
@@ -170,7 +179,9 @@ class SpottingRecognizer:
         self.name = f"spotter+{getattr(grammar, 'name', 'recognizer')}"
         self._fired: list[float] = []  # end times of the spotter's recent detections
         self._near: float | None = None  # where the last near trigger ended
-        self._held: list[Hypothesis] = []  # failed triggers waiting for the bare-word head's frames
+        # the grammar's hypotheses not yet judged, in order: a failed trigger waiting for the
+        # bare-word head's frames (HOLD_S), and what came after it
+        self._waiting: list[Hypothesis] = []
         self.command_threshold = spotter.commands.threshold if spotter.commands is not None else 1.0
         # what a command heard by its sound is reported as: its intent's first phrase
         self._command_text = {name: " ".join(phrases[0]) for name, phrases in parser.table.intents}
@@ -183,21 +194,26 @@ class SpottingRecognizer:
         out = [Hypothesis(self.trigger_text, d.score, d.start_s, d.end_s) for d in self.spotter.accept(chunk)]
         for hyp in out:
             self._fired = [t for t in self._fired if t > hyp.end_s - 60.0] + [hyp.end_s]
+        self._waiting += self.grammar.accept(chunk)
         heard_to = self.spotter.heard_to_s
-        due = [h for h in self._held if heard_to is not None and h.end_s + HOLD_S <= heard_to]
-        if due:
-            self._held = [h for h in self._held if h not in due]
-        return out + self._second_opinion(due, release=True) + self._second_opinion(self.grammar.accept(chunk))
+        due = 0
+        for hyp in self._waiting:
+            if self._held_back(hyp) and (heard_to is None or hyp.end_s + HOLD_S > heard_to):
+                break
+            due += 1
+        judged, self._waiting = self._waiting[:due], self._waiting[due:]
+        return out + self._second_opinion(judged)
 
     def flush(self) -> list[Hypothesis]:
-        due, self._held = self._held, []  # the end of the audio: nothing more is coming to wait for
-        return self._second_opinion(due + self.grammar.flush(), release=True)
+        # the end of the audio: nothing more is coming to wait for
+        judged, self._waiting = self._waiting + self.grammar.flush(), []
+        return self._second_opinion(judged)
 
     def reset(self) -> None:
         self.spotter.reset()
         self.grammar.reset()
         self._near = None
-        self._held = []
+        self._waiting = []
 
     def close(self) -> None:
         close = getattr(self.grammar, "close", None)
@@ -305,15 +321,28 @@ class SpottingRecognizer:
         log.debug("%r placed as %s heard by its sound as %r (%.2f)", hyp.text, placed.name, label, p)
         return self._command_heard(label, p, hyp)
 
+    def _near_score(self, hyp: Hypothesis) -> float:
+        """How sure a head is that ``hyp`` (words that made nothing) was a trigger said alone: the
+        trigger head's score at its end, or else the bare-word head's probability over it (see the
+        module docstring); 0 where neither is sure enough."""
+        length = hyp.end_s - hyp.start_s
+        if length <= ALONE_MAX_S:
+            score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
+            if score >= ALONE_SURE:
+                return score
+        if length <= BARE_MAX_S:
+            p = self.bare_probability(hyp)
+            if p >= BARE_AGAIN_SURE:
+                return p
+        return 0.0
+
     def _said_again(self, hyp: Hypothesis, otherwise: Hypothesis) -> Hypothesis:
         """``hyp`` (words that made nothing) as the trigger when it is the second near trigger
         within ``REPEAT_S`` (see the module docstring); otherwise ``otherwise``: ``hyp`` itself,
         or the command the command head heard in it (the head hears "stop" in some voices'
         "calf cramp"; outside a routine such a command means nothing)."""
-        if hyp.end_s - hyp.start_s > ALONE_MAX_S:
-            return otherwise
-        score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
-        if score < ALONE_SURE:
+        score = self._near_score(hyp)
+        if not score:
             return otherwise
         if self._near is None or hyp.start_s - self._near > REPEAT_S:
             log.debug("%r (%.2f s, %.3f at its end): a near trigger", hyp.text, hyp.end_s - hyp.start_s, score)
@@ -327,6 +356,8 @@ class SpottingRecognizer:
     def bare_probability(self, hyp: Hypothesis) -> float:
         """The bare-word head's probability over the end of ``hyp`` (0 without the head); after a
         trigger that failed its check, over the longer stretch it was held for."""
+        if self.spotter.bare is None:
+            return 0.0
         after = HOLD_S - 0.1 if hyp.unverified_trigger else BARE_END_S[1]
         return self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + after, "bare")[1]
 
@@ -352,14 +383,10 @@ class SpottingRecognizer:
         return (hyp.final and hyp.unverified_trigger and self.spotter.bare is not None
                 and hyp.end_s - hyp.start_s <= BARE_MAX_S)
 
-    def _second_opinion(self, hyps: list[Hypothesis], release: bool = False) -> list[Hypothesis]:
-        """What the session hears of the grammar recognizer's ``hyps`` (see the module docstring);
-        ``release``: they were held back and their time has come."""
+    def _second_opinion(self, hyps: list[Hypothesis]) -> list[Hypothesis]:
+        """What the session hears of the grammar recognizer's ``hyps`` (see the module docstring)."""
         kept = []
         for hyp in hyps:
-            if not release and self._held_back(hyp):
-                self._held.append(hyp)
-                continue
             intent = self.parser.parse(hyp.text) if hyp.final else None
             lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
             spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
