@@ -588,6 +588,30 @@ def test_a_command_heard_whole_is_not_replaced_by_the_one_the_head_is_sure_of(te
     assert heard.routine_only is (expected == "stop")
 
 
+@pytest.mark.parametrize("text, span, placed_p, best_p, expected", [
+    ("i'm okay right repeat", (1.0, 2.2), 0.15, 0.997, "repeat"),  # doubted, and the head all but certain
+    ("i'm okay right repeat", (1.0, 2.2), 0.35, 0.997, "done"),  # not doubted enough: the words decide
+    ("i'm okay right repeat", (1.0, 2.2), 0.15, 0.96, "done"),  # the head only sure
+    ("i'm okay right repeat", (1.0, 6.0), 0.15, 0.997, "done"),  # a long utterance
+    ("okay i'm okay", (1.0, 2.2), 0.15, 0.997, "done"),  # the phrase heard whole
+    ("i'm okay right repeat", (1.0, 2.2), 0.05, 0.96, "repeat"),  # almost nothing: sure is enough, as before
+])
+def test_a_placed_command_the_head_doubts_gives_way_where_it_is_all_but_certain_of_another(
+        text, span, placed_p, best_p, expected):
+    """"okay, repeat" came back as "i'm okay right repeat" (done, the longest phrase), which the
+    command head gave 0.15 and repeat 0.997: over a short utterance, a placed command the head gives
+    under ``OVERRIDE_DOUBTED`` gives way to one it is ``OVERRIDE_CERTAIN`` of; it is not vetoed."""
+    from voice_skill.asr import spotting
+
+    assert (spotting.OVERRIDE_DOUBTED, spotting.OVERRIDE_CERTAIN) == (0.3, 0.98)
+    head = _HeadSays("repeat", best_p, others={"done": placed_p})
+    head.commands.classes = ["none", "repeat", "done"]
+    rec = SpottingRecognizer(head, ScriptedGrammar([Hypothesis(text, 0.5, *span)]), IntentParser(), "calf cramp")
+    (heard,) = rec.flush()
+    assert IntentParser().parse(heard.text).name == expected and not heard.sound_vetoed
+    assert heard.routine_only is (expected == "repeat")
+
+
 @pytest.mark.parametrize("text, command, safety, expected", [
     # the safety head all but certain, the command head sure of a command the words did not place
     ("um repeat short", ("resume", 0.9), ("red_flag", 0.99), "red_flag"),
@@ -712,8 +736,9 @@ class _HeadSays:
 
     def __init__(self, label: str, p: float, threshold: float = 0.94, safety: tuple[str, float] | None = None,
                  trigger: tuple[tuple[float, float], ...] = (), bare: tuple[tuple[float, float], ...] | None = None,
-                 ) -> None:
+                 others: dict[str, float] | None = None) -> None:
         self.label, self.p, self.said = label, p, safety
+        self.others = others or {}  # the command head's probability of commands other than ``label``
         self.trigger = trigger  # (frame end in seconds, score): the trigger head's high frames
         self.bare = bare  # (frame end in seconds, probability): the bare-word head's high frames, if it has one
         self.head = type("Head", (), {"confirm_threshold": 0.9})()
@@ -737,7 +762,7 @@ class _HeadSays:
     def probability(self, name: str, start_s: float, end_s: float) -> float:
         if self.said is not None and name == self.said[0]:
             return self.said[1]
-        return self.p if name == self.label else 0.0
+        return self.p if name == self.label else self.others.get(name, 0.0)
 
     def max_score(self, start_s: float, end_s: float) -> float:
         return max((score for t, score in self.trigger if start_s <= t <= end_s), default=0.0)
