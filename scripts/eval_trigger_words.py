@@ -51,8 +51,9 @@ SAFETY = ("red_flag", "emergency")
 def heard_behind_spotter(audio: np.ndarray, probe: Callable[[Any, list], None]) -> tuple[Any, list]:
     """``audio`` through the grammar recognizer with the spotter in front, as the skill runs it
     (0.1-s chunks): ``probe(rec, hyps)`` sees every batch of the grammar recognizer's hypotheses
-    as the spotter's second opinion is about to judge them (one it holds back, when it lets it go). Returns the recognizer (closed; its spotter's scores
-    and firing times kept) and every hypothesis the second opinion passed on."""
+    as the spotter's second opinion is about to judge them (one it holds back, when it lets it
+    go). Returns the recognizer (closed; its spotter's scores and firing times kept) and every
+    hypothesis the second opinion passed on."""
     rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
     second_opinion = rec._second_opinion
 

@@ -21,7 +21,8 @@ and the false starts an hour, beside what the skill as it is started. Then the s
 such a "near trigger" said again (``asr.spotting.REPEAT_S``): pairs of them in the speech with no
 trigger, and "calf cramp" said alone twice, 2-4 s apart, in every voice; a bare-word trigger
 ("cramp", "I have a cramp") said alone twice too, per threshold at which the bare-word head makes
-a near trigger (stop 35). Stop 30 measured both with it (docs/spotter.md); about half an hour of audio is heard per quarter hour on two cores.
+a near trigger (stop 35). Stop 30 measured both with it (docs/spotter.md); about half an hour
+of audio is heard per quarter hour on two cores.
 """
 
 from __future__ import annotations

@@ -17,14 +17,14 @@ the same utterance:
 - the head is that sure of the same command: the hypothesis is marked ``sound_agrees``; two
   recognizers heard it, and the echo guard then forgives the other words around it (over the
   skill's voice, "pause" comes back as "eat pause": the canceller's leftovers decoded as a word);
-- the head gives it less than ``OVERRIDE_BELOW`` and is that sure of another command: the
-  head's command is reported instead, marked ``routine_only`` ("slow down" placed as pause from
-  "told bad oh wait", heard as slower), unless the words heard were the command's phrase whole,
-  with nothing but courtesy words around it: then the words decide (over a short utterance, the
-  head's command also where it gives the placed one less than ``OVERRIDE_DOUBTED`` and is
-  ``OVERRIDE_CERTAIN`` of its own). Over the skill's voice the
-  head gave a user's "pause" almost nothing and was sure of "stop", and a live run stopped the
-  routine when it was asked to pause;
+- the head gives it less than ``OVERRIDE_BELOW`` and is that sure of another command, or (over
+  a short utterance) less than ``OVERRIDE_DOUBTED`` and ``OVERRIDE_CERTAIN`` of another ("i'm
+  okay right repeat" for "okay, repeat", placed as done): the head's command is reported
+  instead, marked ``routine_only`` ("slow down" placed as pause from "told bad oh wait", heard
+  as slower), unless the words heard were the command's phrase whole, with nothing but courtesy
+  words around it: then the words decide. Over the skill's voice the head gave a user's "pause"
+  almost nothing and was sure of "stop", and a live run stopped the routine when it was asked
+  to pause;
 - the head gives it less than ``OVERRIDE_BELOW``, is sure of nothing, and the command is "it's
   gone" (``VETO_UNHEARD``), which ends the routine: it is marked ``sound_vetoed`` and the session
   ignores it. "I'm fine" placed in a television's talk or in the skill's echo was the most common
@@ -85,11 +85,11 @@ end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``). A faile
 utterance ends before the word PocketSphinx dropped, so it is held back until the spotter has
 heard ``HOLD_S`` past it, and then judged over that longer stretch: a bare word decided so comes
 about 1.3 s after the words the recognizer kept (and whatever the recognizer heard next waits
-behind it, so the session hears everything in the order it was said). Where PocketSphinx heard no trigger at all
-("ramp", "on thing" for "cramp"), the bare-word head alone is not trusted to start a routine (in
-talk with no trigger it is that sure of something every few minutes), but at ``BARE_AGAIN_SURE``
-the utterance is a near trigger, and the bare word said again starts the routine as the near
-trigger said again does.
+behind it, so the session hears everything in the order it was said). Where PocketSphinx heard
+no trigger at all ("ramp", "on thing" for "cramp"), the bare-word head alone is not trusted to
+start a routine (in talk with no trigger it is that sure of something every few minutes), but at
+``BARE_AGAIN_SURE`` the utterance is a near trigger, and the bare word said again starts the
+routine as the near trigger said again does.
 
 The grammar recognizer's plain copy of a spotted trigger is dropped (the trigger was already
 reported). Its version of an utterance the spotter fired in is often garbled
