@@ -68,12 +68,12 @@ def utterances(audio: np.ndarray, parser: IntentParser) -> tuple[list[dict], lis
                 lo_c, hi_c = h.start_s - spotting.COMMAND_MARGIN_S, h.end_s + spotting.COMMAND_MARGIN_S
                 safety, p = rec.spotter.best(lo_c, hi_c, "safety")
                 command, p_c = rec.spotter.best(lo_c, hi_c)
-                scores = rec.spotter.recent_scores()
+                heard_to = rec.spotter.heard_to_s
                 found.append({"text": h.text, "start": round(h.start_s, 2), "dur": round(h.end_s - h.start_s, 2),
                               "unverified": h.unverified_trigger, "bare_p": round(rec.bare_probability(h), 4),
                               "bare_any": round(rec.spotter.best(h.start_s - 0.2, h.end_s + spotting.BARE_END_S[1],
                                                                  "bare")[1], 4),
-                              "heard_to": round(scores[-1][0] - h.end_s, 2) if scores else None,
+                              "heard_to": round(heard_to - h.end_s, 2) if heard_to is not None else None,
                               "max": round(rec.spotter.max_score(lo, hi), 4),
                               "end_max": round(rec.spotter.max_score(h.end_s - END_S[0], h.end_s + END_S[1]), 4),
                               "intent": intent.name if intent else None,

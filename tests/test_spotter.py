@@ -214,9 +214,13 @@ def test_a_failed_trigger_is_held_until_the_bare_word_head_has_heard_past_the_dr
     said = comp.phrases[0]
     kept = Hypothesis("i've got a", 0.8, said.start_s, said.end_s - 0.7, unverified_trigger=True)
     x = _with_floor(comp.samples)
+
+    def recognizer() -> SpottingRecognizer:
+        return SpottingRecognizer(sp.TriggerSpotter(models, head, bare=bare), ScriptedGrammar([kept]), IntentParser(),
+                                  "calf cramp")
+
     for step in (0.1, 0.32):
-        rec = SpottingRecognizer(sp.TriggerSpotter(models, head, bare=bare), ScriptedGrammar([kept]), IntentParser(),
-                                 "calf cramp")
+        rec = recognizer()
         found = []
         for c in iter_array_chunks(x, step):
             out = rec.accept(c)
@@ -228,8 +232,7 @@ def test_a_failed_trigger_is_held_until_the_bare_word_head_has_heard_past_the_dr
                                 "bare")[1] < spotting.BARE_SURE
     # the audio ends while it is held, or before the grammar recognizer reported it at all
     for cut_s, ending in ((0.9, "flush"), (0.9, "reset"), (0.4, "flush")):
-        rec = SpottingRecognizer(sp.TriggerSpotter(models, head, bare=bare), ScriptedGrammar([kept]), IntentParser(),
-                                 "calf cramp")
+        rec = recognizer()
         early = [h for c in iter_array_chunks(x[:int((kept.end_s + cut_s) * 16000)], 0.1) for h in rec.accept(c)]
         assert early == [] and rec._waiting == ([kept] if cut_s > 0.6 else []), (cut_s, ending)
         if ending == "reset":
@@ -733,6 +736,7 @@ class _HeadSays:
     second-opinion rule of ``SpottingRecognizer``, not the heads."""
 
     PHRASE_S = 1.2
+    heard_to_s: float | None = None
 
     def __init__(self, label: str, p: float, threshold: float = 0.94, safety: tuple[str, float] | None = None,
                  trigger: tuple[tuple[float, float], ...] = (), bare: tuple[tuple[float, float], ...] | None = None,
@@ -745,8 +749,6 @@ class _HeadSays:
         self.commands = type("Commands", (), {"threshold": threshold, "classes": ["none", label, "stop"]})()
         self.safety = (type("Safety", (), {"classes": ["none", "red_flag", "emergency"]})() if safety is not None
                        else None)
-
-    heard_to_s: float | None = None
 
     def accept(self, chunk: AudioChunk) -> list:
         self.heard_to_s = chunk.end_s
