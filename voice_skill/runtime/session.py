@@ -84,6 +84,11 @@ UNEXPLAINED_MIN_DB = -12.0
 # WORD_MIDDLE_S (the check's 64-ms frames reach half their length past a stretch's edge).
 WORD_EDGE_S = 0.04
 WORD_MIDDLE_S = 0.05
+# Beside a command the loudspeaker cannot have said, this many words it cannot have said either
+# are forgiven: a user's "stop" came back as "stop not" over the skill's voice. More such words
+# are someone talking (a television, babble), whose command-like word is not taken over the
+# skill's speech.
+STRAY_WORDS = 1
 ECHO_CHECK_KEEP_S = 12.0  # microphone and reference kept for it
 ECHO_CHECK_BEFORE_S = 1.5  # context fitted before a hypothesis (the echo path before the word)
 ECHO_CHECK_AFTER_S = 0.5
@@ -305,11 +310,14 @@ class Session:
 
     def _others_are_echo(self, hyp: Hypothesis, intent: Intent) -> bool:
         """Whether a command heard with other words over the skill's speech ("eat pause") was
-        said on its own, the other words being what the canceller left of the skill's voice:
-        the recognizer's word times (``Hypothesis.words``) place the command's words where the
-        loudspeaker's reference cannot explain the microphone (``unexplained_db``) and every
-        other word where it can. Live, a user's "pause" over the skill came back as "eat pause"
-        in every try of some runs, and was ignored as mixed with the skill's own voice."""
+        said on its own, the other words being what the canceller left of the skill's voice or
+        a stray word of the user's: the recognizer's word times (``Hypothesis.words``) place the
+        command's words where the loudspeaker's reference cannot explain the microphone
+        (``unexplained_db``), and every other word where it can, but for at most
+        ``STRAY_WORDS`` of them. Live, a user's "pause" over the skill came back as "eat pause"
+        in every try of some runs, and a "stop" as "stop not" (the word's own release, not the
+        loudspeaker's) in some loaded runs, and both were ignored as mixed with the skill's own
+        voice."""
         if self.echo_canceller is None or not hyp.words:
             return False
         span = word_span([w for w, _, _ in hyp.words], intent.phrase)
@@ -321,16 +329,20 @@ class Session:
             return False
         others = [(a, b) for i, (w, a, b) in enumerate(hyp.words)
                   if not first <= i <= last and not set(tokens(w)) <= self.guard.courtesy]
+        strays = 0
         for start, end in others:
             # (its middle: the frames at a word's edge reach into the next word, and word times
             # are approximate)
             edge = min(WORD_EDGE_S, max(0.0, (end - start - WORD_MIDDLE_S) / 2))
             echo = self.unexplained_db(start + edge, end - edge)
-            if echo is None or echo >= UNEXPLAINED_MIN_DB:
+            if echo is None:
                 return False
-        if others:
-            log.debug("%r: the words beside %r are the loudspeaker's own sound", hyp.text, intent.phrase)
-        return bool(others)
+            strays += echo >= UNEXPLAINED_MIN_DB
+        if not others or strays > STRAY_WORDS:
+            return False
+        log.debug("%r: the words beside %r are the loudspeaker's own sound or %d stray word", hyp.text,
+                  intent.phrase, strays)
+        return True
 
     def _on_partial(self, hyp: Hypothesis, intent: Intent | None, verdict: str | None) -> None:
         """Act early on a partial result only where that is safe and reversible: "stop" and
