@@ -219,22 +219,32 @@ def test_a_failed_trigger_is_held_until_the_bare_word_head_has_heard_past_the_dr
         return SpottingRecognizer(sp.TriggerSpotter(models, head, bare=bare), ScriptedGrammar([kept]), IntentParser(),
                                   "calf cramp")
 
+    decided = set()
     for step in (0.1, 0.32):
         rec = recognizer()
         found = []
         for c in iter_array_chunks(x, step):
             out = rec.accept(c)
-            assert not out or c.end_s >= kept.end_s + spotting.HOLD_S, (step, c.end_s)
+            if out:
+                released_s = c.end_s
             found += out
         assert [(h.text, h.sound_intent) for h in found] == [("i've got a", "start")], step
-        # where it would have been judged without the hold, the head was not yet sure
+        # where it would have been judged without the hold, the head was not yet sure; it was let
+        # go with the chunk that brought the first frame the head was sure at, before HOLD_S
         assert rec.spotter.best(kept.end_s - spotting.BARE_END_S[0], kept.end_s + spotting.BARE_END_S[1],
                                 "bare")[1] < spotting.BARE_SURE
-    # the audio ends while it is held, or before the grammar recognizer reported it at all
-    for cut_s, ending in ((0.9, "flush"), (0.9, "reset"), (0.4, "flush")):
+        sure_s, p = rec._bare_sure_at(kept)
+        assert sure_s <= released_s < sure_s + step + 0.01 and released_s < kept.end_s + spotting.HOLD_S, step
+        decided.add((round(sure_s, 3), found[0].confidence))
+    assert len(decided) == 1, decided  # the same frame and probability whatever the chunk size
+    # the audio ends while it is held (after the grammar recognizer reported it, 0.6 s past its
+    # end, before the head was sure), or before it was reported at all
+    held_s = round(sure_s - kept.end_s - 0.1, 1)
+    assert held_s >= 0.6, sure_s
+    for cut_s, ending in ((held_s, "flush"), (held_s, "reset"), (0.4, "flush")):
         rec = recognizer()
         early = [h for c in iter_array_chunks(x[:int((kept.end_s + cut_s) * 16000)], 0.1) for h in rec.accept(c)]
-        assert early == [] and rec._waiting == ([kept] if cut_s > 0.6 else []), (cut_s, ending)
+        assert early == [] and rec._waiting == ([kept] if cut_s >= 0.6 else []), (cut_s, ending)
         if ending == "reset":
             rec.reset()
         assert [h.text for h in rec.flush()] == (["i've got a"] if ending == "flush" else []), (cut_s, ending)
@@ -769,6 +779,11 @@ class _HeadSays:
     def max_score(self, start_s: float, end_s: float) -> float:
         return max((score for t, score in self.trigger if start_s <= t <= end_s), default=0.0)
 
+    def first_sure(self, start_s: float, end_s: float, level: float, kind: str = "bare") -> tuple[float, float] | None:
+        heard = [(t, p) for t, p in self.bare or () if start_s <= t <= end_s and p >= level
+                 and self.heard_to_s is not None and t <= self.heard_to_s]
+        return heard[0] if heard else None
+
 
 @pytest.mark.parametrize("second, peaks, command_p, started", [
     ((6.0, 6.8), ((1.85, 0.97), (6.85, 0.96)), 0.0, True),  # said again 4 s later: the trigger
@@ -826,19 +841,25 @@ def test_a_bare_word_the_grammar_heard_no_trigger_in_said_again_is_the_trigger(s
     assert [h.sound_intent for h in rec.flush()] == [None, None]
 
 
-def test_what_the_grammar_heard_after_a_held_trigger_waits_behind_it() -> None:
+@pytest.mark.parametrize("bare, due, intent, stop_due", [
+    (((2.6, 0.99),), 2.6, "start", 2.6),  # the bare-word head sure 1.2 s after the words kept
+    (((2.0, 0.5), (2.3, 0.95)), 2.3, "start", 2.5),  # ... sooner: no longer held, "stop" when heard
+    (((2.0, 0.5), (2.7, 0.99)), 1.4 + 1.3, None, 1.4 + 1.3),  # not sure within the stretch: all of HOLD_S
+])
+def test_what_the_grammar_heard_after_a_held_trigger_waits_behind_it(bare, due, intent, stop_due) -> None:
     """A command heard right after a failed trigger that is held for the bare-word head reaches the
-    session after it, in the order said, both once the hold is over."""
+    session after it, in the order said, both once the hold is over: when the head is sure of the
+    bare word, or when the spotter has heard ``HOLD_S`` past the words kept."""
     from voice_skill.asr import spotting
 
+    assert spotting.HOLD_S == 1.3 and spotting.BARE_SURE == 0.9
     script = [Hypothesis("i have a", 0.8, 1.0, 1.4, unverified_trigger=True), Hypothesis("stop", 0.9, 1.6, 1.9)]
-    rec = SpottingRecognizer(_HeadSays("stop", 0.0, bare=((1.9, 0.99),)), ScriptedGrammar(script), IntentParser(),
+    rec = SpottingRecognizer(_HeadSays("stop", 0.0, bare=bare), ScriptedGrammar(script), IntentParser(),
                              "calf cramp")
     silence = np.zeros(1600, dtype=np.int16).tobytes()
     heard = [(round(c.end_s, 1), h.text, h.sound_intent) for c in (AudioChunk(silence, i / 10) for i in range(40))
              for h in rec.accept(c)]
-    due = round(1.4 + spotting.HOLD_S, 1)
-    assert heard == [(due, "i have a", "start"), (due, "stop", None)], heard
+    assert heard == [(round(due, 1), "i have a", intent), (round(stop_due, 1), "stop", None)], heard
 
 
 @pytest.mark.parametrize("p, short, long", [(0.9, "repeat", "uh we eat that ah the news"), (0.96, "repeat", "repeat"),

@@ -429,6 +429,14 @@ class TriggerSpotter:
                     best, label = float(probs[c]), self.opinions[kind].classes[c]
         return label, best
 
+    def first_sure(self, start_s: float, end_s: float, level: float, kind: str = "bare") -> tuple[float, float] | None:
+        """(end of frame in seconds, probability) of the first frame within [start_s, end_s] at
+        which the ``kind`` head's likeliest phrase reached ``level``; None where none has (yet)."""
+        for t, probs in self._probs.get(kind, ()):
+            if start_s <= t <= end_s and float(probs[1:].max()) >= level:
+                return t, float(probs[1:].max())
+        return None
+
     def probability(self, name: str, start_s: float, end_s: float) -> float:
         """The highest probability, by the head that knows phrase ``name``, that it ended within
         [start_s, end_s] (0.0 when no head knows it)."""

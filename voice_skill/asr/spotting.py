@@ -82,10 +82,10 @@ nothing in "the cramp is gone". Where the grammar recognizer heard a trigger in 
 check (``Hypothesis.unverified_trigger``: its words were dropped, so the utterance made nothing
 or a command of what was left), the bare-word head at ``BARE_SURE`` or more over the utterance's
 end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``). A failed trigger's
-utterance ends before the word PocketSphinx dropped, so it is held back until the spotter has
-heard ``HOLD_S`` past it, and then judged over that longer stretch: a bare word decided so comes
-about 1.3 s after the words the recognizer kept (and whatever the recognizer heard next waits
-behind it, so the session hears everything in the order it was said). Where PocketSphinx heard
+utterance ends before the word PocketSphinx dropped, so it is held back until the bare-word head
+is sure over the stretch after it, or the spotter has heard ``HOLD_S`` past it: a bare word
+decided so comes 0.5-1.3 s after the words the recognizer kept (and whatever the recognizer heard
+next waits behind it, so the session hears everything in the order it was said). Where PocketSphinx heard
 no trigger at all ("ramp", "on thing" for "cramp"), the bare-word head alone is not trusted to
 start a routine (in talk with no trigger it is that sure of something every few minutes), but at
 ``BARE_AGAIN_SURE`` the utterance is a near trigger, and the bare word said again starts the
@@ -205,7 +205,8 @@ class SpottingRecognizer:
         heard_to = self.spotter.heard_to_s
         due = 0
         for hyp in self._waiting:
-            if self._held_back(hyp) and (heard_to is None or hyp.end_s + HOLD_S > heard_to):
+            if self._held_back(hyp) and (heard_to is None or hyp.end_s + HOLD_S > heard_to) \
+                    and self._bare_sure_at(hyp) is None:
                 break
             due += 1
         judged, self._waiting = self._waiting[:due], self._waiting[due:]
@@ -363,11 +364,20 @@ class SpottingRecognizer:
 
     def bare_probability(self, hyp: Hypothesis) -> float:
         """The bare-word head's probability over the end of ``hyp`` (0 without the head); after a
-        trigger that failed its check, over the longer stretch it was held for."""
+        trigger that failed its check, over the longer stretch it was held for: there, the
+        probability at the first frame that reached ``BARE_SURE`` (where the hold ended, the same
+        frame whatever the chunk size), else the highest."""
         if self.spotter.bare is None:
             return 0.0
+        if hyp.unverified_trigger and (sure := self._bare_sure_at(hyp)) is not None:
+            return sure[1]
         after = HOLD_S - 0.1 if hyp.unverified_trigger else BARE_END_S[1]
         return self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + after, "bare")[1]
+
+    def _bare_sure_at(self, hyp: Hypothesis) -> tuple[float, float] | None:
+        """The first frame after a failed trigger's kept words at which the bare-word head was
+        sure (``BARE_SURE``), and its probability; None where it has not been (yet)."""
+        return self.spotter.first_sure(hyp.end_s - BARE_END_S[0], hyp.end_s + HOLD_S - 0.1, BARE_SURE, "bare")
 
     def _bare_trigger(self, hyp: Hypothesis, intent: Intent | None) -> Hypothesis | None:
         """``hyp`` as the trigger, where the grammar recognizer heard one that the trigger head did
@@ -387,7 +397,8 @@ class SpottingRecognizer:
         return replace(hyp, text=hyp.text or BARE_WORD, confidence=p, sound_intent="start")
 
     def _held_back(self, hyp: Hypothesis) -> bool:
-        """Whether ``hyp`` waits for the bare-word head's frames after the trigger it lost (``HOLD_S``)."""
+        """Whether ``hyp`` waits for the bare-word head's frames after the trigger it lost (up to
+        ``HOLD_S``, or until the head is sure)."""
         return (hyp.final and hyp.unverified_trigger and self.spotter.bare is not None
                 and hyp.end_s - hyp.start_s <= BARE_MAX_S)
 
