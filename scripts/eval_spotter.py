@@ -279,7 +279,7 @@ def cmd_system(args) -> None:
             found[key][0] += start is not None
             found[key][1] += 1
             if start is not None:
-                lat.append(start["t"] - end / SAMPLE_RATE)
+                lat.append((key[0], start["t"] - end / SAMPLE_RATE))
         n_neg = 0
         while hours * 60 < args.minutes:
             parts = [a for a, _, _ in corpus.stream_texts(everyday, voices, rng_m, 60.0)]
@@ -305,7 +305,9 @@ def cmd_system(args) -> None:
         print(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + " |")
     for mode in ("on", "off"):
         found, lat, false, hours, cpu = results[mode]
-        med = f"{np.median(lat):.2f} s" if lat else "-"
+        med = f"{np.median([t for _, t in lat]):.2f} s" if lat else "-"
+        bare_lat = [t for kind, t in lat if kind == "bare cramp"]
+        med += f" (the bare word: {np.median(bare_lat):.2f} s)" if bare_lat else ""
         print(f"spotter {mode}: median end of phrase to routine start {med}; {false} false starts in "
               f"{hours * 60:.0f} min of everyday speech; {cpu:.3f} CPU s per audio s")
 
