@@ -307,6 +307,26 @@ def test_a_cramp_that_goes_on_keeps_the_routine_going(text):
     assert first(events, "routine", state="finished")
 
 
+@pytest.mark.parametrize("text", ["it won't stop", "he can't stop it", "it's back", "not gone", "it's still there"])
+def test_a_cramp_going_on_with_no_cramp_heard_starts_nothing(text):
+    """A television's "he can't stop it" or "it's back" is no cramp: with no routine and no
+    episode, such words get a prompt to name the cramp; after one (the episode's minutes) they
+    start the routine again."""
+    events = run_script([(1.0, text)], 30)
+    assert first(events, "heard", text=text)["intent"] == "still_cramping"
+    assert said(events) == [MESSAGES["no_cramp_heard"]] and started(events) == []
+    again = run_script([(1.0, "calf cramp"), (3.0, "stop"), (60.0, text)], 90)
+    assert [e["state"] for e in again if e["event"] == "routine"][:3] == ["started", "stopped", "started"]
+    assert MESSAGES["no_cramp_heard"] not in said(again)
+
+
+@pytest.mark.parametrize("text", ["it's still cramping", "my calf is still cramping"])
+def test_still_cramping_with_no_cramp_heard_before_is_a_trigger(text):
+    events = run_script([(1.0, text)], 30)
+    assert first(events, "heard", text=text)["intent"] == "still_cramping"
+    first(events, "routine", state="started")
+
+
 def test_still_cramping_in_the_aftercare_starts_the_routine_over():
     events = run_script([(1.0, "calf cramp"), (3.0, "it's gone"), (4.5, "it's still there")], 80)
     steps = [e["id"] for e in events if e["event"] == "step"]

@@ -303,7 +303,13 @@ class Coach:
         self._trigger(intent, now, out)
 
     def _on_still_cramping(self, intent: Intent, now: float, out: list[Action]) -> None:
-        """"It won't stop", "still cramping": the episode goes on, and counts toward the rule."""
+        """"It won't stop", "still cramping": the episode goes on, and counts toward the rule.
+        With no cramp heard (no routine, no episode), words that tell of one only after one ("it's
+        back", "not gone": a television's "he can't stop it" started a routine) get a prompt to
+        name it instead; with "cramp" in them ("it's still cramping") they are a trigger."""
+        if not self.active and self._episode is None and "start" not in intent.also:
+            self._say(self.messages["no_cramp_heard"], "reply", out)
+            return
         if not (self.active and self.routine.context == "active-cramp"):
             if self.active:
                 out.append(CancelSpeech())
