@@ -218,6 +218,12 @@ def table(rows: list[dict]) -> None:
             or (h["dur"] <= spotting.BARE_MAX_S and h.get("bare_p", 0.0) >= bare_sure))]
         return any(b["start"] - (a["start"] + a["dur"]) <= spotting.REPEAT_S for a, b in zip(near, near[1:]))
 
+    parser = IntentParser()
+    goes_on = [h for r in neg for h in r["hyps"] if h["intent"] == "still_cramping"]
+    named = [h for h in goes_on if "start" in parser.parse(h["text"]).also]
+    print(f"\n\"It won't stop\", \"it's back\" and the like in speech with no trigger: {len(goes_on)}; with no cramp "
+          f"heard the skill asks for one (coach, stop 36), but for {len(named)} with \"cramp\" in them "
+          f"(\"it's still cramping\"), which start the routine")
     print(f"\nThe near trigger said again (two within {spotting.REPEAT_S:g} s, asr.spotting): false starts in "
           f"speech with no trigger {sum(map(said_again, neg))}")
     if twice:
