@@ -318,6 +318,12 @@ def test_a_cramp_going_on_with_no_cramp_heard_starts_nothing(text):
     again = run_script([(1.0, "calf cramp"), (3.0, "stop"), (60.0, text)], 90)
     assert [e["state"] for e in again if e["event"] == "routine"][:3] == ["started", "stopped", "started"]
     assert MESSAGES["no_cramp_heard"] not in said(again)
+    # ... and in the minutes after an episode that "it's gone" ended, not after 15 more
+    for at, starts in ((120.0, True), (3.0 + EPISODE_QUIET_S + 200.0, False)):
+        later = run_script([(1.0, "calf cramp"), (3.0, "it's gone"), (at, text)], at + 30)
+        assert episodes(later)[0]["ended_by"] == "gone" and episodes(later)[0]["t"] < at
+        assert (MESSAGES["no_cramp_heard"] not in said(later)) == starts, at
+        assert len([e for e in later if e["event"] == "routine" and e["state"] == "started"]) == 1 + starts, at
 
 
 @pytest.mark.parametrize("text", ["it's still cramping", "my calf is still cramping"])

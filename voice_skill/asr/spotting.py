@@ -84,9 +84,9 @@ or a command of what was left), the bare-word head at ``BARE_SURE`` or more over
 end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``). A failed trigger's
 utterance ends before the word PocketSphinx dropped, so it is held back until the bare-word head
 is sure over the stretch after it, or the spotter has heard ``HOLD_S`` past it: a bare word
-decided so comes 0.5-1.3 s after the words the recognizer kept (and whatever the recognizer heard
-next waits behind it, so the session hears everything in the order it was said). Where PocketSphinx heard
-no trigger at all ("ramp", "on thing" for "cramp"), the bare-word head alone is not trusted to
+decided so comes 0.5-1.3 s after the words the recognizer kept (and whatever the recognizer
+heard next waits behind it, so the session hears everything in the order it was said). Where
+PocketSphinx heard no trigger at all ("ramp", "on thing" for "cramp"), the bare-word head alone is not trusted to
 start a routine (in talk with no trigger it is that sure of something every few minutes), but at
 ``BARE_AGAIN_SURE`` the utterance is a near trigger, and the bare word said again starts the
 routine as the near trigger said again does.

@@ -175,6 +175,7 @@ class Coach:
         self._hold_total_s = 0.0  # settle + hold of the current hold timer, as stretched so far
         self._next_id = 0
         self._episode: _Episode | None = None
+        self._episode_ended_s: float | None = None  # when the last episode ended
         self._halt: tuple[str, str, float] | None = None  # (kind, answer, until) after a safety answer
         self._notice_said = False  # outside episodes (the bedtime stretches): once a session
         self._last_said = ""
@@ -304,10 +305,12 @@ class Coach:
 
     def _on_still_cramping(self, intent: Intent, now: float, out: list[Action]) -> None:
         """"It won't stop", "still cramping": the episode goes on, and counts toward the rule.
-        With no cramp heard (no routine, no episode), words that tell of one only after one ("it's
-        back", "not gone": a television's "he can't stop it" started a routine) get a prompt to
-        name it instead; with "cramp" in them ("it's still cramping") they are a trigger."""
-        if not self.active and self._episode is None and "start" not in intent.also:
+        With no cramp heard (no routine, no episode, none ended in the last 15 minutes), words that
+        tell of one only after one ("it's back", "not gone": a television's "he can't stop it"
+        started a routine) get a prompt to name it instead; with "cramp" in them ("it's still
+        cramping") they are a trigger."""
+        recent = self._episode_ended_s is not None and now - self._episode_ended_s < EPISODE_QUIET_S
+        if not self.active and self._episode is None and not recent and "start" not in intent.also:
             self._say(self.messages["no_cramp_heard"], "reply", out)
             return
         if not (self.active and self.routine.context == "active-cramp"):
@@ -553,6 +556,7 @@ class Coach:
         out.append(Emit("episode", {"state": "ended", "how": ep.how, "ended_by": ended_by,
                                     "duration_s": round(max(ep.last_s, ep.start_s) - ep.start_s, 2)}))
         self._episode = None
+        self._episode_ended_s = now
         self.leg = None
 
     # ---- mechanics ------------------------------------------------------------------
