@@ -86,10 +86,10 @@ utterance ends before the word PocketSphinx dropped, so it is held back until th
 is sure over the stretch after it, or the spotter has heard ``HOLD_S`` past it: a bare word
 decided so comes 0.5-1.3 s after the words the recognizer kept (and whatever the recognizer
 heard next waits behind it, so the session hears everything in the order it was said). Where
-PocketSphinx heard no trigger at all ("ramp", "on thing" for "cramp"), the bare-word head alone is not trusted to
-start a routine (in talk with no trigger it is that sure of something every few minutes), but at
-``BARE_AGAIN_SURE`` the utterance is a near trigger, and the bare word said again starts the
-routine as the near trigger said again does.
+PocketSphinx heard no trigger at all ("ramp", "on thing" for "cramp"), the bare-word head alone
+is not trusted to start a routine (in talk with no trigger it is that sure of something every few
+minutes), but at ``BARE_AGAIN_SURE`` the utterance is a near trigger, and the bare word said
+again starts the routine as the near trigger said again does.
 
 The grammar recognizer's plain copy of a spotted trigger is dropped (the trigger was already
 reported). Its version of an utterance the spotter fired in is often garbled
