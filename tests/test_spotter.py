@@ -693,6 +693,19 @@ def test_train_dev_and_test_voices_share_no_speaker() -> None:
     assert train & dev == set() and train & test == set() and dev & test == set()
 
 
+def test_every_espeak_accent_speaks_in_the_variant_asked_for() -> None:
+    """Real espeak-ng: a train variant and a test variant of each accent are two voices. Until
+    stop 36 every "en-gb+VARIANT" was the one default British voice (espeak-ng ignores a variant
+    after "en-gb"), in train, dev and test alike."""
+    from voice_skill.devtools import speechgen  # noqa: PLC0415
+    from voice_skill.devtools.spottercorpus import _ESPEAK_ACCENTS  # noqa: PLC0415
+
+    for accent in _ESPEAK_ACCENTS:
+        a = speechgen.synthesize("calf cramp", f"espeak:{accent}+m1@150")
+        b = speechgen.synthesize("calf cramp", f"espeak:{accent}+m6@150")
+        assert len(a) != len(b) or not np.array_equal(a, b), accent
+
+
 def test_behind_the_spotter_a_sentence_under_three_seconds_is_decoded_once_and_heard_the_same() -> None:
     """PocketSphinx's live decoder (the second decode of a segment as it goes on) starts 3 s
     into a segment behind the spotter, 1 s alone: a 2-s sentence is then decoded once, and

@@ -139,6 +139,14 @@ def _hibari(text: str, name: str, rate: float | None, out_path: str) -> None:
 _IN_PROCESS = {"piper": _piper, "hibari": _hibari}  # engines run as Python libraries, not commands
 
 
+def espeak_name(name: str) -> str:
+    """The name to give ``espeak-ng -v`` for ``name`` ("en-gb+m5"): espeak-ng 1.51 ignores the
+    variant after "en-gb" (every "en-gb+VARIANT" is the one default British voice, byte for byte),
+    and takes it after "en", the same British voice by another name."""
+    accent, plus, variant = name.partition("+")
+    return f"en+{variant}" if accent == "en-gb" and plus else name
+
+
 def _run_engine(text: str, voice: str, out_path: str) -> None:
     engine, name, rate = parse_voice(voice)
     if engine in _IN_PROCESS:
@@ -166,7 +174,7 @@ def _run_engine(text: str, voice: str, out_path: str) -> None:
         return
     if engine == "espeak":
         exe = shutil.which("espeak-ng")
-        cmd = [exe or "espeak-ng", "-v", name, "-w", out_path]
+        cmd = [exe or "espeak-ng", "-v", espeak_name(name), "-w", out_path]
         if rate is not None:
             cmd += ["-s", str(int(rate))]
         cmd += ["--", text]
@@ -201,8 +209,10 @@ def trim_silence(samples: np.ndarray, floor_db: float = -50.0, rel_db: float = -
 
 def synthesize(text: str, voice: str = "espeak:en-us") -> np.ndarray:
     """``text`` spoken by ``voice`` as 16 kHz mono int16, silence trimmed. Cached on disk."""
-    parse_voice(voice)
-    key = hashlib.sha1(f"{_CACHE_VERSION}\0{voice}\0{text}".encode()).hexdigest()
+    engine, name, _ = parse_voice(voice)
+    # a voice whose rendering changed keys apart from its old audio ("en-gb+m5", stop 36)
+    rendered = voice if engine != "espeak" or espeak_name(name) == name else f"{voice}\0{espeak_name(name)}"
+    key = hashlib.sha1(f"{_CACHE_VERSION}\0{rendered}\0{text}".encode()).hexdigest()
     cached = cache_dir() / f"{key}.npy"
     if cached.exists():
         try:
