@@ -973,3 +973,14 @@ def test_the_trigger_words_evaluation_runs_on_one_voice(tmp_path) -> None:
     # what reached the skill: the trigger, in (nearly) every one of these trigger utterances
     assert sum(any(p["intent"] == "start" for p in r["passed"]) for r in rows) >= 3
     assert "| the trigger alone | 2 |" in proc.stdout and "| with a red flag or emergency | 2 |" in proc.stdout
+
+
+def test_the_said_alone_evaluation_runs_on_one_voice() -> None:
+    """scripts/eval_said_alone.py on one dev voice (festival kal): "it won't stop" with no cramp
+    heard starts nothing (a prompt instead, stop 36), "calf cramp" starts the routine."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "eval_said_alone.py"), "--split", "dev",
+                           "--voices", "1", "--workers", "1", "--phrases", "it won't stop", "calf cramp"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| it won't stop | 0 of 1 |" in proc.stdout and "| calf cramp | 1 of 1 |" in proc.stdout, proc.stdout
+    assert "started: 'calf cramp' in festival:kal" in proc.stderr

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Short phrases said alone, with nothing running, through the whole skill: does a routine start?
+
+    python scripts/eval_said_alone.py --split dev                        # the default phrases
+    python scripts/eval_said_alone.py --split dev --phrases "cramp gone" "no more cramp"
+    python scripts/eval_said_alone.py --split test --voices 30           # voices never tuned on
+
+Each of the split's first ``--voices`` voices says each phrase once, after 2.5-3 s of a quiet
+room and before 2.5-3 s more, through the real session (``app.run_chunks``, the path
+``voice-skill run --input`` takes, PocketSphinx behind the spotter). The table counts, per phrase,
+the recordings that started a routine; the log names what the recognizer heard in each one that
+did. The default phrases are the ones that must not start one ("the cramp is gone" and its kin,
+"it won't stop" with no cramp heard) beside bare-word triggers that should (a miss there is the
+other side of any rule against the first). About a minute a phrase on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voice_skill.devtools import speechgen  # noqa: E402
+from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
+
+log = logging.getLogger("eval_said_alone")
+MUST_NOT = ["the cramp is gone", "the cramp's gone", "my cramp went away", "the cramp is over", "the cramp has passed",
+            "cramp gone", "no more cramp", "the cramp stopped", "it won't stop", "he can't stop it", "it's back",
+            "not gone"]
+SHOULD = ["cramp", "I have a cramp", "ow cramp", "it's still cramping"]
+
+
+def _run(job: tuple[str, str, int]) -> tuple[str, str, bool, list[str]]:
+    from voice_skill.runtime.app import RunOptions, run_chunks  # noqa: PLC0415
+
+    voice, text, seed = job
+    rng = np.random.default_rng(seed)
+    clip, _ = corpus.place(speechgen.synthesize(text, voice), rng, lead_s=(2.5, 3.0), trail_s=(2.5, 3.0))
+    audio = corpus.in_room(clip, rng, None, None, 0, [])
+    events: list[dict] = []
+    run_chunks(speechgen.iter_array_chunks(audio, 0.1), RunOptions(asr="pocketsphinx", spotter="on", hour=14.0),
+               None, listeners=[events.append])
+    started = any(e["event"] == "routine" and e["state"] == "started" for e in events)
+    heard = [f"{e['text']!r} -> {e.get('intent')}" for e in events if e["event"] == "heard"]
+    return voice, text, started, heard
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", choices=("dev", "test"), default="dev")
+    ap.add_argument("--voices", type=int, default=12, help="the split's first this many voices")
+    ap.add_argument("--phrases", nargs="+", default=None, help="instead of the default phrases")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=36)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    phrases = args.phrases or MUST_NOT + SHOULD
+    voices = corpus.split_voices(args.split)[:args.voices]
+    # each recording's seed depends on its voice and phrase only, so a phrase's rows are the same
+    # whatever other phrases are asked for
+    jobs = [(v, t, args.seed * 1_000_003 + 7919 * i + sum(map(ord, t))) for i, v in enumerate(voices) for t in phrases]
+    with mp.get_context("fork").Pool(args.workers) as pool:
+        rows = pool.map(_run, jobs)
+    print(f"\nPhrases said alone, {args.split} voices ({len(voices)}), a quiet room, nothing running\n")
+    print("| phrase | a routine started |")
+    print("|---|---|")
+    for text in phrases:
+        hits = sum(started for _, t, started, _ in rows if t == text)
+        expected = "" if args.phrases else (" (must not)" if text in MUST_NOT else " (should)")
+        print(f"| {text}{expected} | {hits} of {len(voices)} |")
+    for voice, text, started, heard in rows:
+        if started:
+            log.info("started: %r in %s: heard %s", text, voice, "; ".join(heard))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
