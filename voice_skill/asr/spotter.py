@@ -433,8 +433,8 @@ class TriggerSpotter:
         """(end of frame in seconds, probability) of the first frame within [start_s, end_s] at
         which the ``kind`` head's likeliest phrase reached ``level``; None where none has (yet)."""
         for t, probs in self._probs.get(kind, ()):
-            if start_s <= t <= end_s and float(probs[1:].max()) >= level:
-                return t, float(probs[1:].max())
+            if start_s <= t <= end_s and (top := float(probs[1:].max())) >= level:
+                return t, top
         return None
 
     def probability(self, name: str, start_s: float, end_s: float) -> float:

@@ -211,7 +211,8 @@ def synthesize(text: str, voice: str = "espeak:en-us") -> np.ndarray:
     """``text`` spoken by ``voice`` as 16 kHz mono int16, silence trimmed. Cached on disk."""
     engine, name, _ = parse_voice(voice)
     # a voice whose rendering changed keys apart from its old audio ("en-gb+m5", stop 36)
-    rendered = voice if engine != "espeak" or espeak_name(name) == name else f"{voice}\0{espeak_name(name)}"
+    asked = espeak_name(name) if engine == "espeak" else name
+    rendered = voice if asked == name else f"{voice}\0{asked}"
     key = hashlib.sha1(f"{_CACHE_VERSION}\0{rendered}\0{text}".encode()).hexdigest()
     cached = cache_dir() / f"{key}.npy"
     if cached.exists():
