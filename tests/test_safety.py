@@ -14,6 +14,7 @@ from tests.scripted import SECONDS_PER_WORD, SOURCE, first, routine, run_script,
 from voice_skill.core.coach import EPISODE_QUIET_S, TEN_MINUTES_S, Coach, Messages, Say
 from voice_skill.core.intents import FAMILY_SLOT, INTENT_NAMES, IntentParser, PhraseTable
 from voice_skill.core.routine import fill_placeholders, routine_from_dict
+from voice_skill.errors import RoutineError
 
 MESSAGES = Messages.load()
 PARSER = IntentParser()
@@ -84,6 +85,46 @@ def test_plain_help_still_lists_the_commands(text):
 def test_negations_never_stop_or_finish(text, intent):
     heard = PARSER.parse(text)
     assert (heard.name if heard else None) == intent
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("I don't have a cramp", None), ("it's not a cramp", None), ("that was never a cramp", None),
+    ("no more cramp", "done"), ("no more calf cramp", "done"), ("no longer cramping", "done"),
+    ("the cramp went away", "done"), ("cramp gone", "done"), ("the cramp has passed", "done"),
+    ("the cramp is finally gone", "done"), ("the cramp is no more", "done"), ("no cramp anymore", "done"),
+    # the cramp going on, and pleas with words that could undo it: still a cramp
+    ("the cramp is not gone", "still_cramping"), ("cramp, not any better", "start"),
+    ("cramp please make it better", "start"), ("oh no cramp", "start"), ("I think it's a cramp", "start"),
+    ("I don't know what to do, calf cramp", "start"), ("calf cramp, it won't go away", "start"),
+])
+def test_a_trigger_the_words_around_it_take_back_starts_nothing(text, intent):
+    """``[retraction]`` in the phrase table: a negation before "cramp" leaves nothing, the
+    cramp's passing said around it is its end; a plea or "not gone" keeps it the cramp."""
+    heard = PARSER.parse(text)
+    assert (heard.name if heard else None) == intent, heard
+    assert heard is None or "start" not in heard.also or intent == "still_cramping"
+
+
+@pytest.mark.parametrize("text", ["the cramp went away", "no more cramp", "I don't have a cramp"])
+def test_the_cramps_end_said_with_nothing_running_starts_nothing(text):
+    events = run_script([(1.0, text)], 30)
+    assert started(events) == [] and not episodes(events)
+
+
+def test_no_more_cramp_in_a_routine_ends_it_as_its_gone_does():
+    events = run_script([(1.0, "calf cramp"), (3.0, "no more cramp")], 60)
+    assert first(events, "heard", text="no more cramp")["intent"] == "done"
+    assert episodes(events)[0]["ended_by"] == "gone"
+
+
+def test_a_retraction_table_is_checked_when_loaded():
+    base = {"intents": {"start": {"phrases": ["cramp"]}, "done": {"phrases": ["done"]}}}
+    table = PhraseTable.from_dict({**base, "retraction": {"intents": ["start"], "denied": ["not"]}})
+    assert IntentParser(table).parse("not a cramp") is None and IntentParser(table).parse("a cramp").name == "start"
+    for bad in ({"intents": ["nope"]}, {"intents": ["start"], "ended_after": ["gone"]},
+                {"intents": ["start"], "denied": "not"}, {"intents": ["start"], "window": 0}, ["start"]):
+        with pytest.raises(RoutineError, match="retraction"):
+            PhraseTable.from_dict({**base, "retraction": bad})
 
 
 # ---- the emergency --------------------------------------------------------------------

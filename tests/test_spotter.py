@@ -878,6 +878,19 @@ def test_what_the_grammar_heard_after_a_held_trigger_waits_behind_it(bare, due, 
     assert heard == [(round(due, 1), "i have a", intent), (round(stop_due, 1), "stop", None)], heard
 
 
+@pytest.mark.parametrize("kept, intent", [("no more", None), ("don't", None), ("goal goal", "start"),
+                                          ("oh", "start"), ("i have a", "start")])
+def test_words_kept_that_take_the_dropped_word_back_are_no_bare_word_trigger(kept, intent) -> None:
+    """"No more cramp" came back as "no more" with its "cramp" dropped, and the bare-word head was
+    sure: the words kept, with the word after them, are no trigger ("no more cramp", "don't
+    cramp"), so the head's sureness does not make one; misheard words ("goal goal") do not undo it."""
+    script = [Hypothesis(kept, 0.8, 1.0, 1.4, unverified_trigger=True)]
+    rec = SpottingRecognizer(_HeadSays("stop", 0.0, bare=((1.8, 0.99),)), ScriptedGrammar(script), IntentParser(),
+                             "calf cramp")
+    heard = [(h.text, h.sound_intent) for h in rec.flush()]
+    assert heard == ([(kept, "start")] if intent else [(kept, None)]), heard
+
+
 @pytest.mark.parametrize("p, short, long", [(0.9, "repeat", "uh we eat that ah the news"), (0.96, "repeat", "repeat"),
                                             (0.8, "we eat that", "uh we eat that ah the news")])
 def test_the_command_head_is_trusted_at_less_over_a_short_utterance(p, short, long) -> None:

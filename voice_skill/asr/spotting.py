@@ -81,7 +81,8 @@ nothing in "the cramp is gone". Where the grammar recognizer heard a trigger in 
 (``BARE_MAX_S``) that the trigger head did not confirm, or one that failed PocketSphinx's own
 check (``Hypothesis.unverified_trigger``: its words were dropped, so the utterance made nothing
 or a command of what was left), the bare-word head at ``BARE_SURE`` or more over the utterance's
-end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``). A failed trigger's
+end (``BARE_END_S``) makes it the trigger (``Hypothesis.sound_intent``), unless the words kept
+take the dropped word back ("no more" for "no more cramp": ``[retraction]``). A failed trigger's
 utterance ends before the word PocketSphinx dropped, so it is held back until the bare-word head
 is sure over the stretch after it, or the spotter has heard ``HOLD_S`` past it: a bare word
 decided so comes 0.5-1.3 s after the words the recognizer kept (and whatever the recognizer
@@ -388,6 +389,8 @@ class SpottingRecognizer:
             return None
         if intent is not None and not heard and intent.name in ABOUT_THE_PERSON:
             return None  # a red flag, "it's gone" or "it hurts more" beside it: the words decide
+        if not heard and hyp.text and not self._stands_with_word(hyp.text):
+            return None  # the words kept take the dropped "cramp" back: "no more", "don't"
         p = self.bare_probability(hyp)
         if p < BARE_SURE:
             return None
@@ -395,6 +398,13 @@ class SpottingRecognizer:
                   "a trigger unconfirmed" if heard else "beside a trigger that failed its check", p)
         # an utterance without words (nothing but the failed trigger) is reported as the head's word
         return replace(hyp, text=hyp.text or BARE_WORD, confidence=p, sound_intent="start")
+
+    def _stands_with_word(self, kept: str) -> bool:
+        """Whether the words kept beside a trigger that failed its check, with the bare word
+        after them (where the dropped trigger was), still make the trigger: not after a word that
+        takes it back ("no more", "not": the phrase table's ``[retraction]``)."""
+        intent = self.parser.parse(f"{kept} {BARE_WORD}")
+        return intent is not None and intent.name == "start"
 
     def _held_back(self, hyp: Hypothesis) -> bool:
         """Whether ``hyp`` waits for the bare-word head's frames after the trigger it lost (up to

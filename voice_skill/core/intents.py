@@ -2,10 +2,12 @@
 
 Phrases match as whole words anywhere in what was heard, so "I've got a really bad calf
 cramp" starts a routine and "decamp" does not. The longest matching phrase wins; ties go
-to the intent listed first in the data file. Two rules from the data file come first:
+to the intent listed first in the data file. Three rules from the data file come first:
 intents listed in ``outrank`` (the safety intents) win whenever one of their phrases is
-heard, and a phrase of an intent listed under ``[negation]`` does not count when a
-negation word comes shortly before it ("it won't stop" never stops anything).
+heard; a phrase of an intent listed under ``[negation]`` does not count when a negation word
+comes shortly before it ("it won't stop" never stops anything); and a trigger that the words
+around it take back (``[retraction]``) is none: "I don't have a cramp" is nothing, "no more
+cramp" and "the cramp went away" are the cramp's end.
 """
 
 from __future__ import annotations
@@ -100,6 +102,44 @@ class Negation:
         return intent in self.intents and any(w in self.words for w in heard[max(0, start - self.window):start])
 
 
+@dataclass(frozen=True)
+class Retraction:
+    """A phrase of ``intents`` that the words around it take back. One of ``denied`` up to
+    ``window`` words before it ("I don't have a cramp") leaves it nothing; one of ``ended_before``
+    up to ``window`` words before it ("no more cramp"), or one of ``ended_after`` beginning up to
+    ``window`` words after it with no negation word between ("the cramp went away", and not "the
+    cramp is not gone"), makes it ``ended_as``: the cramp's end, not its start."""
+
+    intents: frozenset[str] = frozenset()
+    denied: tuple[tuple[str, ...], ...] = ()
+    ended_before: tuple[tuple[str, ...], ...] = ()
+    ended_after: tuple[tuple[str, ...], ...] = ()
+    ended_as: str | None = None
+    window: int = 3
+
+    def verdict(self, intent: str, heard: tuple[str, ...], start: int, end: int,
+                negation: frozenset[str]) -> tuple[str, int, int] | None:
+        """None if the phrase heard at ``heard[start:end]`` stands; ("denied" or "ended", first,
+        last + 1) of the words that take it back, with it, if they do."""
+        if intent not in self.intents:
+            return None
+        before = heard[max(0, start - self.window):start]
+        for phrase in self.ended_before:
+            at = _positions(before, phrase)
+            if at:
+                return "ended", start - len(before) + at[0], end
+        for phrase in self.denied:
+            if _find(before, phrase):
+                return "denied", start, end
+        for gap in range(self.window):
+            for phrase in self.ended_after:
+                if heard[end + gap:end + gap + len(phrase)] == phrase:
+                    return "ended", start, end + gap + len(phrase)
+            if end + gap < len(heard) and heard[end + gap] in negation:
+                break
+        return None
+
+
 # Commands safe to act on before an utterance has ended (Vosk's stable partial results):
 # stopping or pausing early costs nothing if the rest of the sentence changes the meaning.
 SAFE_EARLY_INTENTS = frozenset({"stop", "pause"})
@@ -117,6 +157,7 @@ class PhraseTable:
     families: Mapping[str, tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]] = field(default_factory=dict)
     # words said around a command that change nothing ("okay", "please")
     courtesy: frozenset[str] = frozenset()
+    retraction: Retraction = Retraction()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "PhraseTable":
@@ -176,6 +217,7 @@ class PhraseTable:
             raise RoutineError("negation: needs 'intents' (known intents), 'words' and a whole 'window' >= 1",
                                path=name)
         negation = Negation(frozenset(neg_intents), frozenset(w for x in neg_words for w in tokens(x)), window)
+        retraction = cls._retraction(data.get("retraction", {}), known, name)
         courtesy = data.get("courtesy", [])
         if not isinstance(courtesy, list) or not all(isinstance(w, str) and tokens(w) for w in courtesy):
             raise RoutineError("courtesy: must be a list of non-empty strings", path=name)
@@ -190,7 +232,25 @@ class PhraseTable:
                 entries.append((value, tuple(tokens(p) for p in phrases)))
             slots.append((slot, tuple(entries)))
         return cls(tuple(intents), tuple(slots), tuple(outrank), negation, families,
-                   frozenset(w for x in courtesy for w in tokens(x)))
+                   frozenset(w for x in courtesy for w in tokens(x)), retraction)
+
+    @staticmethod
+    def _retraction(raw: object, known: set[str], name: str) -> Retraction:
+        problem = "retraction: needs 'intents' and 'ended_as' (known intents), lists of phrases " \
+                  "'denied', 'ended_before' and 'ended_after', and a whole 'window' >= 1"
+        if not isinstance(raw, dict):
+            raise RoutineError(problem, path=name)
+        if not raw:
+            return Retraction()
+        intents, ended_as, window = raw.get("intents", []), raw.get("ended_as"), raw.get("window", 3)
+        lists = [raw.get(key, []) for key in ("denied", "ended_before", "ended_after")]
+        if (not isinstance(intents, list) or not all(isinstance(i, str) and i in known for i in intents)
+                or not (ended_as in known or (ended_as is None and not lists[1] and not lists[2]))
+                or not all(isinstance(g, list) and all(isinstance(p, str) and tokens(p) for p in g) for g in lists)
+                or isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise RoutineError(problem, path=name)
+        denied, before, after = (tuple(tokens(p) for p in g) for g in lists)
+        return Retraction(frozenset(intents), denied, before, after, ended_as, window)
 
     def phrases_of(self, intents: frozenset[str] | set[str]) -> list[str]:
         """The phrases of the given intents, in the table's order (for example the ones a
@@ -226,14 +286,30 @@ class IntentParser:
         best: tuple[int, int, int, str, tuple[str, ...]] | None = None
         matched: set[str] = set()
         said = set(heard)  # a phrase whose first word was not said is not looked for
-        for order, (intent, phrases) in enumerate(table.intents):
+        order_of = {intent: order for order, (intent, _) in enumerate(table.intents)}
+
+        def consider(intent: str, phrase: tuple[str, ...]) -> None:
+            nonlocal best
+            matched.add(intent)
+            key = (rank.get(intent, 0), len(phrase), -order_of[intent], intent, phrase)
+            if best is None or key[:3] > best[:3]:
+                best = key
+
+        for intent, phrases in table.intents:
             for phrase in phrases:
-                if (not phrase or phrase[0] in said) and any(not table.negation.negated(intent, heard, at)
-                                                             for at in _positions(heard, phrase)):
-                    matched.add(intent)
-                    key = (rank.get(intent, 0), len(phrase), -order, intent, phrase)
-                    if best is None or key[:3] > best[:3]:
-                        best = key
+                if phrase and phrase[0] not in said:
+                    continue
+                stands = False
+                for at in _positions(heard, phrase):
+                    if table.negation.negated(intent, heard, at):
+                        continue
+                    taken_back = table.retraction.verdict(intent, heard, at, at + len(phrase), table.negation.words)
+                    if taken_back is None:
+                        stands = True
+                    elif taken_back[0] == "ended" and table.retraction.ended_as is not None:
+                        consider(table.retraction.ended_as, heard[taken_back[1]:taken_back[2]])
+                if stands:
+                    consider(intent, phrase)
         if best is None:
             return None
         name = best[3]
