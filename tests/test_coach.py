@@ -25,21 +25,6 @@ def test_trigger_starts_routine_and_speaks_at_once():
     assert first(events, "step", index=0)["id"] == "one"
 
 
-@pytest.mark.parametrize("text, command", [("cramp again", "repeat"), ("make the cramp stop", "stop"),
-                                           ("cramp, help", "help"), ("cramp, wait", "pause")])
-def test_a_command_with_a_trigger_and_nothing_running_is_the_trigger(text, command):
-    """Nothing to steer: "cramp again" or "make the cramp stop" is a cramp. In a routine the
-    command is obeyed as ever."""
-    heard = IntentParser().parse(text)
-    assert heard.name == command and "start" in heard.also
-    events = run_script([(1.0, text)], 5)
-    assert first(events, "routine", state="started")["t"] == 1.0
-    assert "Nothing is running right now." not in [s for _, s in says(events)]
-    steered = run_script([(1.0, "calf cramp"), (4.0, text)], 40)  # in the first hold, the coach quiet
-    assert first(steered, "heard", t=4.0)["intent"] == command
-    assert len([e for e in steered if e["event"] == "routine" and e["state"] == "started"]) == 1
-
-
 def test_countdown_marks_fall_on_exact_seconds():
     events = run_script([(1.0, "calf cramp")], 30)
     start = said_at(events, "Fifteen seconds.")[0]

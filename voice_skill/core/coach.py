@@ -48,9 +48,6 @@ PACE_MAX = 1.95  # three steps slower than normal
 TEN_MINUTES_S = 600.0
 EPISODE_QUIET_S = 900.0  # an episode ends after 15 minutes with no routine running and no trigger
 HALTS = ("worse", "red_flag", "emergency")  # least to most severe
-# What steers a routine. Said with a trigger and nothing running ("cramp again", "make the cramp
-# stop", "calf cramp, help"), there is nothing to steer: the cramp is what was said.
-STEERING = frozenset({"next", "back", "repeat", "pause", "resume", "slower", "faster", "stop", "help"})
 
 
 # ---- actions ------------------------------------------------------------------------
@@ -224,9 +221,6 @@ class Coach:
         out: list[Action] = []
         if intent.slots.get("leg"):
             self.leg = intent.slots["leg"]
-        if intent.name in STEERING and "start" in intent.also and not self.active:
-            log.debug("%r with a trigger and nothing running: the trigger", intent.phrase)
-            intent = Intent("start", intent.phrase, intent.slots, intent.also - {"start"} | {intent.name})
         handler = getattr(self, f"_on_{intent.name}", None)
         if handler is None:
             log.debug("no handler for intent %s", intent.name)
