@@ -4,6 +4,7 @@
     python scripts/eval_said_alone.py --split dev                        # the default phrases
     python scripts/eval_said_alone.py --split dev --phrases "cramp gone" "no more cramp"
     python scripts/eval_said_alone.py --split test --voices 30           # voices never tuned on
+    python scripts/eval_said_alone.py --split test --voices 30 --fools   # "the cramp is no more" and kin
 
 Each of the split's first ``--voices`` voices says each phrase once, after 2.5-3 s of a quiet
 room and before 2.5-3 s more, through the real session (``app.run_chunks``, the path
@@ -57,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("dev", "test"), default="dev")
     ap.add_argument("--voices", type=int, default=12, help="the split's first this many voices")
     ap.add_argument("--phrases", nargs="+", default=None, help="instead of the default phrases")
+    ap.add_argument("--fools", action="store_true",
+                    help="instead, the split's phrasings that undo the word (\"no more cramp\"; "
+                         "corpus.BARE_FOOLS: the bare-word head trains on train's, never on these)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=36)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    phrases = args.phrases or MUST_NOT + SHOULD
+    fools = corpus.BARE_FOOLS[args.split] if args.fools else None
+    phrases = args.phrases or fools or MUST_NOT + SHOULD
     voices = corpus.split_voices(args.split)[:args.voices]
     # each recording's seed depends on its voice and phrase only, so a phrase's rows are the same
     # whatever other phrases are asked for
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|")
     for text in phrases:
         hits = sum(started for _, t, started, _ in rows if t == text)
-        expected = "" if args.phrases else (" (must not)" if text in MUST_NOT else " (should)")
+        expected = "" if args.phrases else (" (must not)" if fools or text in MUST_NOT else " (should)")
         print(f"| {text}{expected} | {hits} of {len(voices)} |")
     for voice, text, started, heard in rows:
         if started:

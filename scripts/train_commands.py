@@ -38,7 +38,9 @@ after it at times, said with quiet after it. Its frames are positives only from 
 after the utterance ended (``bare_labels``): at the moment "cramp" ends, "the cramp is gone"
 sounds the same. Negatives are everyday sentences, every other intent's phrases, the skill's own
 sentences (not those ending in "cramp": "say calf cramp"), and sentences with "cramp" or a word
-that sounds like it ("the cramp is gone", "my cramp went away", "we went camping", "a lamp").
+that sounds like it ("the cramp is gone", "my cramp went away", "we went camping", "a lamp"),
+and, said alone with quiet after as a trigger is, the words that undo it ("no more cramp",
+"cramp gone": ``corpus.BARE_FOOLS``, "none" throughout).
 The skill asks it only about utterances the grammar recognizer heard a trigger in
 (``asr.spotting``), at a threshold chosen there on dev runs of the whole skill; the head's own
 threshold (chosen here on dev frames) is not used.
@@ -68,6 +70,7 @@ from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import spottercorpus as corpus  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
 from voice_skill.core.intents import IntentParser  # noqa: E402
+from voice_skill.errors import UsageError  # noqa: E402
 
 log = logging.getLogger("train_commands")
 CLASSES = corpus.COMMAND_CLASSES
@@ -77,6 +80,8 @@ CLASSES = corpus.COMMAND_CLASSES
 # around it (before, after) where they are not trained on
 BARE_POS_S = (0.24, 0.64)
 BARE_IGNORE_S = (0.5, 1.2)
+# for every bare-word trigger clip, this many of ``corpus.BARE_FOOLS`` ("no more cramp") said alike
+BARE_FOOL_SHARE = 0.3
 
 
 def classes_of(kind: str) -> tuple[str, ...]:
@@ -135,7 +140,9 @@ def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[st
 
 def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kind: str = "commands") -> dict:
     """``n_clips`` of the head's phrases in the split's voices and rooms. A bare-word trigger is
-    said with quiet after it, mostly when no routine runs (less often over the skill's voice)."""
+    said with quiet after it, mostly when no routine runs (less often over the skill's voice), and
+    beside them ``BARE_FOOL_SHARE`` as many phrases that undo the word ("no more cramp"), said
+    the same way and "none" throughout."""
     rng = np.random.default_rng(seed)
     voices, noise_voices = ts.shard_voices(split, quick)
     own = corpus.own_sentences()
@@ -144,6 +151,8 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kin
     bare = kind == "bare"
     texts = (corpus.bare_trigger_texts(split, rng, n_clips) if bare
              else corpus.spoken_command_texts(split, rng, n_clips, safety=kind == "safety"))
+    if bare:  # and what sounds like one and is none, said the same way
+        texts += corpus.bare_fool_texts(split, rng, int(round(n_clips * BARE_FOOL_SHARE)))
     for head, tail, intent in texts:
         voice = voices[int(rng.integers(len(voices)))]
         try:
@@ -155,8 +164,11 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kin
         audio, condition = in_routine(clip, rng, noise_voices, own, own_share=0.1 if bare else 0.25,
                                       clean_share=0.3 if bare else 0.25)
         e = sp.clip_embeddings(ts._models(), audio)
-        lab = bare_labels(len(e), end_s) if bare else ts.frame_labels(len(e), end_s)
-        lab[lab == 1] = classes.index(intent) + 1
+        if intent == "none":
+            lab = ts.frame_labels(len(e), None)
+        else:
+            lab = bare_labels(len(e), end_s) if bare else ts.frame_labels(len(e), end_s)
+            lab[lab == 1] = classes.index(intent) + 1
         emb.append(e.astype(np.float16))
         labels.append(lab)
         meta.append({"voice": voice, "text": f"{head} | {tail}", "intent": intent, "condition": condition})
@@ -511,7 +523,11 @@ def main(argv: list[str] | None = None) -> int:
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
                   kind=args.kind, bed_hours=args.bed_hours)
     else:
-        {"train": cmd_train, "ensemble": cmd_ensemble, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
+        try:
+            {"train": cmd_train, "ensemble": cmd_ensemble, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)
+        except UsageError as exc:  # a head that is missing or no head: one line, nothing written
+            print(f"train_commands: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

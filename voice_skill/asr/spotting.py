@@ -88,9 +88,11 @@ is sure over the stretch after it, or the spotter has heard ``HOLD_S`` past it: 
 decided so comes 0.5-1.3 s after the words the recognizer kept (and whatever the recognizer
 heard next waits behind it, so the session hears everything in the order it was said). Where
 PocketSphinx heard no trigger at all ("ramp", "on thing" for "cramp"), the bare-word head alone
-is not trusted to start a routine (in talk with no trigger it is that sure of something every few
-minutes), but at ``BARE_AGAIN_SURE`` the utterance is a near trigger, and the bare word said
-again starts the routine as the near trigger said again does.
+starts the routine only where it is all but certain (``BARE_ALONE_SURE``; the heads before stop 37
+were that sure of something in talk with no trigger every quarter hour or more often, stop 37's,
+trained on "no more cramp" and its kin too, far less often); at ``BARE_AGAIN_SURE`` the utterance
+is a near trigger, and the bare word said again starts the routine as the near trigger said again
+does.
 
 The grammar recognizer's plain copy of a spotted trigger is dropped (the trigger was already
 reported). Its version of an utterance the spotter fired in is often garbled
@@ -156,7 +158,9 @@ REPEAT_S = 12.0
 # trigger. Chosen on dev runs of the whole skill (scripts/eval_utterances.py, docs/spotter.md):
 # the utterances it took from the bare words said alone were at most 1.04 s long (a failed
 # trigger's words are not in the utterance's times), the one false start in speech with none 1.4 s.
-BARE_SURE = 0.9
+# With stop 37's head (trained on "no more cramp" and its kin too) 0.7 took 6 more of 156 dev bare
+# words than 0.9, and no more false starts.
+BARE_SURE = 0.7
 BARE_MAX_S = 1.2
 BARE_END_S = (0.1, 0.8)
 # A short utterance with a trigger that failed PocketSphinx's check ends where the words it kept
@@ -164,10 +168,14 @@ BARE_END_S = (0.1, 0.8)
 # spotter has heard HOLD_S past its end, and the bare-word head asked over up to HOLD_S - 0.1 s
 # after it. Chosen on dev runs of the whole skill (docs/spotter.md, stop 35).
 HOLD_S = 1.3
-# A short utterance whose words made nothing and that the bare-word head is this sure of is a
-# near trigger too (PocketSphinx heard "cramp" alone as "ramp", "well", "on thing"): said again
-# within REPEAT_S, it is the trigger. Chosen on dev runs of the whole skill (docs/spotter.md, stop 35).
-BARE_AGAIN_SURE = 0.98
+# A short utterance whose words made nothing (PocketSphinx heard "cramp" alone as "ramp", "well",
+# "on thing") and that the bare-word head is BARE_ALONE_SURE of is the trigger; at BARE_AGAIN_SURE,
+# a near trigger: said again within REPEAT_S, it is the trigger. Chosen on dev runs of the whole
+# skill (docs/spotter.md): the heads before stop 37 were that sure of something in speech with no
+# trigger every quarter hour or more often, so it was only ever a near trigger; stop 37's head, at
+# 0.98, of nothing in 0.5 dev hours dense with near misses (10 more of 156 dev bare words started).
+BARE_ALONE_SURE = 0.98
+BARE_AGAIN_SURE = 0.9
 BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance without words
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
@@ -340,11 +348,23 @@ class SpottingRecognizer:
             score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
             if score >= ALONE_SURE:
                 return score
-        if length <= BARE_MAX_S:
+        if length <= BARE_MAX_S and (not hyp.text or self._stands_with_word(hyp.text)):
             p = self.bare_probability(hyp)
             if p >= BARE_AGAIN_SURE:
                 return p
         return 0.0
+
+    def _bare_alone(self, hyp: Hypothesis) -> Hypothesis | None:
+        """``hyp`` (words that made nothing, no safety phrase heard in it by its sound) as the
+        bare-word trigger, where it is short, its words do not take the word back ("no more"), and
+        the bare-word head is all but certain of it (``BARE_ALONE_SURE``); None otherwise."""
+        if hyp.end_s - hyp.start_s > BARE_MAX_S or (hyp.text and not self._stands_with_word(hyp.text)):
+            return None
+        if (p := self.bare_probability(hyp)) < BARE_ALONE_SURE:
+            return None
+        log.debug("%r (%.2f s) heard by its sound alone as the bare-word trigger (%.3f)", hyp.text,
+                  hyp.end_s - hyp.start_s, p)
+        return replace(hyp, text=hyp.text or BARE_WORD, confidence=p, sound_intent="start")
 
     def _said_again(self, hyp: Hypothesis, otherwise: Hypothesis) -> Hypothesis:
         """``hyp`` (words that made nothing) as the trigger when it is the second near trigger
@@ -428,7 +448,7 @@ class SpottingRecognizer:
                 continue  # nothing but a trigger that failed its check, and no head heard it
             if intent is None and hyp.final and not spotted:
                 by_sound = self._by_sound(hyp)
-                kept.append(by_sound if by_sound.sound_intent else self._said_again(hyp, by_sound))
+                kept.append(by_sound if by_sound.sound_intent else self._bare_alone(hyp) or self._said_again(hyp, by_sound))
                 continue
             if intent is None or (intent.name != "start" and not spotted):
                 kept.append(self._checked_by_sound(hyp, intent) if intent is not None else hyp)

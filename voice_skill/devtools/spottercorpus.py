@@ -254,6 +254,23 @@ _BARE_NEWS = ["is gone", "went away", "is easing off", "was awful", "lasted ages
               "was short", "is fading now", "let go", "is better thanks", "stopped at last", "was last week",
               "is almost gone", "is done", "has passed", "really hurt", "went quickly", "is gone I think"]
 _BARE_END = ("cramp", "cramping")
+#: Said alone with quiet after, as a bare-word trigger is, and no trigger: "cramp" with the
+#: words that undo it ("no more cramp", "cramp gone"). In the negatives above they are one phrase
+#: in hundreds, run on into the next sentence; said this way they started a routine for 15 of 30
+#: test voices ("no more cramp") at stop 36. Each split has its own phrasings.
+BARE_FOOLS = {
+    "train": ["no more cramp", "no cramp", "not a cramp", "no cramp now", "cramp gone", "cramp's gone",
+              "cramp is gone", "cramp over", "cramp's over", "cramp done", "cramp stopped", "cramp went away",
+              "cramp eased", "cramp's better", "no more cramps", "no calf cramp", "no leg cramp",
+              "no more calf cramp", "never a cramp", "wasn't a cramp", "it isn't a cramp", "no cramp at all",
+              "not cramping", "not cramping now", "stopped cramping", "done cramping", "no longer cramping",
+              "cramp free", "cramp gone now", "the cramp's gone", "finally no cramp", "phew no more cramp",
+              "no more cramp thanks", "cramp let go", "cramp is over", "no cramp anymore", "the cramp went"],
+    "dev": ["no cramps now", "cramp's finished", "not a cramp at all", "cramp all gone", "no more leg cramp",
+            "not cramping anymore"],
+    "test": ["the cramp is no more", "cramp has gone", "zero cramp", "no longer a cramp", "cramp finished",
+             "no cramp any more"],
+}
 
 
 def ends_with_cramp(text: str) -> bool:
@@ -276,6 +293,13 @@ def bare_trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tup
         after = _BARE_AFTER[split][int(rng.integers(len(_BARE_AFTER[split])))]
         out.append((f"{said} {after}".strip(), "", "cramp"))
     return out
+
+
+def bare_fool_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str, str]]:
+    """``n`` (utterance, "", "none"): the split's ``BARE_FOOLS``, to be said as a bare-word
+    trigger is, with quiet after."""
+    fools = BARE_FOOLS[split]
+    return [(fools[int(rng.integers(len(fools)))], "", "none") for _ in range(n)]
 
 
 def bare_negatives(split: str, table: PhraseTable | None = None) -> tuple[list[str], list[str]]:
