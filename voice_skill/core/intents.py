@@ -104,11 +104,12 @@ class Negation:
 
 @dataclass(frozen=True)
 class Retraction:
-    """A phrase of ``intents`` that the words around it take back. One of ``denied`` up to
-    ``window`` words before it ("I don't have a cramp") leaves it nothing; one of ``ended_before``
-    up to ``window`` words before it ("no more cramp"), or one of ``ended_after`` beginning up to
-    ``window`` words after it with no negation word between ("the cramp went away", and not "the
-    cramp is not gone"), makes it ``ended_as``: the cramp's end, not its start."""
+    """A phrase of ``intents`` that the words around it take back. One of ``denied`` before it,
+    with at most ``window`` of the ``linking`` words between ("I don't have a cramp", and not "not
+    again, a cramp"), leaves it nothing; one of ``ended_before`` so placed ("no more cramp"), or
+    one of ``ended_after`` beginning up to ``window`` words after it with no negation word between
+    ("the cramp went away", and not "the cramp is not gone"), makes it ``ended_as``: the cramp's
+    end, not its start."""
 
     intents: frozenset[str] = frozenset()
     denied: tuple[tuple[str, ...], ...] = ()
@@ -116,6 +117,7 @@ class Retraction:
     ended_after: tuple[tuple[str, ...], ...] = ()
     ended_as: str | None = None
     window: int = 3
+    linking: frozenset[str] = frozenset()
 
     def verdict(self, intent: str, heard: tuple[str, ...], start: int, end: int,
                 negation: frozenset[str]) -> tuple[str, int, int] | None:
@@ -123,13 +125,14 @@ class Retraction:
         last + 1) of the words that take it back, with it, if they do."""
         if intent not in self.intents:
             return None
-        before = heard[max(0, start - self.window):start]
+        at = start  # where the words linking a word before to the phrase begin
+        while at > 0 and start - at < self.window and heard[at - 1] in self.linking:
+            at -= 1
         for phrase in self.ended_before:
-            at = _positions(before, phrase)
-            if at:
-                return "ended", start - len(before) + at[0], end
+            if heard[max(0, at - len(phrase)):at] == phrase:
+                return "ended", at - len(phrase), end
         for phrase in self.denied:
-            if _find(before, phrase):
+            if heard[max(0, at - len(phrase)):at] == phrase:
                 return "denied", start, end
         for gap in range(self.window):
             for phrase in self.ended_after:
@@ -237,20 +240,21 @@ class PhraseTable:
     @staticmethod
     def _retraction(raw: object, known: set[str], name: str) -> Retraction:
         problem = "retraction: needs 'intents' and 'ended_as' (known intents), lists of phrases " \
-                  "'denied', 'ended_before' and 'ended_after', and a whole 'window' >= 1"
+                  "'denied', 'ended_before', 'ended_after' and 'linking', and a whole 'window' >= 1"
         if not isinstance(raw, dict):
             raise RoutineError(problem, path=name)
         if not raw:
             return Retraction()
         intents, ended_as, window = raw.get("intents", []), raw.get("ended_as"), raw.get("window", 3)
-        lists = [raw.get(key, []) for key in ("denied", "ended_before", "ended_after")]
+        lists = [raw.get(key, []) for key in ("denied", "ended_before", "ended_after", "linking")]
         if (not isinstance(intents, list) or not all(isinstance(i, str) and i in known for i in intents)
                 or not (ended_as in known or (ended_as is None and not lists[1] and not lists[2]))
                 or not all(isinstance(g, list) and all(isinstance(p, str) and tokens(p) for p in g) for g in lists)
                 or isinstance(window, bool) or not isinstance(window, int) or window < 1):
             raise RoutineError(problem, path=name)
-        denied, before, after = (tuple(tokens(p) for p in g) for g in lists)
-        return Retraction(frozenset(intents), denied, before, after, ended_as, window)
+        denied, before, after, _ = (tuple(tokens(p) for p in g) for g in lists)
+        linking = frozenset(w for p in lists[3] for w in tokens(p))
+        return Retraction(frozenset(intents), denied, before, after, ended_as, window, linking)
 
     def phrases_of(self, intents: frozenset[str] | set[str]) -> list[str]:
         """The phrases of the given intents, in the table's order (for example the ones a
