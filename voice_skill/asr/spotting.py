@@ -348,19 +348,22 @@ class SpottingRecognizer:
             score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
             if score >= ALONE_SURE:
                 return score
-        if length <= BARE_MAX_S and (not hyp.text or self._stands_with_word(hyp.text)):
-            p = self.bare_probability(hyp)
-            if p >= BARE_AGAIN_SURE:
-                return p
+        if (p := self._bare_said_alone(hyp)) >= BARE_AGAIN_SURE:
+            return p
         return 0.0
+
+    def _bare_said_alone(self, hyp: Hypothesis) -> float:
+        """The bare-word head's probability that ``hyp`` (words that made nothing) was a bare word
+        said alone: 0 where it is too long for one or its words take the word back ("no more")."""
+        if hyp.end_s - hyp.start_s > BARE_MAX_S or (hyp.text and not self._stands_with_word(hyp.text)):
+            return 0.0
+        return self.bare_probability(hyp)
 
     def _bare_alone(self, hyp: Hypothesis) -> Hypothesis | None:
         """``hyp`` (words that made nothing, no safety phrase heard in it by its sound) as the
-        bare-word trigger, where it is short, its words do not take the word back ("no more"), and
-        the bare-word head is all but certain of it (``BARE_ALONE_SURE``); None otherwise."""
-        if hyp.end_s - hyp.start_s > BARE_MAX_S or (hyp.text and not self._stands_with_word(hyp.text)):
-            return None
-        if (p := self.bare_probability(hyp)) < BARE_ALONE_SURE:
+        bare-word trigger, where the bare-word head is all but certain it was one said alone
+        (``BARE_ALONE_SURE``); None otherwise."""
+        if (p := self._bare_said_alone(hyp)) < BARE_ALONE_SURE:
             return None
         log.debug("%r (%.2f s) heard by its sound alone as the bare-word trigger (%.3f)", hyp.text,
                   hyp.end_s - hyp.start_s, p)

@@ -252,7 +252,7 @@ class PhraseTable:
                 or not all(isinstance(g, list) and all(isinstance(p, str) and tokens(p) for p in g) for g in lists)
                 or isinstance(window, bool) or not isinstance(window, int) or window < 1):
             raise RoutineError(problem, path=name)
-        denied, before, after, _ = (tuple(tokens(p) for p in g) for g in lists)
+        denied, before, after = (tuple(tokens(p) for p in g) for g in lists[:3])
         linking = frozenset(w for p in lists[3] for w in tokens(p))
         return Retraction(frozenset(intents), denied, before, after, ended_as, window, linking)
 
