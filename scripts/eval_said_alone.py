@@ -5,12 +5,15 @@
     python scripts/eval_said_alone.py --split dev --phrases "cramp gone" "no more cramp"
     python scripts/eval_said_alone.py --split test --voices 30           # voices never tuned on
     python scripts/eval_said_alone.py --split test --voices 30 --fools   # "the cramp is no more" and kin
+    python scripts/eval_said_alone.py --split test --voices 30 --taken-back  # "I don't have a calf cramp"
 
 Each of the split's first ``--voices`` voices says each phrase once, after 2.5-3 s of a quiet
 room and before 2.5-3 s more, through the real session (``app.run_chunks``, the path
 ``voice-skill run --input`` takes, PocketSphinx behind the spotter). The table counts, per phrase,
-the recordings that started a routine; the log names what the recognizer heard in each one that
-did. The default phrases are the ones that must not start one ("the cramp is gone" and its kin,
+the recordings that started a routine, and of those, the ones the rest of the sentence took back
+(the routine withdrawn once the sentence was heard whole: ``Coach.take_back``) and the ones a red
+flag or the emergency heard in it stopped; the log names what the recognizer heard in each one
+that started. The default phrases are the ones that must not start one ("the cramp is gone" and its kin,
 "it won't stop" with no cramp heard) beside bare-word triggers that should (a miss there is the
 other side of any rule against the first). About a minute a phrase on two cores.
 """
@@ -36,9 +39,17 @@ MUST_NOT = ["the cramp is gone", "the cramp's gone", "my cramp went away", "the 
             "cramp gone", "no more cramp", "the cramp stopped", "it won't stop", "he can't stop it", "it's back",
             "not gone"]
 SHOULD = ["cramp", "I have a cramp", "ow cramp", "it's still cramping"]
+# Sentences around the spotted phrases ("calf cramp", "leg cramp") that take them back: the trigger
+# head fires as "cramp" ends, before the rest is said. Each split its own phrasings.
+TAKEN_BACK = {
+    "dev": ["I don't have a calf cramp", "the calf cramp is gone", "no more calf cramp", "it's not a leg cramp",
+            "my leg cramp went away"],
+    "test": ["I do not have a leg cramp", "that's not a calf cramp", "my calf cramp has passed",
+             "the leg cramp is over now", "no longer a calf cramp", "I haven't got a leg cramp"],
+}
 
 
-def _run(job: tuple[str, str, int]) -> tuple[str, str, bool, list[str]]:
+def _run(job: tuple[str, str, int]) -> tuple[str, str, str, list[str]]:
     from voice_skill.runtime.app import RunOptions, run_chunks  # noqa: PLC0415
 
     voice, text, seed = job
@@ -48,9 +59,17 @@ def _run(job: tuple[str, str, int]) -> tuple[str, str, bool, list[str]]:
     events: list[dict] = []
     run_chunks(speechgen.iter_array_chunks(audio, 0.1), RunOptions(asr="pocketsphinx", spotter="on", hour=14.0),
                None, listeners=[events.append])
-    started = any(e["event"] == "routine" and e["state"] == "started" for e in events)
+    routine = [e for e in events if e["event"] == "routine"]
+    outcome = "none"
+    if routine:
+        outcome = "started"
+        ended = next((e for e in routine if e["state"] == "stopped"), None)
+        if ended is not None and ended.get("reason") == "taken back":
+            outcome = "taken back"
+        elif ended is not None and ended.get("reason") in ("red_flag", "emergency"):
+            outcome = "safety"
     heard = [f"{e['text']!r} -> {e.get('intent')}" for e in events if e["event"] == "heard"]
-    return voice, text, started, heard
+    return voice, text, outcome, heard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,12 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fools", action="store_true",
                     help="instead, the split's phrasings that undo the word (\"no more cramp\"; "
                          "corpus.BARE_FOOLS: the bare-word head trains on train's, never on these)")
+    ap.add_argument("--taken-back", action="store_true",
+                    help="instead, the split's sentences that take a spotted \"calf cramp\" back (TAKEN_BACK)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=36)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     fools = corpus.BARE_FOOLS[args.split] if args.fools else None
-    phrases = args.phrases or fools or MUST_NOT + SHOULD
+    taken = TAKEN_BACK[args.split] if args.taken_back else None
+    phrases = args.phrases or fools or taken or MUST_NOT + SHOULD
     voices = corpus.split_voices(args.split)[:args.voices]
     # each recording's seed depends on its voice and phrase only, so a phrase's rows are the same
     # whatever other phrases are asked for
@@ -74,15 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     with mp.get_context("fork").Pool(args.workers) as pool:
         rows = pool.map(_run, jobs)
     print(f"\nPhrases said alone, {args.split} voices ({len(voices)}), a quiet room, nothing running\n")
-    print("| phrase | a routine started |")
-    print("|---|---|")
+    print("| phrase | a routine started | of which taken back | stopped by a red flag or the emergency |")
+    print("|---|---|---|---|")
     for text in phrases:
-        hits = sum(started for _, t, started, _ in rows if t == text)
-        expected = "" if args.phrases else (" (must not)" if fools or text in MUST_NOT else " (should)")
-        print(f"| {text}{expected} | {hits} of {len(voices)} |")
-    for voice, text, started, heard in rows:
-        if started:
-            log.info("started: %r in %s: heard %s", text, voice, "; ".join(heard))
+        outcomes = [outcome for _, t, outcome, _ in rows if t == text]
+        expected = "" if args.phrases else (" (must not)" if fools or taken or text in MUST_NOT else " (should)")
+        print(f"| {text}{expected} | {sum(o != 'none' for o in outcomes)} of {len(voices)} | "
+              f"{outcomes.count('taken back')} | {outcomes.count('safety')} |")
+    for voice, text, outcome, heard in rows:
+        if outcome != "none":
+            log.info("%s: %r in %s: heard %s", outcome, text, voice, "; ".join(heard))
     return 0
 
 

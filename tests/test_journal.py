@@ -16,6 +16,7 @@ import pytest
 from voice_skill.cli.main import main as cli_main
 
 from tests.scripted import routine, run_script
+from voice_skill.asr.base import Hypothesis
 from voice_skill.cli import history as history_cli
 from voice_skill.journal import store as J
 from voice_skill.errors import UsageError
@@ -63,6 +64,26 @@ def test_an_episode_is_recorded_from_its_event_records(journal):
     assert (e.leg, e.routine, e.duration_s, e.how, e.ended_how) == ("left", "night-cramp", 92.45, "finished", "finished")
     assert e.red_flags == () and not e.got_worse and not e.interrupted
     assert e.night.isoformat() == "2024-05-01"  # 02:13 belongs to the night that began on the 1st
+
+
+def test_an_episode_whose_trigger_was_taken_back_leaves_no_row(journal):
+    """The spotter fired on "calf cramp" in "I don't have a calf cramp"; the sentence heard whole
+    withdrew the routine and its episode (tests/test_safety.py), and the journal forgets it."""
+    spotted = Hypothesis("calf cramp", 0.99, 0.6, 1.2)
+    denied = run_script([spotted, Hypothesis("i don't have a calf cramp", 0.9, 0.2, 1.9)], 30)
+    recorder = record(journal, denied)
+    assert journal.episodes() == [] and not recorder.open and recorder.failure is None
+    # a cramp after it is an episode as any other
+    record(journal, run_script([(1.0, "calf cramp")], 10))
+    assert len(journal.episodes()) == 1
+
+
+def test_a_routine_taken_back_within_an_episode_leaves_the_episode_as_it_was(journal):
+    events = run_script([(1.0, "calf cramp"), (3.0, "stop"), Hypothesis("calf cramp", 0.99, 20.6, 21.2),
+                         Hypothesis("i don't have a calf cramp", 0.9, 20.0, 21.9)], 60)
+    record(journal, events)
+    [e] = journal.episodes()
+    assert (e.routine, e.how) == ("test-cramp", "stopped")
 
 
 def test_a_naive_origin_is_local_time(journal):

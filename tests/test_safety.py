@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.scripted import SECONDS_PER_WORD, SOURCE, first, routine, run_script, run_script_with, says
+from voice_skill.asr.base import Hypothesis
 from voice_skill.core.coach import EPISODE_QUIET_S, TEN_MINUTES_S, Coach, Messages, Say
 from voice_skill.core.intents import FAMILY_SLOT, INTENT_NAMES, IntentParser, PhraseTable
 from voice_skill.core.routine import fill_placeholders, routine_from_dict
@@ -116,6 +117,61 @@ def test_no_more_cramp_in_a_routine_ends_it_as_its_gone_does():
     events = run_script([(1.0, "calf cramp"), (3.0, "no more cramp")], 60)
     assert first(events, "heard", text="no more cramp")["intent"] == "done"
     assert episodes(events)[0]["ended_by"] == "gone"
+
+
+@pytest.mark.parametrize("text, taken", [
+    ("I don't have a calf cramp", True), ("it's not a leg cramp", True), ("no more calf cramp", True),
+    ("the calf cramp is gone", True), ("my leg cramp went away", True),
+    ("calf cramp", False), ("calf cramp, it won't go away", False), ("the calf cramp is not gone", False),
+    ("not again, a charley horse", False), ("I don't have a calf cramp, wait, calf cramp", False), ("hello", False),
+])
+def test_a_sentence_takes_its_trigger_back_only_where_no_trigger_stands(text, taken):
+    assert PARSER.takes_back(text) is taken
+
+
+def _spotted_then_heard(sentence: str, start: float = 0.2, spotted_at: float = 1.2, end: float = 1.9) -> list:
+    """The trigger spotter's "calf cramp" the moment the phrase ended (at ``spotted_at``), then
+    the grammar recognizer's whole sentence (``start`` to ``end``), as ``SpottingRecognizer``
+    reports them."""
+    return [Hypothesis("calf cramp", 0.99, spotted_at - 0.6, spotted_at), Hypothesis(sentence, 0.9, start, end)]
+
+
+@pytest.mark.parametrize("sentence", ["i don't have a calf cramp", "it's not a leg cramp"])
+def test_a_spotted_trigger_the_sentence_denies_is_withdrawn_with_its_episode(sentence):
+    events = run_script(_spotted_then_heard(sentence), 30)
+    assert started(events) == ["test-cramp"]
+    stopped = first(events, "routine", state="stopped")
+    assert stopped["reason"] == "taken back" and stopped["t"] == pytest.approx(1.9)
+    assert first(events, "heard", text=sentence)["took_back"] is True
+    assert episodes(events) == [{"t": 1.9, "event": "episode", "state": "withdrawn"}]
+    assert said(events)[-1] == MESSAGES["taken_back"]
+    assert [e for e in events if e["event"] == "step"] == [e for e in events if e["event"] == "step" and e["t"] < 1.9]
+
+
+def test_a_spotted_trigger_the_sentence_ends_is_withdrawn_and_the_skill_is_glad():
+    events = run_script(_spotted_then_heard("the calf cramp is gone"), 30)
+    assert first(events, "routine", state="stopped")["reason"] == "taken back"
+    assert [e["state"] for e in episodes(events)] == ["withdrawn"]
+    assert said(events)[-1].startswith(MESSAGES["eased"])
+
+
+def test_a_sentence_said_after_the_routine_began_withdraws_nothing():
+    """Only the sentence the routine was started from: a denial said once the coaching has begun
+    is the person talking about something else."""
+    events = run_script([(1.0, "calf cramp")] + _spotted_then_heard("i don't have a calf cramp", 5.0, 6.2, 6.9), 30)
+    assert not any(e["event"] == "routine" and e["state"] == "stopped" for e in events)
+    assert "took_back" not in first(events, "heard", text="i don't have a calf cramp")
+
+
+def test_a_withdrawn_routine_in_an_episode_leaves_the_episode_as_it_was():
+    events = run_script([(1.0, "calf cramp"), (3.0, "stop")] + _spotted_then_heard("i don't have a calf cramp", 20.0,
+                                                                                    21.2, 21.9), 60)
+    assert started(events) == ["test-cramp", "test-cramp"]
+    assert [e.get("reason") for e in events if e["event"] == "routine" and e["state"] == "stopped"] == [None, "taken back"]
+    # the first cramp's episode goes on as it was: it ends, as stopped, a quiet period after the stop
+    [episode] = episodes(events)
+    assert (episode["state"], episode["how"]) == ("ended", "stopped")
+    assert episode["t"] == pytest.approx(first(events, "routine", state="stopped")["t"] + EPISODE_QUIET_S)
 
 
 def test_a_retraction_table_is_checked_when_loaded():

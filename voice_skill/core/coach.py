@@ -20,6 +20,14 @@ routines did: said then if a routine is running, else at the next sign the cramp
 notice is said once per episode, with the first closing line of that episode (outro,
 stop, red flag, pain), never after the emergency answer.
 
+Taken back. A trigger spotted the moment "calf cramp" ended starts the routine before the rest
+of the sentence is heard; when the sentence turns out to take it back ("I don't have a calf
+cramp", "the calf cramp is gone"), ``take_back`` withdraws that routine and the episode it
+opened, as if neither had been: the speech stops, the routine is stopped ("taken back"), the
+episode is withdrawn (the journal forgets it), and the skill says it misheard, or, where the
+sentence said the cramp is gone, that it is glad. Only a routine that began within that
+sentence and opened its episode: one the user has already been coached in stays.
+
 Safety. The emergency answer, a red flag or sharp pain (``worse``) stop the massage at
 once; for ``EPISODE_QUIET_S`` after it, a trigger repeats that answer instead of
 starting a massage again (sharp pain only counts so inside an episode). Pregnancy,
@@ -176,6 +184,9 @@ class Coach:
         self._next_id = 0
         self._episode: _Episode | None = None
         self._episode_ended_s: float | None = None  # when the last episode ended
+        self._began_s: float | None = None  # when the running cramp routine began
+        self._began_episode = False  # ... and whether its trigger opened the episode
+        self._last_before = 0.0  # the episode's last sign of the cramp before that trigger
         self._halt: tuple[str, str, float] | None = None  # (kind, answer, until) after a safety answer
         self._notice_said = False  # outside episodes (the bedtime stretches): once a session
         self._last_said = ""
@@ -226,6 +237,31 @@ class Coach:
             log.debug("no handler for intent %s", intent.name)
             return out
         handler(intent, now, out)
+        return out
+
+    def take_back(self, since: float, ended: bool, now: float) -> list[Action]:
+        """The sentence heard from ``since`` took back the trigger in it (see the module
+        docstring): withdraw the cramp routine that began in it, and the episode if that trigger
+        opened it. ``ended``: the sentence said the cramp has gone. Nothing where no such
+        routine runs."""
+        out: list[Action] = []
+        began, ep = self._began_s, self._episode
+        if not self.active or began is None or began < since or ep is None:
+            return out
+        log.debug("the trigger that began the routine at %.2f s was taken back", began)
+        how, last = ep.how, self._last_before
+        out.append(CancelSpeech())
+        self._end_routine("stopped", now, out, reason="taken back")
+        if self._began_episode:
+            out.append(Emit("episode", {"state": "withdrawn"}))
+            self._episode = None
+            self.leg = None
+        else:
+            ep.how, ep.last_s = how, last  # the episode goes on as it was before the trigger
+        if ended:  # as "it's gone" with nothing running: glad, and the episode ends
+            self._on_done(Intent("done", ""), now, out)
+        else:
+            self._say(self.messages["taken_back"], "reply", out)
         return out
 
     def speech_finished(self, utterance_id: int, now: float) -> list[Action]:
@@ -482,6 +518,7 @@ class Coach:
     def _trigger(self, intent: Intent, now: float, out: list[Action], still: bool = False) -> None:
         """A sign of a cramp with no cramp routine running: start or continue the episode."""
         halted = self._halted(now)
+        before = None if self._episode is None else self._episode.last_s
         if self._episode is None and halted is None:
             self._episode = _Episode(start_s=now, last_s=now)
         elif self._episode is not None:
@@ -495,6 +532,8 @@ class Coach:
         if still:
             self._say(self.messages["still_cramping"], "reply", out)
         self._begin(self._routine_for(intent, now), now, out, announce=not still)
+        if before is not None:
+            self._last_before = before
 
     def _routine_for(self, intent: Intent, now: float) -> str:
         if self.pregnant and (gentle := suited_routine(self.routines, "pregnancy")):
@@ -585,6 +624,10 @@ class Coach:
         self.routine = routine
         self.paused = False
         self._timer = None
+        self._began_s = now if routine.context == "active-cramp" else None
+        # (``_trigger`` opens the episode of a trigger just before)
+        self._began_episode = self._episode is None or self._episode.start_s == now
+        self._last_before = now  # (``_trigger`` sets what it was before its trigger)
         if routine.context == "active-cramp" and self._episode is None:
             self._episode = _Episode(start_s=now, last_s=now)
         out.append(Emit("routine", {"state": "started", "routine": routine.id, "pace": round(self.pace, 3)}))
@@ -707,6 +750,7 @@ class Coach:
             fields["reason"] = reason
         out.append(Emit("routine", fields))
         self.routine = None
+        self._began_s = None
         self.phase = "idle"
         self.paused = False
         self._timer = None

@@ -324,6 +324,25 @@ class IntentParser:
                 break
         return Intent(name, " ".join(best[4]), slots, frozenset(matched - {name}))
 
+    def takes_back(self, text: str) -> bool:
+        """Whether ``text`` holds a phrase of ``[retraction]``'s intents (the trigger) only where
+        the words around it take it back ("I don't have a calf cramp", "the calf cramp is gone"):
+        a spotter that fired on the phrase before the rest was said started something nobody
+        asked for."""
+        heard = tokens(text)
+        table = self.table
+        retraction = table.retraction
+        found = False
+        for intent, phrases in table.intents:
+            if intent not in retraction.intents:
+                continue
+            for phrase in phrases:
+                for at in _positions(heard, phrase):
+                    if retraction.verdict(intent, heard, at, at + len(phrase), table.negation.words) is None:
+                        return False  # the phrase stands somewhere: still the trigger
+                    found = True
+        return found
+
     def slots(self, heard: tuple[str, ...]) -> dict[str, str]:
         found: dict[str, str] = {}
         for slot, entries in self.table.slots:

@@ -265,6 +265,11 @@ class Journal:
         self._write("UPDATE episodes SET ended_at = ?, how = ?, duration_s = ? WHERE id = ?",
                     (_iso(ended_at), how, round(float(duration_s), 2), episode_id))
 
+    def withdraw_episode(self, episode_id: int) -> None:
+        """Delete the row of an episode that never was: its trigger was taken back by the rest
+        of the sentence ("I don't have a calf cramp")."""
+        self._write("DELETE FROM episodes WHERE id = ?", (episode_id,))
+
     def record_red_flag(self, at: datetime, phrase: str) -> int:
         """A red flag heard outside an episode: a row of its own, with no routine."""
         cur = self._write("INSERT INTO episodes (started_at, ended_at, routine, duration_s, how, red_flags) "
@@ -404,6 +409,10 @@ class JournalRecorder:
             state, rid = record.get("state"), str(record.get("routine", ""))
             if state == "started":
                 self._on_routine_started(rid, t)
+            elif state == "stopped" and record.get("reason") == "taken back" and self.open \
+                    and len(self._routines) > 1 and self._routines[-1] == rid:
+                self._routines.pop()  # (one that opened its episode goes with it: "withdrawn" below)
+                self.journal.update_episode(self.episode_id, routine=", ".join(self._routines))  # type: ignore[arg-type]
             elif state == "stopped" and record.get("reason") == "worse" and self.open:
                 self.journal.update_episode(self.episode_id, got_worse=True)  # type: ignore[arg-type]
         elif event == "warning" and record.get("red_flag"):
@@ -413,6 +422,10 @@ class JournalRecorder:
                 self.journal.update_episode(self.episode_id, red_flags=self._red_flags)  # type: ignore[arg-type]
             else:
                 self.journal.record_red_flag(self.wall(t), phrase)
+        elif event == "episode" and record.get("state") == "withdrawn":
+            if self.open:
+                episode_id, self.episode_id = self.episode_id, None
+                self.journal.withdraw_episode(episode_id)  # type: ignore[arg-type]
         elif event == "episode" and record.get("state") == "ended":
             if not self.open:
                 log.debug("an episode ended that started before the journal listened")

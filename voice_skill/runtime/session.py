@@ -89,6 +89,10 @@ WORD_MIDDLE_S = 0.05
 # are someone talking (a television, babble), whose command-like word is not taken over the
 # skill's speech.
 STRAY_WORDS = 1
+# A sentence that takes back the trigger in it ("I don't have a calf cramp") withdraws the routine
+# the spotter started on that trigger: one that began no earlier than this before the sentence
+# did (the recognizer's word times are approximate by about this much).
+TAKE_BACK_MARGIN_S = 0.3
 ECHO_CHECK_KEEP_S = 12.0  # microphone and reference kept for it
 ECHO_CHECK_BEFORE_S = 1.5  # context fitted before a hypothesis (the echo path before the word)
 ECHO_CHECK_AFTER_S = 0.5
@@ -299,6 +303,15 @@ class Session:
             self._on_partial(hyp, intent, verdict)
             return
         early, self._early_pause = self._early_pause, False
+        if hyp.sound_intent is None and self.coach.active and self.parser.takes_back(hyp.text):
+            # the sentence the routine was started from, heard whole: it began before the skill
+            # spoke, so the echo guard's doubts about words over the skill's voice do not apply
+            withdrawn = self.coach.take_back(hyp.start_s - TAKE_BACK_MARGIN_S,
+                                             intent is not None and intent.name == "done", self.clock.now())
+            if withdrawn:
+                self._log_heard(hyp, intent, None, took_back=True)
+                self._apply(withdrawn)
+                return
         self._log_heard(hyp, intent, verdict)
         if intent is None or verdict is not None:
             if early:  # the partial result was wrong: carry on as before
@@ -356,7 +369,8 @@ class Session:
                           confidence=round(hyp.confidence, 3))
         self._apply(self.coach.handle(Intent("pause", intent.phrase), self.clock.now()))
 
-    def _log_heard(self, hyp: Hypothesis, intent: Intent | None, verdict: str | None) -> None:
+    def _log_heard(self, hyp: Hypothesis, intent: Intent | None, verdict: str | None,
+                   took_back: bool = False) -> None:
         fields: dict[str, object] = {
             "text": hyp.text,
             "intent": intent.name if intent and verdict is None else None,
@@ -370,6 +384,8 @@ class Session:
             fields["by_sound"] = True  # a head heard the same command, or the intent logged
         if intent and intent.slots:
             fields["slots"] = dict(intent.slots)
+        if took_back:
+            fields["took_back"] = True  # the trigger the routine was started from
         self.events.write(self.clock.now(), "heard", **fields)
 
     def _cancel_echo(self, chunk: AudioChunk) -> AudioChunk:
