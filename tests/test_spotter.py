@@ -973,6 +973,34 @@ def test_a_trigger_said_alone_once_that_the_grammar_missed_starts_the_routine(sa
     assert len(decided) == 1, decided
 
 
+@pytest.mark.parametrize("said, ended", [("I don't have a calf cramp", False), ("the calf cramp is gone", True)])
+def test_a_spotted_trigger_the_rest_of_the_sentence_takes_back_is_withdrawn(said: str, ended: bool) -> None:
+    """Real parts: a dev voice (festival kal) says a sentence that takes "calf cramp" back. The
+    trigger head fires as "cramp" ends and the routine starts; PocketSphinx hears the sentence
+    whole (its take-back words are grammar items: before stop 38 it heard "the calf cramp is both")
+    and the routine is withdrawn with its episode, at the same moment whatever the chunk size."""
+    from voice_skill.core.coach import Messages  # noqa: PLC0415
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    clip, end_s = corpus.trigger_clip(said, "", "festival:kal", rng, lead_s=(2.5, 3.0), trail_s=(3.0, 3.0))
+    audio = corpus.in_room(clip, rng, None, None, 0, [], gain_db=-8.0, floor_db=-65.0)
+    decided = set()
+    for step in (0.1, 0.5):
+        events: list[dict] = []
+        run_chunks(iter_array_chunks(audio, step), RunOptions(asr="pocketsphinx", spotter="on"), None,
+                   listeners=[events.append])
+        routine = [(e["state"], e.get("reason")) for e in events if e["event"] == "routine"]
+        assert routine == [("started", None), ("stopped", "taken back")], routine
+        withdrawn = next(e for e in events if e["event"] == "episode")
+        assert withdrawn["state"] == "withdrawn" and withdrawn["t"] - end_s < 1.5, (withdrawn, end_s)
+        reply = [e["text"] for e in events if e["event"] == "say" and e["t"] >= withdrawn["t"]]
+        messages = Messages.load()
+        assert reply[0].startswith(messages["eased"] if ended else messages["taken_back"]), reply
+        decided.add(withdrawn["t"])
+    assert len(decided) == 1, decided
+
+
 def test_i_have_got_a_cramp_is_not_heard_as_a_fall():
     """Real parts: a dev voice's "I've got a cramp in my right calf", which PocketSphinx heard as
     "i fell top cramp in my right calf" (a red flag that stopped the routine it had just started

@@ -75,7 +75,8 @@ _LEXICON = tomllib.loads(
     (resources.files("voice_skill") / "data" / "pocketsphinx-en.toml").read_text(encoding="utf-8"))
 _COMMON_WORDS: list[str] = list(_LEXICON["common_words"])
 _CONFUSERS: list[str] = list(_LEXICON["confusers"])
-_LEAD_INS: list[str] = list(_LEXICON.get("lead_ins", []))
+# (the words that take a trigger back are grammar items of the same kind)
+_LEAD_INS: list[str] = list(_LEXICON.get("lead_ins", [])) + list(_LEXICON.get("take_backs", []))
 _VARIANTS: dict[str, tuple[str, ...]] = {word: tuple(prons) for word, prons in _LEXICON["pronunciations"].items()}
 
 # Verification thresholds: log-likelihood ratio per 10 ms frame (logmath base 1.0001
