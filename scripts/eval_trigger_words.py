@@ -34,7 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from voice_skill.asr import spotting  # noqa: E402
 from voice_skill.asr.select import build_recognizer  # noqa: E402
+from voice_skill.asr.spotter import TriggerSpotter  # noqa: E402
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk  # noqa: E402
 from voice_skill.core.intents import IntentParser, PhraseTable  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
@@ -83,8 +85,16 @@ def grammar_hypotheses(audio: np.ndarray, parser: IntentParser) -> tuple[list[di
         return {"text": h.text, "start_s": h.start_s, "end_s": h.end_s,
                 "intent": h.sound_intent or (intent.name if intent else None)}
 
-    def listened(_rec, hyps) -> None:
-        heard.extend(dict(described(h), words=[list(w) for w in h.words]) for h in hyps if h.final)
+    def listened(rec, hyps) -> None:
+        for h in hyps:
+            if not h.final:
+                continue
+            row = dict(described(h), words=[list(w) for w in h.words])
+            if row["intent"] in SAFETY and rec.spotter.safety is not None:
+                # the safety head's opinion of the intent placed, over the utterance (as asr.spotting asks it)
+                lo, hi = h.start_s - spotting.COMMAND_MARGIN_S, h.end_s + spotting.COMMAND_MARGIN_S
+                row["safety_p"] = round(rec.spotter.probability(row["intent"], lo, hi), 4)
+            heard.append(row)
 
     rec, out = heard_behind_spotter(audio, listened)
     passed = [described(h) for h in out if h.final]
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     noise_voices = corpus.noise_voices(voices)
     parser = IntentParser()
     out = open(args.out, "w", encoding="utf-8") if args.out else None
+    rows: list[dict] = []
     alone = {"n": 0, "safety": 0, "acted": 0}
     with_one = {"n": 0, "safety": 0, "right": 0, "acted": 0, "acted_right": 0}
     for voice in voices:
@@ -138,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             if want is not None:
                 counts["right"] += want in safety
                 counts["acted_right"] += want in acted
+            row = {"voice": voice, "said": f"{head} | {tail}", "want": want, "room": kind and f"{kind} {snr:.0f} dB",
+                   "heard": heard, "passed": passed, "spotter": spotter}
+            rows.append(row)
             if out:
-                out.write(json.dumps({"voice": voice, "said": f"{head} | {tail}", "want": want,
-                                      "room": kind and f"{kind} {snr:.0f} dB", "heard": heard,
-                                      "passed": passed, "spotter": spotter}) + "\n")
+                out.write(json.dumps(row) + "\n")
     if out:
         out.close()
     print(f"\nTrigger utterances, {args.split} voices, a red flag or emergency said {args.order} the trigger "
@@ -152,7 +164,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| the trigger alone | {alone['n']} | {alone['safety']} | - | {alone['acted']} | - |")
     print(f"| with a red flag or emergency | {with_one['n']} | {with_one['safety']} | {with_one['right']} "
           f"| {with_one['acted']} | {with_one['acted_right']} |")
+    if rows:
+        print("\nA red flag or emergency placed in the utterance the spotter fired in, kept only where the "
+              "safety head gives it at least T over the utterance (stop 38):\n")
+        print("| T | trigger alone: a red flag or emergency acted on | with one: the right one acted on |")
+        print("|---|---|---|")
+        for threshold in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9):
+            false = sum(any(acted_safety(r, threshold)) for r in rows if r["want"] is None)
+            right = sum(r["want"] in acted_safety(r, threshold) for r in rows if r["want"] is not None)
+            print(f"| {threshold:g} | {false} of {alone['n']} | {right} of {with_one['n']} |")
     return 0
+
+
+def spotted_in(row: dict, h: dict) -> bool:
+    """Whether the spotter fired in the stretch of ``h`` (as ``asr.spotting`` decides it)."""
+    lo, hi = h["start_s"] - spotting.SPAN_MARGIN_S, h["end_s"] + spotting.SPAN_MARGIN_S
+    return any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in row["spotter"]["fired"])
+
+
+def acted_safety(row: dict, threshold: float) -> list[str]:
+    """The safety intents passed on in ``row`` that a rule would keep: one the grammar placed in
+    the utterance the spotter fired in only where the safety head gave it ``threshold`` or more."""
+    kept = []
+    for h in row["passed"]:
+        if h["intent"] not in SAFETY:
+            continue
+        if spotted_in(row, h):
+            heard = next((g for g in row["heard"] if g["text"] == h["text"] and g["start_s"] == h["start_s"]), None)
+            if heard is not None and heard.get("safety_p", 1.0) < threshold:
+                continue
+        kept.append(h["intent"])
+    return kept
 
 
 if __name__ == "__main__":

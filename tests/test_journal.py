@@ -86,6 +86,17 @@ def test_a_routine_taken_back_within_an_episode_leaves_the_episode_as_it_was(jou
     assert (e.routine, e.how) == ("test-cramp", "stopped")
 
 
+def test_a_doubted_red_flag_is_not_kept_as_one(journal):
+    """A red flag heard in the words that started the routine, which the safety head did not bear
+    out, pauses the routine with the answer (tests/test_safety.py); the journal keeps only the
+    red flags the skill believed."""
+    events = run_script([Hypothesis("calf cramp", 0.99, 0.6, 1.2),
+                         Hypothesis("i fell it's hot but calf cramp", 0.8, 0.2, 1.9, safety_doubted=True)], 30)
+    record(journal, events)
+    [e] = journal.episodes()
+    assert e.red_flags == () and e.how != "red_flag"
+
+
 def test_a_naive_origin_is_local_time(journal):
     record(journal, EPISODE[:2], origin=datetime(2024, 5, 2, 2, 13))
     started = journal.episodes()[0].started_at

@@ -174,6 +174,35 @@ def test_a_withdrawn_routine_in_an_episode_leaves_the_episode_as_it_was():
     assert episode["t"] == pytest.approx(first(events, "routine", state="stopped")["t"] + EPISODE_QUIET_S)
 
 
+def _doubted(text: str, start: float, end: float) -> Hypothesis:
+    return Hypothesis(text, 0.8, start, end, safety_doubted=True)
+
+
+@pytest.mark.parametrize("text, answer", [("i fell it's hot but calf cramp", "red_flag"),
+                                          ("my calf is cramping it's pale move", "red_flag_circulation"),
+                                          ("oh no my calf is red done why chest hurts", "emergency")])
+def test_a_doubted_safety_phrase_in_the_trigger_words_pauses_with_the_whole_answer_and_a_way_back(text, answer):
+    """``Hypothesis.safety_doubted`` (the safety head did not bear out a red flag heard in the very
+    words that started the routine): the massage stops and the answer is said whole, but the
+    routine is paused, not ended; "resume" carries on; no answer is held, so a cramp after a
+    stop starts the routine again."""
+    events = run_script([Hypothesis("calf cramp", 0.99, 0.6, 1.2), _doubted(text, 0.2, 1.9), (35.0, "resume"),
+                         (55.0, "stop"), (65.0, "calf cramp")], 90)
+    assert [e["state"] for e in events if e["event"] == "routine"] == ["started", "paused", "resumed", "stopped",
+                                                                        "started", "finished"]
+    warning = first(events, "warning")
+    assert warning["doubted"] is True and warning["t"] == pytest.approx(1.9)
+    assert first(events, "heard", text=text)["doubted"] is True
+    doubted = next(t for t in said(events) if t.startswith(MESSAGES["doubted"]))
+    assert fill(answer) in doubted and doubted.endswith(MESSAGES["doubted_resume"])
+    assert sum(t == MESSAGES["resumed"] for t in said(events)) == 1
+
+
+def test_a_doubted_red_flag_with_nothing_running_is_the_red_flag():
+    events = run_script([_doubted("i fell it's hot", 0.2, 1.9)], 30)
+    assert said(events)[0].startswith(fill("red_flag")) and "doubted" not in first(events, "warning")
+
+
 def test_a_retraction_table_is_checked_when_loaded():
     base = {"intents": {"start": {"phrases": ["cramp"]}, "done": {"phrases": ["done"]}}}
     table = PhraseTable.from_dict({**base, "retraction": {"intents": ["start"], "denied": ["not"], "linking": ["a"]}})

@@ -1001,6 +1001,52 @@ def test_a_spotted_trigger_the_rest_of_the_sentence_takes_back_is_withdrawn(said
     assert len(decided) == 1, decided
 
 
+def test_a_red_flag_misheard_in_the_trigger_words_pauses_the_routine_with_a_way_back() -> None:
+    """Real parts: a dev voice's "my calf is cramping, help" fires the spotter, and PocketSphinx
+    hears the same words as "my calf is cramping it's pale move", a red flag (a cold or pale
+    foot), which the safety head does not bear out. Until stop 38 the routine ended there with the
+    circulation answer, held for 15 minutes; now the massage pauses, the answer is said whole, with
+    the way back, at the same moment whatever the chunk size."""
+    from voice_skill.core.coach import Messages  # noqa: PLC0415
+    from voice_skill.core.routine import fill_placeholders  # noqa: PLC0415
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    clip, end_s = corpus.trigger_clip("my calf is cramping", "help", "espeak:en-gb-x-rp+f4@129", rng,
+                                      lead_s=(2.5, 3.0), trail_s=(3.0, 3.0))
+    audio = corpus.in_room(clip, rng, None, None, 0, [], gain_db=-8.0, floor_db=-65.0)
+    messages = Messages.load()
+    decided = set()
+    for step in (0.1, 0.5):
+        events: list[dict] = []
+        run_chunks(iter_array_chunks(audio, step), RunOptions(asr="pocketsphinx", spotter="on"), None,
+                   listeners=[events.append])
+        assert [e["state"] for e in events if e["event"] == "routine"] == ["started", "paused"]
+        heard = next(e for e in events if e["event"] == "heard" and e["intent"] == "red_flag")
+        assert heard["doubted"] is True, heard
+        warning = next(e for e in events if e["event"] == "warning")
+        assert warning["doubted"] is True and warning["sign"] == "circulation"
+        assert warning["text"].startswith(messages["doubted"]) and warning["text"].endswith(messages["doubted_resume"])
+        assert fill_placeholders(messages["red_flag_circulation"], None) in warning["text"]  # the answer whole
+        decided.add(warning["t"])
+    assert len(decided) == 1, decided
+
+
+@pytest.mark.parametrize("text, said, spotted, doubted", [
+    ("i fell it's hot but calf cramp", ("red_flag", 0.3), True, True),
+    ("my left calf is cramping my chest hurts", ("emergency", 0.93), True, False),  # the safety head hears it
+    ("oh no my calf is red done why chest hurts", ("emergency", 0.5), True, True),
+    ("it's swollen", ("red_flag", 0.3), False, False),  # not in the spotted utterance: the words decide
+])
+def test_a_red_flag_in_the_spotted_utterance_the_safety_head_does_not_bear_out_is_doubted(
+        text: str, said: tuple[str, float], spotted: bool, doubted: bool) -> None:
+    grammar = ScriptedGrammar([Hypothesis(text, 0.8, 1.0, 3.0)])
+    rec = SpottingRecognizer(_HeadSays("help", 0.0, safety=said), grammar, IntentParser(), "calf cramp")
+    rec._fired = [2.2] if spotted else []
+    [heard] = rec.flush()
+    assert heard.safety_doubted is doubted and heard.text == text
+
+
 def test_i_have_got_a_cramp_is_not_heard_as_a_fall():
     """Real parts: a dev voice's "I've got a cramp in my right calf", which PocketSphinx heard as
     "i fell top cramp in my right calf" (a red flag that stopped the routine it had just started

@@ -40,6 +40,10 @@ class Hypothesis:
     its acoustic check and was taken out of ``text`` (PocketSphinx's phone-loop verification): the
     words left were decoded in the same misheard stretch ("I have a cramp" came back as "i fell
     but" once "cramp" was taken out).
+
+    ``safety_doubted``: a red flag or emergency the grammar recognizer placed in the utterance the
+    trigger spotter fired in, which the safety head, over the same audio, does not bear out: the
+    trigger's own words are often misheard as one ("I've got a" as "i fell"; see ``asr.spotting``).
     """
 
     text: str
@@ -53,6 +57,7 @@ class Hypothesis:
     sound_intent: str | None = None
     words: tuple[tuple[str, float, float], ...] = ()
     unverified_trigger: bool = False
+    safety_doubted: bool = False
 
 
 @runtime_checkable

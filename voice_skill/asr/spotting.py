@@ -99,7 +99,13 @@ reported). Its version of an utterance the spotter fired in is often garbled
 ("though go on got took calf cramp" for "oh no, I've got a calf cramp", when "go on" meant
 next). What it says there about the person (the trigger with its leg or pregnancy, it has
 gone, it hurts, a red flag, an emergency) is kept; a navigation command is dropped: nobody
-says "go back" in the same breath as "calf cramp".
+says "go back" in the same breath as "calf cramp". A red flag or emergency placed there that
+the safety head gives less than ``SAFETY_DOUBTED`` over the utterance is marked
+``safety_doubted``: the trigger's own words are often misheard as one ("I've got a" as "i fell",
+"cramp in my calf" as "cannot breathe"), and the session then pauses the routine and gives the
+answer with a way back instead of ending it. Words that made nothing are passed on too:
+where they take the spotted trigger back ("i don't have a calf cramp"), the session withdraws the
+routine the trigger started (``Coach.take_back``).
 """
 
 from __future__ import annotations
@@ -143,6 +149,12 @@ SAFETY_SURE = 0.9
 SAFETY_OVER_COMMAND = 0.98
 COMMAND_OVER_SAFETY = 0.95
 SAFETY_UNHEARD = 0.5
+# A red flag or emergency placed in the utterance the spotter fired in, which the safety head gives
+# less than this over it, is doubted (see the module docstring). Chosen on dev runs of trigger
+# utterances said with and without one (scripts/eval_trigger_words.py, docs/commands.md, stop 38):
+# a doubted one still stops the massage and gets its answer, so a real one the head does not
+# hear costs little; of 52 dev trigger utterances said alone, 13 came back with one, 1 at 0.9.
+SAFETY_DOUBTED = 0.9
 # Placed commands that the head's doubt alone sets aside (see the module docstring).
 VETO_UNHEARD = frozenset({"done"})
 # A near trigger (see the module docstring): a short utterance the trigger head scored this high at
@@ -422,6 +434,19 @@ class SpottingRecognizer:
         # an utterance without words (nothing but the failed trigger) is reported as the head's word
         return replace(hyp, text=hyp.text or BARE_WORD, confidence=p, sound_intent="start")
 
+    def _doubted(self, hyp: Hypothesis, intent: Intent) -> Hypothesis:
+        """``hyp`` (the utterance the spotter fired in), marked ``safety_doubted`` where it places
+        a red flag or emergency that the safety head gives less than ``SAFETY_DOUBTED``."""
+        safety = self.spotter.safety
+        if safety is None or intent.name not in safety.classes:
+            return hyp
+        p = self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
+        if p >= SAFETY_DOUBTED:
+            return hyp
+        log.debug("%r: %s in the spotted utterance, which the safety head gives %.2f: doubted", hyp.text,
+                  intent.name, p)
+        return replace(hyp, safety_doubted=True)
+
     def _stands_with_word(self, kept: str) -> bool:
         """Whether the words kept beside a trigger that failed its check, with the bare word
         after them (where the dropped trigger was), still make the trigger: not after a word that
@@ -460,7 +485,7 @@ class SpottingRecognizer:
                 if intent.name == "start" and not intent.slots and not intent.also:
                     log.debug("%r: the grammar recognizer's copy of the spotted trigger, dropped", hyp.text)
                 elif intent.name in ABOUT_THE_PERSON:
-                    kept.append(hyp)  # the text carries a leg, a routine hint, or news about the cramp
+                    kept.append(self._doubted(hyp, intent))  # a leg, a routine hint, news about the cramp
                 else:
                     log.debug("%r heard in the utterance the spotter fired in: dropped", hyp.text)
                 continue

@@ -264,6 +264,38 @@ class Coach:
             self._say(self.messages["taken_back"], "reply", out)
         return out
 
+    def doubted(self, intent: Intent, now: float) -> list[Action]:
+        """A red flag or emergency heard in the very words that started the routine, which a second
+        listener does not bear out (``Hypothesis.safety_doubted``): the massage stops as for any
+        red flag and the answer is said whole, but the routine is paused, not ended, and the answer
+        ends with the way back ("say resume"); no safety answer is held for the episode. With no
+        routine running, it is the red flag or emergency itself."""
+        if not self.active or intent.name not in ("red_flag", "emergency"):
+            return self.handle(intent, now)
+        out: list[Action] = [CancelSpeech()]
+        if not self.paused:
+            self.paused = True
+            if self._timer is not None:
+                self._timer.freeze(now)
+            self._awaiting = None
+            out.append(Emit("routine", {"state": "paused", "routine": self.routine.id}))
+            self._emit_hold(now, out)
+        if intent.name == "emergency":
+            answer = self.messages["emergency"]
+            fields: dict[str, object] = {"emergency": intent.phrase}
+        else:
+            family = intent.slots.get(FAMILY_SLOT)
+            answer = fill_placeholders(
+                self._with_notice(self.messages["red_flag_circulation" if family == "circulation" else "red_flag"]),
+                self.leg)
+            fields = {"red_flag": intent.phrase}
+            if family:
+                fields["sign"] = family
+        text = f"{self.messages['doubted']} {answer} {self.messages['doubted_resume']}"
+        out.append(Emit("warning", {"text": text, **fields, "doubted": True}))
+        self._say(text, "advice", out)
+        return out
+
     def speech_finished(self, utterance_id: int, now: float) -> list[Action]:
         """The speaker has finished (not cancelled) an utterance."""
         out: list[Action] = []

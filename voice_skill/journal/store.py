@@ -3,7 +3,9 @@
 What is kept: when an episode started (local wall time, ISO 8601 with the UTC offset),
 when it ended, the leg named, the routine(s) run, the duration, how it ended (finished,
 stopped, red_flag, ...; NULL after a crash: "interrupted"), whether it got worse, and the
-red-flag phrases heard. Never audio, never transcripts beyond those phrases.
+red-flag phrases heard (not one doubted: heard in the trigger's own words and not borne out by the
+safety head). Never audio, never transcripts beyond those phrases. An episode whose trigger the
+rest of its sentence took back is deleted.
 
 Durability: WAL mode, one transaction per write, ``synchronous=FULL``. The row is written
 (and synced) when the episode starts, so a crash or power cut mid-episode loses at most
@@ -415,7 +417,7 @@ class JournalRecorder:
                 self.journal.update_episode(self.episode_id, routine=", ".join(self._routines))  # type: ignore[arg-type]
             elif state == "stopped" and record.get("reason") == "worse" and self.open:
                 self.journal.update_episode(self.episode_id, got_worse=True)  # type: ignore[arg-type]
-        elif event == "warning" and record.get("red_flag"):
+        elif event == "warning" and record.get("red_flag") and not record.get("doubted"):
             phrase = str(record["red_flag"])
             if self.open:
                 self._red_flags.append(phrase)

@@ -319,6 +319,9 @@ class Session:
             return
         if early and intent.name == "pause":
             return  # already paused by the partial result
+        if hyp.safety_doubted:  # in the very words that started the routine: paused, with a way back
+            self._apply(self.coach.doubted(intent, self.clock.now()))
+            return
         self._apply(self.coach.handle(intent, self.clock.now()))
 
     def _others_are_echo(self, hyp: Hypothesis, intent: Intent) -> bool:
@@ -386,6 +389,8 @@ class Session:
             fields["slots"] = dict(intent.slots)
         if took_back:
             fields["took_back"] = True  # the trigger the routine was started from
+        if hyp.safety_doubted and intent is not None and intent.name in SAFETY_INTENTS:
+            fields["doubted"] = True  # a safety intent the safety head did not bear out
         self.events.write(self.clock.now(), "heard", **fields)
 
     def _cancel_echo(self, chunk: AudioChunk) -> AudioChunk:
