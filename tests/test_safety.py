@@ -119,14 +119,14 @@ def test_no_more_cramp_in_a_routine_ends_it_as_its_gone_does():
     assert episodes(events)[0]["ended_by"] == "gone"
 
 
-@pytest.mark.parametrize("text, taken", [
-    ("I don't have a calf cramp", True), ("it's not a leg cramp", True), ("no more calf cramp", True),
-    ("the calf cramp is gone", True), ("my leg cramp went away", True),
-    ("calf cramp", False), ("calf cramp, it won't go away", False), ("the calf cramp is not gone", False),
-    ("not again, a charley horse", False), ("I don't have a calf cramp, wait, calf cramp", False), ("hello", False),
+@pytest.mark.parametrize("text, after", [
+    ("I don't have a calf cramp", 6), ("it's not a leg cramp", 5), ("no more calf cramp", 4),
+    ("the calf cramp is gone", 3), ("my leg cramp went away", 3),  # where the words after it begin
+    ("calf cramp", None), ("calf cramp, it won't go away", None), ("the calf cramp is not gone", None),
+    ("not again, a charley horse", None), ("I don't have a calf cramp, wait, calf cramp", None), ("hello", None),
 ])
-def test_a_sentence_takes_its_trigger_back_only_where_no_trigger_stands(text, taken):
-    assert PARSER.takes_back(text) is taken
+def test_a_sentence_takes_its_trigger_back_only_where_no_trigger_stands(text, after):
+    assert PARSER.takes_back(text) == after
 
 
 def _spotted_then_heard(sentence: str, start: float = 0.2, spotted_at: float = 1.2, end: float = 1.9) -> list:

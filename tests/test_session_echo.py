@@ -9,6 +9,7 @@ import json
 import numpy as np
 
 from tests.scripted import ScriptedRecognizer, routine
+from voice_skill.asr.base import Hypothesis
 from voice_skill.audio.aec import EchoCanceller, ReferencedEchoCanceller
 from voice_skill.audio.room import RoomEcho
 from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
@@ -31,19 +32,21 @@ def _voice(text: str) -> tuple[float, np.ndarray]:
 
 def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0,
          echo: bool = True, step: float = 0.5, marks: tuple = (), burst_s: float = 0.5,
-         room_gain: float = 0.5, tape=None) -> list[dict]:
+         room_gain: float = 0.5, tape=None, heard: Hypothesis | None = None) -> list[dict]:
     """'calf cramp' at 1 s; then ``text`` is "heard" in the 0.5 s before ``end_s`` while the
     skill speaks. The microphone holds the skill's echo (the simulated room) and, if
     ``user_burst``, the user's own voice over the last ``burst_s`` of them (the room's echo
     ``room_gain`` times its response: at 0.5 some 25 dB under the voice). Without ``echo`` the microphone
     hears none of the skill (a headset). ``step`` 0: an echo canceller that never adapts.
-    ``marks``: the hypothesis's fields after ``text`` (final, routine_only, ...)."""
+    ``marks``: the hypothesis's fields after ``text`` (final, routine_only, ...). ``heard``: this
+    hypothesis instead of ``text``'s."""
     loaded = [routine_from_dict(routine())]
     clock = VirtualClock()
     out = io.StringIO()
     coach = Coach({r.id: r for r in loaded}, choose_routine=lambda intent, now: loaded[0].id)
     speaker = VirtualSpeaker(clock, _voice)
-    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), (end_s, text, *marks)]), parser=IntentParser(),
+    second = heard if heard is not None else (end_s, text, *marks)
+    session = Session(recognizer=ScriptedRecognizer([(1.0, "calf cramp"), second]), parser=IntentParser(),
                       coach=coach, speaker=speaker, clock=clock, events=EventLog(out),
                       room=RoomEcho(speaker.played, room_gain) if echo else None, echo_canceller=ReferencedEchoCanceller(speaker.played, EchoCanceller(step=step)),
                       echo_tape=tape)
@@ -221,3 +224,24 @@ def test_the_echo_tape_holds_what_the_canceller_saw(tmp_path, monkeypatch) -> No
     marks = [line.split() for line in (tmp_path / "tape.wav.times").read_text().splitlines()]
     assert [int(m[0]) for m in marks] == [k * SAMPLE_RATE for k in range(12)]  # the tape on the clock
     assert [float(m[1]) for m in marks] == [float(k) for k in range(12)]
+
+
+# The sentence that started the routine, heard whole: "calf cramp" (0.5-1.0 s, before the skill
+# spoke: the trigger at 1 s started it) and then "is over" over the skill's first word.
+IS_OVER = Hypothesis("calf cramp is over", 0.9, 0.5, 2.2, words=(("calf", 0.5, 0.75), ("cramp", 0.75, 1.0),
+                                                                    ("is", 1.6, 1.9), ("over", 1.9, 2.2)))
+
+
+def test_a_trigger_taken_back_by_the_users_words_over_the_skill_is_withdrawn() -> None:
+    events = _run(user_burst=True, end_s=2.2, burst_s=0.6, heard=IS_OVER, room_gain=LOUD_ROOM)
+    routine = [(e["state"], e.get("reason")) for e in events if e["event"] == "routine"]
+    assert routine == [("started", None), ("stopped", "taken back")], routine
+
+
+def test_words_that_take_a_trigger_back_made_of_the_skills_echo_withdraw_nothing() -> None:
+    """Nobody spoke after "calf cramp": the "is over" is the skill's first word misheard, which the
+    loudspeaker's reference explains; the routine stands."""
+    events = _run(user_burst=False, end_s=2.2, heard=IS_OVER, room_gain=LOUD_ROOM)
+    assert not any(e["event"] == "routine" and e["state"] == "stopped" for e in events)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == "calf cramp is over")
+    assert "took_back" not in heard

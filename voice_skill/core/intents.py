@@ -324,24 +324,27 @@ class IntentParser:
                 break
         return Intent(name, " ".join(best[4]), slots, frozenset(matched - {name}))
 
-    def takes_back(self, text: str) -> bool:
+    def takes_back(self, text: str) -> int | None:
         """Whether ``text`` holds a phrase of ``[retraction]``'s intents (the trigger) only where
         the words around it take it back ("I don't have a calf cramp", "the calf cramp is gone"):
         a spotter that fired on the phrase before the rest was said started something nobody
-        asked for."""
+        asked for. None if not; else where, among ``tokens(text)``, the words that take it back
+        after it begin ("is gone"), or the number of tokens where they all come before it."""
         heard = tokens(text)
         table = self.table
         retraction = table.retraction
-        found = False
+        after: int | None = None
         for intent, phrases in table.intents:
             if intent not in retraction.intents:
                 continue
             for phrase in phrases:
                 for at in _positions(heard, phrase):
-                    if retraction.verdict(intent, heard, at, at + len(phrase), table.negation.words) is None:
-                        return False  # the phrase stands somewhere: still the trigger
-                    found = True
-        return found
+                    end = at + len(phrase)
+                    verdict = retraction.verdict(intent, heard, at, end, table.negation.words)
+                    if verdict is None:
+                        return None  # the phrase stands somewhere: still the trigger
+                    after = min(after if after is not None else len(heard), end if verdict[2] > end else len(heard))
+        return after
 
     def slots(self, heard: tuple[str, ...]) -> dict[str, str]:
         found: dict[str, str] = {}

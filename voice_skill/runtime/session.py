@@ -303,9 +303,9 @@ class Session:
             self._on_partial(hyp, intent, verdict)
             return
         early, self._early_pause = self._early_pause, False
-        if hyp.sound_intent is None and self.coach.active and self.parser.takes_back(hyp.text):
-            # the sentence the routine was started from, heard whole: it began before the skill
-            # spoke, so the echo guard's doubts about words over the skill's voice do not apply
+        after = self.parser.takes_back(hyp.text) if hyp.sound_intent is None and self.coach.active else None
+        if after is not None and self._taken_back_by_user(hyp, after):
+            # the sentence the routine was started from, heard whole
             withdrawn = self.coach.take_back(hyp.start_s - TAKE_BACK_MARGIN_S,
                                              intent is not None and intent.name == "done", self.clock.now())
             if withdrawn:
@@ -323,6 +323,22 @@ class Session:
             self._apply(self.coach.doubted(intent, self.clock.now()))
             return
         self._apply(self.coach.handle(intent, self.clock.now()))
+
+    def _taken_back_by_user(self, hyp: Hypothesis, after: int) -> bool:
+        """Whether the words that take back the trigger in ``hyp`` after it (from word ``after``:
+        ``IntentParser.takes_back``) are the user's. The sentence began before the skill spoke
+        (the routine began within it), but those words overlap the skill's first words: where the
+        recognizer's word times tell when they were said, and the loudspeaker's reference explains
+        the microphone there (``unexplained_db``), they are the skill's own voice misheard ("is
+        over"), and the routine stands."""
+        words = hyp.words
+        if self.echo_canceller is None or not words or after >= len(words) or len(words) != len(tokens(hyp.text)):
+            return True
+        said = self.unexplained_db(words[after][1], words[-1][2])
+        if said is not None and said < UNEXPLAINED_MIN_DB:
+            log.debug("%r: the words that take the trigger back are the loudspeaker's (%.1f dB)", hyp.text, said)
+            return False
+        return True
 
     def _others_are_echo(self, hyp: Hypothesis, intent: Intent) -> bool:
         """Whether a command heard with other words over the skill's speech ("eat pause") was
