@@ -26,7 +26,12 @@ cramp", "the calf cramp is gone"), ``take_back`` withdraws that routine and the 
 opened, as if neither had been: the speech stops, the routine is stopped ("taken back"), the
 episode is withdrawn (the journal forgets it), and the skill says it misheard, or, where the
 sentence said the cramp is gone, that it is glad. Only a routine that began within that
-sentence and opened its episode: one the user has already been coached in stays.
+sentence: one the user has already been coached in stays; an episode that was already running
+goes on as it was before the trigger.
+
+A red flag or emergency heard in the very words that started the routine, and doubted by a
+second listener (``doubted``), stops the massage with its whole answer, but pauses the routine
+instead of ending it and adds the way back ("say resume"); nothing is held for the episode.
 
 Safety. The emergency answer, a red flag or sharp pain (``worse``) stop the massage at
 once; for ``EPISODE_QUIET_S`` after it, a trigger repeats that answer instead of
