@@ -18,7 +18,11 @@ with a red flag or emergency, and with the right one; then the same over what th
 opinion passed on to the skill (``asr.spotting``). Stop 28 found "I've got a" heard as "i
 fell" (docs/commands.md); about 4 minutes a run on two cores. The ``--out`` rows carry each
 word's time (``Hypothesis.words``) and the trigger spotter's scores and firing times: stop 29
-measured with them where a red flag is placed against the firing (docs/commands.md).
+measured with them where a red flag is placed against the firing (docs/commands.md). Each
+safety intent the grammar placed carries the safety head's probability of it over the utterance
+(``safety_p``), and a last table simulates stop 38's rule per threshold T: one placed in the
+utterance the spotter fired in ends the routine only where the head gives it T or more (below,
+``asr.spotting.SAFETY_DOUBTED``, it is doubted and only pauses the routine).
 """
 
 from __future__ import annotations
