@@ -279,26 +279,8 @@ class Coach:
             return self.handle(intent, now)
         out: list[Action] = [CancelSpeech()]
         if not self.paused:
-            self.paused = True
-            if self._timer is not None:
-                self._timer.freeze(now)
-            self._awaiting = None
-            out.append(Emit("routine", {"state": "paused", "routine": self.routine.id}))
-            self._emit_hold(now, out)
-        if intent.name == "emergency":
-            answer = self.messages["emergency"]
-            fields: dict[str, object] = {"emergency": intent.phrase}
-        else:
-            family = intent.slots.get(FAMILY_SLOT)
-            answer = fill_placeholders(
-                self._with_notice(self.messages["red_flag_circulation" if family == "circulation" else "red_flag"]),
-                self.leg)
-            fields = {"red_flag": intent.phrase}
-            if family:
-                fields["sign"] = family
-        text = f"{self.messages['doubted']} {answer} {self.messages['doubted_resume']}"
-        out.append(Emit("warning", {"text": text, **fields, "doubted": True}))
-        self._say(text, "advice", out)
+            self._pause(now, out)
+        self._give_safety_answer(intent, out, doubted=True)
         return out
 
     def speech_finished(self, utterance_id: int, now: float) -> list[Action]:
@@ -453,25 +435,37 @@ class Coach:
         if self.active:
             self._unpause(now, out)
             self._end_routine("stopped", now, out, reason="emergency")
-        text = self.messages["emergency"]
-        out.append(Emit("warning", {"text": text, "emergency": intent.phrase}))
-        self._say(text, "advice", out)
-        self._set_halt("emergency", text, now)
+        self._set_halt("emergency", self._give_safety_answer(intent, out), now)
 
     def _on_red_flag(self, intent: Intent, now: float, out: list[Action]) -> None:
         out.append(CancelSpeech())
         if self.active:
             self._unpause(now, out)
             self._end_routine("stopped", now, out, reason="red_flag")
-        family = intent.slots.get(FAMILY_SLOT)
-        answer = self.messages["red_flag_circulation" if family == "circulation" else "red_flag"]
-        text = fill_placeholders(self._with_notice(answer), self.leg)
-        fields: dict[str, object] = {"text": text, "red_flag": intent.phrase}
-        if family:
-            fields["sign"] = family
-        out.append(Emit("warning", fields))
+        self._set_halt("red_flag", self._give_safety_answer(intent, out), now)
+
+    def _give_safety_answer(self, intent: Intent, out: list[Action], doubted: bool = False) -> str:
+        """Say the answer to a red flag or the emergency, with the warning that names what was
+        heard, and return the answer to hold for the episode. The emergency answer is said as it
+        is, never shortened; a red flag's carries the notice and the leg where they belong.
+        ``doubted`` (see ``doubted``): between the doubt and the way back, and so marked."""
+        if intent.name == "emergency":
+            answer = said = self.messages["emergency"]
+            fields: dict[str, object] = {"emergency": intent.phrase}
+        else:
+            family = intent.slots.get(FAMILY_SLOT)
+            answer = self.messages["red_flag_circulation" if family == "circulation" else "red_flag"]
+            said = fill_placeholders(self._with_notice(answer), self.leg)
+            fields = {"red_flag": intent.phrase}
+            if family:
+                fields["sign"] = family
+        text = f"{self.messages['doubted']} {said} {self.messages['doubted_resume']}" if doubted else said
+        warning: dict[str, object] = {"text": text, **fields}
+        if doubted:
+            warning["doubted"] = True
+        out.append(Emit("warning", warning))
         self._say(text, "advice", out)
-        self._set_halt("red_flag", answer, now)
+        return answer
 
     def _on_worse(self, intent: Intent, now: float, out: list[Action]) -> None:
         """Sharp or lasting pain: no more massage, a doctor if it goes on, rest for comfort
@@ -510,13 +504,17 @@ class Coach:
         if self.paused:
             return
         out.append(CancelSpeech())
+        self._pause(now, out)
+        self._say(self.messages["paused"], "reply", out)
+
+    def _pause(self, now: float, out: list[Action]) -> None:
+        """Freeze the running routine where it is (its timer, what it waits for), in the event log too."""
         self.paused = True
         if self._timer is not None:
             self._timer.freeze(now)
         self._awaiting = None
         out.append(Emit("routine", {"state": "paused", "routine": self.routine.id}))
         self._emit_hold(now, out)
-        self._say(self.messages["paused"], "reply", out)
 
     def _on_resume(self, intent: Intent, now: float, out: list[Action]) -> None:
         if not self.active:
