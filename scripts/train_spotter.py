@@ -119,14 +119,19 @@ def _said_in_room(head: str, tail: str, voice: str, rng: np.random.Generator, no
 
 def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_espeak: int = 24,
                    speed_share: float = 0.0, lead_s: tuple[float, float] = POS_LEAD_S,
-                   bare_share: float = 0.0) -> dict:
+                   bare_share: float = 0.0, texts: str = "pos") -> dict:
     """``n_clips`` trigger clips in random voices and rooms, with their embeddings and labels;
     ``speed_share`` of them played 0.87-1.15 times as fast (a speaker of another pitch), each
-    ``lead_s`` seconds of its room after the clip's start, ``bare_share`` of them the phrase alone."""
+    ``lead_s`` seconds of its room after the clip's start, ``bare_share`` of them the phrase alone.
+    ``texts`` "affirmed" or "denied" makes the denial head's clips instead (labelled, like the
+    trigger's, 1 where the trigger phrase has just ended): triggers, a quarter of them after words
+    with "no" in them, or triggers denied by the words before them."""
     rng = np.random.default_rng(seed)
     voices, noise_voices = shard_voices(split, quick, n_espeak)
     emb, labels, meta = [], [], []
-    for head, tail in corpus.trigger_texts(split, rng, n_clips, bare_share):
+    pairs = {"affirmed": corpus.affirmed_trigger_texts, "denied": corpus.denied_trigger_texts}.get(
+        texts, lambda s, r, n: corpus.trigger_texts(s, r, n, bare_share))(split, rng, n_clips)
+    for head, tail in pairs:
         voice = voices[int(rng.integers(len(voices)))]
         said = _said_in_room(head, tail, voice, rng, noise_voices, speed_share, lead_s)
         if said is None:
@@ -217,8 +222,8 @@ def _job(args: tuple) -> tuple[str, int]:
     path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
-    if kind == "pos":
-        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s, bare_share)
+    if kind in ("pos", "affirmed", "denied"):
+        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s, bare_share, kind)
     elif kind == "alone":
         shard = alone_negative_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s)
     else:
@@ -234,7 +239,8 @@ def _job(args: tuple) -> tuple[str, int]:
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
               quick: bool = False, n_espeak: int = 24, speed_share: float = 0.0,
-              lead_s: tuple[float, float] = POS_LEAD_S, bare_share: float = 0.0, alone_clips: int = 0) -> None:
+              lead_s: tuple[float, float] = POS_LEAD_S, bare_share: float = 0.0, alone_clips: int = 0,
+              denial_clips: int = 0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 600.0  # clips per positive shard, seconds per negative shard
     jobs = [("pos", split, seed + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
@@ -243,8 +249,10 @@ def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: 
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
     jobs += [("alone", split, seed + 7000 + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
              for i in range(alone_clips // per_pos)]
+    jobs += [(kind, split, seed + offset + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
+             for kind, offset in (("affirmed", 9000), ("denied", 9500)) for i in range(denial_clips // per_pos)]
     if quick:
-        jobs = [(k, s, sd, 6 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
+        jobs = [(k, s, sd, 40.0 if k == "neg" else 6, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
     t0 = time.monotonic()
     with mp.get_context("fork").Pool(workers) as pool:
         for i, (path, frames) in enumerate(pool.imap_unordered(_job, jobs), 1):
@@ -525,9 +533,84 @@ def cmd_ensemble(args) -> None:
     log.info("wrote %s (%d perceptrons)", args.out, len(head.members()))
 
 
+def denial_data(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The denial head's clips of a split: embeddings, and per frame 1 where a denied trigger has
+    just ended, 0 where an affirmed one has, -1 elsewhere (not trained on); and every window's row."""
+    parts = [load_data(folder, split, kind) for kind in ("affirmed", "denied")]
+    offset = len(parts[0][0])
+    emb = np.concatenate([parts[0][0], parts[1][0]])
+    labels = np.concatenate([np.where(parts[0][1] == 1, 0, -1), np.where(parts[1][1] == 1, 1, -1)]).astype(np.int8)
+    return emb, labels, np.concatenate([parts[0][2], parts[1][2] + offset])
+
+
+def vetoes_at_firing(trigger: sp.SpotterHead, denial: sp.SpotterHead, folder: Path, split: str) -> dict[str, np.ndarray]:
+    """For each clip of ``split`` ("affirmed" and "denied"): the denial head's probability at the
+    frame where ``trigger`` fires, by its shipped rule, near the phrase's end (NaN where it does
+    not fire there): what the spotter would weigh on that clip."""
+    out = {}
+    for kind in ("affirmed", "denied"):
+        emb, labels, ends = load_data(folder, split, kind)
+        t_scores = scores_of(trigger, emb, ends)
+        d_scores = scores_of(denial, emb, ends)
+        probs = []
+        for clip in split_clips(ends):
+            lab = labels[ends[clip]]
+            near = [f for f in detections(t_scores[clip], trigger.threshold, trigger.min_frames, trigger.support)
+                    if lab[f] != 0]
+            probs.append(float(d_scores[clip][near[0]]) if near else np.nan)
+        out[kind] = np.array(probs)
+    return out
+
+
+def choose_veto(probs: dict[str, np.ndarray], budget: float) -> dict:
+    """The lowest threshold at which the denial head takes back at most ``budget`` of the affirmed
+    triggers that fire, and what it then takes back of the denied ones."""
+    fired = {k: v[~np.isnan(v)] for k, v in probs.items()}
+    best = None
+    for th in np.concatenate([np.round(np.arange(0.5, 0.99, 0.01), 3), [0.99, 0.995, 0.998, 0.999]]):
+        lost = float((fired["affirmed"] >= th).mean()) if len(fired["affirmed"]) else 0.0
+        if lost <= budget:
+            caught = float((fired["denied"] >= th).mean()) if len(fired["denied"]) else 0.0
+            best = {"threshold": float(th), "affirmed_lost": round(lost, 4), "denied_caught": round(caught, 4)}
+            break
+    best = best or {"threshold": 1.0, "affirmed_lost": 0.0, "denied_caught": 0.0}
+    return {**best, "affirmed_fired": int(len(fired["affirmed"])), "affirmed_clips": int(len(probs["affirmed"])),
+            "denied_fired": int(len(fired["denied"])), "denied_clips": int(len(probs["denied"]))}
+
+
+def cmd_denial(args) -> None:
+    """The denial head: a second look, when the trigger head fires, at the same two seconds, for
+    words before the trigger that deny it ("I don't have a calf cramp"). ``--members``
+    perceptrons (seeds from ``--seed``) trained on the ``--denial-clips`` shards, their
+    probabilities averaged; its threshold chosen on dev where the trigger head really fires."""
+    trigger = sp.SpotterHead.load(args.trigger)
+    emb, labels, ends = denial_data(args.data, "train")
+    rows = ends[labels[ends] >= 0]
+    log.info("denial: %d windows, %d denied", len(rows), int((labels[rows] == 1).sum()))
+    sample = windows(emb, rows[np.random.default_rng(args.seed).choice(len(rows), min(len(rows), 50000),
+                                                                       replace=False)])
+    sample = sample.reshape(len(sample), -1)
+    mean = sample.mean(0).astype(np.float32)
+    scale = (1 / (sample.std(0) + 1e-3)).astype(np.float32)
+    members = []
+    for seed in range(args.seed, args.seed + args.members):
+        model = fit(emb, labels, rows, np.random.default_rng(seed), args.epochs, mean, scale)
+        members.append((tuple(p.copy() for p in model.params), mean, scale))
+    head = sp.SpotterHead(*members[0], {"window": WINDOW}, tuple(members[1:]))
+    train = choose_veto(vetoes_at_firing(trigger, head, args.data, "train"), args.budget)
+    dev = choose_veto(vetoes_at_firing(trigger, head, args.data, "dev"), args.budget)
+    log.info("train at its own threshold: %s", train)
+    log.info("dev: %s", dev)
+    meta = {"window": WINDOW, "hidden": list(HIDDEN), "seed": args.seed, "members": args.members,
+            "epochs": args.epochs, "threshold": dev["threshold"], "budget": args.budget, "dev": dev,
+            "trained_windows": int(len(rows)), "denials": corpus.DENIALS["train"], "trigger_head": args.trigger.name}
+    replace(head, meta=meta).save(args.out)
+    log.info("wrote %s", args.out)
+
+
 def cmd_smoke(args) -> None:
     """The whole path on a few seconds of espeak-ng speech: data, training (two seeds), the two
-    perceptrons as one head, a head that loads."""
+    perceptrons as one head, a head that loads; and the denial head's data and training."""
     import tempfile  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -541,8 +624,14 @@ def cmd_smoke(args) -> None:
         cmd_ensemble(argparse.Namespace(heads=[folder / "head.npz", folder / "head-2.npz"], data=folder,
                                         out=folder / "both.npz", dev_fa_per_hour=5.0, max_frames=2))
         head = sp.SpotterHead.load(folder / "both.npz")
+        for split in ("train", "dev"):
+            make_data(split, folder / "denial", 0, 0.0, 1, args.seed, quick=True, denial_clips=100)
+        cmd_denial(argparse.Namespace(data=folder / "denial", trigger=folder / "both.npz", out=folder / "denial.npz",
+                                      epochs=2, budget=0.5, seed=args.seed, members=1))
+        denial = sp.SpotterHead.load(folder / "denial.npz")
         print(json.dumps({"window": head.window, "threshold": head.threshold, "inputs": int(head.weights[0].shape[0]),
-                          "perceptrons": len(head.members())}))
+                          "perceptrons": len(head.members()), "denial_window": denial.window,
+                          "denial_dev": denial.meta["dev"]}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -563,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of positives that are a trigger phrase alone, nothing said around it")
     d.add_argument("--alone-clips", type=int, default=0,
                    help="negatives said alone like the positives: near misses, commands, short sentences")
+    d.add_argument("--denial-clips", type=int, default=0,
+                   help="the denial head's clips: this many triggers and as many denied ones (use their own --out)")
     t = sub.add_parser("train", help="fit the head and choose its thresholds on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "spotter")
     t.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
@@ -583,6 +674,14 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
     e.add_argument("--dev-fa-per-hour", type=float, default=0.75)
     e.add_argument("--max-frames", type=int, default=2, help="at most this many frames in a row (80 ms each)")
+    n = sub.add_parser("denial", help="fit the denial head and choose its threshold on the dev split")
+    n.add_argument("--data", type=Path, default=ROOT / "build" / "denial")
+    n.add_argument("--trigger", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "trigger_head.npz")
+    n.add_argument("--out", type=Path, default=ROOT / "voice_skill" / "data" / "spotter" / "denial_head.npz")
+    n.add_argument("--epochs", type=int, default=8)
+    n.add_argument("--budget", type=float, default=0.005, help="share of dev triggers it may take back")
+    n.add_argument("--seed", type=int, default=1)
+    n.add_argument("--members", type=int, default=1, help="perceptrons averaged (seeds from --seed)")
     s = sub.add_parser("smoke", help="the whole path on a few seconds of audio")
     s.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
@@ -592,13 +691,15 @@ def main(argv: list[str] | None = None) -> int:
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
                   n_espeak=args.espeak_voices, speed_share=args.speed_share, lead_s=tuple(args.lead),
-                  bare_share=args.bare_share, alone_clips=args.alone_clips)
+                  bare_share=args.bare_share, alone_clips=args.alone_clips, denial_clips=args.denial_clips)
     elif args.cmd == "train":
         cmd_train(args)
     elif args.cmd == "tune":
         cmd_tune(args)
     elif args.cmd == "ensemble":
         cmd_ensemble(args)
+    elif args.cmd == "denial":
+        cmd_denial(args)
     else:
         cmd_smoke(args)
     return 0

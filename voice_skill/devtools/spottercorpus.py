@@ -388,6 +388,84 @@ def trigger_texts(split: str, rng: np.random.Generator, n: int, bare_share: floa
     return out
 
 
+#: Words said before a spotted trigger that deny it ("I don't have a calf cramp"), for the denial
+#: head (``train_spotter.py denial``). Only denials said *before* the trigger: when the trigger
+#: head fires, the spotter's two seconds hold them, while one said after it ("the calf cramp is
+#: gone") is not said yet and is left to the grammar's take-back. Each split has its own words;
+#: the test split's are ``eval_said_alone.py``'s own (``TAKEN_BACK``), not repeated here.
+DENIALS = {
+    "train": ["I don't have any", "I didn't have a", "I did not get a", "it isn't a", "that isn't a",
+              "this is not a", "there's no", "there is no", "I've never had a", "it wasn't a", "not a",
+              "no sign of a", "I'm not having a", "it's not really a", "I don't think I have a", "I don't get",
+              "never had a", "I don't feel a", "without a", "thankfully no", "it is not a", "no more of that",
+              "I have never had a", "luckily I don't have a", "it's definitely not a", "there isn't a",
+              "it's not like a", "not really a", "I'm not getting a", "I wouldn't call it a",
+              "this isn't really a", "I don't need a", "that was not a", "I don't ever get a",
+              "don't worry it's not a", "I didn't get a", "you don't have a", "he doesn't have a", "she hasn't got any",
+              "we don't have a", "there wasn't a", "it's not even a", "no it isn't a",
+              "I'm free of the", "I'm over the", "I got rid of the", "not one single"],
+    "dev": ["I don't have a", "no more", "it's not a", "I never have a", "there's not a"],
+}
+DENIED_SENTENCES = {  # the sentence triggers ("my calf is cramping") denied in their own words
+    "train": ["my calf isn't cramping", "my leg isn't cramping", "my calf is not cramping", "my leg is not cramping",
+              "my calf stopped cramping", "my leg has stopped cramping", "my calf is no longer cramping",
+              "my calf's not cramping", "my leg's not cramping anymore", "my calf isn't cramping at all"],
+    "dev": ["my calf is not cramping now", "my leg isn't cramping"],
+}
+#: Affirmed triggers whose words before them sound like a denial ("oh no not another calf cramp"):
+#: the denial head must hear a denial, not the word "no".
+AFFIRMED_WITH_NO = {
+    "train": ["oh no not another", "no no no", "nope it's a", "don't laugh but I have a", "never mind I have a",
+              "I can't believe it another", "no way another", "don't panic it's a", "I can't move I have a",
+              "it's no joke a", "not now a", "I don't know why but I have a"],
+    "dev": ["no not again a", "I don't want this another", "oh no a"],
+}
+
+
+#: The train denials' words without their denial ("it isn't a" -> "it is a"): triggers, so the
+#: head learns the denying word and not the words around it ("I don't feel a" against "I feel a").
+AFFIRMED_PAIRS = {
+    "train": ["I have a", "I had a", "I got a", "it is a", "that is a", "this is a", "there's a", "there is a",
+              "I've just had a", "it was a", "a", "signs of a", "I'm having a", "it's really a", "I think I have a",
+              "I get", "I just had a", "I feel a", "with a", "thankfully only a", "it is a", "more of that",
+              "I have had a", "luckily it's only a", "it's definitely a", "there's a", "it's like a", "really a",
+              "I'm getting a", "I would call it a", "this is really a", "I need help with a", "that was a",
+              "I always get a", "don't worry it's just a", "I got a", "you have a", "he has a", "she has got a",
+              "we have a", "there was a", "it's even a", "yes it is a", "I'm stuck with the", "I'm in the middle of the",
+              "I've got the", "one single"],
+    "dev": [],
+}
+
+
+def denied_trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """``n`` (said-up-to-the-trigger, said-after) pairs that deny a spotted trigger."""
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.15:
+            sentences = DENIED_SENTENCES[split]
+            out.append((sentences[int(rng.integers(len(sentences)))], ""))
+            continue
+        trig = _NOUN_TRIGGERS[int(rng.integers(len(_NOUN_TRIGGERS)))]
+        denial = DENIALS[split][int(rng.integers(len(DENIALS[split])))]
+        tail = ["", "", "", "anymore", "thank goodness", "it's fine now", "today"][int(rng.integers(7))]
+        out.append((f"{denial} {trig}", tail))
+    return out
+
+
+def affirmed_trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """``n`` trigger texts as ``trigger_texts`` makes them, a quarter of them after words with
+    "no" or "not" in them that do not deny it, and (where the split has them) a quarter after
+    the words of a denial without the denying word (``AFFIRMED_PAIRS``)."""
+    out = trigger_texts(split, rng, n)
+    for i in range(n):
+        r = rng.random()
+        pool = AFFIRMED_WITH_NO[split] if r < 0.25 else AFFIRMED_PAIRS[split] if r < 0.5 else []
+        if pool:
+            trig = _NOUN_TRIGGERS[int(rng.integers(len(_NOUN_TRIGGERS)))]
+            out[i] = (f"{pool[int(rng.integers(len(pool)))]} {trig}", out[i][1])
+    return out
+
+
 def command_texts(table: PhraseTable | None = None) -> list[str]:
     """Every phrase of every intent but ``start``: commands, answers, red flags."""
     table = table or PhraseTable.load()
