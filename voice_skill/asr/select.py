@@ -56,7 +56,8 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
         try:
             from voice_skill.asr import spotter as sp  # noqa: PLC0415 (loads onnxruntime)
 
-            spotter_ = sp.TriggerSpotter(commands=sp.command_head(), safety=sp.safety_head(), bare=sp.bare_head())
+            spotter_ = sp.TriggerSpotter(commands=sp.command_head(), safety=sp.safety_head(), bare=sp.bare_head(),
+                                         denial=sp.denial_head())
         except ModelError as exc:
             if mode == "on":
                 raise

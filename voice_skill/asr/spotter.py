@@ -54,6 +54,7 @@ HEAD = "trigger_head.npz"
 COMMAND_HEAD = "command_head.npz"
 SAFETY_HEAD = "safety_head.npz"
 BARE_HEAD = "bare_head.npz"
+DENIAL_HEAD = "denial_head.npz"
 
 
 def embedding_end_s(index: int) -> float:
@@ -286,6 +287,12 @@ def bare_head(path: str | Path | None = None) -> SpotterHead | None:
     return _optional_head(BARE_HEAD, path)
 
 
+def denial_head(path: str | Path | None = None) -> SpotterHead | None:
+    """The shipped denial head, which hears a trigger denied by the words before it ("I don't
+    have a calf cramp"), or the one at ``path``; None where there is none."""
+    return _optional_head(DENIAL_HEAD, path)
+
+
 def clip_scores(models: FeatureModels, head: SpotterHead, samples: np.ndarray) -> np.ndarray:
     """The head's score at every embedding of a clip (row j ends at ``embedding_end_s(j)``);
     the first ``window - 1`` rows see leading silence, as a fresh stream does."""
@@ -356,7 +363,10 @@ class TriggerSpotter:
     just ended: ``commands`` for the short commands ("stop", "next", "it's gone"), ``safety``
     for red flags and emergencies, ``bare`` for a trigger ending in the bare word "cramp" that a
     moment of quiet followed. ``best`` and ``probability`` give the grammar recognizer's
-    utterances a second opinion by sound.
+    utterances a second opinion by sound. An optional one-score ``denial`` head looks again at
+    the window the trigger head fired on, and where the words before the trigger deny it ("I
+    don't have a calf cramp", "that isn't a leg cramp") the detection is not reported but kept
+    (``denied_within``), so the grammar recognizer's copy of the trigger is dropped too.
     """
 
     HISTORY_S = 30.0
@@ -365,7 +375,7 @@ class TriggerSpotter:
     def __init__(self, models: FeatureModels | None = None, head: SpotterHead | None = None,
                  threshold: float | None = None, min_frames: int | None = None,
                  commands: SpotterHead | None = None, safety: SpotterHead | None = None,
-                 bare: SpotterHead | None = None) -> None:
+                 bare: SpotterHead | None = None, denial: SpotterHead | None = None) -> None:
         self.models = models or FeatureModels()
         self.head = head or SpotterHead.load()
         self.threshold = self.head.threshold if threshold is None else threshold
@@ -373,6 +383,10 @@ class TriggerSpotter:
         self.commands = commands
         self.safety = safety
         self.bare = bare
+        if denial is not None and (denial.classes or denial.window != self.head.window):
+            raise ModelError("the denial head must be a one-score head over the trigger head's window")
+        self.denial = denial
+        self._denied: deque[float] = deque(maxlen=16)  # end times of the detections the denial head took back
         self.opinions = {kind: h for kind, h in (("commands", commands), ("safety", safety), ("bare", bare))
                          if h is not None}
         for kind, h in self.opinions.items():
@@ -394,6 +408,7 @@ class TriggerSpotter:
         self._fed = 0
         self._trigger.reset()
         self._scores.clear()
+        self._denied.clear()
         for kept in self._probs.values():
             kept.clear()
 
@@ -413,7 +428,14 @@ class TriggerSpotter:
             end_s = self._origin_s + embedding_end_s(index)
             self._scores.append((end_s, score))
             if self._trigger.fires(score):
-                found.append(Detection(score, max(self._origin_s, end_s - self.PHRASE_S), end_s))
+                start_s = max(self._origin_s, end_s - self.PHRASE_S)
+                denied = float(self.denial.score(window)[0]) if self.denial is not None else 0.0
+                if self.denial is not None and denied >= self.denial.threshold:
+                    log.info("trigger at %.2f s (%.3f) denied by the words before it (%.3f): not started",
+                             end_s, score, denied)
+                    self._denied.append(end_s)
+                else:
+                    found.append(Detection(score, start_s, end_s))
             for kind, h in self.opinions.items():
                 self._probs[kind].append((end_s, h.probabilities(window)[0]))
         return found
@@ -446,6 +468,10 @@ class TriggerSpotter:
                 return max((float(probs[c]) for t, probs in self._probs[kind] if start_s <= t <= end_s),
                            default=0.0)
         return 0.0
+
+    def denied_within(self, start_s: float, end_s: float) -> bool:
+        """Whether a detection whose phrase overlaps [start_s, end_s] was denied by its words."""
+        return any(start_s <= t and t - self.PHRASE_S <= end_s for t in self._denied)
 
     @property
     def heard_to_s(self) -> float | None:

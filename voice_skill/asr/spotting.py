@@ -464,37 +464,50 @@ class SpottingRecognizer:
         """What the session hears of the grammar recognizer's ``hyps`` (see the module docstring)."""
         kept = []
         for hyp in hyps:
-            intent = self.parser.parse(hyp.text) if hyp.final else None
-            lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
-            spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
-            if not spotted and (intent is None or intent.name != "start"):
-                bare = self._bare_trigger(hyp, intent)  # beside a trigger that failed its check
-                if bare is not None:
-                    kept.append(bare)
-                    continue
-            if not hyp.text:
-                continue  # nothing but a trigger that failed its check, and no head heard it
-            if intent is None and hyp.final and not spotted:
-                by_sound = self._by_sound(hyp)
-                kept.append(by_sound if by_sound.sound_intent else self._bare_alone(hyp) or self._said_again(hyp, by_sound))
+            judged = self._judge(hyp)
+            if judged is None:
                 continue
-            if intent is None or (intent.name != "start" and not spotted):
-                kept.append(self._checked_by_sound(hyp, intent) if intent is not None else hyp)
+            if self.spotter.denied_within(hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S) and \
+                    (judged.sound_intent == "start" or self._is_trigger(judged)):
+                log.debug("trigger %r at %.2f-%.2f s: the spotter heard it denied by the words before it, dropped",
+                          judged.text, hyp.start_s, hyp.end_s)
                 continue
-            if spotted:
-                if intent.name == "start" and not intent.slots and not intent.also:
-                    log.debug("%r: the grammar recognizer's copy of the spotted trigger, dropped", hyp.text)
-                elif intent.name in ABOUT_THE_PERSON:
-                    kept.append(self._doubted(hyp, intent))  # a leg, a routine hint, news about the cramp
-                else:
-                    log.debug("%r heard in the utterance the spotter fired in: dropped", hyp.text)
-                continue
-            score = self.spotter.max_score(lo, hi)
-            if score >= self.confirm_threshold:
-                kept.append(replace(hyp, confidence=min(hyp.confidence, score) if hyp.confidence else score))
-            elif (bare := self._bare_trigger(hyp, intent)) is not None:  # unconfirmed: the bare-word head's turn
-                kept.append(bare)
-            else:
-                log.debug("trigger %r at %.2f-%.2f s not confirmed by the spotter (%.2f < %.2f): dropped",
-                          hyp.text, hyp.start_s, hyp.end_s, score, self.confirm_threshold)
+            kept.append(judged)
         return kept
+
+    def _is_trigger(self, hyp: Hypothesis) -> bool:
+        intent = self.parser.parse(hyp.text) if hyp.final else None
+        return intent is not None and intent.name == "start"
+
+    def _judge(self, hyp: Hypothesis) -> Hypothesis | None:
+        """``hyp`` as the session is to hear it, or None where it is dropped."""
+        intent = self.parser.parse(hyp.text) if hyp.final else None
+        lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
+        spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
+        if not spotted and (intent is None or intent.name != "start"):
+            bare = self._bare_trigger(hyp, intent)  # beside a trigger that failed its check
+            if bare is not None:
+                return bare
+        if not hyp.text:
+            return None  # nothing but a trigger that failed its check, and no head heard it
+        if intent is None and hyp.final and not spotted:
+            by_sound = self._by_sound(hyp)
+            return by_sound if by_sound.sound_intent else self._bare_alone(hyp) or self._said_again(hyp, by_sound)
+        if intent is None or (intent.name != "start" and not spotted):
+            return self._checked_by_sound(hyp, intent) if intent is not None else hyp
+        if spotted:
+            if intent.name == "start" and not intent.slots and not intent.also:
+                log.debug("%r: the grammar recognizer's copy of the spotted trigger, dropped", hyp.text)
+            elif intent.name in ABOUT_THE_PERSON:
+                return self._doubted(hyp, intent)  # a leg, a routine hint, news about the cramp
+            else:
+                log.debug("%r heard in the utterance the spotter fired in: dropped", hyp.text)
+            return None
+        score = self.spotter.max_score(lo, hi)
+        if score >= self.confirm_threshold:
+            return replace(hyp, confidence=min(hyp.confidence, score) if hyp.confidence else score)
+        if (bare := self._bare_trigger(hyp, intent)) is not None:  # unconfirmed: the bare-word head's turn
+            return bare
+        log.debug("trigger %r at %.2f-%.2f s not confirmed by the spotter (%.2f < %.2f): dropped",
+                  hyp.text, hyp.start_s, hyp.end_s, score, self.confirm_threshold)
+        return None
