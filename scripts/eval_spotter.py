@@ -184,17 +184,30 @@ def clip_scores(head: sp.SpotterHead, e: np.ndarray) -> np.ndarray:
 def cmd_report(args) -> None:
     folder = args.set or OUT
     head = sp.SpotterHead.load(args.head)
+    denial = sp.SpotterHead.load(args.denial) if args.denial else None
     th = head.threshold if args.threshold is None else args.threshold
     mf = head.min_frames
     support = head.support if args.threshold is None else th
     print(f"head: {args.head or 'shipped'}; threshold {th:.4g}, {mf} frame(s) over {support:.4g}; "
-          f"test set {folder.resolve().relative_to(ROOT) if folder.resolve().is_relative_to(ROOT) else folder}")
+          f"test set {folder.resolve().relative_to(ROOT) if folder.resolve().is_relative_to(ROOT) else folder}"
+          + (f"; denial head {args.denial.name} at {denial.threshold:.4g}" if denial else ""))
+
+    def kept(e: np.ndarray, fired: np.ndarray) -> np.ndarray:
+        """The detections the denial head (if any) does not take back."""
+        if denial is None or not len(fired):
+            return fired
+        return np.array([f for f in fired if denial.score(e[None, f:f + denial.window])[0] < denial.threshold],
+                        dtype=np.int64)
+
+    denied = 0
     hits: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     latency: list[float] = []
     early = 0
     for e, lab, m in _clips(sorted(folder.glob("pos-*.npz"))):
         s = clip_scores(head, e)
-        fired = ts.detections(s, th, mf, support)
+        all_fired = ts.detections(s, th, mf, support)
+        fired = kept(e, all_fired)
+        denied += len(all_fired) - len(fired)
         ok = [f for f in fired if lab[f] != 0]  # near the trigger (see train_spotter.evaluate)
         early += sum(1 for f in fired if lab[f] == 0)
         key = (m[args.by], m["condition"])
@@ -219,7 +232,8 @@ def cmd_report(args) -> None:
     if len(lat):
         print(f"\nEnd of phrase to decision (audio clock): median {np.median(lat):.2f} s, "
               f"90th percentile {np.quantile(lat, 0.9):.2f} s over {len(lat)} detections; "
-              f"{early} detections before the phrase ended or after another phrase in {n_total} clips")
+              f"{early} detections before the phrase ended or after another phrase in {n_total} clips"
+              + (f"; {denied} detections taken back by the denial head" if denial else ""))
     print("\nFalse starts on speech with no trigger:\n")
     print("| kind | hours | false starts | per hour |")
     print("|---|---|---|---|")
@@ -227,7 +241,7 @@ def cmd_report(args) -> None:
     examples = []
     for e, _lab, m in _clips(sorted(folder.glob("neg-*.npz"))):
         s = clip_scores(head, e)
-        fired = ts.detections(s, th, mf, support)
+        fired = kept(e, ts.detections(s, th, mf, support))
         per_kind[m["kind"]][0] += m["seconds"] / 3600
         per_kind[m["kind"]][1] += len(fired)
         if len(fired) and len(examples) < 12:
@@ -430,6 +444,9 @@ def main(argv=None) -> int:
     r.add_argument("--head", type=Path, default=None)
     r.add_argument("--threshold", type=float, default=None)
     r.add_argument("--by", choices=("family", "voice"), default="family", help="recall per voice family or voice")
+    r.add_argument("--denial", type=Path, nargs="?", const=ROOT / "voice_skill" / "data" / "spotter" / "denial_head.npz",
+                   default=None, help="with the denial head (the shipped one, or the file given): a detection "
+                                      "it takes back is no detection")
     s = sub.add_parser("system")
     s.add_argument("--clips", type=int, default=120)
     s.add_argument("--minutes", type=float, default=20.0)
