@@ -428,14 +428,13 @@ class TriggerSpotter:
             end_s = self._origin_s + embedding_end_s(index)
             self._scores.append((end_s, score))
             if self._trigger.fires(score):
-                start_s = max(self._origin_s, end_s - self.PHRASE_S)
                 denied = float(self.denial.score(window)[0]) if self.denial is not None else 0.0
-                if self.denial is not None and denied >= self.denial.threshold:
+                if denied and denied >= self.denial.threshold:
                     log.info("trigger at %.2f s (%.3f) denied by the words before it (%.3f): not started",
                              end_s, score, denied)
                     self._denied.append(end_s)
                 else:
-                    found.append(Detection(score, start_s, end_s))
+                    found.append(Detection(score, max(self._origin_s, end_s - self.PHRASE_S), end_s))
             for kind, h in self.opinions.items():
                 self._probs[kind].append((end_s, h.probabilities(window)[0]))
         return found

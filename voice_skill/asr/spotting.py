@@ -73,6 +73,12 @@ than the firing threshold) or already fired there; otherwise the hypothesis is d
 second opinion keeps the grammar recognizer's own false starts ("the crab for dinner" heard as
 "cramp") out.
 
+Where the spotter's denial head kept a detection back (the words before the trigger deny it:
+"I don't have a calf cramp"; ``TriggerSpotter.denied_within``), a trigger in any form reported
+for an utterance over the same stretch (the grammar's words, the bare-word head's, a near
+trigger said again) is dropped too: the grammar recognizer often hears such a sentence as the
+trigger with its lead-in ("i do not i have a leg cramp").
+
 The bare word ("cramp", "I have a cramp", "cramping") is the trigger head's blind spot: at
 the moment "cramp" ends, "the cramp is gone" sounds the same. The bare-word head
 (``TriggerSpotter.bare``) decides later, once a moment of quiet has followed: it was trained to be
