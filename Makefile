@@ -90,6 +90,7 @@ denial-train: system-deps-train $(STAMP)
 spotter-eval: system-deps-train $(STAMP)
 	$(BIN)/python scripts/eval_spotter.py data --hours 10
 	$(BIN)/python scripts/eval_spotter.py report
+	$(BIN)/python scripts/eval_spotter.py report --denial
 
 # The command head (scripts/train_commands.py): about an hour of data on two cores, then two
 # minutes of training; measured through the whole skill on the test voices (about 40 minutes).
