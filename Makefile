@@ -75,7 +75,7 @@ spotter-train: system-deps-train $(STAMP)
 		--dev-fa-per-hour 0.5
 
 # The denial head ("I don't have a calf cramp": a trigger denied by the words before it): about
-# twenty minutes of data on two cores, then two minutes of training; its threshold is chosen on dev
+# half an hour of data on two cores, then two minutes of training; its threshold is chosen on dev
 # where the shipped trigger head fires, so train it again after the trigger head (docs/spotter.md).
 DENIAL_DATA := build/denial
 denial-train: system-deps-train $(STAMP)
@@ -85,6 +85,8 @@ denial-train: system-deps-train $(STAMP)
 		--espeak-voices 160 --speed-share 0.3 --seed 201 --out $(DENIAL_DATA)
 	$(BIN)/python scripts/train_spotter.py data --split train --pos-clips 0 --neg-hours 0 --denial-clips 10000 \
 		--espeak-voices 160 --speed-share 0.3 --seed 401 --out $(DENIAL_DATA)
+	$(BIN)/python scripts/train_spotter.py data --split train --pos-clips 0 --neg-hours 0 --denial-clips 6000 \
+		--espeak-voices 160 --speed-share 0.3 --seed 601 --out $(DENIAL_DATA)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python scripts/train_spotter.py denial --data $(DENIAL_DATA) --members 2 --budget 0
 
 spotter-eval: system-deps-train $(STAMP)

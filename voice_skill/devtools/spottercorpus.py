@@ -437,6 +437,17 @@ AFFIRMED_PAIRS = {
 }
 
 
+#: Words that describe the cramp between the lead-in and the trigger ("I've got a horrible calf
+#: cramp"): in the denial head's triggers, so that an unfamiliar word there is not a denial.
+_ADJECTIVES = {
+    "train": ["really bad", "horrible", "awful", "painful", "sudden", "massive", "huge", "bad", "severe",
+              "dreadful", "killer", "sharp", "vicious", "big", "brutal", "little", "strong", "crazy", "major",
+              "proper", "serious", "fierce"],
+    "dev": [],
+}
+_ADJECTIVE_FRAMES = ["I've got a", "I have a", "there's a", "ouch a", "I'm having a", "it's a", "help a", "ow"]
+
+
 def denied_trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
     """``n`` (said-up-to-the-trigger, said-after) pairs that deny a spotted trigger."""
     out = []
@@ -455,11 +466,15 @@ def denied_trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[t
 def affirmed_trigger_texts(split: str, rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
     """``n`` trigger texts as ``trigger_texts`` makes them, a quarter of them after words with
     "no" or "not" in them that do not deny it, and (where the split has them) a quarter after
-    the words of a denial without the denying word (``AFFIRMED_PAIRS``)."""
+    the words of a denial without the denying word (``AFFIRMED_PAIRS``) and a fifth with a word
+    describing the cramp before it ("I've got a horrible calf cramp")."""
     out = trigger_texts(split, rng, n)
     for i in range(n):
         r = rng.random()
         pool = AFFIRMED_WITH_NO[split] if r < 0.25 else AFFIRMED_PAIRS[split] if r < 0.5 else []
+        if r >= 0.5 and r < 0.7 and _ADJECTIVES[split]:
+            frame = _ADJECTIVE_FRAMES[int(rng.integers(len(_ADJECTIVE_FRAMES)))]
+            pool = [f"{frame} {_ADJECTIVES[split][int(rng.integers(len(_ADJECTIVES[split])))]}"]
         if pool:
             trig = _NOUN_TRIGGERS[int(rng.integers(len(_NOUN_TRIGGERS)))]
             out[i] = (f"{pool[int(rng.integers(len(pool)))]} {trig}", out[i][1])
