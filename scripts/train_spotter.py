@@ -5,6 +5,8 @@
     python scripts/train_spotter.py data  --split dev   --out build/spotter
     python scripts/train_spotter.py train --data build/spotter --out voice_skill/data/spotter/trigger_head.npz
     python scripts/train_spotter.py ensemble a.npz b.npz --out voice_skill/data/spotter/trigger_head.npz
+    python scripts/train_spotter.py data  --split train --denial-clips 10000 --pos-clips 0 --neg-hours 0 --out build/denial
+    python scripts/train_spotter.py denial --data build/denial --members 2   # -> voice_skill/data/spotter/denial_head.npz
     python scripts/train_spotter.py smoke                                     # seconds: the whole path, tiny
 
 ``data`` renders speech with the split's voices (``voice_skill.devtools.spottercorpus``: Piper,
@@ -16,6 +18,8 @@ ended, 0 where none has, -1 near a trigger's edges (not trained on). ``train`` f
 hardest negatives and trains again with them weighted up, then chooses the thresholds on the
 dev split: the one that fires, for at most ``--dev-fa-per-hour`` false starts an hour of dev
 speech, and the lower "second opinion" one the grammar recognizer's triggers must reach.
+``denial`` fits the denial head on the ``--denial-clips`` shards (triggers, and triggers denied by
+the words before them) and chooses its threshold where the shipped trigger head fires on dev.
 Training needs the ``train`` extra (``pip install -e '.[train]'``) and Debian's ``festival``,
 ``festvox-kdlpc16k``, ``festvox-kallpc16k``, ``festvox-us-slt-hts`` and ``fortunes``.
 """
@@ -123,14 +127,18 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_e
     """``n_clips`` trigger clips in random voices and rooms, with their embeddings and labels;
     ``speed_share`` of them played 0.87-1.15 times as fast (a speaker of another pitch), each
     ``lead_s`` seconds of its room after the clip's start, ``bare_share`` of them the phrase alone.
-    ``texts`` "affirmed" or "denied" makes the denial head's clips instead (labelled, like the
-    trigger's, 1 where the trigger phrase has just ended): triggers, a quarter of them after words
-    with "no" in them, or triggers denied by the words before them."""
+    ``texts`` "affirmed" or "denied" makes the denial head's clips instead, labelled like the
+    trigger's (1 where the trigger phrase has just ended): ``spottercorpus.affirmed_trigger_texts``
+    or ``denied_trigger_texts``."""
     rng = np.random.default_rng(seed)
     voices, noise_voices = shard_voices(split, quick, n_espeak)
     emb, labels, meta = [], [], []
-    pairs = {"affirmed": corpus.affirmed_trigger_texts, "denied": corpus.denied_trigger_texts}.get(
-        texts, lambda s, r, n: corpus.trigger_texts(s, r, n, bare_share))(split, rng, n_clips)
+    if texts == "affirmed":
+        pairs = corpus.affirmed_trigger_texts(split, rng, n_clips)
+    elif texts == "denied":
+        pairs = corpus.denied_trigger_texts(split, rng, n_clips)
+    else:
+        pairs = corpus.trigger_texts(split, rng, n_clips, bare_share)
     for head, tail in pairs:
         voice = voices[int(rng.integers(len(voices)))]
         said = _said_in_room(head, tail, voice, rng, noise_voices, speed_share, lead_s)
