@@ -60,12 +60,15 @@ def cond_name(c) -> str:
 
 
 def _pos_job(args) -> str:
-    index, voice, texts, seed, out, lead_s = args
+    index, voice, texts, seed, out, lead_s, others = args
     path = Path(out) / f"pos-{index:03d}.npz"
     if path.exists():
         return str(path)
     rng = np.random.default_rng(seed)
-    noise_voices = [v for v in corpus.split_voices("test") if v != voice][:6]
+    # babble and TV-like sound of the other test voices; with ``others``, of other speakers only
+    # (else flite slt's babble holds flite slt at 1.3 x and festival's HTS slt, the same speaker)
+    noise_voices = [v for v in corpus.split_voices("test")
+                    if v != voice and not (others and corpus.speaker(v) == corpus.speaker(voice))][:6]
     emb, labels, meta = [], [], []
     for head, tail in texts:
         try:
@@ -146,7 +149,7 @@ def cmd_data(args) -> None:
     jobs = []
     for i, voice in enumerate(args.voices or corpus.split_voices("test")):
         jobs.append(("pos", i, voice, corpus.trigger_texts("test", rng, args.texts_per_voice), args.seed + i, out,
-                     tuple(args.lead)))
+                     tuple(args.lead), args.babble_of_others))
     if not args.voices:  # (the voices asked for get trigger clips only: recall, no false starts)
         # Ten hours and more of speech with no trigger, in 10-minute shards.
         hours = {"everyday": args.hours * 0.5, "everyday-tv": args.hours * 0.25,
@@ -437,6 +440,8 @@ def main(argv=None) -> int:
     d.add_argument("--voices", nargs="+", default=None,
                    help="trigger clips in these voices only (engine:voice[@rate]), no negatives; with --set")
     d.add_argument("--set", type=Path, default=None, help=f"the folder to fill (default {OUT.relative_to(ROOT)})")
+    d.add_argument("--babble-of-others", action="store_true",
+                   help="a trigger clip's babble and TV-like sound made of other speakers only")
     d.add_argument("--lead", type=float, nargs=2, default=(1.0, 2.0), metavar=("MIN_S", "MAX_S"),
                    help="seconds of the room before a trigger phrase (default: %(default)s)")
     r = sub.add_parser("report")

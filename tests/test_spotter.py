@@ -715,6 +715,20 @@ def test_train_dev_and_test_voices_share_no_speaker() -> None:
     assert train & dev == set() and train & test == set() and dev & test == set()
 
 
+@pytest.mark.parametrize("a, b, same", [
+    ("flite:slt", "festival:slt_hts@1.3", True),  # CMU ARCTIC's slt in two engines
+    ("flite:kal16", "festival:kal", True),
+    ("hibari:heart", "hibari:heart_gb@0.85", True),
+    ("espeak:en-us+m6@130", "espeak:en-gb+m6@170", True),  # one variant, two accents
+    ("espeak:en-us+m6@130", "espeak:en-us+m7@130", False),
+    ("flite:slt", "festival:ked", False),
+])
+def test_a_voice_s_speaker_is_the_same_whatever_the_engine_and_speed(a: str, b: str, same: bool) -> None:
+    from voice_skill.devtools.spottercorpus import speaker  # noqa: PLC0415
+
+    assert (speaker(a) == speaker(b)) is same, (speaker(a), speaker(b))
+
+
 def test_every_espeak_accent_speaks_in_the_variant_asked_for() -> None:
     """Real espeak-ng: a train variant and a test variant of each accent are two voices. Until
     stop 36 every "en-gb+VARIANT" was the one default British voice (espeak-ng ignores a variant

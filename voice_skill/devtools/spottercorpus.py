@@ -93,6 +93,16 @@ def voice_family(voice: str) -> str:
     return engine if engine == "espeak" or engine in NEURAL_ENGINES else f"{engine}:{rest.partition('@')[0]}"
 
 
+def speaker(voice: str) -> str:
+    """Who speaks in a voice, whatever its engine and speed: flite's slt and festival's HTS slt
+    are one speaker (CMU ARCTIC's slt), flite's kal16 and festival's kal another, hibari's
+    heart and heart_gb one; an espeak-ng voice is its variant (its formant settings), whatever
+    the accent."""
+    engine, _, rest = voice.partition(":")
+    name = rest.partition("@")[0]
+    return name.partition("+")[2] if engine == "espeak" else re.sub(r"(_hts|_gb|16)$", "", name)
+
+
 # ---------------------------------------------------------------- texts
 
 #: Trigger phrases the spotter answers at once (the bare word "cramp" is left to the grammar
