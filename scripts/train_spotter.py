@@ -559,14 +559,15 @@ def vetoes_at_firing(trigger: sp.SpotterHead, denial: sp.SpotterHead, folder: Pa
     for kind in ("affirmed", "denied"):
         emb, labels, ends = load_data(folder, split, kind)
         t_scores = scores_of(trigger, emb, ends)
-        d_scores = scores_of(denial, emb, ends)
-        probs = []
+        at = []  # per clip, the row of the frame it fires on near its phrase's end, or None
         for clip in split_clips(ends):
             lab = labels[ends[clip]]
             near = [f for f in detections(t_scores[clip], trigger.threshold, trigger.min_frames, trigger.support)
                     if lab[f] != 0]
-            probs.append(float(d_scores[clip][near[0]]) if near else np.nan)
-        out[kind] = np.array(probs)
+            at.append(ends[clip][near[0]] if near else None)
+        # the denial head is asked only where the trigger head fires, as in the skill
+        asked = iter(scores_of(denial, emb, np.array([r for r in at if r is not None], dtype=np.int64)))
+        out[kind] = np.array([float(next(asked)) if r is not None else np.nan for r in at])
     return out
 
 
