@@ -6,6 +6,7 @@
     python scripts/eval_commands.py --split test --echo                 # over the skill's own voice
     python scripts/eval_commands.py --split test --echo --voice espeak  # ... over espeak-ng's
     python scripts/eval_commands.py --split dev --safety                # red flags and emergencies
+    python scripts/eval_commands.py --split dev --items 132 --heads-only a.npz b.npz   # heads alone
 
 Each item is one recording, run through the real session (``app.run_chunks``, the path
 ``voice-skill run --input`` takes): after 12 s of the room, a voice of the split says "calf cramp", and 4 to 14 s
@@ -25,6 +26,13 @@ the bed.
 With ``--safety`` the items are red flags and emergencies ("oh no my foot is cold") instead of
 commands: the cost side of any rule that ignores safety phrases buried in other speech. For each
 safety intent taken, the table counts how many other words the recognizer heard with it.
+
+With ``--heads-only`` the skill is not run: each command head given is asked about every
+80-ms frame of each recording, as the spotter would ask it, and the table counts, per room and
+threshold, the commands whose right class reached the threshold from the command's first sound
+to 0.6 s after it (right), those where another class did first among the highest (wrong), and
+the recordings where any class reached it in the room between the trigger and the command
+(false): what a head could do on its own, whatever the skill's rules around it.
 
 Voices and texts come from ``voice_skill.devtools.spottercorpus``: tune on ``dev``, report
 on ``test`` (never tuned on).
@@ -208,6 +216,61 @@ def _run(args: tuple) -> dict:
             "routine_s": routine_s}
 
 
+HEAD_AFTER_S = 0.6  # --heads-only: frames up to this long after the command count as its own
+HEAD_THRESHOLDS = (0.7, 0.85, 0.95)
+
+
+def _heads_run(args: tuple) -> dict:
+    """--heads-only: every head's highest probability (and its class) over the command's frames
+    and over the room's frames between the trigger and the command."""
+    item, noise_voices, paths = args
+    from voice_skill.asr import spotter as sp  # noqa: PLC0415
+
+    audio, cmd_at = recording(item, noise_voices)
+    cmd_end = cmd_at + len(speechgen.synthesize(item["said"], item["voice"])) / SAMPLE_RATE
+    trigger_end = item["lead_s"] + len(speechgen.synthesize("calf cramp", item["voice"])) / SAMPLE_RATE
+    models = sp.FeatureModels()
+    emb = sp.clip_embeddings(models, audio).astype(np.float32)
+    silence = sp.silence_embedding(models).astype(np.float32)
+    ends = np.array([sp.embedding_end_s(j) for j in range(len(emb))])
+    said = (ends >= cmd_at) & (ends <= cmd_end + HEAD_AFTER_S)
+    room = (ends > trigger_end + 1.5) & (ends < cmd_at - 0.2)
+    out = {**item, "condition": cond_name(item["condition"]), "heads": {}}
+    for path in paths:
+        head = sp.SpotterHead.load(path)
+        padded = np.concatenate([np.repeat(silence[None], head.window - 1, 0), emb])  # as a fresh stream
+        windows = np.stack([padded[j:j + head.window] for j in range(len(emb))])
+        p = head.probabilities(windows)[:, 1:]
+        best = p[said].max(0)
+        out["heads"][path] = {
+            "best": head.classes[int(best.argmax()) + 1], "p": float(best.max()),
+            "p_said": float(best[head.classes.index(item["intent"]) - 1]) if item["intent"] in head.classes else None,
+            "room": float(p[room].max()) if room.any() else 0.0}
+    return out
+
+
+def heads_table(rows: list[dict], paths: list[str]) -> None:
+    for path in paths:
+        print(f"\n{path}: the head alone over the commands it knows\n")
+        print("| threshold | room | right | wrong | recordings with a false one |")
+        print("|---|---|---|---|---|")
+        for th in HEAD_THRESHOLDS:
+            groups: dict[str, Counter] = defaultdict(Counter)
+            for r in rows:
+                h = r["heads"][path]
+                if h["p_said"] is None:
+                    continue
+                for g in (r["condition"].split()[0], "all"):
+                    c = groups[g]
+                    c["n"] += 1
+                    c["right"] += h["p_said"] >= th and h["best"] == r["intent"]
+                    c["wrong"] += h["p"] >= th and h["best"] != r["intent"]
+                    c["false"] += h["room"] >= th
+            for g in sorted(groups, key=lambda k: (k == "all", k)):
+                c = groups[g]
+                print(f"| {th:g} | {g} | {c['right']} of {c['n']} | {c['wrong']} | {c['false']} |")
+
+
 def table(rows: list[dict], key: str) -> None:
     groups: dict[str, Counter] = defaultdict(Counter)
     for r in rows:
@@ -274,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen-only", type=float, default=None, metavar="SECONDS",
                     help="no command: 12 s of the room, the trigger, then this long in the room; count only "
                          "the commands taken (all false)")
+    ap.add_argument("--heads-only", nargs="+", default=None, metavar="HEAD",
+                    help="do not run the skill: ask these command head files about every frame")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000), args.safety)
@@ -283,6 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         todo = [{**it, "said": "", "delay_s": args.listen_only, "condition": CONDITIONS[i % len(CONDITIONS)],
                  "lead_s": 12.0} for i, it in enumerate(todo)]
     noise_voices = corpus.noise_voices(corpus.split_voices(args.split))
+    if args.heads_only:
+        with mp.get_context("fork").Pool(args.workers) as pool:
+            rows = list(pool.imap(_heads_run, [(it, noise_voices, args.heads_only) for it in todo]))
+        if args.out:
+            args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"\nCommand heads alone over {len(rows)} recordings, {args.split} voices")
+        heads_table(rows, args.heads_only)
+        return 0
     jobs = [(it, args.spotter, args.echo, noise_voices, args.command_head, args.command_threshold, args.voice)
             for it in todo]
     rows = []

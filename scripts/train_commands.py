@@ -82,6 +82,10 @@ BARE_POS_S = (0.24, 0.64)
 BARE_IGNORE_S = (0.5, 1.2)
 # for every bare-word trigger clip, this many of ``corpus.BARE_FOOLS`` ("no more cramp") said alike
 BARE_FOOL_SHARE = 0.3
+#: ``data --talk-rooms``: every clip over a crowd or a TV this many dB below the speech, where the
+#: command head heard least (docs/commands.md, stop 40)
+TALK_ROOMS = ("babble", "tv")
+TALK_SNR_DB = (0.0, 15.0)
 
 
 def classes_of(kind: str) -> tuple[str, ...]:
@@ -120,10 +124,16 @@ def own_voice_bed(seconds: float, rng: np.random.Generator, sentences: list[str]
 
 
 def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[str], own: list[str],
-               own_share: float, clean_share: float) -> tuple[np.ndarray, str]:
+               own_share: float, clean_share: float, talk: bool = False) -> tuple[np.ndarray, str]:
     """A clip as heard during a routine: over the skill's echo (``own_share``), in a quiet
-    room (``clean_share``) or over noise, at a random level."""
+    room (``clean_share``) or over noise, at a random level; with ``talk``, always over a crowd or
+    a TV (``TALK_ROOMS``) at ``TALK_SNR_DB``."""
     gain, floor = float(rng.uniform(-18, 0)), float(rng.uniform(-75, -55))
+    if talk:
+        kind, snr = TALK_ROOMS[int(rng.integers(len(TALK_ROOMS)))], float(rng.uniform(*TALK_SNR_DB))
+        audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
+                               gain_db=gain, floor_db=floor)
+        return audio, f"{kind} {snr:.0f} dB"
     r = rng.random()
     if r < own_share:
         sir = float(rng.uniform(-3.0, 15.0))
@@ -138,8 +148,10 @@ def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[st
     return audio, "clean" if kind is None else f"{kind} {snr:.0f} dB"
 
 
-def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kind: str = "commands") -> dict:
-    """``n_clips`` of the head's phrases in the split's voices and rooms. A bare-word trigger is
+def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kind: str = "commands",
+                   talk: bool = False) -> dict:
+    """``n_clips`` of the head's phrases in the split's voices and rooms (with ``talk``, over a
+    crowd or a TV only: ``in_routine``). A bare-word trigger is
     said with quiet after it, mostly when no routine runs (less often over the skill's voice), and
     beside them ``BARE_FOOL_SHARE`` as many phrases that undo the word ("no more cramp"), said
     the same way and "none" throughout."""
@@ -162,7 +174,7 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kin
             log.warning("skipping %r in %s: %s", head, voice, exc)
             continue
         audio, condition = in_routine(clip, rng, noise_voices, own, own_share=0.1 if bare else 0.25,
-                                      clean_share=0.3 if bare else 0.25)
+                                      clean_share=0.3 if bare else 0.25, talk=talk)
         e = sp.clip_embeddings(ts._models(), audio)
         if intent == "none":
             lab = ts.frame_labels(len(e), None)
@@ -175,9 +187,10 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kin
     return {"emb": emb, "labels": labels, "meta": meta}
 
 
-def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, kind: str = "commands") -> dict:
+def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, kind: str = "commands",
+                   talk: bool = False) -> dict:
     """About ``seconds`` of what a routine hears that is no command (no safety phrase, no bare-word
-    trigger), in ~20 s clips. For the bare-word head the skill's sentences that end in "cramp"
+    trigger), in ~20 s clips (with ``talk``, over a crowd or a TV only, the coach never alone). For the bare-word head the skill's sentences that end in "cramp"
     ("say calf cramp") are left out: said by a person, they would be a trigger."""
     rng = np.random.default_rng(seed)
     voices, noise_voices = ts.shard_voices(split, quick)
@@ -192,7 +205,7 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, k
     emb, labels, meta = [], [], []
     done = 0.0
     while done < seconds:
-        if rng.random() < 0.3:  # the coach speaking, nobody else
+        if not talk and rng.random() < 0.3:  # the coach speaking, nobody else
             audio = own_voice_bed(20.0, rng, own)
             audio, condition = in_routine(audio, rng, noise_voices, own, own_share=0.0, clean_share=0.5)
             text = "<own voice>"
@@ -209,7 +222,7 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, k
                     parts.append(a)
                     texts.append(t)
             audio, condition = in_routine(corpus.join(parts, rng, (0.1, 1.2)), rng, noise_voices, own,
-                                          own_share=0.3, clean_share=0.3)
+                                          own_share=0.3, clean_share=0.3, talk=talk)
             text = " / ".join(texts)
         e = sp.clip_embeddings(ts._models(), audio)
         emb.append(e.astype(np.float16))
@@ -254,13 +267,13 @@ def bed_shard(split: str, seed: int, seconds: float, quick: bool = False) -> dic
 
 
 def _job(args: tuple) -> tuple[str, int]:
-    part, split, seed, size, out, quick, kind = args
+    part, split, seed, size, out, quick, kind, talk = args
     path = Path(out) / f"{split}-{part}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
-    shard = (positive_shard(split, seed, int(size), quick, kind) if part == "pos"
+    shard = (positive_shard(split, seed, int(size), quick, kind, talk) if part == "pos"
              else bed_shard(split, seed, size, quick) if part == "bed"
-             else negative_shard(split, seed, size, quick, kind))
+             else negative_shard(split, seed, size, quick, kind, talk))
     lengths = np.array([len(e) for e in shard["emb"]], dtype=np.int64)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, emb=np.concatenate(shard["emb"]), labels=np.concatenate(shard["labels"]), lengths=lengths,
@@ -270,14 +283,14 @@ def _job(args: tuple) -> tuple[str, int]:
 
 
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
-              quick: bool = False, kind: str = "commands", bed_hours: float = 0.0) -> None:
+              quick: bool = False, kind: str = "commands", bed_hours: float = 0.0, talk: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 400.0
-    jobs = [("pos", split, seed + i, per_pos, str(out), quick, kind)
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick, kind, talk)
             for i in range(pos_clips // per_pos if pos_clips >= per_pos else int(pos_clips > 0))]
-    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, kind)
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, kind, talk)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
-    jobs += [("bed", split, seed + 7000 + i, per_neg, str(out), quick, kind)
+    jobs += [("bed", split, seed + 7000 + i, per_neg, str(out), quick, kind, False)
              for i in range(int(np.ceil(bed_hours * 3600 / per_neg)))]
     if quick:
         jobs = [(k, s, sd, 20 if k == "pos" else 40.0, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
@@ -483,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     _kind_options(d)
     d.add_argument("--bed-hours", type=float, default=0.0,
                    help="hours of a TV, a crowd or a fan alone (nobody speaking to the skill), as 'none'")
+    d.add_argument("--talk-rooms", action="store_true",
+                   help="every clip (positives and negatives) over a crowd or a TV at 0-15 dB")
     t = sub.add_parser("train", help="fit the head and choose its threshold on the dev split")
     t.add_argument("--data", type=Path, default=ROOT / "build" / "commands")
     t.add_argument("--out", type=Path, default=None,
@@ -521,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         defaults = {"train": (4000, 1.5), "dev": (800, 0.5), "test": (800, 0.5)}[args.split]
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
-                  kind=args.kind, bed_hours=args.bed_hours)
+                  kind=args.kind, bed_hours=args.bed_hours, talk=args.talk_rooms)
     else:
         try:
             {"train": cmd_train, "ensemble": cmd_ensemble, "report": cmd_report, "smoke": cmd_smoke}[args.cmd](args)

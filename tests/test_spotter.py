@@ -390,6 +390,41 @@ def test_the_data_options_of_stop_30_make_what_they_say() -> None:
     assert len(beds["meta"]) == 1 and beds["meta"][0]["text"].startswith("<") and not beds["labels"][0].any()
 
 
+def test_the_command_heads_talk_rooms_put_every_clip_over_a_crowd_or_a_tv() -> None:
+    """``train_commands.py data --talk-rooms`` (stop 40): commands and negatives alike over
+    babble or TV-like talk at 0-15 dB, never in a quiet room or over the skill's voice alone."""
+    tc = _script("train_commands")
+    for shard in (tc.positive_shard("train", 5, 3, quick=True, talk=True),
+                  tc.negative_shard("train", 5, 20.0, quick=True, talk=True)):
+        conditions = [m["condition"] for m in shard["meta"]]
+        assert conditions, shard
+        for condition in conditions:
+            kind, snr, unit = condition.split()
+            assert kind in tc.TALK_ROOMS and unit == "dB", condition
+            assert tc.TALK_SNR_DB[0] <= float(snr) <= tc.TALK_SNR_DB[1], condition
+    commands = tc.positive_shard("train", 5, 3, quick=True, talk=True)
+    assert all((lab > 0).any() for lab in commands["labels"])  # still labelled where the command ends
+
+
+def test_eval_commands_heads_only_asks_the_head_over_the_command_and_over_the_room(tmp_path) -> None:
+    """``eval_commands.py --heads-only`` (stop 40): the shipped command head alone over the
+    whole-skill recordings. In a quiet room it hears dev's "uh hold on please" and "okay keep
+    going" over the command's frames and nothing over the room's before it."""
+    out = tmp_path / "heads.jsonl"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "eval_commands.py"), "--split", "dev",
+                           "--items", "4", "--workers", "1", "--out", str(out), "--heads-only",
+                           str(ROOT / "voice_skill" / "data" / "spotter" / "command_head.npz")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["said"]: r for r in map(json.loads, out.read_text().splitlines())}
+    for said, intent in (("uh hold on please", "pause"), ("okay keep going", "resume")):
+        (opinion,) = rows[said]["heads"].values()
+        assert rows[said]["condition"] == "clean" and rows[said]["intent"] == intent
+        assert opinion["best"] == intent and opinion["p_said"] >= 0.85, opinion
+        assert opinion["room"] < 0.5, opinion
+    assert "| 0.85 | all |" in proc.stdout
+
+
 def test_the_bare_word_heads_frames_are_positive_only_once_quiet_has_followed() -> None:
     """``train_commands.py --bare``: a bare-word trigger's frames count from 0.24 to 0.64 s after
     its utterance ended (where "the cramp is gone" has gone on), the frames around that are not
