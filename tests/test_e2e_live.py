@@ -746,9 +746,11 @@ def test_without_a_speech_engine_the_routine_completes_in_text(skill_factory) ->
     skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "started" for e in ev), 20, "the routine")
     _, gone_s = skill.say("it's gone")  # finish it sooner
     # Recognition is not this test's subject: if "it's gone" is lost (it was once, beside the suite's other live tests),
-    # the daytime routine still finishes by itself, about 140 s after it started.
-    events = skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] == "finished" for e in ev), 240,
-                            "the routine to finish")
+    # the daytime routine still finishes by itself, about 140 s after it started; if it runs into "calf cramp" as one
+    # utterance ("calf cramp it's gone", once on a loaded machine), the trigger counts as taken back and the routine
+    # ends as stopped (stop 38), with the same closing words printed.
+    events = skill.wait_for(lambda ev: any(e["event"] == "routine" and e["state"] in ("finished", "stopped")
+                                           for e in ev), 240, "the routine to finish")
     skill.signal(signal.SIGTERM)
     audio = skill.speaker_audio()
     assert skill.proc.returncode == 0, skill.stderr[-2000:]
