@@ -30,7 +30,8 @@ safety intent taken, the table counts how many other words the recognizer heard 
 With ``--heads-only`` the skill is not run: each command head given is asked about every
 80-ms frame of each recording, as the spotter would ask it, and the table counts, per room and
 threshold, the commands whose right class reached the threshold from the command's first sound
-to 0.6 s after it (right), those where another class did first among the highest (wrong), and
+to 0.6 s after it and was the highest there (right), those where another class was the highest
+and reached it (wrong), and
 the recordings where any class reached it in the room between the trigger and the command
 (false): what a head could do on its own, whatever the skill's rules around it.
 
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heads-only", nargs="+", default=None, metavar="HEAD",
                     help="do not run the skill: ask these command head files about every frame")
     args = ap.parse_args(argv)
+    if args.heads_only and (args.safety or args.listen_only is not None):
+        ap.error("--heads-only asks command heads about commands: not with --safety or --listen-only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     todo = items(args.split, args.items, args.seed + (0 if args.split == "test" else 1000), args.safety)
     if args.listen_only is not None:
@@ -349,6 +352,15 @@ def main(argv: list[str] | None = None) -> int:
                  "lead_s": 12.0} for i, it in enumerate(todo)]
     noise_voices = corpus.noise_voices(corpus.split_voices(args.split))
     if args.heads_only:
+        from voice_skill.asr.spotter import SpotterHead  # noqa: PLC0415
+        from voice_skill.errors import ModelError  # noqa: PLC0415
+
+        for path in args.heads_only:  # every head loads before any audio is made
+            try:
+                SpotterHead.load(path)
+            except ModelError as exc:
+                print(f"eval_commands: {exc}", file=sys.stderr)
+                return 2
         with mp.get_context("fork").Pool(args.workers) as pool:
             rows = list(pool.imap(_heads_run, [(it, noise_voices, args.heads_only) for it in todo]))
         if args.out:
