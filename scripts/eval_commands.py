@@ -54,6 +54,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
@@ -105,8 +106,8 @@ def items(split: str, n: int, seed: int, safety: bool = False) -> list[dict]:
     return out
 
 
-def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float]:
-    """The item's audio and the second its command starts."""
+def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float, float, float]:
+    """The item's audio, the seconds its command starts and ends, and the second the trigger ends."""
     rng = np.random.default_rng(item["seed"])
     trigger = speechgen.synthesize("calf cramp", item["voice"]).astype(np.float64)
     command = (speechgen.synthesize(item["said"], item["voice"]).astype(np.float64) if item["said"]
@@ -126,7 +127,8 @@ def recording(item: dict, noise_voices: list[str]) -> tuple[np.ndarray, float]:
         bg *= np.sqrt(level / (speechgen.active_power(bg.astype(np.int16)) + 1e-9)) * 10 ** (-c[1] / 20) * 0.35
         speech = np.clip(np.round(speech + bg), -32768, 32767).astype(np.int16)
     floor = rng.standard_normal(len(speech)) * 32768 * 10 ** (-65 / 20)
-    return np.clip(np.round(speech + floor), -32768, 32767).astype(np.int16), cmd_at / SAMPLE_RATE
+    return (np.clip(np.round(speech + floor), -32768, 32767).astype(np.int16), cmd_at / SAMPLE_RATE,
+            (cmd_at + len(command)) / SAMPLE_RATE, (lead + len(trigger)) / SAMPLE_RATE)
 
 
 def judge(events: list[dict], cmd_at: float) -> tuple[str, dict | None, str]:
@@ -199,7 +201,7 @@ def _run(args: tuple) -> dict:
         with_threshold.patched = True
         spotter.command_head = with_threshold
 
-    audio, cmd_at = recording(item, noise_voices)
+    audio, cmd_at, _, _ = recording(item, noise_voices)
     events: list[dict] = []
     options = RunOptions(asr="pocketsphinx", spotter=mode, speaker="tts" if echo else "none",
                          echo_gain=0.5 if echo else 0.0, hour=14.0, voice=voice)
@@ -225,22 +227,19 @@ def _heads_run(args: tuple) -> dict:
     """--heads-only: every head's highest probability (and its class) over the command's frames
     and over the room's frames between the trigger and the command."""
     item, noise_voices, paths = args
+    import train_spotter as ts  # noqa: PLC0415 (the heads' own window helpers)
     from voice_skill.asr import spotter as sp  # noqa: PLC0415
 
-    audio, cmd_at = recording(item, noise_voices)
-    cmd_end = cmd_at + len(speechgen.synthesize(item["said"], item["voice"])) / SAMPLE_RATE
-    trigger_end = item["lead_s"] + len(speechgen.synthesize("calf cramp", item["voice"])) / SAMPLE_RATE
-    models = sp.FeatureModels()
-    emb = sp.clip_embeddings(models, audio).astype(np.float32)
-    silence = sp.silence_embedding(models).astype(np.float32)
+    audio, cmd_at, cmd_end, trigger_end = recording(item, noise_voices)
+    emb = sp.clip_embeddings(ts._models(), audio)
+    silence = np.repeat(sp.silence_embedding(ts._models())[None], ts.WINDOW - 1, 0)  # as a fresh stream
+    windows = ts.windows(np.concatenate([silence, emb]), np.arange(len(emb)) + ts.WINDOW - 1)
     ends = np.array([sp.embedding_end_s(j) for j in range(len(emb))])
     said = (ends >= cmd_at) & (ends <= cmd_end + HEAD_AFTER_S)
     room = (ends > trigger_end + 1.5) & (ends < cmd_at - 0.2)
     out = {**item, "condition": cond_name(item["condition"]), "heads": {}}
     for path in paths:
         head = sp.SpotterHead.load(path)
-        padded = np.concatenate([np.repeat(silence[None], head.window - 1, 0), emb])  # as a fresh stream
-        windows = np.stack([padded[j:j + head.window] for j in range(len(emb))])
         p = head.probabilities(windows)[:, 1:]
         best = p[said].max(0)
         out["heads"][path] = {
@@ -352,14 +351,19 @@ def main(argv: list[str] | None = None) -> int:
                  "lead_s": 12.0} for i, it in enumerate(todo)]
     noise_voices = corpus.noise_voices(corpus.split_voices(args.split))
     if args.heads_only:
+        import train_spotter as ts  # noqa: PLC0415
+
         from voice_skill.asr.spotter import SpotterHead  # noqa: PLC0415
         from voice_skill.errors import ModelError  # noqa: PLC0415
 
         for path in args.heads_only:  # every head loads before any audio is made
             try:
-                SpotterHead.load(path)
+                head = SpotterHead.load(path)
             except ModelError as exc:
                 print(f"eval_commands: {exc}", file=sys.stderr)
+                return 2
+            if head.window != ts.WINDOW or not head.classes:
+                print(f"eval_commands: {path}: not a command head of {ts.WINDOW} embeddings", file=sys.stderr)
                 return 2
         with mp.get_context("fork").Pool(args.workers) as pool:
             rows = list(pool.imap(_heads_run, [(it, noise_voices, args.heads_only) for it in todo]))

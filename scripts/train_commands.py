@@ -129,20 +129,18 @@ def in_routine(clip: np.ndarray, rng: np.random.Generator, noise_voices: list[st
     room (``clean_share``) or over noise, at a random level; with ``talk``, always over a crowd or
     a TV (``TALK_ROOMS``) at ``TALK_SNR_DB``."""
     gain, floor = float(rng.uniform(-18, 0)), float(rng.uniform(-75, -55))
-    if talk:
-        kind, snr = TALK_ROOMS[int(rng.integers(len(TALK_ROOMS)))], float(rng.uniform(*TALK_SNR_DB))
-        audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
-                               gain_db=gain, floor_db=floor)
-        return audio, f"{kind} {snr:.0f} dB"
-    r = rng.random()
-    if r < own_share:
+    r = None if talk else rng.random()
+    if r is not None and r < own_share:
         sir = float(rng.uniform(-3.0, 15.0))
         bed = own_voice_bed(len(clip) / SAMPLE_RATE + 0.5, rng, own)
         start = int(rng.integers(max(1, len(bed) - len(clip))))
         mixed = speechgen.mix_at_snr(clip, bed[start:start + len(clip)], sir)
         audio = corpus.in_room(mixed, rng, None, None, 0, noise_voices, reverb=0.0, gain_db=gain, floor_db=floor)
         return audio, f"own voice {sir:.0f} dB"
-    kind, snr = (None, None) if r < own_share + clean_share else ts._condition(rng, 0.0)
+    if talk:
+        kind, snr = TALK_ROOMS[int(rng.integers(len(TALK_ROOMS)))], float(rng.uniform(*TALK_SNR_DB))
+    else:
+        kind, snr = (None, None) if r < own_share + clean_share else ts._condition(rng, 0.0)
     audio = corpus.in_room(clip, rng, snr, kind, int(rng.integers(1 << 30)), noise_voices, reverb=0.35,
                            gain_db=gain, floor_db=floor)
     return audio, "clean" if kind is None else f"{kind} {snr:.0f} dB"
@@ -190,7 +188,8 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, kin
 def negative_shard(split: str, seed: int, seconds: float, quick: bool = False, kind: str = "commands",
                    talk: bool = False) -> dict:
     """About ``seconds`` of what a routine hears that is no command (no safety phrase, no bare-word
-    trigger), in ~20 s clips (with ``talk``, over a crowd or a TV only, the coach never alone). For the bare-word head the skill's sentences that end in "cramp"
+    trigger), in ~20 s clips (with ``talk``, over a crowd or a TV only, the coach never alone).
+    For the bare-word head the skill's sentences that end in "cramp"
     ("say calf cramp") are left out: said by a person, they would be a trigger."""
     rng = np.random.default_rng(seed)
     voices, noise_voices = ts.shard_voices(split, quick)
