@@ -282,7 +282,8 @@ def test_every_option_named_exists():
     options.update(f"--no-{o[2:]}" for o in list(options))
     foreign = {"--user": "journalctl", "--minutes": "scripts/bench.py", "--near-minutes": "scripts/bench.py",
                "--split": "scripts/eval_utterances.py", "--clips": "scripts/eval_spotter.py",
-               "--set": "scripts/eval_spotter.py", "--denial": "scripts/eval_spotter.py"}
+               "--set": "scripts/eval_spotter.py", "--denial": "scripts/eval_spotter.py",
+               "--no-deps": "pip download", "--platform": "pip download"}
     for name, owner in foreign.items():
         if owner.endswith(".py"):
             assert f'"{name}"' in (ROOT / owner).read_text(), (name, owner)

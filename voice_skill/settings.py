@@ -73,6 +73,11 @@ def _path(raw: object) -> str:
     return os.path.expanduser(_text(raw))
 
 
+def _auto_off_or_path(raw: object) -> str:
+    text = _text(raw)
+    return text.lower() if text.lower() in ("auto", "off") else os.path.expanduser(text)
+
+
 def _whole(lo: int, hi: int) -> Callable[[object], object]:
     def parse(raw: object) -> int:
         if isinstance(raw, bool):
@@ -166,6 +171,9 @@ SPECS: tuple[Spec, ...] = (
          "trained trigger spotter in front of the recognizer (auto: on with the built-in English phrases)",
          "MODE"),
     Spec("model", None, "a Vosk model folder (a non-empty path)", _path, "Vosk model folder", "PATH"),
+    Spec("moonshine", "auto", "auto, off or a folder holding Moonshine's three files", _auto_off_or_path,
+         "Moonshine, which hears short utterances again (auto: where the moonshine-cpp wheel is installed)",
+         "auto|off|PATH"),
     Spec("input_device", None, "a fragment of a microphone's name", _text,
          "microphone to use (a fragment of its name)", "NAME"),
     Spec("output_device", None, "a fragment of a loudspeaker's name", _text,
@@ -202,6 +210,7 @@ class Settings:
     asr: str = "auto"
     spotter: str = "auto"
     model: str | None = None
+    moonshine: str = "auto"
     input_device: str | None = None
     output_device: str | None = None
     voice: str = DEFAULT_VOICE_SETTING

@@ -41,6 +41,9 @@ class Hypothesis:
     words left were decoded in the same misheard stretch ("I have a cramp" came back as "i fell
     but" once "cramp" was taken out).
 
+    ``transcribed``: ``text`` is what an open-vocabulary recognizer (``asr.moonshine``) heard over
+    the utterance the grammar recognizer ended, taken because it makes an intent.
+
     ``safety_doubted``: a red flag or emergency the grammar recognizer placed in the utterance the
     trigger spotter fired in, which the safety head, over the same audio, does not bear out: the
     trigger's own words are often misheard as one ("I've got a" as "i fell"; see ``asr.spotting``).
@@ -58,6 +61,7 @@ class Hypothesis:
     words: tuple[tuple[str, float, float], ...] = ()
     unverified_trigger: bool = False
     safety_doubted: bool = False
+    transcribed: bool = False
 
 
 @runtime_checkable

@@ -39,11 +39,13 @@ def _vosk(phrases: Sequence[str], found: FoundModel, early: Sequence[str] = ()) 
 
 
 def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str], *, spotter: str = "off",
-                     table: PhraseTable | None = None) -> tuple[Recognizer, str]:
+                     table: PhraseTable | None = None, moonshine: str = "auto") -> tuple[Recognizer, str]:
     """The grammar recognizer (``grammar_recognizer``), with the trigger spotter in front of it
     when ``spotter`` is "on", or "auto" and the phrases are the built-in English ones (the
     spotter was trained on English speech). "on" with feature models that cannot load is an
-    error; "auto" then goes on without the spotter and says why in the description."""
+    error; "auto" then goes on without the spotter and says why in the description. ``moonshine``
+    ("auto", "off" or a folder): behind the spotter, Moonshine hears short utterances again
+    (``asr.moonshine``; with the built-in English phrases only)."""
     mode = (spotter or "auto").lower()
     if mode not in SPOTTER_MODES:
         raise UsageError(f"unknown spotter mode {spotter!r}; choose one of: {', '.join(SPOTTER_MODES)}")
@@ -73,8 +75,14 @@ def build_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],
     from voice_skill.asr.spotting import SpottingRecognizer  # noqa: PLC0415
 
     phrase = spotter_.head.meta.get("phrases", ["calf cramp"])[0]
-    rec = SpottingRecognizer(spotter_, grammar, IntentParser(words), phrase)
-    return rec, f"trigger spotter, then {description}"
+    transcriber = None
+    if table is None or table == builtin:  # Moonshine writes English words
+        from voice_skill.asr import moonshine as ms  # noqa: PLC0415 (loads onnxruntime sessions)
+
+        transcriber = ms.load(moonshine)
+    rec = SpottingRecognizer(spotter_, grammar, IntentParser(words), phrase, transcriber=transcriber)
+    heard = f", short utterances heard again by Moonshine ({transcriber.folder})" if transcriber is not None else ""
+    return rec, f"trigger spotter, then {description}{heard}"
 
 
 def grammar_recognizer(asr: str | None, model: str | None, phrases: Sequence[str],

@@ -68,25 +68,31 @@ def _data_path(name: str, folder: str | Path | None) -> Path:
     return Path(str(resources.files("voice_skill") / DATA / name))
 
 
+def onnx_session(path: Path, what: str, arena: bool = True):
+    """An onnxruntime session for the model at ``path`` on one thread (a bedside Pi has few
+    cores); a missing onnxruntime or a file that does not load is a ``ModelError`` naming
+    ``what``. ``arena``: onnxruntime's memory arena (it keeps its peak for the process's life)."""
+    try:
+        import onnxruntime as ort  # noqa: PLC0415 (optional native dependency)
+    except ImportError as exc:
+        raise ModelError(f"{what} needs onnxruntime ({exc})") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.enable_cpu_mem_arena = arena
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for missing and corrupt files
+        raise ModelError(f"cannot load {what}: {exc}", path=str(path)) from None
+
+
 class FeatureModels:
-    """The two frozen ONNX feature models, run on one thread each (a bedside Pi has few cores)."""
+    """The two frozen ONNX feature models, run on one thread each."""
 
     def __init__(self, folder: str | Path | None = None) -> None:
-        try:
-            import onnxruntime as ort  # noqa: PLC0415 (optional native dependency)
-        except ImportError as exc:
-            raise ModelError(f"the phrase spotter needs onnxruntime ({exc})") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self._sessions = []
-        for name in (MEL_MODEL, EMBEDDING_MODEL):
-            path = _data_path(name, folder)
-            try:
-                self._sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
-            except Exception as exc:  # onnxruntime raises its own types for missing and corrupt files
-                raise ModelError(f"cannot load the spotter's feature model: {exc}", path=str(path)) from None
+        self._sessions = [onnx_session(_data_path(name, folder), "the spotter's feature model")
+                          for name in (MEL_MODEL, EMBEDDING_MODEL)]
         self._mel, self._emb = self._sessions
         self.silence: np.ndarray | None = None  # filled by silence_embedding()
 

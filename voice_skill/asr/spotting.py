@@ -117,11 +117,15 @@ routine the trigger started (``Coach.take_back``).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import replace
+from typing import Protocol
+
+import numpy as np
 
 from voice_skill.asr.base import Hypothesis, Recognizer
 from voice_skill.asr.spotter import TriggerSpotter
-from voice_skill.audio.pcm import AudioChunk
+from voice_skill.audio.pcm import SAMPLE_RATE, AudioChunk
 from voice_skill.core.intents import Intent, IntentParser, extra_words
 
 log = logging.getLogger(__name__)
@@ -202,6 +206,22 @@ BARE_ALONE_SURE = 0.98
 BARE_AGAIN_SURE = 0.9
 BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance without words
 # intents that tell something about the person, kept even inside the utterance the spotter fired in
+# An utterance shorter than this that the grammar recognizer ended (and the spotter did not
+# fire in) is heard again by the transcriber (``asr.moonshine``), over its audio and this much
+# on either side (the grammar's word times are approximate); its words, where they make an
+# intent other than the trigger, are taken instead. Longer pieces are a room's talk.
+WHOLE_MAX_S = 4.0
+WHOLE_MARGIN_S = 0.3
+AUDIO_KEPT_S = WHOLE_MAX_S + 4.0  # audio kept for it (the grammar ends an utterance late)
+TRANSCRIBED_TRIGGERS = True  # a trigger in those words starts a routine too (the spotter missed it)
+
+
+class Transcriber(Protocol):
+    name: str
+
+    def transcribe(self, samples: np.ndarray) -> tuple[str, float]: ...
+
+
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
 
@@ -209,9 +229,12 @@ class SpottingRecognizer:
     """``spotter`` + ``grammar``: see the module docstring."""
 
     def __init__(self, spotter: TriggerSpotter, grammar: Recognizer, parser: IntentParser,
-                 trigger_text: str, confirm_threshold: float | None = None) -> None:
+                 trigger_text: str, confirm_threshold: float | None = None,
+                 transcriber: Transcriber | None = None) -> None:
         self.spotter = spotter
         self.grammar = grammar
+        self.transcriber = transcriber
+        self._audio: deque[tuple[int, np.ndarray]] = deque()  # (first sample, samples), the last AUDIO_KEPT_S
         self.parser = parser
         self.trigger_text = trigger_text
         self.confirm_threshold = (spotter.head.confirm_threshold if confirm_threshold is None
@@ -231,6 +254,8 @@ class SpottingRecognizer:
         return getattr(self.grammar, "missing_words", ())
 
     def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        if self.transcriber is not None:
+            self._keep(chunk)
         out = [Hypothesis(self.trigger_text, d.score, d.start_s, d.end_s) for d in self.spotter.accept(chunk)]
         for hyp in out:
             self._fired = [t for t in self._fired if t > hyp.end_s - 60.0] + [hyp.end_s]
@@ -255,6 +280,40 @@ class SpottingRecognizer:
         self.grammar.reset()
         self._near = None
         self._waiting = []
+        self._audio.clear()
+
+    def _keep(self, chunk: AudioChunk) -> None:
+        samples = chunk.as_array()
+        first = int(round(chunk.start_s * SAMPLE_RATE))
+        self._audio.append((first, samples))
+        while self._audio and self._audio[0][0] + len(self._audio[0][1]) < first + len(samples) - AUDIO_KEPT_S * SAMPLE_RATE:
+            self._audio.popleft()
+
+    def _samples(self, start_s: float, end_s: float) -> np.ndarray:
+        """The audio kept from ``start_s`` to ``end_s`` (what is left of it)."""
+        lo, hi = int(round(start_s * SAMPLE_RATE)), int(round(end_s * SAMPLE_RATE))
+        parts = [s[max(0, lo - at):max(0, hi - at)] for at, s in self._audio if at < hi and at + len(s) > lo]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+
+    def _transcribed(self, hyp: Hypothesis) -> Hypothesis | None:
+        """``hyp`` with the words the transcriber heard over the same audio, where those make an
+        intent the grammar's words did not; None where they make none or the same."""
+        if hyp.end_s - hyp.start_s >= WHOLE_MAX_S:
+            return None
+        text, p = self.transcriber.transcribe(self._samples(hyp.start_s - WHOLE_MARGIN_S, hyp.end_s + WHOLE_MARGIN_S))
+        intent = self.parser.parse(text) if text else None
+        log.debug("%r at %.2f-%.2f s: %s heard %r (%.2f): %s", hyp.text, hyp.start_s, hyp.end_s,
+                  self.transcriber.name, text, p, intent.name if intent else "no intent")
+        if intent is None or (intent.name == "start" and not TRANSCRIBED_TRIGGERS):
+            return None
+        placed = self.parser.parse(hyp.text)
+        if placed is not None and placed.name == intent.name:
+            return None  # the grammar's words agree, and they know when each word was said
+        commands = self.spotter.commands
+        agrees = (commands is not None and intent.name in commands.classes and self.spotter.probability(
+            intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S) >= self._sure(hyp))
+        return replace(hyp, text=text, confidence=p, words=(), sound_agrees=agrees, sound_vetoed=False,
+                       sound_intent=None, unverified_trigger=False, transcribed=True)
 
     def close(self) -> None:
         close = getattr(self.grammar, "close", None)
@@ -496,6 +555,9 @@ class SpottingRecognizer:
         intent = self.parser.parse(hyp.text) if hyp.final else None
         lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
         spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
+        if self.transcriber is not None and hyp.final and not spotted and \
+                (whole := self._transcribed(hyp)) is not None:
+            return whole
         if not spotted and (intent is None or intent.name != "start"):
             bare = self._bare_trigger(hyp, intent)  # beside a trigger that failed its check
             if bare is not None:

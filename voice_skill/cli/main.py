@@ -160,6 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         asr=chosen.asr,
         spotter=chosen.spotter,
         model=chosen.model,
+        moonshine=chosen.moonshine,
         chunk_s=args.chunk_ms / 1000.0,
         hour=hour,
         rate_wpm=rate,

@@ -52,6 +52,7 @@ class RunOptions:
     asr: str = "auto"  # auto | pocketsphinx | vosk
     spotter: str = "auto"  # auto | on | off: the trained trigger spotter in front of the recognizer
     model: str | None = None
+    moonshine: str = "auto"  # auto | off | a folder: Moonshine hears short utterances again
     chunk_s: float = 0.1
     hour: float | None = None  # local time of day at the start, for choosing routines
     rate_wpm: int = DEFAULT_RATE_WPM
@@ -99,7 +100,7 @@ def make_recognizer(options: RunOptions, table: PhraseTable) -> tuple[Recognizer
     from voice_skill.asr.select import build_recognizer
 
     return build_recognizer(options.asr, options.model, table.phrases(), spotter=options.spotter,
-                            table=options.phrases)
+                            table=options.phrases, moonshine=options.moonshine)
 
 
 def _start_hour(options: RunOptions) -> float:
@@ -248,7 +249,7 @@ def run_live(options: RunOptions, events_stream: IO[str] | None, announce: Calla
     table = options.phrases or PhraseTable.load()
     # The recognizer runs in a child process (see supervise.ProcessRecognizer).
     factory = functools.partial(build_recognizer, options.asr, options.model, table.phrases(),
-                                spotter=options.spotter, table=options.phrases)
+                                spotter=options.spotter, table=options.phrases, moonshine=options.moonshine)
     first = ProcessRecognizer(factory)
     description = first.description
     announce(f"Cramp coach: listening with {description}. {NOTICE}")

@@ -405,6 +405,8 @@ class Session:
             fields["slots"] = dict(intent.slots)
         if took_back:
             fields["took_back"] = True  # the trigger the routine was started from
+        if hyp.transcribed:
+            fields["transcribed"] = True  # the words are Moonshine's, heard again over a short utterance
         if hyp.safety_doubted and intent is not None and intent.name in SAFETY_INTENTS:
             fields["doubted"] = True  # a safety intent the safety head did not bear out
         self.events.write(self.clock.now(), "heard", **fields)

@@ -1,0 +1,155 @@
+"""Moonshine, the open-vocabulary recognizer that hears short utterances again: the real model
+(the files of the ``moonshine-cpp`` wheel, run by onnxruntime) on speech from real TTS engines,
+and how its words take the place of the grammar recognizer's."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_spotter import UNSEEN, ScriptedGrammar, _with_floor
+from voice_skill.asr import moonshine
+from voice_skill.asr import spotter as sp
+from voice_skill.asr import spotting
+from voice_skill.asr.base import Hypothesis
+from voice_skill.asr.select import build_recognizer
+from voice_skill.asr.spotting import SpottingRecognizer
+from voice_skill.core.intents import IntentParser, PhraseTable
+from voice_skill.devtools.speechgen import compose, iter_array_chunks, synthesize
+from voice_skill.errors import ModelError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("flite") is None, reason="flite makes the test speech"),
+    pytest.mark.skipif(moonshine.find_model() is None,
+                       reason="Moonshine's files come with the moonshine-cpp wheel (x86-64 Linux)"),
+]
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> moonshine.MoonshineTranscriber:
+    return moonshine.MoonshineTranscriber(moonshine.find_model())
+
+
+@pytest.fixture(scope="module")
+def spotter_parts() -> tuple[sp.FeatureModels, sp.SpotterHead]:
+    return sp.FeatureModels(), sp.SpotterHead.load()
+
+
+def _said(text: str) -> np.ndarray:
+    pad = np.zeros(8000, np.int16)
+    return _with_floor(np.concatenate([pad, synthesize(text, UNSEEN), pad]))
+
+
+@pytest.mark.parametrize("text", ["next step please", "my leg is swollen", "I have a cramp"])
+def test_moonshine_writes_what_an_unseen_voice_said(transcriber, text) -> None:
+    heard, p = transcriber.transcribe(_said(text))
+    assert heard == moonshine.plain(text), heard
+    assert 0.5 < p <= 1.0
+
+
+def test_silence_and_a_click_are_nothing(transcriber) -> None:
+    assert transcriber.transcribe(_with_floor(np.zeros(32000))) == ("", 0.0)
+    assert transcriber.transcribe(np.full(1000, 3000, np.int16)) == ("", 0.0)  # under a quarter second
+
+
+def _heard(rec: SpottingRecognizer, samples: np.ndarray) -> list[Hypothesis]:
+    return [h for c in iter_array_chunks(samples, 0.1) for h in rec.accept(c)] + rec.flush()
+
+
+def test_a_short_utterance_the_grammar_misheard_is_taken_in_moonshines_words(spotter_parts, transcriber) -> None:
+    comp = compose([1.0, ("next step please", UNSEEN), 1.5, ("the weather was warm all week", UNSEEN), 1.0])
+    said, talk = comp.phrases
+    script = [Hypothesis("done cat done nice", 0.5, said.start_s, said.end_s),  # PocketSphinx's words for it
+              Hypothesis("the weather was warm all week", 0.5, talk.start_s, talk.end_s)]
+    plain = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
+                               "calf cramp")
+    assert [h.text for h in _heard(plain, comp.samples)][0] == "done cat done nice"
+    rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
+                             "calf cramp", transcriber=transcriber)
+    heard = _heard(rec, comp.samples)
+    # the words Moonshine heard make a command: they replace the grammar's; the talk makes
+    # none, so the grammar's hypothesis goes on as it was
+    assert [(h.text, h.transcribed) for h in heard] == [("next step please", True),
+                                                         ("the weather was warm all week", False)]
+    assert heard[0].words == () and 0.0 < heard[0].confidence <= 1.0
+    assert (heard[0].start_s, heard[0].end_s) == (said.start_s, said.end_s)
+
+
+def test_a_bare_word_trigger_in_moonshines_words_starts_a_routine(spotter_parts, transcriber, monkeypatch) -> None:
+    comp = compose([1.0, ("I have a cramp", UNSEEN), 1.5])
+    (said,) = comp.phrases
+    script = [Hypothesis("i fell but", 0.5, said.start_s, said.end_s)]
+    rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
+                             "calf cramp", transcriber=transcriber)
+    heard = _heard(rec, comp.samples)
+    assert [(h.text, h.transcribed) for h in heard] == [("i have a cramp", True)]
+    assert IntentParser().parse(heard[0].text).name == "start"
+    monkeypatch.setattr(spotting, "TRANSCRIBED_TRIGGERS", False)  # the spotter's and the heads' alone
+    rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
+                             "calf cramp", transcriber=transcriber)
+    assert [h.transcribed for h in _heard(rec, comp.samples)] in ([], [False])
+
+
+def test_a_long_piece_of_talk_is_not_heard_again(spotter_parts, transcriber) -> None:
+    comp = compose([1.0, ("the weather was warm all week so we walked down to the lake and back again next step please", UNSEEN), 1.0])
+    (said,) = comp.phrases
+    assert said.end_s - said.start_s >= spotting.WHOLE_MAX_S
+    script = [Hypothesis("the weather was warm all week", 0.5, said.start_s, said.end_s)]
+    rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(script), IntentParser(),
+                             "calf cramp", transcriber=transcriber)
+    assert [(h.text, h.transcribed) for h in _heard(rec, comp.samples)] == [("the weather was warm all week", False)]
+
+
+def test_the_recognizer_the_skill_builds_hears_again_with_moonshine_unless_turned_off() -> None:
+    rec, description = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on")
+    assert rec.transcriber is not None and "Moonshine" in description
+    rec, description = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on",
+                                        moonshine="off")
+    assert rec.transcriber is None and "Moonshine" not in description
+    folder = str(moonshine.find_model())  # the files named as a folder: the same model
+    rec, _ = build_recognizer("pocketsphinx", None, PhraseTable.load().phrases(), spotter="on", moonshine=folder)
+    assert str(rec.transcriber.folder) == folder
+
+
+def test_a_folder_given_that_is_not_moonshines_is_one_clear_error(tmp_path) -> None:
+    with pytest.raises(ModelError, match="missing encoder_model.ort, decoder_model_merged.ort, tokenizer.bin"):
+        moonshine.load(str(tmp_path))
+    for name in moonshine.FILES:
+        (tmp_path / name).write_bytes(b"\x05<unk>\x09trunc")
+    with pytest.raises(ModelError, match="cannot load Moonshine's encoder"):
+        moonshine.load(str(tmp_path))
+
+
+def test_the_tokenizer_file_is_read_piece_by_piece_and_a_truncated_one_is_refused(tmp_path) -> None:
+    path = tmp_path / "tokenizer.bin"
+    path.write_bytes(b"\x05<unk>\x03<s>\x04</s>\x04\xe2\x96\x81a\x02er")
+    assert moonshine.read_tokens(path) == [b"<unk>", b"<s>", b"</s>", "\u2581a".encode(), b"er"]
+    path.write_bytes(b"\x05<unk>\x09er")
+    with pytest.raises(ModelError, match="truncated at byte 6"):
+        moonshine.read_tokens(path)
+
+
+@pytest.mark.parametrize(("raw", "plain"), [("Next step, please.", "next step please"), ("I'm fine!", "i'm fine"),
+                                            ("  ", "")])
+def test_moonshines_words_are_made_plain_like_the_phrase_tables(raw, plain) -> None:
+    assert moonshine.plain(raw) == plain
+
+
+def test_the_open_asr_trial_runs_and_refuses_an_engine_not_installed() -> None:
+    script = [sys.executable, str(ROOT / "scripts" / "try_open_asr.py"), "--split", "dev", "--items", "2"]
+    ran = subprocess.run(script + ["--engines", "moonshine"], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    row = next(line for line in ran.stdout.splitlines() if line.startswith("| moonshine |"))
+    assert sum(int(n) for n in re.findall(r"(\d+) / (\d+) / (\d+) \|", row)[-1]) == 2  # all: right / wrong / missed
+    if importlib.util.find_spec("faster_whisper") is None:
+        ran = subprocess.run(script + ["--engines", "whisper"], capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 2 and len(ran.stderr.strip().splitlines()) == 1 and "whisper" in ran.stderr

