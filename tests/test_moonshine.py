@@ -84,19 +84,33 @@ def test_a_short_utterance_the_grammar_misheard_is_taken_in_moonshines_words(spo
     assert (heard[0].start_s, heard[0].end_s) == (said.start_s, said.end_s)
 
 
-def test_a_bare_word_trigger_in_moonshines_words_starts_a_routine(spotter_parts, transcriber, monkeypatch) -> None:
+def test_a_trigger_in_moonshines_words_starts_a_routine_only_where_asked(spotter_parts, transcriber,
+                                                                      monkeypatch) -> None:
     comp = compose([1.0, ("I have a cramp", UNSEEN), 1.5])
     (said,) = comp.phrases
-    script = [Hypothesis("i fell but", 0.5, said.start_s, said.end_s)]
-    rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
+    script = [Hypothesis("wait oh no", 0.5, said.start_s, said.end_s)]  # PocketSphinx's words for it, once
+
+    def heard() -> list[Hypothesis]:
+        rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
+                                 "calf cramp", transcriber=transcriber)
+        return _heard(rec, comp.samples)
+
+    # shipped off: on dev it started one more bare word and one more false start
+    assert not any(h.transcribed for h in heard())
+    monkeypatch.setattr(spotting, "TRANSCRIBED_TRIGGERS", True)
+    assert [(h.text, h.transcribed) for h in heard()] == [("i have a cramp", True)]
+
+
+def test_a_safety_phrase_the_grammar_placed_is_not_replaced_by_a_command(spotter_parts, transcriber) -> None:
+    comp = compose([1.0, ("wait please", UNSEEN), 1.5, ("next step please", UNSEEN), 1.0])
+    wait, nxt = comp.phrases
+    assert transcriber.transcribe(_said("wait please"))[0] == "wait please"  # pause, in Moonshine's words
+    script = [Hypothesis("it's red", 0.5, wait.start_s, wait.end_s), Hypothesis("it's numb", 0.5, nxt.start_s, nxt.end_s)]
+    rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(script), IntentParser(),
                              "calf cramp", transcriber=transcriber)
-    heard = _heard(rec, comp.samples)
-    assert [(h.text, h.transcribed) for h in heard] == [("i have a cramp", True)]
-    assert IntentParser().parse(heard[0].text).name == "start"
-    monkeypatch.setattr(spotting, "TRANSCRIBED_TRIGGERS", False)  # the spotter's and the heads' alone
-    rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
-                             "calf cramp", transcriber=transcriber)
-    assert [h.transcribed for h in _heard(rec, comp.samples)] in ([], [False])
+    # a red flag missed is worse than a command missed: Moonshine's command does not replace it
+    # (the heads judge the grammar's words, as without Moonshine)
+    assert not any(h.transcribed for h in _heard(rec, comp.samples))
 
 
 def test_a_long_piece_of_talk_is_not_heard_again(spotter_parts, transcriber) -> None:
@@ -139,7 +153,8 @@ def test_the_tokenizer_file_is_read_piece_by_piece_and_a_truncated_one_is_refuse
 
 
 @pytest.mark.parametrize(("raw", "plain"), [("Next step, please.", "next step please"), ("I'm fine!", "i'm fine"),
-                                            ("  ", "")])
+                                            ("  ", ""), ("Wait, its red.", "wait it's red"),
+                                            ("Some one help me!", "someone help me"), ("Ok, it's gone.", "okay it's gone")])
 def test_moonshines_words_are_made_plain_like_the_phrase_tables(raw, plain) -> None:
     assert moonshine.plain(raw) == plain
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,10 +131,20 @@ class MoonshineTranscriber:
         return plain(text), (float(np.exp(np.mean(logp))) if text else 0.0)
 
 
+#: Moonshine's spellings of words the phrase table spells otherwise ("wait its red" is pause,
+#: "wait it's red" a red flag; "some one help me" is help, "someone help me" an emergency).
+SPELLINGS = {"its": "it's", "im": "i'm", "ive": "i've", "cant": "can't", "dont": "don't", "wont": "won't",
+             "isnt": "isn't", "didnt": "didn't", "doesnt": "doesn't", "thats": "that's", "whats": "what's",
+             "some one": "someone", "some body": "somebody", "ok": "okay"}
+
+
 def plain(text: str) -> str:
-    """Moonshine's words as the phrase table's: lower case, no punctuation but apostrophes."""
-    kept = "".join(c if c.isalnum() or c in "' " else " " for c in text.lower())
-    return " ".join(kept.split())
+    """Moonshine's words as the phrase table's: lower case, no punctuation but apostrophes, the
+    table's spellings (``SPELLINGS``)."""
+    kept = " ".join("".join(c if c.isalnum() or c in "' " else " " for c in text.lower()).split())
+    for theirs, ours in SPELLINGS.items():
+        kept = re.sub(rf"\b{theirs}\b", ours, kept)
+    return kept
 
 
 _LOADED: dict[Path, MoonshineTranscriber] = {}  # it keeps no state between utterances: one per process

@@ -112,6 +112,13 @@ the safety head gives less than ``SAFETY_DOUBTED`` over the utterance is marked
 answer with a way back instead of ending it. Words that made nothing are passed on too:
 where they take the spotted trigger back ("i don't have a calf cramp"), the session withdraws the
 routine the trigger started (``Coach.take_back``).
+
+With a transcriber (``asr.moonshine``, stop 41), every utterance shorter than ``WHOLE_MAX_S``
+that the grammar recognizer ended and the spotter did not fire in is heard again, whole, by an
+open-vocabulary recognizer, before any of the rules above: where its words make an intent the
+grammar's did not (a command, a safety phrase, or, with ``TRANSCRIBED_TRIGGERS``, a trigger),
+they are the hypothesis (``transcribed``; the command head still vouches for a command over the
+skill's voice); where they make none or the same, the rules above judge the grammar's words.
 """
 
 from __future__ import annotations
@@ -205,7 +212,6 @@ HOLD_S = 1.3
 BARE_ALONE_SURE = 0.98
 BARE_AGAIN_SURE = 0.9
 BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance without words
-# intents that tell something about the person, kept even inside the utterance the spotter fired in
 # An utterance shorter than this that the grammar recognizer ended (and the spotter did not
 # fire in) is heard again by the transcriber (``asr.moonshine``), over its audio and this much
 # on either side (the grammar's word times are approximate); its words, where they make an
@@ -213,7 +219,12 @@ BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance wit
 WHOLE_MAX_S = 4.0
 WHOLE_MARGIN_S = 0.3
 AUDIO_KEPT_S = WHOLE_MAX_S + 4.0  # audio kept for it (the grammar ends an utterance late)
-TRANSCRIBED_TRIGGERS = True  # a trigger in those words starts a routine too (the spotter missed it)
+# Intents the grammar placed that the transcriber's words never replace with another kind:
+# "wait, someone help me" written "wait some one help me" is pause (stop 41, dev).
+SAFETY_FIRST = frozenset({"emergency", "red_flag", "worse"})
+# A trigger in those words started a routine too: on dev (stop 41) one more bare word of 156
+# and one more false start in half an hour ("the cramp is gone" heard as "... is going"): off.
+TRANSCRIBED_TRIGGERS = False
 
 
 class Transcriber(Protocol):
@@ -222,6 +233,7 @@ class Transcriber(Protocol):
     def transcribe(self, samples: np.ndarray) -> tuple[str, float]: ...
 
 
+# intents that tell something about the person, kept even inside the utterance the spotter fired in
 ABOUT_THE_PERSON = frozenset({"start", "done", "worse", "red_flag", "emergency", "still_cramping", "pregnant"})
 
 
@@ -309,6 +321,8 @@ class SpottingRecognizer:
         placed = self.parser.parse(hyp.text)
         if placed is not None and placed.name == intent.name:
             return None  # the grammar's words agree, and they know when each word was said
+        if placed is not None and placed.name in SAFETY_FIRST and intent.name not in SAFETY_FIRST:
+            return None  # a red flag missed is worse than a command missed: the heads decide, as before
         commands = self.spotter.commands
         agrees = (commands is not None and intent.name in commands.classes and self.spotter.probability(
             intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S) >= self._sure(hyp))
