@@ -283,7 +283,8 @@ def test_every_option_named_exists():
     foreign = {"--user": "journalctl", "--minutes": "scripts/bench.py", "--near-minutes": "scripts/bench.py",
                "--split": "scripts/eval_utterances.py", "--clips": "scripts/eval_spotter.py",
                "--set": "scripts/eval_spotter.py", "--denial": "scripts/eval_spotter.py",
-               "--no-deps": "pip download", "--platform": "pip download"}
+               "--no-deps": "pip download", "--platform": "pip download",
+               "--seconds": "scripts/bench_listening.py", "--runs": "scripts/bench_listening.py"}
     for name, owner in foreign.items():
         if owner.endswith(".py"):
             assert f'"{name}"' in (ROOT / owner).read_text(), (name, owner)

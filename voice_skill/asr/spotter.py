@@ -68,10 +68,11 @@ def _data_path(name: str, folder: str | Path | None) -> Path:
     return Path(str(resources.files("voice_skill") / DATA / name))
 
 
-def onnx_session(path: Path, what: str, arena: bool = True):
+def onnx_session(path: Path, what: str, arena: bool = True, patterns: bool = True):
     """An onnxruntime session for the model at ``path`` on one thread (a bedside Pi has few
     cores); a missing onnxruntime or a file that does not load is a ``ModelError`` naming
-    ``what``. ``arena``: onnxruntime's memory arena (it keeps its peak for the process's life)."""
+    ``what``. ``arena``: onnxruntime's memory arena (it keeps its peak for the process's life);
+    ``patterns``: its memory plans, one kept per input shape."""
     try:
         import onnxruntime as ort  # noqa: PLC0415 (optional native dependency)
     except ImportError as exc:
@@ -81,6 +82,7 @@ def onnx_session(path: Path, what: str, arena: bool = True):
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     opts.enable_cpu_mem_arena = arena
+    opts.enable_mem_pattern = patterns
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types for missing and corrupt files
