@@ -101,11 +101,13 @@ def test_a_trigger_in_moonshines_words_starts_a_routine_only_where_asked(spotter
     assert [(h.text, h.transcribed) for h in heard()] == [("i have a cramp", True)]
 
 
-def test_a_safety_phrase_the_grammar_placed_is_not_replaced_by_a_command(spotter_parts, transcriber) -> None:
+@pytest.mark.parametrize("placed", ["it's red", "calf cramp"])
+def test_a_safety_phrase_or_a_trigger_the_grammar_placed_is_not_replaced_by_a_command(spotter_parts, transcriber,
+                                                                                     placed) -> None:
     comp = compose([1.0, ("wait please", UNSEEN), 1.5, ("next step please", UNSEEN), 1.0])
     wait, nxt = comp.phrases
     assert transcriber.transcribe(_said("wait please"))[0] == "wait please"  # pause, in Moonshine's words
-    script = [Hypothesis("it's red", 0.5, wait.start_s, wait.end_s), Hypothesis("it's numb", 0.5, nxt.start_s, nxt.end_s)]
+    script = [Hypothesis(placed, 0.5, wait.start_s, wait.end_s), Hypothesis(placed, 0.5, nxt.start_s, nxt.end_s)]
     rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(script), IntentParser(),
                              "calf cramp", transcriber=transcriber)
     # a red flag missed is worse than a command missed: Moonshine's command does not replace it

@@ -219,9 +219,10 @@ BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance wit
 WHOLE_MAX_S = 4.0
 WHOLE_MARGIN_S = 0.3
 AUDIO_KEPT_S = WHOLE_MAX_S + 4.0  # audio kept for it (the grammar ends an utterance late)
-# Intents the grammar placed that the transcriber's words never replace with another kind:
-# "wait, someone help me" written "wait some one help me" is pause (stop 41, dev).
-SAFETY_FIRST = frozenset({"emergency", "red_flag", "worse"})
+# Intents the grammar placed that the transcriber's words never replace with another kind: a red
+# flag or a cramp missed is worse than a command missed ("wait, someone help me" written "wait
+# some one help me" is pause; stop 41, dev). A trigger keeps its own checks (the spotter's).
+KEPT_OVER_COMMANDS = frozenset({"emergency", "red_flag", "worse", "start"})
 # A trigger in those words started a routine too: on dev (stop 41) one more bare word of 156
 # and one more false start in half an hour ("the cramp is gone" heard as "... is going"): off.
 TRANSCRIBED_TRIGGERS = False
@@ -321,8 +322,8 @@ class SpottingRecognizer:
         placed = self.parser.parse(hyp.text)
         if placed is not None and placed.name == intent.name:
             return None  # the grammar's words agree, and they know when each word was said
-        if placed is not None and placed.name in SAFETY_FIRST and intent.name not in SAFETY_FIRST:
-            return None  # a red flag missed is worse than a command missed: the heads decide, as before
+        if placed is not None and placed.name in KEPT_OVER_COMMANDS and intent.name not in KEPT_OVER_COMMANDS - {"start"}:
+            return None  # a red flag or a cramp missed is worse than a command missed: as before
         commands = self.spotter.commands
         agrees = (commands is not None and intent.name in commands.classes and self.spotter.probability(
             intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S) >= self._sure(hyp))
