@@ -219,10 +219,11 @@ BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance wit
 WHOLE_MAX_S = 4.0
 WHOLE_MARGIN_S = 0.3
 AUDIO_KEPT_S = WHOLE_MAX_S + 4.0  # audio kept for it (the grammar ends an utterance late)
-# Intents the grammar placed that the transcriber's words never replace with another kind: a red
+# Intents the grammar placed that the transcriber's words replace only with a safety intent: a red
 # flag or a cramp missed is worse than a command missed ("wait, someone help me" written "wait
 # some one help me" is pause; stop 41, dev). A trigger keeps its own checks (the spotter's).
-KEPT_OVER_COMMANDS = frozenset({"emergency", "red_flag", "worse", "start"})
+SAFETY_FIRST = frozenset({"emergency", "red_flag", "worse"})
+KEPT_OVER_COMMANDS = SAFETY_FIRST | {"start"}
 # A trigger in those words started a routine too: on dev (stop 41) one more bare word of 156
 # and one more false start in half an hour ("the cramp is gone" heard as "... is going"): off.
 TRANSCRIBED_TRIGGERS = False
@@ -308,9 +309,10 @@ class SpottingRecognizer:
         parts = [s[max(0, lo - at):max(0, hi - at)] for at, s in self._audio if at < hi and at + len(s) > lo]
         return np.concatenate(parts) if parts else np.zeros(0, np.int16)
 
-    def _transcribed(self, hyp: Hypothesis) -> Hypothesis | None:
-        """``hyp`` with the words the transcriber heard over the same audio, where those make an
-        intent the grammar's words did not; None where they make none or the same."""
+    def _transcribed(self, hyp: Hypothesis, placed: Intent | None) -> Hypothesis | None:
+        """``hyp`` (whose words the parser placed as ``placed``) with the words the transcriber
+        heard over the same audio, where those make an intent the grammar's words did not; None
+        where they make none or the same."""
         if hyp.end_s - hyp.start_s >= WHOLE_MAX_S:
             return None
         text, p = self.transcriber.transcribe(self._samples(hyp.start_s - WHOLE_MARGIN_S, hyp.end_s + WHOLE_MARGIN_S))
@@ -319,14 +321,13 @@ class SpottingRecognizer:
                   self.transcriber.name, text, p, intent.name if intent else "no intent")
         if intent is None or (intent.name == "start" and not TRANSCRIBED_TRIGGERS):
             return None
-        placed = self.parser.parse(hyp.text)
         if placed is not None and placed.name == intent.name:
             return None  # the grammar's words agree, and they know when each word was said
-        if placed is not None and placed.name in KEPT_OVER_COMMANDS and intent.name not in KEPT_OVER_COMMANDS - {"start"}:
+        if placed is not None and placed.name in KEPT_OVER_COMMANDS and intent.name not in SAFETY_FIRST:
             return None  # a red flag or a cramp missed is worse than a command missed: as before
         commands = self.spotter.commands
-        agrees = (commands is not None and intent.name in commands.classes and self.spotter.probability(
-            intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S) >= self._sure(hyp))
+        agrees = (commands is not None and intent.name in commands.classes
+                  and self._command_p(hyp, intent.name) >= self._sure(hyp))
         return replace(hyp, text=text, confidence=p, words=(), sound_agrees=agrees, sound_vetoed=False,
                        sound_intent=None, unverified_trigger=False, transcribed=True)
 
@@ -340,6 +341,11 @@ class SpottingRecognizer:
         if hyp.end_s - hyp.start_s < SHORT_UTTERANCE_S:
             return min(self.command_threshold, SHORT_UTTERANCE_THRESHOLD)
         return max(self.command_threshold, LONG_UTTERANCE_THRESHOLD)
+
+    def _command_p(self, hyp: Hypothesis, name: str) -> float:
+        """The command head's probability for ``name`` ending within ``hyp`` (``COMMAND_MARGIN_S``
+        either side)."""
+        return self.spotter.probability(name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
 
     def _safety_by_sound(self, hyp: Hypothesis, placed: Intent | None) -> Hypothesis | None:
         """The red flag or emergency the safety head is sure ended within a short utterance that
@@ -405,7 +411,7 @@ class SpottingRecognizer:
         if not hyp.final or commands is None or name not in commands.classes:
             return hyp
         lo, hi = hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S
-        p = self.spotter.probability(name, lo, hi)
+        p = self._command_p(hyp, name)
         sure = self._sure(hyp)
         if p >= sure:
             return replace(hyp, sound_agrees=True)
@@ -571,7 +577,7 @@ class SpottingRecognizer:
         lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
         spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
         if self.transcriber is not None and hyp.final and not spotted and \
-                (whole := self._transcribed(hyp)) is not None:
+                (whole := self._transcribed(hyp, intent)) is not None:
             return whole
         if not spotted and (intent is None or intent.name != "start"):
             bare = self._bare_trigger(hyp, intent)  # beside a trigger that failed its check
