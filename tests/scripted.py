@@ -69,8 +69,9 @@ def run_script(script: list[tuple[float, str]], seconds: float, routines: list[d
 
 def run_script_with(prepare, script: list[tuple[float, str]], seconds: float,
                     routines: list[dict | Routine] | None = None,
-                    chunk_s: float = 0.1) -> list[dict]:
-    """As run_script, calling ``prepare(coach)`` first."""
+                    chunk_s: float = 0.1, recognizer: ScriptedRecognizer | None = None) -> list[dict]:
+    """As run_script, calling ``prepare(coach)`` first (and hearing through ``recognizer``, a
+    ``ScriptedRecognizer`` built on ``script``, where given)."""
     loaded = [r if isinstance(r, Routine) else routine_from_dict(r)
               for r in (routines or [routine(), routine("gentle", max_pressure="light", suits=["pregnancy"])])]
     clock = VirtualClock()
@@ -79,7 +80,7 @@ def run_script_with(prepare, script: list[tuple[float, str]], seconds: float,
     coach = Coach({r.id: r for r in loaded}, choose_routine=lambda intent, now: loaded[0].id)
     if prepare is not None:
         prepare(coach)
-    session = Session(recognizer=ScriptedRecognizer(script), parser=IntentParser(), coach=coach,
+    session = Session(recognizer=recognizer or ScriptedRecognizer(script), parser=IntentParser(), coach=coach,
                       speaker=speaker, clock=clock, events=EventLog(out))
     n = int(round(seconds / chunk_s))
     silence = b"\0\0" * int(round(chunk_s * 16000))

@@ -6,7 +6,7 @@ out by hand from the test routine in tests/scripted.py.
 
 import pytest
 
-from tests.scripted import first, routine, run_script, says
+from tests.scripted import ScriptedRecognizer, first, routine, run_script, run_script_with, says
 from voice_skill.core.coach import PACE_MAX, TEN_MINUTES_S, Messages
 from voice_skill.core.intents import IntentParser
 from voice_skill.core.routine import fill_placeholders as fill
@@ -23,6 +23,34 @@ def test_trigger_starts_routine_and_speaks_at_once():
     assert first(events, "routine", state="started")["routine"] == "test-cramp"
     assert says(events)[0] == (1.0, "Hello.")
     assert first(events, "step", index=0)["id"] == "one"
+
+
+class _ToldOfRoutines(ScriptedRecognizer):
+    """Notes where in the audio it was told whether a routine runs (``set_routine``)."""
+
+    def __init__(self, script) -> None:
+        super().__init__(script)
+        self.told: list[tuple[float, bool]] = []
+        self._pending: bool | None = None
+
+    def set_routine(self, running: bool) -> None:
+        self._pending = running
+
+    def accept(self, chunk):
+        if self._pending is not None:
+            self.told.append((round(chunk.start_s, 2), self._pending))
+            self._pending = None
+        return super().accept(chunk)
+
+
+def test_the_recognizer_is_told_when_a_routine_runs_before_the_audio_after_it():
+    script = [(1.0, "calf cramp"), (3.0, "stop")]
+    rec = _ToldOfRoutines(script)
+    events = run_script_with(None, script, 6, recognizer=rec)
+    assert first(events, "routine", state="stopped")["t"] == 3.0
+    # once at the start (nothing runs), then only when that changes: from the first frame after
+    # the trigger was heard, and from the first frame after "stop"
+    assert rec.told == [(0.0, False), (1.0, True), (3.0, False)]
 
 
 def test_countdown_marks_fall_on_exact_seconds():

@@ -224,3 +224,60 @@ def test_a_recognizer_still_starting_is_not_waited_for_once_the_skill_stops() ->
         assert "within" not in str(caught.value)
     finally:
         STOPPING.clear()
+
+
+class _TellsItsRoutine:
+    """Runs in the child: every chunk comes back as what it was last told (``set_routine``)."""
+
+    name = "tells"
+
+    def __init__(self) -> None:
+        self.running = None
+
+    def set_routine(self, running: bool) -> None:
+        self.running = running
+
+    def accept(self, chunk):
+        from voice_skill.asr.base import Hypothesis
+        return [Hypothesis(f"routine {self.running}", 1.0, chunk.start_s, chunk.end_s)]
+
+    def flush(self):
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+def _tells():
+    return _TellsItsRoutine(), "tells"
+
+
+def test_whether_a_routine_runs_reaches_the_child_and_a_rebuilt_one(clip) -> None:
+    chunk = next(speechgen.iter_array_chunks(clip, 0.1))
+    first = ProcessRecognizer(_tells)
+    warnings: list[str] = []
+    sup = SupervisedRecognizer(lambda: ProcessRecognizer(_tells), warnings.append, first=first)
+    try:
+        assert [h.text for h in sup.accept(chunk)] == ["routine None"]  # never told
+        sup.set_routine(True)
+        assert [h.text for h in sup.accept(chunk)] == ["routine True"]
+        sup.set_routine(False)
+        assert [h.text for h in sup.accept(chunk)] == ["routine False"]
+        first._proc.kill()  # the child dies; the one built in its place is told what it was
+        first._proc.join()
+        assert sup.accept(chunk) == [] and sup.restarts == 1
+        assert [h.text for h in sup.accept(chunk)] == ["routine False"]
+    finally:
+        sup.close()
+
+
+def test_a_recognizer_that_takes_no_word_of_the_routine_is_not_troubled_by_it(phrases, clip) -> None:
+    factory = functools.partial(build_recognizer, "pocketsphinx", None, phrases)
+    warnings: list[str] = []
+    sup = SupervisedRecognizer(lambda: ProcessRecognizer(factory), warnings.append)
+    try:
+        sup.set_routine(True)
+        assert "calf cramp" in " ".join(_texts(sup, clip))
+        assert warnings == [] and sup.restarts == 0
+    finally:
+        sup.close()

@@ -9,6 +9,12 @@ or filler words) so that the intent parser rejects it.
 Backends must be chunk-size invariant: the same audio fed in 20 ms or 100 ms chunks
 gives the same hypotheses. They never open devices and never read the wall clock: all
 times are seconds of audio, taken from the chunks.
+
+A recognizer may also take ``set_routine(running)``: the session's word, before the audio it
+applies to, that a routine is running (or no longer is). Outside a routine the session takes no
+command, so a recognizer may spend less there (``asr.spotting`` hears short utterances again with
+an open-vocabulary transcriber only while one runs). Without that word it hears as in a routine.
+``tell_routine`` passes it on to a recognizer that takes it.
 """
 
 from __future__ import annotations
@@ -83,6 +89,13 @@ class Recognizer(Protocol):
     def reset(self) -> None:
         """Forget any utterance in progress (after a device change, for example)."""
         ...
+
+
+def tell_routine(recognizer: object, running: bool) -> None:
+    """``recognizer.set_routine(running)`` where it has one (see the module docstring)."""
+    set_routine = getattr(recognizer, "set_routine", None)
+    if set_routine is not None:
+        set_routine(running)
 
 
 class RecognizerFactory(Protocol):

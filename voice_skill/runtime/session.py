@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from voice_skill.asr.base import Hypothesis, Recognizer
+from voice_skill.asr.base import Hypothesis, Recognizer, tell_routine
 from voice_skill.audio.aec import EchoCancelling
 from voice_skill.audio.echocheck import unexplained_db
 from voice_skill.audio.echotape import EchoTape
@@ -116,6 +116,7 @@ class Session:
         echo_tape: EchoTape | None = None,
     ) -> None:
         self.recognizer = recognizer
+        self._told_routine: bool | None = None  # what the recognizer was last told (``asr.base.tell_routine``)
         self.parser = parser
         self.coach = coach
         self.speaker = speaker
@@ -168,6 +169,9 @@ class Session:
             chunk = self.room(chunk)
         if self.echo_canceller is not None:
             chunk = self._cancel_echo(chunk)
+        if self.coach.active is not self._told_routine:
+            self._told_routine = self.coach.active
+            tell_routine(self.recognizer, self._told_routine)
         hyps = self.recognizer.accept(chunk)
         self.advance_to(chunk.end_s if follows else self.clock.now())
         self.hear(hyps)

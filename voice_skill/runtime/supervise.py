@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from voice_skill.asr.base import Hypothesis, Recognizer
+from voice_skill.asr.base import Hypothesis, Recognizer, tell_routine
 from voice_skill import errors
 from voice_skill.audio.pcm import AudioChunk
 from voice_skill.errors import DeviceError, RecognizerError, VoiceSkillError
@@ -65,14 +65,22 @@ class _Worker:
                 return
             method, arg = job
             try:
-                fn = getattr(self.recognizer, method)
-                out = fn(arg) if method == "accept" else fn()
+                out = _run_call(self.recognizer, method, arg)
                 self.results.put((True, out))
             except BaseException as exc:  # reported to the caller, never lost
                 self.results.put((False, exc))
 
     def stop(self) -> None:
         self.jobs.put(None)
+
+
+def _run_call(recognizer: Recognizer, method: str, arg: Any) -> Any:
+    """``accept(arg)``, ``flush()``, ``reset()`` or ``set_routine(arg)`` (optional: a recognizer
+    without it is not asked, ``asr.base``)."""
+    if method == "set_routine":
+        return tell_routine(recognizer, arg)
+    fn = getattr(recognizer, method)
+    return fn(arg) if method == "accept" else fn()
 
 
 class SupervisedRecognizer:
@@ -94,6 +102,7 @@ class SupervisedRecognizer:
         self._built = 0
         self._worker: _Worker | None = None
         self._next_rebuild = 0.0
+        self._routine: bool | None = None  # what the recognizer was last told (``set_routine``)
         self._install(first if first is not None else factory())
         self.name = getattr(self._worker.recognizer, "name", "recognizer") if self._worker else "recognizer"
 
@@ -106,6 +115,8 @@ class SupervisedRecognizer:
         return getattr(self.recognizer, "missing_words", ())
 
     def _install(self, recognizer: Recognizer) -> None:
+        if self._routine is not None:  # a rebuilt recognizer hears what its predecessor was told
+            tell_routine(recognizer, self._routine)
         self._built += 1
         self._worker = _Worker(recognizer, self._built)
 
@@ -155,6 +166,10 @@ class SupervisedRecognizer:
 
     def reset(self) -> None:
         self._call("reset")
+
+    def set_routine(self, running: bool) -> None:
+        self._routine = running
+        self._call("set_routine", running)
 
     def close(self) -> None:
         worker, self._worker = self._worker, None
@@ -272,7 +287,7 @@ def _recognizer_child(conn: Any, factory: Callable[[], tuple[Recognizer, str]]) 
                list(getattr(recognizer, "missing_words", ()) or ())))
     for method, arg in _jobs(conn):
         try:
-            out = recognizer.accept(AudioChunk(*arg)) if method == "accept" else getattr(recognizer, method)()
+            out = _run_call(recognizer, method, AudioChunk(*arg) if method == "accept" else arg)
         except Exception as exc:
             conn.send(("error", type(exc).__name__, str(exc), None))
             continue
@@ -338,6 +353,9 @@ class ProcessRecognizer:
 
     def reset(self) -> None:
         self._call("reset")
+
+    def set_routine(self, running: bool) -> None:
+        self._call("set_routine", running)
 
     def close(self) -> None:
         """End the child at once (a call blocked on it then fails with RecognizerError)."""
