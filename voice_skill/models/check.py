@@ -99,18 +99,23 @@ def check_model_dir(path: str | os.PathLike[str], *, sample_rate: int = SAMPLE_R
     if rate != sample_rate:
         raise ModelError(f"the model is for {rate} Hz audio ({mfcc_conf.relative_to(p)}); "
                          f"the skill needs a {sample_rate} Hz model", path=name)
-    manifest = read_manifest(p)
-    if manifest:
-        for rel, entry in manifest.get("files", {}).items():
-            f = p / rel
-            try:
-                size = f.stat().st_size
-            except OSError:
-                raise ModelError(f"{rel} is missing (listed in the install manifest)", path=name) from None
-            if size != entry.get("size"):
-                raise ModelError(f"{rel} has {size} bytes, the install manifest says {entry.get('size')} "
-                                 f"(truncated or changed?)", path=name)
+    check_sizes(p)
     return ModelLayout(p, final_mdl, mfcc_conf, graph_files, runtime_grammar, rate)
+
+
+def check_sizes(model_dir: Path) -> dict | None:
+    """The install manifest of ``model_dir`` (None without one), every file it lists checked
+    to be there with its recorded size (truncation); ModelError naming the first that is not."""
+    manifest = read_manifest(model_dir)
+    for rel, entry in (manifest or {}).get("files", {}).items():
+        try:
+            size = (model_dir / rel).stat().st_size
+        except OSError:
+            raise ModelError(f"{rel} is missing (listed in the install manifest)", path=str(model_dir)) from None
+        if size != entry.get("size"):
+            raise ModelError(f"{rel} has {size} bytes, the install manifest says {entry.get('size')} "
+                             f"(truncated or changed?)", path=str(model_dir))
+    return manifest
 
 
 def read_manifest(model_dir: Path) -> dict | None:
@@ -135,19 +140,28 @@ def sha256_file(path: Path) -> str:
 
 
 def verify_model(path: str | os.PathLike[str]) -> str:
-    """Re-check a model folder fully; returns a one-line summary or raises ModelError."""
+    """Re-check a Vosk model folder fully; returns a one-line summary or raises ModelError."""
     layout = check_model_dir(path)
-    manifest = read_manifest(layout.path)
-    if not manifest:
+    if not read_manifest(layout.path):
         return f"{layout.path}: structure ok (no install manifest, so file hashes were not checked)"
+    return verify_files(layout.path)
+
+
+def verify_files(folder: Path) -> str:
+    """Every file the install manifest of ``folder`` lists against its SHA-256; a one-line
+    summary, or ModelError naming the first that does not match (or a folder without one)."""
+    manifest = check_sizes(folder)
+    if not manifest:
+        raise ModelError(f"no install manifest ({MANIFEST_NAME}): it was not installed by "
+                         f"'voice-skill models download'", path=str(folder))
     files = manifest.get("files", {})
     for rel, entry in sorted(files.items()):
-        digest = sha256_file(layout.path / rel)
+        digest = sha256_file(folder / rel)
         if digest != entry.get("sha256"):
             raise ModelError(f"{rel} does not match its SHA-256 in the install manifest (corrupt or changed)",
-                             path=str(layout.path))
+                             path=str(folder))
     extra = ""
     archive = manifest.get("archive")
     if archive and archive.get("sha256"):
         extra = f"; installed from an archive with SHA-256 {archive['sha256'][:12]}..."
-    return f"{layout.path}: ok, {len(files)} files match the install manifest{extra}"
+    return f"{folder}: ok, {len(files)} files match the install manifest{extra}"

