@@ -5,7 +5,8 @@ Starts a private PulseAudio server (tests/pulse.py), runs ``voice-skill run --no
 microphone, and says "calf cramp" (a flite voice) at evenly spread times. Every
 ``--every`` seconds it samples the RSS, threads, open file descriptors and CPU time of the
 skill and its child processes (recognizer, speech engine), summed,
-from /proc, and prints a row. At the end it sends SIGINT and times the shutdown.
+from /proc, and prints a row. At the end it prints the resident memory of each process, then
+sends SIGINT and times the shutdown.
 
     python scripts/soak_live.py                 # 10 minutes, two episodes
     python scripts/soak_live.py --minutes 60 --episodes 4
@@ -65,6 +66,32 @@ def proc_stats(pid: int) -> dict:
         except (OSError, StopIteration):
             pass  # a child that has just ended
     return {"rss_mb": rss, "threads": int(threads), "fds": int(fds), "cpu_s": cpu}
+
+
+def _role(pid: int, parent: int) -> str:
+    """Which of the skill's processes ``pid`` is, by what it has loaded."""
+    if pid == parent:
+        return "skill"
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            maps = fh.read()
+    except OSError:
+        return "ended"
+    return ("recognizer" if "pocketsphinx" in maps or "vosk" in maps
+            else "speech engine" if "espeak" in maps else "child")
+
+
+def rss_by_process(pid: int) -> list[tuple[str, int, float]]:
+    """(role, pid, RSS in MB) of the skill and each of its children."""
+    out = []
+    for p in family(pid):
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                rss = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024.0
+        except (OSError, StopIteration):
+            continue
+        out.append((_role(p, pid), p, rss))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{st['started']:8d} {st['finished']:9d}", flush=True)
                 next_row += args.every
             time.sleep(0.2)
+        print("\nresident memory by process: " + ", ".join(f"{role} {rss:.1f} MB"
+                                                         for role, _, rss in rss_by_process(skill.proc.pid)))
         shutdown_s = skill.signal(signal.SIGINT)
     finally:
         skill.close()
