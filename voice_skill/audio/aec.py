@@ -69,6 +69,18 @@ RELEARN_CORRELATION = 0.85
 ABSENT_SHARE = 0.25
 FORGET_BLOCKS = 30  # not found over this many blocks of the skill's speech (0.3 s): start over
 CONVERGED_DB = -20.0  # what the filter typically leaves of a block of echo once it knows the room
+# A microphone that hears no loudspeaker, in noise: an adaptive filter fed noise the reference does
+# not explain still learns weights, and a snore's brown noise, slow to change, is partly
+# predictable from the reference's low frequencies, so the subtraction even left less than was
+# heard there while it added the skill's voice above them about 10 dB under the snore (stop 42,
+# a live soak: PocketSphinx made commands and red flags of it, the routine stopped). Where the
+# microphone's projection on the estimate above 500 Hz (160-sample blocks: 100 Hz a bin) stays
+# under this share of the estimate over about a second of the skill's speech (smoothed by
+# PRESENT_SMOOTHING a block), the echo is not there and the microphone passes untouched. With the
+# echo there the share is about 1, with or without a voice over it.
+PRESENT_SHARE = 0.25
+PRESENT_FROM_BIN = 5
+PRESENT_SMOOTHING = 0.01
 REFERENCE_FLOOR = 32.0  # int16 units (-60 dBFS): the quietest reference the filter step is scaled to
 # The output tape (``OutputTape``) across an underrun: the blocks after one reported in which its
 # jump may show, how far off the stamps' line a block must be to move the tape (the stamps jitter
@@ -118,6 +130,7 @@ class EchoCanceller:
         self.resets = 0  # times the filter started over (``_forget``)
         self._match = np.zeros(2)  # smoothed: the microphone along the echo estimate, the estimate's energy
         self._absent = 0  # blocks of the skill's speech since the estimate was last found in the microphone
+        self._present = np.zeros(2)  # smoothed, above PRESENT_FROM_BIN: the microphone along the estimate, its energy
 
     @property
     def learned(self) -> bool:
@@ -232,6 +245,17 @@ class EchoCanceller:
             self._w = self._wf.copy()  # the background learned the user's voice: start it again from the good one
         if left > 0.5 * heard:
             self.double_talk_blocks += 1
+        if peak > 4 * REFERENCE_FLOOR:
+            mic_high = np.fft.rfft(mic)[PRESENT_FROM_BIN:]
+            estimate_high = np.fft.rfft(echoes[0])[PRESENT_FROM_BIN:]
+            self._present = (1.0 - PRESENT_SMOOTHING) * self._present + PRESENT_SMOOTHING * np.array(
+                [np.vdot(estimate_high, mic_high).real, np.vdot(estimate_high, estimate_high).real])
+        if self._present[1] > 0.0 and self._present[0] < PRESENT_SHARE * self._present[1]:
+            # Over the last second of the skill's speech, the echo the filter predicts was not in
+            # the microphone above PRESENT_FROM_BIN: the microphone does not hear the loudspeaker,
+            # and what the filter would subtract is the skill's voice added to the input. The
+            # block passes as heard (see PRESENT_SHARE).
+            return mic
         # Residual suppression: where the filter explains the block (what is left is at
         # least 10 dB below what came in), only the skill was talking: damp the rest.
         if energy[1] < EXPLAINED * energy[0]:
