@@ -6,11 +6,12 @@
 
 Each room is fed in 0.1 s chunks, as the microphone does, through the trigger spotter and
 PocketSphinx (``asr.select.build_recognizer``): a quiet room (a -65 dBFS hiss), ordinary talk
-(sentences in the benchmark's voices with short pauses), a TV-like programme and babble. Three
-settings are compared: without Moonshine; with it and no routine running (the skill tells the
-recognizer, ``asr.base.tell_routine``: outside a routine Moonshine is not asked, stop 42); and with
-it hearing every short utterance again, as while a routine runs (stop 41, ``asr.moonshine``; the
-default where it is installed). The table gives the median of the runs (the machine is shared:
+(sentences in the benchmark's voices with short pauses), a TV-like programme, babble, and with
+``--rooms snore`` the snoring of ``scripts/soak_live.py``. Three settings are compared: without
+Moonshine; with it and no routine running (the skill tells the recognizer, ``asr.base.
+tell_routine``: outside a routine Moonshine is not asked, stop 42); and with it hearing every
+short utterance again, as while a routine runs (stop 41, ``asr.moonshine``; the default where it
+is installed). The table gives the median of the runs (the machine is shared:
 medians and ratios, not single figures) and how many hypotheses of the first run the setting
 without Moonshine and the one in a routine had and the other did not (Moonshine's words replace the
 grammar's where they make an intent). Stop 26's comparison (every piece decoded in one batch,
@@ -47,6 +48,8 @@ def room(kind: str, seconds: float, seed: int) -> np.ndarray:
     elif kind == "talk":
         talk, _ = benchdata.ordinary_stream(benchdata.BENCH_VOICES, seconds / 60, seed=seed)
         x = talk[:n].astype(np.float64) + hiss[:len(talk[:n])]
+    elif kind == "snore":  # at the level scripts/soak_live.py plays it
+        x = benchdata.noise_for(kind, seconds, seed)[:n].astype(np.float64) + hiss
     else:
         x = benchdata.noise_for(kind, seconds, seed)[:n].astype(np.float64) * 0.35 + hiss
     return np.clip(np.round(x), -32768, 32767).astype(np.int16)

@@ -25,14 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.pulse import MIC_FEED_SINK, unavailable_reason  # noqa: E402
 from tests.test_e2e_live import LiveSkill, cpu_seconds  # noqa: E402
 from voice_skill.audio.pcm import write_wav  # noqa: E402
+from voice_skill.devtools.speechgen import snore_noise  # noqa: E402
 
 
 def family(pid: int) -> list[int]:
@@ -106,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="soak-live-"))
     snore = tmp / "snore.wav"
-    rng = np.random.default_rng(3)
-    t = np.arange(60 * 16000) / 16000
-    breath = np.clip(np.sin(2 * np.pi * t / 4.2), 0, None) ** 2
-    write_wav(snore, (np.cumsum(rng.standard_normal(len(t))) % 2000 - 1000) .astype(np.float32).clip(-1000, 1000)
-              .__mul__(breath).astype(np.int16))
+    write_wav(snore, snore_noise(60.0))
 
     total_s = args.minutes * 60
     # Evenly spread from 30 s on; an episode waits until the previous routine has

@@ -280,22 +280,15 @@ def test_an_echo_that_is_gone_is_not_put_back_into_the_microphone(speech):
     assert db(user, out[window] - user) > 20  # and the user's word passes as said
 
 
-def _snore(n: int, seed: int = 3) -> np.ndarray:
-    """A snore-like noise (scripts/soak_live.py's): a brown-noise rasp in 4.2-s breaths, digital
-    silence between them."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / 16000
-    breath = np.clip(np.sin(2 * np.pi * t / 4.2), 0, None) ** 2
-    return (np.cumsum(rng.standard_normal(n)) % 2000 - 1000).clip(-1000, 1000) * breath
-
-
 @needs_speech
 def test_a_microphone_hearing_a_snore_and_no_loudspeaker_gets_none_of_the_skills_voice(speech):
     # stop 42, a live soak: the filter learned weights from the snore (partly predictable from
     # the reference's low frequencies) and added the skill's voice under it; PocketSphinx made
     # red flags of that and stopped the routine
     ref, _ = speech
-    mic = _snore(len(ref))
+    from voice_skill.devtools.speechgen import snore_noise
+
+    mic = snore_noise(len(ref) / 16000).astype(float)
     aec = EchoCanceller()
     out = run(aec, mic, ref)
     after = slice(16000, len(out))  # from the skill's first second on

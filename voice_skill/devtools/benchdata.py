@@ -127,6 +127,8 @@ def noise_for(kind: str, seconds: float, seed: int) -> np.ndarray:
         return speechgen.pink_noise(seconds, seed=seed)
     if kind == "brown":
         return speechgen.brown_noise(seconds, seed=seed)
+    if kind == "snore":
+        return speechgen.snore_noise(seconds, seed=seed)
     raise ValueError(f"unknown noise {kind!r}")
 
 

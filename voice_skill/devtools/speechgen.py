@@ -259,6 +259,17 @@ def brown_noise(seconds: float, seed: int = 0) -> np.ndarray:
     return _to_int16(_spectral_noise(int(seconds * SAMPLE_RATE), seed, 2.0) * 0.1)
 
 
+def snore_noise(seconds: float, seed: int = 3) -> np.ndarray:
+    """A snore-like noise, int16: a rasp (a random walk wrapped at +-1000) in breaths 4.2 s apart,
+    digital silence between them (``scripts/soak_live.py``'s bedroom)."""
+    n = int(seconds * SAMPLE_RATE)
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SAMPLE_RATE
+    breath = np.clip(np.sin(2 * np.pi * t / 4.2), 0, None) ** 2
+    rasp = (np.cumsum(rng.standard_normal(n)) % 2000 - 1000).astype(np.float32).clip(-1000, 1000)
+    return (rasp * breath).astype(np.int16)
+
+
 _BABBLE_TEXT = [
     "and now the latest news from around the country this evening",
     "the market closed higher today after a long week of trading",
