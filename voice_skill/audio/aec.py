@@ -72,8 +72,8 @@ CONVERGED_DB = -20.0  # what the filter typically leaves of a block of echo once
 # A microphone that hears no loudspeaker, in noise: an adaptive filter fed noise the reference does
 # not explain still learns weights, and a snore's brown noise, slow to change, is partly
 # predictable from the reference's low frequencies, so the subtraction even left less than was
-# heard there while it added the skill's voice above them about 10 dB under the snore (stop 42,
-# a live soak: PocketSphinx made commands and red flags of it, the routine stopped). Where the
+# heard there while it added the skill's voice above them, 4 dB under the snore on average (stop
+# 42, a live soak: PocketSphinx made commands and red flags of it, the routine stopped). Where the
 # microphone's projection on the estimate above 500 Hz (160-sample blocks: 100 Hz a bin) stays
 # under this share of the estimate over about a second of the skill's speech (smoothed by
 # PRESENT_SMOOTHING a block), the echo is not there and the microphone passes untouched. With the
