@@ -6,10 +6,15 @@ from __future__ import annotations
 import functools
 import threading
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pocketsphinx")
 
+from voice_skill.asr.base import BatchedRecognizer, Hypothesis  # noqa: E402
+from voice_skill.audio.pcm import AudioChunk  # noqa: E402
+from voice_skill.runtime.app import LIVE_RECOGNIZER_BATCH, RunOptions, make_recognizer, run_chunks  # noqa: E402
+from voice_skill.devtools.speechgen import iter_array_chunks  # noqa: E402
 from voice_skill.asr.select import build_recognizer  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
 from voice_skill.errors import ModelError, RecognizerError  # noqa: E402
@@ -281,3 +286,107 @@ def test_a_recognizer_that_takes_no_word_of_the_routine_is_not_troubled_by_it(ph
         assert warnings == [] and sup.restarts == 0
     finally:
         sup.close()
+
+
+# ---------------------------------------------------------------------- in batches (the live path)
+
+class _Recording:
+    """A recognizer that notes every call, and says one thing per 40 ms of audio it hears."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self._heard = 0
+
+    def accept(self, chunk):
+        self.calls.append(("accept", round(chunk.start_s, 3), round(chunk.seconds, 3)))
+        self._heard += chunk.samples
+        out = []
+        while self._heard >= 640:
+            self._heard -= 640
+            out.append(Hypothesis(f"h{len(self.calls)}", 1.0, chunk.start_s, chunk.end_s))
+        return out
+
+    def flush(self):
+        self.calls.append(("flush",))
+        return [Hypothesis("flushed", 1.0, 0.0, 0.0)]
+
+    def reset(self) -> None:
+        self.calls.append(("reset",))
+        self._heard = 0
+
+    def set_routine(self, running: bool) -> None:
+        self.calls.append(("set_routine", running))
+
+
+def _frames(start_s: float, n: int):
+    silence = np.zeros(160, dtype="<i2").tobytes()
+    return [AudioChunk(silence, round(start_s + i * 0.01, 3)) for i in range(n)]
+
+
+def test_in_batches_contiguous_frames_go_together_and_a_gap_starts_a_new_grid() -> None:
+    inner = _Recording()
+    rec = BatchedRecognizer(inner, 4)
+    out = [len(rec.accept(f)) for f in _frames(1.0, 6)]
+    assert out == [0, 0, 0, 1, 0, 0]  # the answer for the first 40 ms comes as the 4th frame goes in
+    rec.accept(_frames(5.0, 1)[0])  # a gap: the two held frames go alone
+    assert inner.calls == [("accept", 1.0, 0.04), ("accept", 1.04, 0.02)]
+    for f in _frames(5.01, 3):
+        rec.accept(f)
+    assert inner.calls[-1] == ("accept", 5.0, 0.04) and rec.name == "recording"
+
+
+def test_in_batches_what_is_held_goes_in_before_a_routine_reset_or_flush_and_nothing_is_lost() -> None:
+    inner = _Recording()
+    rec = BatchedRecognizer(inner, 10)
+    for f in _frames(0.0, 4):
+        assert rec.accept(f) == []
+    rec.set_routine(True)  # the word applies after the audio before it, as unbatched
+    assert inner.calls == [("accept", 0.0, 0.04), ("set_routine", True)]
+    assert [h.text for h in rec.accept(_frames(0.04, 1)[0])] == ["h1"]  # that audio's answer comes next
+    rec.reset()
+    assert inner.calls[-2:] == [("accept", 0.04, 0.01), ("reset",)]
+    for f in _frames(0.05, 4):
+        rec.accept(f)
+    assert [h.text for h in rec.flush()] == ["h5", "flushed"]  # what the held 40 ms brought, then the flush's
+    assert inner.calls[-2:] == [("accept", 0.05, 0.04), ("flush",)]
+    with pytest.raises(ValueError):
+        BatchedRecognizer(inner, 0)
+
+
+@pytest.fixture(scope="module")
+def routine_clip():
+    comp = speechgen.compose([1.0, ("I have a calf cramp", "flite:slt"), 6.0, ("pause", "flite:slt"), 4.0,
+                              ("stop", "flite:slt"), 3.0])
+    return comp
+
+
+def _run(audio, step: float, batch: int | None) -> list[dict]:
+    options = RunOptions(asr="pocketsphinx", spotter="on")
+    recognizer, _ = make_recognizer(options, PhraseTable.load())
+    if batch is not None:
+        recognizer = BatchedRecognizer(recognizer, batch)
+    events: list[dict] = []
+    run_chunks(iter_array_chunks(audio, step), options, None, recognizer=recognizer, listeners=[events.append])
+    return events
+
+
+def test_in_batches_the_skill_decides_the_same_a_batch_later_at_most_whatever_the_chunk_size(routine_clip) -> None:
+    """Real parts (PocketSphinx, the trigger spotter and its heads, the whole session): a test
+    voice starts a routine, pauses it and stops it. Heard in the live path's batches of frames,
+    the skill hears the same things and acts on each less than a batch later than frame by frame,
+    at the same instants whether the recording comes in 0.1-s or 0.5-s chunks."""
+    batch = LIVE_RECOGNIZER_BATCH
+    def decisions(events):
+        return [(e["event"], e.get("intent"), e.get("state"), e["t"]) for e in events
+                if e["event"] in ("heard", "routine") and (e["event"] == "routine" or e.get("intent"))]
+
+    plain = decisions(_run(routine_clip.samples, 0.1, None))
+    assert [d[:3] for d in plain if d[0] == "routine"] == [("routine", None, "started"), ("routine", None, "paused"),
+                                                            ("routine", None, "stopped")], plain
+    batched = decisions(_run(routine_clip.samples, 0.1, batch))
+    assert decisions(_run(routine_clip.samples, 0.5, batch)) == batched
+    assert [d[:3] for d in batched] == [d[:3] for d in plain]
+    late = [b[3] - p[3] for b, p in zip(batched, plain)]
+    assert all(-1e-9 <= d < batch * 0.01 for d in late) and max(late) > 0.0, late

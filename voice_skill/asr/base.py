@@ -20,7 +20,7 @@ an open-vocabulary transcriber only while one runs). Without that word it hears 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from voice_skill.audio.pcm import AudioChunk
 
@@ -96,6 +96,74 @@ def tell_routine(recognizer: object, running: bool) -> None:
     set_routine = getattr(recognizer, "set_routine", None)
     if set_routine is not None:
         set_routine(running)
+
+
+class BatchedRecognizer:
+    """Hands ``recognizer`` the audio ``batch`` chunks at a time instead of one by one.
+
+    The live skill's recognizer runs in another process, and each call is a round trip
+    through a pipe and a worker thread: at one call per 10-ms frame that cost more of a core
+    than recognizing a quiet room (``docs/measurements.md``). Here contiguous chunks are
+    joined and handed over ``batch`` at a time, on a grid that starts at the first chunk and
+    again after any gap, so the same audio gives the same calls whatever the caller's pace.
+    Hypotheses are the inner recognizer's, with their audio times; they only reach the caller
+    up to ``batch - 1`` chunks later. Audio held back goes in first before ``flush``,
+    ``reset`` or ``set_routine``, so each applies where the caller asked for it; what that
+    audio brings back comes with the next ``accept``.
+    """
+
+    def __init__(self, recognizer: Any, batch: int) -> None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        self.recognizer = recognizer
+        self.batch = batch
+        self._held: list[AudioChunk] = []
+        self._ready: list[Hypothesis] = []
+
+    def __getattr__(self, name: str) -> Any:  # name, description, missing_words, restarts...
+        if name == "recognizer":  # not set yet (a copy being built)
+            raise AttributeError(name)
+        return getattr(self.recognizer, name)
+
+    def _send(self) -> None:
+        held, self._held = self._held, []
+        if held:
+            first = held[0]
+            joined = AudioChunk(b"".join(c.audio for c in held), first.start_s, first.rate, first.width,
+                                first.channels)
+            self._ready.extend(self.recognizer.accept(joined))
+
+    def _take(self) -> list[Hypothesis]:
+        out, self._ready = self._ready, []
+        return out
+
+    def accept(self, chunk: AudioChunk) -> list[Hypothesis]:
+        if self._held:
+            last = self._held[-1]
+            if (abs(chunk.start_s - last.end_s) > 1e-6
+                    or (chunk.rate, chunk.width, chunk.channels) != (last.rate, last.width, last.channels)):
+                self._send()  # a gap: what was held goes alone, and a new grid starts here
+        self._held.append(chunk)
+        if len(self._held) >= self.batch:
+            self._send()
+        return self._take()
+
+    def flush(self) -> list[Hypothesis]:
+        self._send()
+        return self._take() + list(self.recognizer.flush() or [])
+
+    def reset(self) -> None:
+        self._send()
+        self.recognizer.reset()
+
+    def set_routine(self, running: bool) -> None:
+        self._send()
+        tell_routine(self.recognizer, running)
+
+    def close(self) -> None:
+        close = getattr(self.recognizer, "close", None)
+        if close is not None:
+            close()
 
 
 class RecognizerFactory(Protocol):
