@@ -137,10 +137,10 @@ class Mouth:
             except (BrokenPipeError, ValueError):
                 return
 
-    def say(self, text: str) -> tuple[float, float]:
+    def say(self, text: str, voice: str = USER_VOICE) -> tuple[float, float]:
         """Say ``text`` and wait until it has been said; (wall start, spoken seconds)."""
-        wav = self.tmp / (re.sub(r"\W+", "-", text) + ".wav")
-        seconds = user_wav(wav, text)
+        wav = self.tmp / (re.sub(r"\W+", "-", f"{voice} {text}") + ".wav")
+        seconds = user_wav(wav, text, voice)
         samples, _rate = read_wav_int16(wav)
         t0 = time.monotonic()
         self._words.put(samples.astype("<i2").tobytes())
@@ -273,6 +273,24 @@ class LiveSkill:
         if wait:
             player.wait(timeout=30)
         return t0, seconds
+
+    def hear_own_voice(self, gain_db: float) -> None:
+        """Everything the skill plays comes back into its microphone, ``gain_db`` down, as from a
+        loudspeaker in a quiet room. A room's echo path holds still; the loopback's default
+        adaptive resampling makes the delay wander by samples every few seconds, which no room
+        does (adjust_time=0 turns it off). (Until stop 21 the test looked for the loopback in the
+        short listing's second column, which is the sink: the echo came in as loud as the user.)"""
+        module = self.server.pactl("load-module", "module-loopback", f"source={SPEAKER_SINK}.monitor",
+                                   f"sink={MIC_FEED_SINK}", "latency_msec=30", "adjust_time=0").stdout.strip()
+        deadline = time.monotonic() + 10.0
+        while True:
+            streams = json.loads(self.server.pactl("--format=json", "list", "sink-inputs").stdout or "[]")
+            loop = [s["index"] for s in streams if s.get("owner_module") == module]
+            if loop or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(loop) == 1, streams
+        self.server.pactl("set-sink-input-volume", str(loop[0]), f"{gain_db:g}dB")
 
     def mouth(self, to: str) -> "Mouth":
         """A user who stays in the room: one playback stream into ``to`` for the whole test."""
@@ -494,23 +512,9 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     skill = skill_factory(combined=False, args=("--time-of-day", "14:00", *voice_args()),
                           env={"VOICE_SKILL_ECHO_TAPE": str(tape)})
     # Everything the skill plays comes back into its microphone, as from a loudspeaker in a quiet
-    # room. A room's echo path holds still; the loopback's default adaptive resampling makes the
-    # delay wander by samples every few seconds, which no room does (adjust_time=0 turns it off).
-    module = skill.server.pactl("load-module", "module-loopback", f"source={SPEAKER_SINK}.monitor",
-                                f"sink={MIC_FEED_SINK}", "latency_msec=30", "adjust_time=0").stdout.strip()
-    # The loudspeaker is across the room and the user is near the microphone: the echo
-    # arrives 6 dB down (half amplitude), the user's voice at full level. (Until stop 21 this
-    # looked for the loopback in the short listing's second column, which is the sink: the
-    # echo came in as loud as the user's voice.)
-    deadline = time.monotonic() + 10.0
-    while True:
-        streams = json.loads(skill.server.pactl("--format=json", "list", "sink-inputs").stdout or "[]")
-        loop = [s["index"] for s in streams if s.get("owner_module") == module]
-        if loop or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert len(loop) == 1, streams
-    skill.server.pactl("set-sink-input-volume", str(loop[0]), "-6dB")
+    # room across it; the user is near the microphone: the echo arrives 6 dB down (half
+    # amplitude), the user's voice at full level.
+    skill.hear_own_voice(-6.0)
     # What the microphone heard, kept beside the loudspeaker's recording for a failure's post-mortem
     # (scripts/bench_aec.py --replay runs the echo canceller on the two).
     mic_recorder = skill.server.record(skill.tmp / "microphone.wav", MIC_SOURCE)
