@@ -30,19 +30,17 @@ from voice_skill.tts.base import Speaker
 
 log = logging.getLogger(__name__)
 
-# The echo canceller learns the room from the skill's first words; until it has heard this
-# much of them, what it lets through is no evidence of the user (measured: the skill's own
-# intro, heard back at half level, came out of PocketSphinx as "my leg is weak ... felt a
-# pop" with more energy left than went in). A safety phrase mixed with the skill's speech
-# in that time is not taken; once the canceller has learned, the energy test decides.
+# The echo canceller learns the room from the skill's first words. Until it has
+# (``EchoCanceller.learned``), and at most this long into the skill's first speech, a red flag
+# or emergency the safety head heard by its sound in other words over that speech is not taken:
+# live, the skill's own intro came back as "i was you what was that" with the head sure of an
+# emergency (stop 43, ``scripts/eval_live_echo.py``). One the recognizer placed in words is
+# judged there as anywhere, on its phrase's own words (``_phrase_times``). Until stop 43 only the
+# phrase said alone counted in this time (an early build heard its intro back as "my leg is weak
+# ... felt a pop", before the echo check existed): live, red flags said over the skill's first
+# sentences were then taken 1 time in 12, now 6 in 12, with no false one from its own voice in
+# 24 first starts (dev, simulated: 13 -> 18 of 50, no false one added).
 ECHO_LEARNING_S = 8.0
-# ... or until it has learned (``EchoCanceller.learned``), where that comes first. Red flags said
-# over the skill's speech (stop 42, ``eval_commands.py --echo --safety``): the fixed 8 s dropped
-# one in 14 of 50 dev recordings ("oh no pulled something", "but oh no i'm dizzy please"); taken
-# 10 of 50 with it, 13 so, 18 with no window at all (and then the skill's intro, heard back at half
-# level in 21 dev recordings nobody spoke in, gave no red flag either; not tried live); test 9 -> 10
-# of 49, no false intent added in either.
-SAFETY_ONCE_LEARNED = True
 # Any other command said over the skill's first words ever, before the canceller has explained
 # some of them (``EchoCanceller.learned``), is not taken either: 0.2 s into the skill's first
 # sentence, its own "I'm with you" came back as "quit", whole and alone, and stopped the
@@ -284,22 +282,24 @@ class Session:
         if verdict is None and intent is not None and self.echo_canceller is not None \
                 and self.guard.speaking(hyp.start_s, hyp.end_s):
             # Said over the skill's own speech: the user's voice passes the echo canceller,
-            # what is left of the skill's own (garbled into "done", "repeat") does not.
-            survived = self.survived_db(hyp.start_s, hyp.end_s)
+            # what is left of the skill's own (garbled into "done", "repeat") does not. A red flag
+            # or emergency is judged on its own words: the recognizer runs the skill's echo and a
+            # user's call into one utterance ("it's numb at the gym"), mostly the echo's.
+            span = self._phrase_times(hyp, intent) if intent.name in SAFETY_INTENTS else (hyp.start_s, hyp.end_s)
+            survived = self.survived_db(*span)
             first = self.guard.first_started()
             if survived is not None and survived < SURVIVED_MIN_DB:
                 verdict = "echo left over"
-            elif (unexplained := self.unexplained_db(hyp.start_s, hyp.end_s)) is not None \
+            elif (unexplained := self.unexplained_db(*span)) is not None \
                     and unexplained < UNEXPLAINED_MIN_DB:
                 verdict = "the loudspeaker's own sound"
             elif (intent.name not in SAFETY_INTENTS and first is not None and hyp.start_s < first + FIRST_WORDS_S
                   and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
                 verdict = "over own voice before the echo canceller learned the room"
-            elif (intent.name in SAFETY_INTENTS and first is not None and hyp.start_s < first + ECHO_LEARNING_S
-                  and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at or not SAFETY_ONCE_LEARNED)
-                  and (hyp.sound_intent is not None or tokens(hyp.text) != tuple(intent.phrase.split()))):
-                # (a safety intent heard by its sound is never the phrase said alone)
-                verdict = "mixed with own voice while the echo canceller learns"
+            elif (intent.name in SAFETY_INTENTS and hyp.sound_intent is not None and first is not None
+                  and hyp.start_s < first + ECHO_LEARNING_S
+                  and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
+                verdict = "heard by its sound over own voice while the echo canceller learns"
             elif (intent.name in SAFETY_INTENTS
                   and _other_words(hyp, intent) > OVER_SPEECH_SAFETY_EXTRA_WORDS):
                 verdict = "buried in own voice"
@@ -351,6 +351,16 @@ class Session:
             log.debug("%r: the words that take the trigger back are the loudspeaker's (%.1f dB)", hyp.text, said)
             return False
         return True
+
+    @staticmethod
+    def _phrase_times(hyp: Hypothesis, intent: Intent) -> tuple[float, float]:
+        """Where the words that make ``intent`` were said within ``hyp`` (the recognizer's word
+        times), or all of ``hyp`` where that is not known."""
+        if hyp.sound_intent is None and hyp.words and len(hyp.words) == len(tokens(hyp.text)):
+            span = word_span([w for w, _, _ in hyp.words], intent.phrase)
+            if span is not None:
+                return hyp.words[span[0]][1], hyp.words[span[1]][2]
+        return hyp.start_s, hyp.end_s
 
     def _others_are_echo(self, hyp: Hypothesis, intent: Intent) -> bool:
         """Whether a command heard with other words over the skill's speech ("eat pause") was
