@@ -616,6 +616,28 @@ def test_the_skill_does_not_obey_its_own_voice_and_barge_in_still_works(skill_fa
     assert any(e["event"] == "cut" for e in events), "the pause did not cut the speech"
 
 
+def test_a_first_start_takes_nothing_from_its_own_intro_heard_back(tmp_path, warm_speech_cache) -> None:
+    """scripts/eval_live_echo.py in short form: two fresh starts with the loudspeaker looped back
+    into the microphone 6 dB down, before the echo canceller has ever heard the room; in the
+    second a red flag is called out over the skill's first sentences. The skill's own intro,
+    heard back, never counts as the user (stop 43 dropped the rule that took a red flag there only
+    as its phrase said alone; without its part for the safety head, one of 24 live starts took an
+    emergency from the intro). Whether the red flag itself was heard is printed, not asserted: the
+    script measures that (6 of 12)."""
+    import random
+
+    from scripts.eval_live_echo import episode
+
+    _skip_without_tools()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or tmp_path / "cache")
+    rng = random.Random(1)
+    rows = [episode(tmp_path, i, rng, cache) for i in (0, 1)]
+    print(f"\nfirst starts over their own echo: {rows}")
+    assert [row["verdict"] for row in rows][0] == "nobody", rows
+    assert rows[1]["verdict"] in ("right", "wrong", "missed"), rows  # the routine started
+    assert rows[0]["false"] == [] and rows[1]["false"] == [], rows
+
+
 # ---------------------------------------------------------------- (c) devices that go away
 
 def _window_cpu(pid: int, seconds: float) -> float:
