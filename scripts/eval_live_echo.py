@@ -60,7 +60,7 @@ def episode(root: Path, index: int, rng: random.Random, cache: Path) -> dict:
         skill.wait_listening()
         trigger = user.say("calf cramp", voice)
         try:
-            events = skill.wait_for(lambda ev: any(e["event"] == "routine" for e in ev), 20, "the routine")
+            skill.wait_for(lambda ev: any(e["event"] == "routine" for e in ev), 20, "the routine")
         except AssertionError:
             row["verdict"] = "no routine"
             return row
