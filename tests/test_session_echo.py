@@ -32,14 +32,15 @@ def _voice(text: str) -> tuple[float, np.ndarray]:
 
 def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: float = 12.0,
          echo: bool = True, step: float = 0.5, marks: tuple = (), burst_s: float = 0.5,
-         room_gain: float = 0.5, tape=None, heard: Hypothesis | None = None) -> list[dict]:
+         room_gain: float = 0.5, tape=None, heard: Hypothesis | None = None, fan: float = 0.0) -> list[dict]:
     """'calf cramp' at 1 s; then ``text`` is "heard" in the 0.5 s before ``end_s`` while the
     skill speaks. The microphone holds the skill's echo (the simulated room) and, if
     ``user_burst``, the user's own voice over the last ``burst_s`` of them (the room's echo
     ``room_gain`` times its response: at 0.5 some 25 dB under the voice). Without ``echo`` the microphone
     hears none of the skill (a headset). ``step`` 0: an echo canceller that never adapts.
     ``marks``: the hypothesis's fields after ``text`` (final, routine_only, ...). ``heard``: this
-    hypothesis instead of ``text``'s."""
+    hypothesis instead of ``text``'s. ``fan``: a steady noise of this RMS in the microphone
+    throughout."""
     loaded = [routine_from_dict(routine())]
     clock = VirtualClock()
     out = io.StringIO()
@@ -53,9 +54,9 @@ def _run(user_burst: bool, text: str = "repeat", end_s: float = 7.0, seconds: fl
     rng = np.random.default_rng(7)
     chunk = int(0.1 * SAMPLE_RATE)
     for i in range(int(seconds * 10)):
-        samples = np.zeros(chunk)
+        samples = rng.standard_normal(chunk) * fan
         if user_burst and end_s - burst_s <= i / 10 < end_s:
-            samples = rng.standard_normal(chunk) * 3000.0
+            samples += rng.standard_normal(chunk) * 3000.0
         session.feed(AudioChunk(samples.astype("<i2").tobytes(), i / 10))
     session.end_of_stream()
     return [json.loads(line) for line in out.getvalue().splitlines()]
@@ -95,6 +96,26 @@ def test_a_red_flag_called_out_over_the_skill_stops_the_massage() -> None:
     assert "ignored" not in heard and heard["intent"] == "red_flag"
     stopped = [e for e in events if e["event"] == "routine" and e["state"] == "stopped"]
     assert stopped and stopped[0]["reason"] == "red_flag"
+
+
+# A fan about a third of what the microphone hears while the skill speaks: neither the canceller
+# nor the fit of the reference can take it away, so a word made of the fan and the echo passes
+# both checks above; what they leave is no louder than the room was before it.
+FAN = 120.0
+
+
+def test_a_red_flag_made_of_a_fan_and_the_echo_is_no_louder_than_the_room() -> None:
+    # over a fan, the skill's own "Now stroke slowly" came back as "puffy" (dev, with the echo)
+    events = _run(user_burst=False, text="puffy", end_s=15.0, seconds=20.0, fan=FAN)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == "puffy")
+    assert heard["ignored"] == "no louder than the room" and heard["intent"] is None
+    assert not any(e["event"] == "routine" and e["state"] == "stopped" for e in events)
+
+
+def test_a_red_flag_called_out_over_the_fan_and_the_skill_stops_the_massage() -> None:
+    events = _run(user_burst=True, text="puffy", end_s=15.0, seconds=20.0, fan=FAN)
+    heard = next(e for e in events if e["event"] == "heard" and e["text"] == "puffy")
+    assert "ignored" not in heard and heard["intent"] == "red_flag"
 
 
 # The skill's first sentence ("Hello.") plays from 1 s: the canceller has heard only a few
