@@ -16,13 +16,16 @@ read:
     python scripts/eval_live_echo.py                   # 24 episodes, about 12 minutes
     python scripts/eval_live_echo.py --episodes 8 --seed 3
 
-Prints a row per episode, then the counts. Exit 0; 2 where no PulseAudio server can run here.
+Prints a row per episode, then the counts, and where each episode's event log and recordings are
+kept for a look afterwards (the shared sentence cache is removed). Exit 0; 2 where no PulseAudio
+server can run here.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
           f"missed {count['missed']} of {len(said)}")
     print(f"false intents from the skill's own voice: {sum(len(r.get('false', [])) for r in rows)} "
           f"in {len(nobody) + len(said)} routines' first {AFTER_START_S:g} s")
+    shutil.rmtree(cache, ignore_errors=True)
+    print(f"episodes' event logs and recordings: {root}")
     return 0
 
 
