@@ -342,18 +342,29 @@ def test_every_fixed_sentence_comes_out_at_one_loudness(joe, tmp_path: Path) -> 
 
 @needs_piper
 def test_night_manners_with_the_natural_voice_are_slower_softer_and_chimed(joe) -> None:
-    clock = Clock()
-    voice = CachedVoice(joe, None)
-    night = [False]
-    chimed = ChimeVoice(voice, clock, lambda: night[0], manners=lambda: (140, 0.6) if night[0] else (165, 1.0))
     text = "Slow, light strokes from the ankle up toward the knee."
-    day = chimed.synthesize(text)
-    night[0], clock.t = True, 100.0
-    at_night = chimed.synthesize(text)
     chime_n = int(0.4 * SAMPLE_RATE) + int(0.15 * SAMPLE_RATE)
+
+    def render() -> tuple[np.ndarray, np.ndarray]:
+        """The sentence by day, then at night, through a fresh voice (nothing memoised)."""
+        clock = Clock()
+        night = [False]
+        chimed = ChimeVoice(CachedVoice(joe, None), clock, lambda: night[0],
+                            manners=lambda: (140, 0.6) if night[0] else (165, 1.0))
+        day = chimed.synthesize(text)
+        night[0], clock.t = True, 100.0
+        return day, chimed.synthesize(text)
+
+    # Piper draws each phoneme's length at random: one rendering of a sentence varies by a few per
+    # cent (one CI run measured 1.09 where 1.18 is usual), so the rate is judged on the median of
+    # three renderings, and the loudness on the first.
+    renders = [render() for _ in range(3)]
+    day, at_night = renders[0]
     assert np.abs(at_night[:int(0.4 * SAMPLE_RATE)]).max() > 0  # the chime first
     spoken = at_night[chime_n:]
-    assert len(spoken) > 1.1 * len(day)  # 140 words a minute instead of 165
+    day_n = np.median([len(_without_pause(d)) for d, _ in renders])
+    night_n = np.median([len(_without_pause(n[chime_n:])) for _, n in renders])
+    assert night_n > 1.08 * day_n  # 140 words a minute instead of 165: 1.18 times as long
     drop = integrated_loudness(_without_pause(day)) - integrated_loudness(_without_pause(spoken))
     assert abs(drop - (-20 * np.log10(0.6))) < 0.5, drop
 
