@@ -20,6 +20,10 @@ the skill talks is buried in one long utterance of the skill's own words.
   Double talk is judged against the predicted echo, not the loudspeaker's level: a Geigel
   detector (microphone louder than 0.6 of the reference) took a loudspeaker's echo that was
   nearly as loud as the samples played for the user all the time, and froze the filter.
+- Before the filter has converged, its step is not slowed (a filter far from the room
+  leaves more than its estimate whatever happens), but once it has explained 0.3 s of echo
+  the foreground takes no taps from a block that leaves 6 dB more than it typically does:
+  someone is talking there, and the background has just learned them.
 - A room that really changed looks like double talk to that rule. ``relearn`` lifts it
   until the filter explains the echo again; ``AlignedEchoCanceller`` calls it when the echo
   moved on the tape and the microphone holds the echo alone.
@@ -58,6 +62,7 @@ LEARNED_BLOCKS = 30
 ADOPT_SPREAD = 0.5
 BACKTRACK_SPREAD = 4.0
 LEFTOVER_SPREAD_DB = 12.0  # a block is damped up to this far above what the filter typically leaves
+LEARNING_SPREAD_DB = 6.0  # before it has converged, the foreground takes no taps from a block this far above it
 DOUBLE_TALK_RELEASE = 0.9  # per block: the loudest recent error fades over about 100 ms
 RELEARN_BLOCKS = 500  # at most 5 s at full speed after the echo path changed
 # The microphone's last 0.6 s correlates with the tape at least this fraction of what the echo
@@ -123,6 +128,7 @@ class EchoCanceller:
         self._loud_error = 0.0  # the loudest recent foreground error, released slowly (double talk)
         self._relearn = 0  # blocks left of learning at full speed (``relearn``)
         self._relearned_from = 0
+        self._started_from = 0  # explained blocks when the filter last started over or relearned
         self._leftover_db = 10.0 * np.log10(EXPLAINED)  # what the filter typically leaves of a block of echo
         self.double_talk_blocks = 0  # blocks with more in them than the echo (the user, or a new room)
         self.explained_blocks = 0  # blocks of the skill's speech the filter took out (10 dB or more)
@@ -146,8 +152,15 @@ class EchoCanceller:
         self._relearn = self._absent = 0
         self._match[:] = 0.0
         self._leftover_db = 10.0 * np.log10(EXPLAINED)
+        self._started_from = self.explained_blocks
         self.resets += 1
         log.info("echo canceller: the echo it learned is gone from the microphone; learning the room again")
+
+    @property
+    def _knows_room(self) -> bool:
+        """Whether the filter has explained enough blocks since it last started over or was told
+        the room changed for its typical leftover to say what is echo and what is not."""
+        return self.explained_blocks - self._started_from >= LEARNED_BLOCKS
 
     @property
     def converged(self) -> bool:
@@ -162,7 +175,7 @@ class EchoCanceller:
         change with the echo alone in the microphone, where an error louder than the echo the
         filter predicts is the new room, not someone talking."""
         self._relearn = blocks
-        self._relearned_from = self.explained_blocks
+        self._relearned_from = self._started_from = self.explained_blocks
         self._loud_error = 0.0
         # What it left of the old room says nothing of the new one: not converged until it
         # takes the new echo as far down (else the slow double-talk pace resumed after 0.3 s).
@@ -236,8 +249,14 @@ class EchoCanceller:
         # word, still quieter than the echo, passes the step control, and the background learns
         # it (live: the foreground took it over mid-"pause" and let the echo through, 20-30 dB
         # instead of 50-60 dB taken out, for seconds after the word; the rest was heard as a red flag).
-        usual = energy[1] < 10.0 ** ((self._leftover_db + LEFTOVER_SPREAD_DB) / 10.0) * (energy[0] + 1e-9)
-        if (scale >= 1.0 and (usual or not self.converged) and self._gain > 0
+        # Before it has converged the step is not slowed for anyone, so the background learns
+        # every word said over the skill's first sentences: once the filter has explained 0.3 s
+        # of the echo, a block more than LEARNING_SPREAD_DB above its typical leftover gives the
+        # foreground nothing either (taking the taps there brought the echo back at full level
+        # during the word and for a second after it, 2-4 s into the first sentences: test_aec).
+        spread = LEFTOVER_SPREAD_DB if self.converged else LEARNING_SPREAD_DB
+        usual = energy[1] < 10.0 ** ((self._leftover_db + spread) / 10.0) * (energy[0] + 1e-9)
+        if (scale >= 1.0 and (usual or not self._knows_room) and self._gain > 0
                 and self._gain ** 2 > ADOPT_SPREAD * self._spread and left_background < heard):
             self._wf = self._w.copy()  # the background explains the echo better: use it
             self.adoptions += 1
