@@ -72,6 +72,19 @@ def test_every_family_is_heard_in_any_sentence(intent, family, text, frame):
     assert heard.slots.get(FAMILY_SLOT) == family
 
 
+def test_every_intent_in_a_sentence_is_listed_the_one_taken_first():
+    """Over the skill's voice a safety phrase made of its echo gives way to another one in the same
+    words (session.py), so the parser lists them all, best first, each with its own family."""
+    found = PARSER.parse_all("repeat that, it at puffy get help er i heard a pop, then don't stop")
+    assert [(i.name, i.phrase) for i in found] == [
+        ("emergency", "get help"), ("red_flag", "i heard a pop"), ("red_flag", "heard a pop"), ("red_flag", "puffy"),
+        ("repeat", "repeat that"), ("repeat", "repeat"), ("help", "help")]  # "don't stop" is no "stop"
+    assert found[0] == PARSER.parse("repeat that, it at puffy get help er i heard a pop, then don't stop")
+    # the family is the intent's, as parse gives it: the first of the table's heard anywhere
+    assert found[1].slots.get(FAMILY_SLOT) == PARSER.parse("puffy i heard a pop").slots.get(FAMILY_SLOT) == "swelling"
+    assert "emergency" in found[1].also and "red_flag" in found[0].also
+    assert PARSER.parse_all("nothing to hear here") == [] and PARSER.parse_all("") == []
+
 @pytest.mark.parametrize("text", ["help", "what can I say"])
 def test_plain_help_still_lists_the_commands(text):
     events = run_script([(1.0, text)], 3)

@@ -272,6 +272,27 @@ def test_a_red_flag_after_the_skills_echo_in_one_utterance_is_judged_by_its_own_
     assert heard["intent"] is None and heard["ignored"] in ("echo left over", "the loudspeaker's own sound")
 
 
+TWO_CALLS = "get help these it's numb"  # the echo's "get help" first, the user's "it's numb" last
+TWO_CALLS_WORDS = (("get", 12.0, 12.6), ("help", 12.6, 13.2), ("these", 13.2, 14.4), ("it's", 14.4, 14.7),
+                   ("numb", 14.7, 15.0))
+
+
+def test_a_red_flag_beside_a_safety_phrase_made_of_the_echo_is_taken() -> None:
+    """Live: "it at puffy get help er i heard a pop". The emergency outranks the red flag, but its
+    words are the skill's echo and are dropped; the user's red flag in the same words is taken
+    on its own. With nobody speaking, neither is."""
+    def heard_at(user: bool) -> dict:
+        hyp = Hypothesis(TWO_CALLS, 0.9, 12.0, 15.0, words=TWO_CALLS_WORDS)
+        events = _run(user_burst=user, burst_s=0.6, end_s=15.0, seconds=20.0, heard=hyp, room_gain=10.0)
+        return next(e for e in events if e["event"] == "heard" and e["text"] == TWO_CALLS)
+
+    assert IntentParser().parse(TWO_CALLS).name == "emergency"
+    heard = heard_at(True)
+    assert "ignored" not in heard and heard["intent"] == "red_flag", heard
+    assert heard["slots"]["family"] == "numbness"  # the red flag's answer, not the emergency's
+    heard = heard_at(False)
+    assert heard["intent"] is None and heard["ignored"] in ("echo left over", "the loudspeaker's own sound")
+
 def test_the_echo_tape_holds_what_the_canceller_saw(tmp_path, monkeypatch) -> None:
     import wave
 

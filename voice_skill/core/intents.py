@@ -282,22 +282,26 @@ class IntentParser:
         self.table = table or PhraseTable.load()
 
     def parse(self, text: str) -> Intent | None:
+        found = self.parse_all(text)
+        return found[0] if found else None
+
+    def parse_all(self, text: str) -> list[Intent]:
+        """Every intent whose phrase stands in ``text`` (not negated, not taken back), one per
+        intent and phrase, the one ``parse`` takes first: safety outranks comfort, then the
+        longer phrase, then the table's order."""
         heard = tokens(text)
         if not heard:
-            return None
+            return []
         table = self.table
         rank = {name: len(table.outrank) - i for i, name in enumerate(table.outrank)}
-        best: tuple[int, int, int, str, tuple[str, ...]] | None = None
-        matched: set[str] = set()
+        found: dict[tuple[str, tuple[str, ...]], tuple[int, int, int]] = {}
         said = set(heard)  # a phrase whose first word was not said is not looked for
         order_of = {intent: order for order, (intent, _) in enumerate(table.intents)}
 
         def consider(intent: str, phrase: tuple[str, ...]) -> None:
-            nonlocal best
-            matched.add(intent)
-            key = (rank.get(intent, 0), len(phrase), -order_of[intent], intent, phrase)
-            if best is None or key[:3] > best[:3]:
-                best = key
+            key = (rank.get(intent, 0), len(phrase), -order_of[intent])
+            if found.get((intent, phrase), key) <= key:
+                found[(intent, phrase)] = key
 
         for intent, phrases in table.intents:
             for phrase in phrases:
@@ -314,15 +318,21 @@ class IntentParser:
                         consider(table.retraction.ended_as, heard[taken_back[1]:taken_back[2]])
                 if stands:
                     consider(intent, phrase)
-        if best is None:
-            return None
-        name = best[3]
-        slots = self.slots(heard)
-        for family, phrases in table.families.get(name, ()):
-            if any(_find(heard, p) for p in phrases):
-                slots[FAMILY_SLOT] = family
-                break
-        return Intent(name, " ".join(best[4]), slots, frozenset(matched - {name}))
+        if not found:
+            return []
+        # best first; among equal keys the first considered (sorted is stable)
+        ranked = sorted(found, key=lambda k: found[k], reverse=True)
+        matched = frozenset(name for name, _ in found)
+        base = self.slots(heard)
+        intents = []
+        for name, phrase in ranked:
+            slots = dict(base)
+            for family, phrases in table.families.get(name, ()):
+                if any(_find(heard, p) for p in phrases):
+                    slots[FAMILY_SLOT] = family
+                    break
+            intents.append(Intent(name, " ".join(phrase), slots, matched - {name}))
+        return intents
 
     def takes_back(self, text: str) -> int | None:
         """Whether ``text`` holds a phrase of ``[retraction]``'s intents (the trigger) only where

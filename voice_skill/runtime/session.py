@@ -302,22 +302,17 @@ class Session:
             # what is left of the skill's own (garbled into "done", "repeat") does not. A red flag
             # or emergency is judged on its own words: the recognizer runs the skill's echo and a
             # user's call into one utterance ("it's numb at the gym"), mostly the echo's.
-            span = self._phrase_times(hyp, intent) if intent.name in SAFETY_INTENTS else (hyp.start_s, hyp.end_s)
-            survived = self.survived_db(*span)
+            if intent.name in SAFETY_INTENTS:
+                intent, verdict = self._safety_over_own_voice(hyp, intent)
+            else:
+                verdict = self._echo_verdict(hyp.start_s, hyp.end_s)
             first = self.guard.first_started()
-            if survived is not None and survived < SURVIVED_MIN_DB:
-                verdict = "echo left over"
-            elif (unexplained := self.unexplained_db(*span)) is not None \
-                    and unexplained < UNEXPLAINED_MIN_DB:
-                verdict = "the loudspeaker's own sound"
-            elif (over := self.over_room_db(*span, unexplained)) is not None and over < ROOM_OVER_MIN_DB:
-                verdict = "no louder than the room"
-            elif (intent.name not in SAFETY_INTENTS and first is not None and hyp.start_s < first + FIRST_WORDS_S
-                  and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
+            learning = first is not None and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)
+            if (verdict is None and learning and intent.name not in SAFETY_INTENTS
+                    and hyp.start_s < first + FIRST_WORDS_S):
                 verdict = "over own voice before the echo canceller learned the room"
-            elif (intent.name in SAFETY_INTENTS and hyp.sound_intent is not None and first is not None
-                  and hyp.start_s < first + ECHO_LEARNING_S
-                  and (self._echo_learned_at is None or hyp.start_s < self._echo_learned_at)):
+            elif (verdict is None and learning and intent.name in SAFETY_INTENTS and hyp.sound_intent is not None
+                  and hyp.start_s < first + ECHO_LEARNING_S):
                 verdict = "heard by its sound over own voice while the echo canceller learns"
         if (verdict is None and intent is not None and hyp.routine_only and not self.coach.active
                 and not (hyp.sound_intent in SAFETY_INTENTS and self.coach.in_episode)):
@@ -367,6 +362,36 @@ class Session:
             log.debug("%r: the words that take the trigger back are the loudspeaker's (%.1f dB)", hyp.text, said)
             return False
         return True
+
+    def _echo_verdict(self, start_s: float, end_s: float) -> str | None:
+        """Why what the microphone heard from ``start_s`` to ``end_s`` (clock time), over the
+        skill's speech, is the skill's own voice and not someone's; None if it is not."""
+        survived = self.survived_db(start_s, end_s)
+        if survived is not None and survived < SURVIVED_MIN_DB:
+            return "echo left over"
+        unexplained = self.unexplained_db(start_s, end_s)
+        if unexplained is not None and unexplained < UNEXPLAINED_MIN_DB:
+            return "the loudspeaker's own sound"
+        over = self.over_room_db(start_s, end_s, unexplained)
+        if over is not None and over < ROOM_OVER_MIN_DB:
+            return "no louder than the room"
+        return None
+
+    def _safety_over_own_voice(self, hyp: Hypothesis, intent: Intent) -> tuple[Intent, str | None]:
+        """A red flag or emergency heard over the skill's speech, judged on its phrase's own
+        words; where those are the skill's echo, another red flag or emergency in the same words
+        whose own words are not is taken instead. Live, the recognizer ran the echo and a user's
+        call into one utterance that held a safety phrase of each: "it at puffy get help er i
+        heard a pop" (the echo's "get help", an emergency, outranked the user's red flag and was
+        rightly dropped, and the user's "i heard a pop" with it)."""
+        verdict = self._echo_verdict(*self._phrase_times(hyp, intent))
+        if verdict is None or hyp.sound_intent is not None:
+            return intent, verdict
+        for other in self.parser.parse_all(hyp.text):
+            if other.name in SAFETY_INTENTS and other.phrase != intent.phrase \
+                    and self._echo_verdict(*self._phrase_times(hyp, other)) is None:
+                return other, None
+        return intent, verdict
 
     @staticmethod
     def _phrase_times(hyp: Hypothesis, intent: Intent) -> tuple[float, float]:
