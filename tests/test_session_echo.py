@@ -293,6 +293,7 @@ def test_a_red_flag_beside_a_safety_phrase_made_of_the_echo_is_taken() -> None:
     heard = heard_at(False)
     assert heard["intent"] is None and heard["ignored"] in ("echo left over", "the loudspeaker's own sound")
 
+
 def test_the_echo_tape_holds_what_the_canceller_saw(tmp_path, monkeypatch) -> None:
     import wave
 

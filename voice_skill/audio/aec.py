@@ -127,7 +127,6 @@ class EchoCanceller:
         self._spread = 0.0  # smoothed: how far apart the two estimates are (the gain's yardstick)
         self._loud_error = 0.0  # the loudest recent foreground error, released slowly (double talk)
         self._relearn = 0  # blocks left of learning at full speed (``relearn``)
-        self._relearned_from = 0
         self._started_from = 0  # explained blocks when the filter last started over or relearned
         self._leftover_db = 10.0 * np.log10(EXPLAINED)  # what the filter typically leaves of a block of echo
         self.double_talk_blocks = 0  # blocks with more in them than the echo (the user, or a new room)
@@ -175,7 +174,7 @@ class EchoCanceller:
         change with the echo alone in the microphone, where an error louder than the echo the
         filter predicts is the new room, not someone talking."""
         self._relearn = blocks
-        self._relearned_from = self._started_from = self.explained_blocks
+        self._started_from = self.explained_blocks
         self._loud_error = 0.0
         # What it left of the old room says nothing of the new one: not converged until it
         # takes the new echo as far down (else the slow double-talk pace resumed after 0.3 s).
@@ -239,7 +238,7 @@ class EchoCanceller:
         # The step shrinks by the square of the ratio, and the foreground takes no taps.
         if self._relearn > 0:
             # Until the filter explains the echo again (as many blocks as it took to learn the room).
-            self._relearn = 0 if self.explained_blocks - self._relearned_from >= LEARNED_BLOCKS else self._relearn - 1
+            self._relearn = 0 if self._knows_room else self._relearn - 1
             scale = 1.0
         else:
             self._loud_error = max(energy[1], DOUBLE_TALK_RELEASE * self._loud_error)

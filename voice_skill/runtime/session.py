@@ -384,13 +384,21 @@ class Session:
         call into one utterance that held a safety phrase of each: "it at puffy get help er i
         heard a pop" (the echo's "get help", an emergency, outranked the user's red flag and was
         rightly dropped, and the user's "i heard a pop" with it)."""
-        verdict = self._echo_verdict(*self._phrase_times(hyp, intent))
+        span = self._phrase_times(hyp, intent)
+        verdict = self._echo_verdict(*span)
         if verdict is None or hyp.sound_intent is not None:
             return intent, verdict
+        # each stretch judged once (an echo fit each): without the recognizer's word times every
+        # phrase's stretch is the whole utterance
+        judged = {span}
         for other in self.parser.parse_all(hyp.text):
-            if other.name in SAFETY_INTENTS and other.phrase != intent.phrase \
-                    and self._echo_verdict(*self._phrase_times(hyp, other)) is None:
-                return other, None
+            if other.name not in SAFETY_INTENTS:
+                continue
+            times = self._phrase_times(hyp, other)
+            if times not in judged:
+                judged.add(times)
+                if self._echo_verdict(*times) is None:
+                    return other, None
         return intent, verdict
 
     @staticmethod
