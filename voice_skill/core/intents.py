@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from voice_skill.errors import RoutineError
 
@@ -282,16 +282,19 @@ class IntentParser:
         self.table = table or PhraseTable.load()
 
     def parse(self, text: str) -> Intent | None:
-        found = self.parse_all(text)
-        return found[0] if found else None
+        return next(self._intents(text), None)
 
     def parse_all(self, text: str) -> list[Intent]:
         """Every intent whose phrase stands in ``text`` (not negated, not taken back), one per
         intent and phrase, the one ``parse`` takes first: safety outranks comfort, then the
         longer phrase, then the table's order."""
+        return list(self._intents(text))
+
+    def _intents(self, text: str) -> Iterator[Intent]:
+        """``parse_all``'s intents, made one at a time (``parse`` wants only the first)."""
         heard = tokens(text)
         if not heard:
-            return []
+            return
         table = self.table
         rank = {name: len(table.outrank) - i for i, name in enumerate(table.outrank)}
         found: dict[tuple[str, tuple[str, ...]], tuple[int, int, int]] = {}
@@ -319,20 +322,18 @@ class IntentParser:
                 if stands:
                     consider(intent, phrase)
         if not found:
-            return []
+            return
         # best first; among equal keys the first considered (sorted is stable)
         ranked = sorted(found, key=lambda k: found[k], reverse=True)
         matched = frozenset(name for name, _ in found)
         base = self.slots(heard)
-        intents = []
         for name, phrase in ranked:
             slots = dict(base)
             for family, phrases in table.families.get(name, ()):
                 if any(_find(heard, p) for p in phrases):
                     slots[FAMILY_SLOT] = family
                     break
-            intents.append(Intent(name, " ".join(phrase), slots, matched - {name}))
-        return intents
+            yield Intent(name, " ".join(phrase), slots, matched - {name})
 
     def takes_back(self, text: str) -> int | None:
         """Whether ``text`` holds a phrase of ``[retraction]``'s intents (the trigger) only where
