@@ -11,8 +11,9 @@ Each of the split's first ``--voices`` voices says each phrase once, after 2.5-3
 room and before 2.5-3 s more, through the real session (``app.run_chunks``, the path
 ``voice-skill run --input`` takes, PocketSphinx behind the spotter). The table counts, per phrase,
 the recordings that started a routine, and of those, the ones the rest of the sentence took back
-(the routine withdrawn once the sentence was heard whole: ``Coach.take_back``) and the ones a red
-flag or the emergency heard in it stopped; the log names what the recognizer heard in each one
+(the routine withdrawn once the sentence was heard whole: ``Coach.take_back``), the ones a red
+flag or the emergency heard in it stopped, and the ones it paused as a doubted one (its answer
+with the way back); then the recordings that started none and got a safety answer; the log names what the recognizer heard in each one
 that started. The default phrases are the ones that must not start one ("the cramp is gone" and its kin,
 "it won't stop" with no cramp heard) beside bare-word triggers that should (a miss there is the
 other side of any rule against the first). About a minute a phrase on two cores.
@@ -68,6 +69,8 @@ def _run(job: tuple[str, str, int]) -> tuple[str, str, str, list[str]]:
             outcome = "taken back"
         elif ended is not None and ended.get("reason") in ("red_flag", "emergency"):
             outcome = "safety"
+        elif any(e["event"] == "heard" and e.get("doubted") for e in events):
+            outcome = "doubted"  # paused at once with a safety answer and the way back
     heard = [f"{e['text']!r} -> {e.get('intent')}" for e in events if e["event"] == "heard"]
     return voice, text, outcome, heard
 
@@ -96,13 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     with mp.get_context("fork").Pool(args.workers) as pool:
         rows = pool.map(_run, jobs)
     print(f"\nPhrases said alone, {args.split} voices ({len(voices)}), a quiet room, nothing running\n")
-    print("| phrase | a routine started | of which taken back | stopped by a red flag or the emergency |")
-    print("|---|---|---|---|")
+    print("| phrase | a routine started | of which taken back | stopped by a red flag or the emergency "
+          "| paused by a doubted one | a safety answer with none |")
+    print("|---|---|---|---|---|---|")
     for text in phrases:
         outcomes = [outcome for _, t, outcome, _ in rows if t == text]
+        answered = sum(o == "none" and any(h.endswith(("-> red_flag", "-> emergency")) for h in heard)
+                       for _, t, o, heard in rows if t == text)
         expected = "" if args.phrases else (" (must not)" if fools or taken or text in MUST_NOT else " (should)")
         print(f"| {text}{expected} | {sum(o != 'none' for o in outcomes)} of {len(voices)} | "
-              f"{outcomes.count('taken back')} | {outcomes.count('safety')} |")
+              f"{outcomes.count('taken back')} | {outcomes.count('safety')} | {outcomes.count('doubted')} "
+              f"| {answered} |")
     for voice, text, outcome, heard in rows:
         if outcome != "none":
             log.info("%s: %r in %s: heard %s", outcome, text, voice, "; ".join(heard))

@@ -1013,6 +1013,34 @@ def test_a_near_trigger_said_again_is_never_taken_over_a_safety_phrase() -> None
     assert [h.sound_intent for h in rec.flush()] == ["red_flag", "red_flag"]
 
 
+@pytest.mark.parametrize("said, end_score, safety_p, running, misheard", [
+    ((12.0, 12.6), 0.97, 0.3, False, True),  # "calf cramp" heard as "tingling him": the trigger, the flag doubted
+    ((12.0, 12.6), 0.9, 0.3, False, False),  # the trigger head not sure enough at its end: the red flag
+    ((12.0, 12.6), 0.97, 0.95, False, False),  # the safety head bears it out: the red flag
+    ((12.0, 13.4), 0.97, 0.3, False, False),  # too long for a trigger said alone: the red flag
+    ((12.0, 12.6), 0.97, 0.3, True, False),  # a routine runs: the red flag (the session pauses for it)
+])
+def test_a_trigger_said_alone_heard_as_a_red_flag_is_the_trigger_with_the_flag_doubted(
+        said, end_score, safety_p, running, misheard) -> None:
+    """espeak-ng's New York voices' "calf cramp" said alone comes back from PocketSphinx as "tingling
+    him", a red flag, with the trigger head just under its rule at the utterance's end and the
+    safety head far from sure. With nothing running, such an utterance is the trigger, followed by
+    the red flag marked ``safety_doubted`` (the session pauses the routine with the answer and the
+    way back), as where the spotter fired in a red flag's words."""
+    from voice_skill.asr import spotting
+
+    assert (spotting.MISHEARD_MAX_S, spotting.MISHEARD_SURE, spotting.SAFETY_DOUBTED) == (1.05, 0.94, 0.9)
+    heads = _HeadSays("stop", 0.4, safety=("red_flag", safety_p), trigger=((said[1] + 0.1, end_score),))
+    rec = SpottingRecognizer(heads, ScriptedGrammar([Hypothesis("tingling him", 0.6, *said)]), IntentParser(),
+                             "calf cramp")
+    rec.set_routine(running)
+    got = [(h.text, h.sound_intent, h.safety_doubted) for h in rec.flush()]
+    if misheard:
+        assert got == [("tingling him", "start", False), ("tingling him", None, True)], got
+    else:
+        assert got == [("tingling him", None, False)], got
+
+
 @pytest.mark.parametrize("said", ["calf cramp", "ow cramp"])
 def test_a_trigger_said_alone_once_that_the_grammar_missed_starts_the_routine(said: str) -> None:
     """Real parts: a dev voice says "calf cramp" alone after 12 s of a quiet room; the trigger head
@@ -1038,6 +1066,38 @@ def test_a_trigger_said_alone_once_that_the_grammar_missed_starts_the_routine(sa
         assert heard[-1]["intent"] == "start" and heard[-1]["by_sound"] and "cramp" not in heard[-1]["text"], heard
         assert heard[-1]["confidence"] >= 0.98
         decided.add((started[0]["t"], heard[-1]["confidence"]))
+    assert len(decided) == 1, decided
+
+
+def test_a_trigger_said_alone_that_the_grammar_heard_as_a_red_flag_starts_the_routine_paused() -> None:
+    """Real parts: a dev variant in espeak-ng's New York accent says "calf cramp" alone after 12 s of a
+    quiet room. PocketSphinx hears "tingling him" (a red flag), the trigger head scores the
+    utterance's end just under its rule, and the safety head does not bear the red flag out. Until
+    this rule the red flag's answer was given and held: the person's cramp got no routine for 15
+    minutes. Now the routine starts and pauses at once with the red flag's answer, marked doubted,
+    and the way back ("say resume"); the same whatever the chunk size."""
+    from voice_skill.core.coach import Messages  # noqa: PLC0415
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    rng = np.random.default_rng(7)
+    once, end_s = corpus.trigger_clip("calf cramp", "", "espeak:en-us-nyc+Boris@150", rng, lead_s=(12.0, 12.0),
+                                      trail_s=(3.5, 3.5))
+    audio = corpus.in_room(np.concatenate([once, np.zeros(48000, np.int16)]), np.random.default_rng(7), None, None,
+                           0, [], gain_db=-10.0, floor_db=-65.0)
+    decided = set()
+    for step in (0.1, 0.5):
+        events: list[dict] = []
+        run_chunks(iter_array_chunks(audio, step), RunOptions(asr="pocketsphinx", spotter="on", hour=14.0), None,
+                   listeners=[events.append])
+        routine = [(e["t"], e["state"]) for e in events if e["event"] == "routine"]
+        assert [state for _, state in routine] == ["started", "paused"], routine
+        assert 0.0 < routine[0][0] - end_s < 1.5 and routine[1][0] == routine[0][0]
+        heard = [(e["intent"], e.get("doubted", False)) for e in events if e["event"] == "heard"]
+        assert heard == [("start", False), ("red_flag", True)], heard
+        warning = [e for e in events if e["event"] == "warning"]  # (the ten-minute advice comes later)
+        assert warning[0]["doubted"] and warning[0]["t"] == routine[1][0] and warning[0]["red_flag"] == "tingling"
+        assert warning[0]["text"].endswith(Messages.load()["doubted_resume"])
+        decided.add(tuple(routine))
     assert len(decided) == 1, decided
 
 

@@ -67,6 +67,15 @@ stop 30). A second one within ``REPEAT_S`` of the first is the trigger said agai
 whose "calf cramp" went unanswered says it: it is reported by its intent
 (``Hypothesis.sound_intent``), with the words the recognizer heard.
 
+The same short utterance can come back as a red flag or the emergency: espeak-ng's New York
+voices' "calf cramp" said alone is "tingling him" or "can't breathe him" to PocketSphinx. With
+nothing running, one no longer than ``MISHEARD_MAX_S`` that the trigger head scored
+``MISHEARD_SURE`` or more at its end and the safety head gives under ``SAFETY_DOUBTED`` is the
+trigger (``Hypothesis.sound_intent``), followed by the safety phrase marked ``safety_doubted``,
+as in the utterance the spotter fired in (below): the routine starts and pauses at once with the
+answer and the way back. Before, the answer was held for the episode, and saying the trigger
+again only repeated it.
+
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
 than the firing threshold) or already fired there; otherwise the hypothesis is dropped. That
@@ -212,6 +221,12 @@ HOLD_S = 1.3
 BARE_ALONE_SURE = 0.98
 BARE_AGAIN_SURE = 0.9
 BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance without words
+# A red flag or emergency placed in an utterance no longer than MISHEARD_MAX_S, with nothing
+# running, that the trigger head scored MISHEARD_SURE or more at its end (ALONE_END_S) and the
+# safety head gives under SAFETY_DOUBTED, is the trigger misheard ("tingling him" for "calf cramp"
+# in espeak-ng's New York voices): see ``_misheard_trigger``.
+MISHEARD_MAX_S = ALONE_MAX_S
+MISHEARD_SURE = ALONE_SURE
 # An utterance shorter than this that the grammar recognizer ended (and the spotter did not
 # fire in) is heard again by the transcriber (``asr.moonshine``), over its audio and this much
 # on either side (the grammar's word times are approximate); its words, where they make an
@@ -565,16 +580,45 @@ class SpottingRecognizer:
         """What the session hears of the grammar recognizer's ``hyps`` (see the module docstring)."""
         kept = []
         for hyp in hyps:
-            judged = self._judge(hyp)
-            if judged is None:
-                continue
-            if self.spotter.denied_within(hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S) and \
-                    (judged.sound_intent == "start" or self._is_trigger(judged)):
-                log.debug("trigger %r at %.2f-%.2f s: the spotter heard it denied by the words before it, dropped",
-                          judged.text, hyp.start_s, hyp.end_s)
-                continue
-            kept.append(judged)
+            judged = self._misheard_trigger(hyp)
+            if not judged:
+                one = self._judge(hyp)
+                judged = [] if one is None else [one]
+            for heard in judged:
+                if self.spotter.denied_within(hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S) and \
+                        (heard.sound_intent == "start" or self._is_trigger(heard)):
+                    log.debug("trigger %r at %.2f-%.2f s: the spotter heard it denied by the words before it, "
+                              "dropped", heard.text, hyp.start_s, hyp.end_s)
+                    continue
+                kept.append(heard)
         return kept
+
+    def _misheard_trigger(self, hyp: Hypothesis) -> list[Hypothesis]:
+        """A red flag or emergency the grammar recognizer placed in a short utterance with nothing
+        running, which the trigger spotter did not fire in, but which sounds like the trigger said
+        alone (a near trigger's score at its end) and which the safety head does not bear out
+        ("tingling him" for "calf cramp"): the trigger, then the safety phrase ``safety_doubted``,
+        as in the utterance the spotter fired in (see the module docstring). Empty otherwise."""
+        safety = self.spotter.safety
+        if safety is None or self.routine_running or not hyp.final or hyp.end_s - hyp.start_s > MISHEARD_MAX_S:
+            return []
+        intent = self.parser.parse(hyp.text)
+        if intent is None or intent.name not in safety.classes:
+            return []
+        if self._spotted(hyp):
+            return []  # judged as the utterance the spotter fired in (``_doubted``)
+        p = self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
+        score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
+        if p >= SAFETY_DOUBTED or score < MISHEARD_SURE:
+            return []
+        log.debug("%r (%.2f s): %s the safety head gives %.2f, the trigger head %.3f at its end: the trigger "
+                  "misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, p, score)
+        return [replace(hyp, confidence=score, sound_intent="start"), replace(hyp, safety_doubted=True)]
+
+    def _spotted(self, hyp: Hypothesis) -> bool:
+        """Whether the spotter fired within ``hyp`` (its phrase ending there, ``SPAN_MARGIN_S`` either side)."""
+        lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
+        return any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
 
     def _is_trigger(self, hyp: Hypothesis) -> bool:
         intent = self.parser.parse(hyp.text) if hyp.final else None
@@ -584,7 +628,7 @@ class SpottingRecognizer:
         """``hyp`` as the session is to hear it, or None where it is dropped."""
         intent = self.parser.parse(hyp.text) if hyp.final else None
         lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
-        spotted = any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in self._fired)
+        spotted = self._spotted(hyp)
         if self.transcriber is not None and self.routine_running and hyp.final and not spotted and \
                 (whole := self._transcribed(hyp, intent)) is not None:
             return whole
