@@ -191,9 +191,25 @@ def test_the_tokenizer_file_is_read_piece_by_piece_and_a_truncated_one_is_refuse
 
 @pytest.mark.parametrize(("raw", "plain"), [("Next step, please.", "next step please"), ("I'm fine!", "i'm fine"),
                                             ("  ", ""), ("Wait, its red.", "wait it's red"),
-                                            ("Some one help me!", "someone help me"), ("Ok, it's gone.", "okay it's gone")])
+                                            ("Some one help me!", "someone help me"), ("Ok, it's gone.", "okay it's gone"),
+                                            ("All right, I am okay.", "alright i'm okay"),
+                                            ("I cannot walk.", "i can't walk"), ("It is not gone.", "it's not gone"),
+                                            ("Islam is", "islam is"), ("Call 911!", "call nine one one"),
+                                            ("Call 112.", "call one one two")])
 def test_moonshines_words_are_made_plain_like_the_phrase_tables(raw, plain) -> None:
     assert moonshine.plain(raw) == plain
+
+
+@pytest.mark.parametrize(("said", "intent"), [("alright, I am okay", "done"), ("I am dizzy", "emergency"),
+                                              ("call nine one one", "emergency")])
+def test_what_moonshine_writes_in_full_makes_the_intent_said_contracted(transcriber, said, intent) -> None:
+    """Moonshine writes "all right i am okay" for a user's "alright, I'm okay" (a test-voice command
+    over the skill's routine, stop 46), where the phrase table has only "i'm okay": no intent, and the
+    command head's "pause" was taken instead; and "call 911" for "call nine one one". Its words are
+    contracted, and its digits said, as the table's are."""
+    heard, _ = transcriber.transcribe(_said(said))
+    parsed = IntentParser().parse(heard)
+    assert parsed is not None and parsed.name == intent, heard
 
 
 def test_the_open_asr_trial_runs_and_refuses_an_engine_not_installed() -> None:

@@ -138,15 +138,25 @@ class MoonshineTranscriber:
 
 
 #: Moonshine's spellings of words the phrase table spells otherwise ("wait its red" is pause,
-#: "wait it's red" a red flag; "some one help me" is help, "someone help me" an emergency).
+#: "wait it's red" a red flag; "some one help me" is help, "someone help me" an emergency), and
+#: what it writes in full where people and the table contract ("all right i am okay" for
+#: "alright, I'm okay", which made no intent: the table has "i'm okay" only; "i cannot walk").
 SPELLINGS = {"its": "it's", "im": "i'm", "ive": "i've", "cant": "can't", "dont": "don't", "wont": "won't",
              "isnt": "isn't", "didnt": "didn't", "doesnt": "doesn't", "thats": "that's", "whats": "what's",
-             "some one": "someone", "some body": "somebody", "ok": "okay"}
+             "some one": "someone", "some body": "somebody", "ok": "okay",
+             "i am": "i'm", "it is": "it's", "that is": "that's", "can not": "can't", "cannot": "can't",
+             "do not": "don't", "does not": "doesn't", "is not": "isn't", "has not": "hasn't",
+             "will not": "won't", "all right": "alright"}
+
+
+#: Digits as the phrase table says them: Moonshine writes "call 911" for "call nine one one".
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def plain(text: str) -> str:
-    """Moonshine's words as the phrase table's: lower case, no punctuation but apostrophes, the
-    table's spellings (``SPELLINGS``)."""
+    """Moonshine's words as the phrase table's: lower case, no punctuation but apostrophes, digits
+    said one by one, the table's spellings (``SPELLINGS``)."""
+    text = re.sub(r"\d+", lambda m: " " + " ".join(DIGITS[int(d)] for d in m.group()) + " ", text)
     kept = " ".join("".join(c if c.isalnum() or c in "' " else " " for c in text.lower()).split())
     for theirs, ours in SPELLINGS.items():
         kept = re.sub(rf"\b{theirs}\b", ours, kept)
