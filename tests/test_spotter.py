@@ -1013,24 +1013,31 @@ def test_a_near_trigger_said_again_is_never_taken_over_a_safety_phrase() -> None
     assert [h.sound_intent for h in rec.flush()] == ["red_flag", "red_flag"]
 
 
-@pytest.mark.parametrize("said, end_score, safety_p, running, misheard", [
-    ((12.0, 12.6), 0.97, 0.3, False, True),  # "calf cramp" heard as "tingling him": the trigger, the flag doubted
-    ((12.0, 12.6), 0.9, 0.3, False, False),  # the trigger head not sure enough at its end: the red flag
-    ((12.0, 12.6), 0.97, 0.95, False, False),  # the safety head bears it out: the red flag
-    ((12.0, 13.4), 0.97, 0.3, False, False),  # too long for a trigger said alone: the red flag
-    ((12.0, 12.6), 0.97, 0.3, True, False),  # a routine runs: the red flag (the session pauses for it)
+@pytest.mark.parametrize("said, end_score, bare, safety_p, running, misheard", [
+    ((12.0, 12.6), 0.97, 0.0, 0.3, False, True),  # "calf cramp" heard as "tingling him": the trigger, the flag doubted
+    ((12.0, 12.6), 0.9, 0.0, 0.3, False, False),  # the trigger head not sure enough at its end: the red flag
+    ((12.0, 12.6), 0.97, 0.0, 0.95, False, False),  # the safety head bears it out: the red flag
+    ((12.0, 13.4), 0.97, 0.0, 0.3, False, False),  # too long for a trigger said alone: the red flag
+    ((12.0, 12.6), 0.97, 0.0, 0.3, True, False),  # a routine runs: the red flag (the session pauses for it)
+    ((12.0, 12.6), 0.67, 0.93, 0.03, False, True),  # the bare-word head's "cramp", the flag given almost nothing
+    ((12.0, 12.6), 0.67, 0.93, 0.3, False, False),  # ... where the safety head gives it more: the red flag
+    ((12.0, 12.6), 0.67, 0.85, 0.03, False, False),  # the bare-word head not sure enough: the red flag
+    ((12.0, 13.3), 0.67, 0.99, 0.03, False, False),  # too long for a bare word said alone: the red flag
 ])
 def test_a_trigger_said_alone_heard_as_a_red_flag_is_the_trigger_with_the_flag_doubted(
-        said, end_score, safety_p, running, misheard) -> None:
+        said, end_score, bare, safety_p, running, misheard) -> None:
     """espeak-ng's New York voices' "calf cramp" said alone comes back from PocketSphinx as "tingling
-    him", a red flag, with the trigger head just under its rule at the utterance's end and the
-    safety head far from sure. With nothing running, such an utterance is the trigger, followed by
-    the red flag marked ``safety_doubted`` (the session pauses the routine with the answer and the
-    way back), as where the spotter fired in a red flag's words."""
+    him", a red flag, with the trigger head just under its rule at the utterance's end (or the
+    bare-word head sure of a "cramp" there) and the safety head far from sure. With nothing
+    running, such an utterance is the trigger, followed by the red flag marked ``safety_doubted``
+    (the session pauses the routine with the answer and the way back), as where the spotter fired
+    in a red flag's words."""
     from voice_skill.asr import spotting
 
     assert (spotting.MISHEARD_MAX_S, spotting.MISHEARD_SURE, spotting.SAFETY_DOUBTED) == (1.05, 0.94, 0.9)
-    heads = _HeadSays("stop", 0.4, safety=("red_flag", safety_p), trigger=((said[1] + 0.1, end_score),))
+    assert (spotting.BARE_MAX_S, spotting.BARE_AGAIN_SURE, spotting.OVERRIDE_BELOW) == (1.2, 0.9, 0.1)
+    heads = _HeadSays("stop", 0.4, safety=("red_flag", safety_p), trigger=((said[1] + 0.1, end_score),),
+                      bare=((said[1] + 0.2, bare),))
     rec = SpottingRecognizer(heads, ScriptedGrammar([Hypothesis("tingling him", 0.6, *said)]), IntentParser(),
                              "calf cramp")
     rec.set_routine(running)
@@ -1069,19 +1076,20 @@ def test_a_trigger_said_alone_once_that_the_grammar_missed_starts_the_routine(sa
     assert len(decided) == 1, decided
 
 
-def test_a_trigger_said_alone_that_the_grammar_heard_as_a_red_flag_starts_the_routine_paused() -> None:
+@pytest.mark.parametrize("voice", ["espeak:en-us-nyc+Boris@150", "espeak:en-us-nyc+Denis@150"])
+def test_a_trigger_said_alone_that_the_grammar_heard_as_a_red_flag_starts_the_routine_paused(voice: str) -> None:
     """Real parts: a dev variant in espeak-ng's New York accent says "calf cramp" alone after 12 s of a
     quiet room. PocketSphinx hears "tingling him" (a red flag), the trigger head scores the
-    utterance's end just under its rule, and the safety head does not bear the red flag out. Until
-    this rule the red flag's answer was given and held: the person's cramp got no routine for 15
-    minutes. Now the routine starts and pauses at once with the red flag's answer, marked doubted,
-    and the way back ("say resume"); the same whatever the chunk size."""
+    utterance's end just under its rule (Boris) or the bare-word head is sure of a "cramp" there
+    (Denis), and the safety head does not bear the red flag out. Until stop 46 the red flag's answer
+    was given and held: the person's cramp got no routine for 15 minutes. Now the routine starts and
+    pauses at once with the red flag's answer, marked doubted, and the way back ("say resume"); the
+    same whatever the chunk size."""
     from voice_skill.core.coach import Messages  # noqa: PLC0415
     from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
 
     rng = np.random.default_rng(7)
-    once, end_s = corpus.trigger_clip("calf cramp", "", "espeak:en-us-nyc+Boris@150", rng, lead_s=(12.0, 12.0),
-                                      trail_s=(3.5, 3.5))
+    once, end_s = corpus.trigger_clip("calf cramp", "", voice, rng, lead_s=(12.0, 12.0), trail_s=(3.5, 3.5))
     audio = corpus.in_room(np.concatenate([once, np.zeros(48000, np.int16)]), np.random.default_rng(7), None, None,
                            0, [], gain_db=-10.0, floor_db=-65.0)
     decided = set()

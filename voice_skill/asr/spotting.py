@@ -70,8 +70,10 @@ whose "calf cramp" went unanswered says it: it is reported by its intent
 The same short utterance can come back as a red flag or the emergency: espeak-ng's New York
 voices' "calf cramp" said alone is "tingling him" or "can't breathe him" to PocketSphinx. With
 nothing running, one no longer than ``MISHEARD_MAX_S`` that the trigger head scored
-``MISHEARD_SURE`` or more at its end and the safety head gives under ``SAFETY_DOUBTED`` is the
-trigger (``Hypothesis.sound_intent``), followed by the safety phrase marked ``safety_doubted``,
+``MISHEARD_SURE`` or more at its end and the safety head gives under ``SAFETY_DOUBTED`` (or no
+longer than ``BARE_MAX_S``, that the bare-word head is ``BARE_AGAIN_SURE`` of over its end and the
+safety head gives under ``OVERRIDE_BELOW``: almost nothing) is the trigger
+(``Hypothesis.sound_intent``), followed by the safety phrase marked ``safety_doubted``,
 as in the utterance the spotter fired in (below): the routine starts and pauses at once with the
 answer and the way back. Before, the answer was held for the episode, and saying the trigger
 again only repeated it.
@@ -224,7 +226,10 @@ BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance wit
 # A red flag or emergency placed in an utterance no longer than MISHEARD_MAX_S, with nothing
 # running, that the trigger head scored MISHEARD_SURE or more at its end (ALONE_END_S) and the
 # safety head gives under SAFETY_DOUBTED, is the trigger misheard ("tingling him" for "calf cramp"
-# in espeak-ng's New York voices): see ``_misheard_trigger``.
+# in espeak-ng's New York voices): see ``_misheard_trigger``. Stop 31's measurement, on dev. The
+# bare-word head's "cramp" counts too where the safety head gives the red flag under
+# OVERRIDE_BELOW: at under SAFETY_DOUBTED it would have taken a dev "i cannot breathe" heard as
+# "i fell oh three" (0.26) and "only oh i hurt it" in talk (0.24) for triggers (stop 46).
 MISHEARD_MAX_S = ALONE_MAX_S
 MISHEARD_SURE = ALONE_SURE
 # An utterance shorter than this that the grammar recognizer ended (and the spotter did not
@@ -600,7 +605,8 @@ class SpottingRecognizer:
         ("tingling him" for "calf cramp"): the trigger, then the safety phrase ``safety_doubted``,
         as in the utterance the spotter fired in (see the module docstring). Empty otherwise."""
         safety = self.spotter.safety
-        if safety is None or self.routine_running or not hyp.final or hyp.end_s - hyp.start_s > MISHEARD_MAX_S:
+        length = hyp.end_s - hyp.start_s
+        if safety is None or self.routine_running or not hyp.final or length > max(MISHEARD_MAX_S, BARE_MAX_S):
             return []
         intent = self.parser.parse(hyp.text)
         if intent is None or intent.name not in safety.classes:
@@ -608,11 +614,20 @@ class SpottingRecognizer:
         if self._spotted(hyp):
             return []  # judged as the utterance the spotter fired in (``_doubted``)
         p = self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
-        score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
-        if p >= SAFETY_DOUBTED or score < MISHEARD_SURE:
+        if p >= SAFETY_DOUBTED:
             return []
-        log.debug("%r (%.2f s): %s the safety head gives %.2f, the trigger head %.3f at its end: the trigger "
-                  "misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, p, score)
+        score = 0.0
+        if length <= MISHEARD_MAX_S:
+            score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
+        if score < MISHEARD_SURE and p < OVERRIDE_BELOW and length <= BARE_MAX_S:
+            # the bare-word head's "cramp", where the safety head gives the red flag almost nothing
+            score = self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + BARE_END_S[1], "bare")[1]
+            if score < BARE_AGAIN_SURE:
+                return []
+        elif score < MISHEARD_SURE:
+            return []
+        log.debug("%r (%.2f s): %s the safety head gives %.2f, a head %.3f for the trigger at its end: the "
+                  "trigger misheard", hyp.text, length, intent.name, p, score)
         return [replace(hyp, confidence=score, sound_intent="start"), replace(hyp, safety_doubted=True)]
 
     def _spotted(self, hyp: Hypothesis) -> bool:
