@@ -13,8 +13,8 @@ room and before 2.5-3 s more, through the real session (``app.run_chunks``, the 
 the recordings that started a routine, and of those, the ones the rest of the sentence took back
 (the routine withdrawn once the sentence was heard whole: ``Coach.take_back``), the ones a red
 flag or the emergency heard in it stopped, and the ones it paused as a doubted one (its answer
-with the way back); then the recordings that started none and got a safety answer; the log names what the recognizer heard in each one
-that started. The default phrases are the ones that must not start one ("the cramp is gone" and its kin,
+with the way back); then the recordings that started none and got a safety answer. The log names
+what the recognizer heard in each one that started. The default phrases are the ones that must not start one ("the cramp is gone" and its kin,
 "it won't stop" with no cramp heard) beside bare-word triggers that should (a miss there is the
 other side of any rule against the first). About a minute a phrase on two cores.
 """

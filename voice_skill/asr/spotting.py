@@ -476,14 +476,16 @@ class SpottingRecognizer:
         """How sure a head is that ``hyp`` (words that made nothing) was a trigger said alone: the
         trigger head's score at its end, or else the bare-word head's probability over it (see the
         module docstring); 0 where neither is sure enough."""
-        length = hyp.end_s - hyp.start_s
-        if length <= ALONE_MAX_S:
-            score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
-            if score >= ALONE_SURE:
-                return score
+        if hyp.end_s - hyp.start_s <= ALONE_MAX_S and (score := self._end_score(hyp)) >= ALONE_SURE:
+            return score
         if (p := self._bare_said_alone(hyp)) >= BARE_AGAIN_SURE:
             return p
         return 0.0
+
+    def _end_score(self, hyp: Hypothesis) -> float:
+        """The trigger head's highest score around the end of ``hyp`` (``ALONE_END_S``): how much
+        it sounded like the trigger said alone."""
+        return self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
 
     def _bare_said_alone(self, hyp: Hypothesis) -> float:
         """The bare-word head's probability that ``hyp`` (words that made nothing) was a bare word
@@ -585,30 +587,31 @@ class SpottingRecognizer:
         """What the session hears of the grammar recognizer's ``hyps`` (see the module docstring)."""
         kept = []
         for hyp in hyps:
-            judged = self._misheard_trigger(hyp)
+            intent = self.parser.parse(hyp.text) if hyp.final else None
+            judged = self._misheard_trigger(hyp, intent)
             if not judged:
-                one = self._judge(hyp)
+                one = self._judge(hyp, intent)
                 judged = [] if one is None else [one]
+            denied = self.spotter.denied_within(hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S)
             for heard in judged:
-                if self.spotter.denied_within(hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S) and \
-                        (heard.sound_intent == "start" or self._is_trigger(heard)):
+                if denied and (heard.sound_intent == "start" or self._is_trigger(heard)):
                     log.debug("trigger %r at %.2f-%.2f s: the spotter heard it denied by the words before it, "
                               "dropped", heard.text, hyp.start_s, hyp.end_s)
                     continue
                 kept.append(heard)
         return kept
 
-    def _misheard_trigger(self, hyp: Hypothesis) -> list[Hypothesis]:
-        """A red flag or emergency the grammar recognizer placed in a short utterance with nothing
-        running, which the trigger spotter did not fire in, but which sounds like the trigger said
-        alone (a near trigger's score at its end) and which the safety head does not bear out
-        ("tingling him" for "calf cramp"): the trigger, then the safety phrase ``safety_doubted``,
-        as in the utterance the spotter fired in (see the module docstring). Empty otherwise."""
+    def _misheard_trigger(self, hyp: Hypothesis, intent: Intent | None) -> list[Hypothesis]:
+        """A red flag or emergency (``intent``) the grammar recognizer placed in a short utterance
+        with nothing running, which the trigger spotter did not fire in, but which sounds like the
+        trigger said alone (a near trigger's score at its end) and which the safety head does not
+        bear out ("tingling him" for "calf cramp"): the trigger, then the safety phrase
+        ``safety_doubted``, as in the utterance the spotter fired in (see the module docstring).
+        Empty otherwise."""
         safety = self.spotter.safety
         length = hyp.end_s - hyp.start_s
         if safety is None or self.routine_running or not hyp.final or length > max(MISHEARD_MAX_S, BARE_MAX_S):
             return []
-        intent = self.parser.parse(hyp.text)
         if intent is None or intent.name not in safety.classes:
             return []
         if self._spotted(hyp):
@@ -618,7 +621,7 @@ class SpottingRecognizer:
             return []
         score = 0.0
         if length <= MISHEARD_MAX_S:
-            score = self.spotter.max_score(hyp.end_s - ALONE_END_S[0], hyp.end_s + ALONE_END_S[1])
+            score = self._end_score(hyp)
         if score < MISHEARD_SURE and p < OVERRIDE_BELOW and length <= BARE_MAX_S:
             # the bare-word head's "cramp", where the safety head gives the red flag almost nothing
             score = self.spotter.best(hyp.end_s - BARE_END_S[0], hyp.end_s + BARE_END_S[1], "bare")[1]
@@ -639,9 +642,9 @@ class SpottingRecognizer:
         intent = self.parser.parse(hyp.text) if hyp.final else None
         return intent is not None and intent.name == "start"
 
-    def _judge(self, hyp: Hypothesis) -> Hypothesis | None:
-        """``hyp`` as the session is to hear it, or None where it is dropped."""
-        intent = self.parser.parse(hyp.text) if hyp.final else None
+    def _judge(self, hyp: Hypothesis, intent: Intent | None) -> Hypothesis | None:
+        """``hyp`` (whose words the parser placed as ``intent``; None for a partial result) as the
+        session is to hear it, or None where it is dropped."""
         lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
         spotted = self._spotted(hyp)
         if self.transcriber is not None and self.routine_running and hyp.final and not spotted and \
