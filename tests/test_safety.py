@@ -107,6 +107,7 @@ def test_negations_never_stop_or_finish(text, intent):
     ("no more cramp", "done"), ("no more calf cramp", "done"), ("no longer cramping", "done"),
     ("the cramp went away", "done"), ("cramp gone", "done"), ("the cramp has passed", "done"),
     ("the cramp is finally gone", "done"), ("the cramp is no more", "done"), ("no cramp anymore", "done"),
+    ("my calf cramp, it's better now", "done"), ("calf cramp all better", "done"),
     # the cramp going on, and pleas with words that could undo it: still a cramp
     ("the cramp is not gone", "still_cramping"), ("cramp, not any better", "start"),
     ("cramp please make it better", "start"), ("oh no cramp", "start"), ("I think it's a cramp", "start"),
