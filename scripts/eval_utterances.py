@@ -21,8 +21,10 @@ and the false starts an hour, beside what the skill as it is started. Then the s
 such a "near trigger" said again (``asr.spotting.REPEAT_S``): pairs of them in the speech with no
 trigger, and "calf cramp" said alone twice, 2-4 s apart, in every voice; a bare-word trigger
 ("cramp", "I have a cramp") said alone twice too, per threshold at which the bare-word head makes
-a near trigger (stop 35). Stop 30 measured both with it (docs/spotter.md); about half an hour
-of audio is heard per quarter hour on two cores.
+a near trigger (stop 35). Stop 30 measured both with it (docs/spotter.md). Then the rules
+for a short utterance with nothing running that the recognizer placed as a red flag (stop 46) or
+a command (stop 47) but the heads took for the trigger said alone. About half an hour of audio
+is heard per quarter hour on two cores.
 """
 
 from __future__ import annotations
@@ -242,6 +244,7 @@ def table(rows: list[dict]) -> None:
                   f"{sum(said_again(r, sure) or (started(r) and not said_again(r)) for r in neg)} |")
     said_alone(rows)
     safety_table(pos, neg, [r for r in rows if r["kind"] == "safety"], hours)
+    command_table(rows, hours)
     bare_table(rows, hours, confirm)
     for r in neg:
         if started(r):
@@ -358,6 +361,48 @@ def safety_table(pos: list[dict], neg: list[dict], said: list[dict], hours: floa
         if any(rule(h, 0.94, 1.5, 0.9) for h in r["hyps"]):
             log.info("a red flag said alone the rule would take: %s %s %s", r["voice"], r["text"],
                      [(h["text"], h["end_max"], h["safety"], h["safety_p"]) for h in r["hyps"]])
+
+
+def command_table(rows: list[dict], hours: float) -> None:
+    """A command the grammar recognizer placed in a short utterance with nothing running ("help
+    done" for "calf cramp" in some voices), taken as the trigger where the trigger head scored its
+    end high, the bare-word head heard a "cramp" and the command head did not hear the command
+    (``SpottingRecognizer._misheard_command``): what such a rule would win on trigger utterances
+    that started nothing, and take from commands said alone and from speech with no trigger (the
+    utterance counts where the spotter did not fire in it, as the skill judges it)."""
+    parser = IntentParser()
+    commands = set(corpus.COMMAND_CLASSES)
+
+    def spotted(r: dict, h: dict) -> bool:
+        lo, hi = h["start"] - spotting.SPAN_MARGIN_S, h["start"] + h["dur"] + spotting.SPAN_MARGIN_S
+        return any(lo <= t and t - 1.2 <= hi for t in r["fired"])
+
+    def takes_back(text: str) -> bool:
+        return (parser.takes_back(f"{spotting.BARE_WORD} {text}") is not None
+                or parser.takes_back(f"{text} {spotting.BARE_WORD}") is not None)
+
+    def rule(h: dict, sure: float, bare: float | None, doubted: float) -> bool:
+        return (h["intent"] in commands and h["dur"] <= spotting.MISHEARD_MAX_S and h["end_max"] >= sure
+                and (bare is None or h.get("bare_p", 0.0) >= bare) and (h.get("placed_p") or 0.0) < doubted
+                and not takes_back(h["text"]))
+
+    triggers = [r for r in rows if r["kind"] in ("pos", "twice", "bare", "bare_twice")]
+    said = [r for r in rows if r["kind"] == "command"]
+    neg = [r for r in rows if r["kind"] == "neg"]
+    print(f"\nCommands placed where a trigger was said: {len(triggers)} trigger utterances (sentences, "
+          f"\"calf cramp\" alone and twice, bare words alone and twice), {len(said)} commands said alone, "
+          f"{hours:.2f} h of speech with no trigger\n")
+    print("| a placed command taken as the trigger when | trigger utterances that started nothing, saved | "
+          "commands said alone taken | false starts in speech with none |")
+    print("|---|---|---|---|")
+    for sure, bare, doubted in ((0.94, None, 1.01), (0.94, 0.9, 1.01), (0.94, 0.9, spotting.OVERRIDE_DOUBTED),
+                                (0.9, 0.9, spotting.OVERRIDE_DOUBTED), (0.0, 0.98, spotting.OVERRIDE_DOUBTED)):
+        def hits(r: dict, sure: float = sure, bare: float | None = bare, doubted: float = doubted) -> bool:
+            return any(not spotted(r, h) and rule(h, sure, bare, doubted) for h in r["hyps"])
+        name = (f"end >= {sure:g}" + ("" if bare is None else f", bare-word head >= {bare:g}")
+                + ("" if doubted > 1 else f", command head under {doubted:g}"))
+        print(f"| {name} | {sum(hits(r) and 'start' not in r['passed'] for r in triggers)} | "
+              f"{sum(map(hits, said))} | {sum(map(hits, neg))} |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,11 @@ safety head gives under ``OVERRIDE_BELOW``: almost nothing) is the trigger
 (``Hypothesis.sound_intent``), followed by the safety phrase marked ``safety_doubted``,
 as in the utterance the spotter fired in (below): the routine starts and pauses at once with the
 answer and the way back. Before, the answer was held for the episode, and saying the trigger
-again only repeated it.
+again only repeated it. A command so placed ("help done" for "calf cramp" over a fan) is the
+trigger alone where both the trigger head (``MISHEARD_SURE`` at its end) and the bare-word head
+(``BARE_AGAIN_SURE`` over it) take it for one, the command head gives the command under
+``OVERRIDE_DOUBTED``, and its words would not take a trigger back ("it's gone", "no more"): each
+head alone is sure of a real command now and then ("i'm fine", "that stop at way").
 
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
@@ -577,6 +581,12 @@ class SpottingRecognizer:
         intent = self.parser.parse(f"{kept} {BARE_WORD}")
         return intent is not None and intent.name == "start"
 
+    def _takes_back_beside(self, words: str) -> bool:
+        """Whether ``words`` would take back a trigger said just before or just after them ("it's
+        gone", "no more"): such words are never a trigger misheard."""
+        return (self.parser.takes_back(f"{BARE_WORD} {words}") is not None
+                or self.parser.takes_back(f"{words} {BARE_WORD}") is not None)
+
     def _held_back(self, hyp: Hypothesis) -> bool:
         """Whether ``hyp`` waits for the bare-word head's frames after the trigger it lost (up to
         ``HOLD_S``, or until the head is sure)."""
@@ -607,15 +617,20 @@ class SpottingRecognizer:
         trigger said alone (a near trigger's score at its end) and which the safety head does not
         bear out ("tingling him" for "calf cramp"): the trigger, then the safety phrase
         ``safety_doubted``, as in the utterance the spotter fired in (see the module docstring).
-        Empty otherwise."""
+        A command so placed ("help done" for "calf cramp"), that both the trigger head and the
+        bare-word head take for the trigger and the command head does not bear out: the trigger
+        alone (``_misheard_command``). Empty otherwise."""
         safety = self.spotter.safety
         length = hyp.end_s - hyp.start_s
-        if safety is None or self.routine_running or not hyp.final or length > max(MISHEARD_MAX_S, BARE_MAX_S):
-            return []
-        if intent is None or intent.name not in safety.classes:
+        if self.routine_running or not hyp.final or length > max(MISHEARD_MAX_S, BARE_MAX_S) or intent is None:
             return []
         if self._spotted(hyp):
             return []  # judged as the utterance the spotter fired in (``_doubted``)
+        commands = self.spotter.commands
+        if commands is not None and intent.name in commands.classes:
+            return self._misheard_command(hyp, intent)
+        if safety is None or intent.name not in safety.classes:
+            return []
         p = self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S, hyp.end_s + COMMAND_MARGIN_S)
         if p >= SAFETY_DOUBTED:
             return []
@@ -632,6 +647,25 @@ class SpottingRecognizer:
         log.debug("%r (%.2f s): %s the safety head gives %.2f, a head %.3f for the trigger at its end: the "
                   "trigger misheard", hyp.text, length, intent.name, p, score)
         return [replace(hyp, confidence=score, sound_intent="start"), replace(hyp, safety_doubted=True)]
+
+    def _misheard_command(self, hyp: Hypothesis, intent: Intent) -> list[Hypothesis]:
+        """``hyp`` (a command, ``intent``, placed with nothing running, see ``_misheard_trigger``)
+        as the trigger where it is no longer than ``MISHEARD_MAX_S``, the trigger head scored
+        ``MISHEARD_SURE`` or more at its end, the bare-word head is ``BARE_AGAIN_SURE`` of a
+        "cramp" over it, the command head gives the command under ``OVERRIDE_DOUBTED``, and its
+        words do not take a trigger back ("no more", "gone"); empty otherwise. Either head alone
+        is sure of real commands now and then: the bare-word head of an "i'm fine" in dev talk
+        (0.99), the trigger head of "that stop at way" (0.96)."""
+        if hyp.end_s - hyp.start_s > MISHEARD_MAX_S or self._takes_back_beside(hyp.text):
+            return []
+        if self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S,
+                                    hyp.end_s + COMMAND_MARGIN_S) >= OVERRIDE_DOUBTED:
+            return []
+        if (score := self._end_score(hyp)) < MISHEARD_SURE or self.bare_probability(hyp) < BARE_AGAIN_SURE:
+            return []
+        log.debug("%r (%.2f s): %s, which the command head does not hear, and the trigger head %.3f at its "
+                  "end: the trigger misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, score)
+        return [replace(hyp, confidence=score, sound_intent="start")]
 
     def _spotted(self, hyp: Hypothesis) -> bool:
         """Whether the spotter fired within ``hyp`` (its phrase ending there, ``SPAN_MARGIN_S`` either side)."""
