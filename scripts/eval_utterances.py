@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from eval_trigger_words import heard_behind_spotter  # noqa: E402
 
 from voice_skill.asr import spotting  # noqa: E402
-from voice_skill.asr.spotter import SpotterHead  # noqa: E402
+from voice_skill.asr.spotter import SpotterHead, TriggerSpotter  # noqa: E402
 from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: E402
 from voice_skill.core.intents import IntentParser, PhraseTable  # noqa: E402
 from voice_skill.devtools import speechgen  # noqa: E402
@@ -375,7 +375,7 @@ def command_table(rows: list[dict], hours: float) -> None:
 
     def spotted(r: dict, h: dict) -> bool:
         lo, hi = h["start"] - spotting.SPAN_MARGIN_S, h["start"] + h["dur"] + spotting.SPAN_MARGIN_S
-        return any(lo <= t and t - 1.2 <= hi for t in r["fired"])
+        return any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in r["fired"])
 
     def takes_back(text: str) -> bool:
         return (parser.takes_back(f"{spotting.BARE_WORD} {text}") is not None
