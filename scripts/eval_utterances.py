@@ -365,9 +365,10 @@ def safety_table(pos: list[dict], neg: list[dict], said: list[dict], hours: floa
 
 def command_table(rows: list[dict], hours: float) -> None:
     """A command the grammar recognizer placed in a short utterance with nothing running ("help
-    done" for "calf cramp" in some voices), taken as the trigger where the trigger head scored its
-    end high, the bare-word head heard a "cramp" and the command head did not hear the command
-    (``SpottingRecognizer._misheard_command``): what such a rule would win on trigger utterances
+    done" for "calf cramp", "done" for "cramp" in some voices), taken as the trigger where the
+    trigger head scored its end high and the bare-word head heard a "cramp", or the bare-word head
+    alone was all but certain over a single word's length, and the command head did not hear the
+    command (``SpottingRecognizer._misheard_command``): what such a rule would win on trigger utterances
     that started nothing, and take from commands said alone and from speech with no trigger (the
     utterance counts where the spotter did not fire in it, as the skill judges it)."""
     parser = IntentParser()
@@ -381,10 +382,13 @@ def command_table(rows: list[dict], hours: float) -> None:
         return (parser.takes_back(f"{spotting.BARE_WORD} {text}") is not None
                 or parser.takes_back(f"{text} {spotting.BARE_WORD}") is not None)
 
-    def rule(h: dict, sure: float, bare: float | None, doubted: float) -> bool:
-        return (h["intent"] in commands and h["dur"] <= spotting.MISHEARD_MAX_S and h["end_max"] >= sure
-                and (bare is None or h.get("bare_p", 0.0) >= bare) and (h.get("placed_p") or 0.0) < doubted
-                and not takes_back(h["text"]))
+    def rule(h: dict, sure: float, bare: float | None, doubted: float, word_s: float | None) -> bool:
+        if h["intent"] not in commands or (h.get("placed_p") or 0.0) >= doubted or takes_back(h["text"]):
+            return False
+        both = (h["dur"] <= spotting.MISHEARD_MAX_S and h["end_max"] >= sure
+                and (bare is None or h.get("bare_p", 0.0) >= bare))
+        return both or (word_s is not None and h["dur"] <= word_s
+                        and h.get("bare_p", 0.0) >= spotting.BARE_ALONE_SURE)
 
     triggers = [r for r in rows if r["kind"] in ("pos", "twice", "bare", "bare_twice")]
     said = [r for r in rows if r["kind"] == "command"]
@@ -395,12 +399,17 @@ def command_table(rows: list[dict], hours: float) -> None:
     print("| a placed command taken as the trigger when | trigger utterances that started nothing, saved | "
           "commands said alone taken | false starts in speech with none |")
     print("|---|---|---|---|")
-    for sure, bare, doubted in ((0.94, None, 1.01), (0.94, 0.9, 1.01), (0.94, 0.9, spotting.OVERRIDE_DOUBTED),
-                                (0.9, 0.9, spotting.OVERRIDE_DOUBTED), (0.0, 0.98, spotting.OVERRIDE_DOUBTED)):
-        def hits(r: dict, sure: float = sure, bare: float | None = bare, doubted: float = doubted) -> bool:
-            return any(not spotted(r, h) and rule(h, sure, bare, doubted) for h in r["hyps"])
+    doubted = spotting.OVERRIDE_DOUBTED
+    for sure, bare, under, word_s in ((0.94, None, 1.01, None), (0.94, 0.9, 1.01, None), (0.94, 0.9, doubted, None),
+                                      (0.9, 0.9, doubted, None), (0.94, 0.9, doubted, 0.4), (0.94, 0.9, doubted, 0.6),
+                                      (0.94, 0.9, doubted, 0.8), (0.94, 0.9, doubted, spotting.MISHEARD_MAX_S)):
+        def hits(r: dict, sure: float = sure, bare: float | None = bare, under: float = under,
+                 word_s: float | None = word_s) -> bool:
+            return any(not spotted(r, h) and rule(h, sure, bare, under, word_s) for h in r["hyps"])
         name = (f"end >= {sure:g}" + ("" if bare is None else f", bare-word head >= {bare:g}")
-                + ("" if doubted > 1 else f", command head under {doubted:g}"))
+                + ("" if under > 1 else f", command head under {under:g}")
+                + ("" if word_s is None else f"; or the bare-word head >= {spotting.BARE_ALONE_SURE:g} "
+                   f"over <= {word_s:g} s"))
         print(f"| {name} | {sum(hits(r) and 'start' not in r['passed'] for r in triggers)} | "
               f"{sum(map(hits, said))} | {sum(map(hits, neg))} |")
 

@@ -364,7 +364,8 @@ def test_the_utterance_evaluation_counts_what_a_rule_would_start(capsys) -> None
     # a placed command taken as the trigger: "camp done" in speech with none is a false start where
     # both heads are asked, not where the bare-word head must be 0.98 sure
     assert lines["end >= 0.94, bare-word head >= 0.9, command head under 0.3"].endswith("| 0 | 0 | 1 |")
-    assert lines["end >= 0, bare-word head >= 0.98, command head under 0.3"].endswith("| 0 | 0 | 0 |")
+    assert lines["end >= 0.94, bare-word head >= 0.9, command head under 0.3; or the bare-word head >= 0.98 over "
+                 "<= 0.6 s"].endswith("| 0 | 0 | 1 |")
 
 
 def _script(name: str):
@@ -1053,15 +1054,19 @@ def test_a_trigger_said_alone_heard_as_a_red_flag_is_the_trigger_with_the_flag_d
 
 
 @pytest.mark.parametrize("words, said, end_score, bare, command_p, running, misheard", [
-    ("help done", (3.0, 3.6), 0.99, 0.98, 0.04, False, True),  # "calf cramp" heard as "help done": the trigger
-    ("help done", (3.0, 3.6), 0.9, 0.98, 0.04, False, False),  # the trigger head not sure enough at its end
-    ("help done", (3.0, 3.6), 0.99, 0.85, 0.04, False, False),  # the bare-word head not sure enough
-    ("help done", (3.0, 3.6), 0.99, 0.98, 0.5, False, False),  # the command head hears the command
-    ("help done", (3.0, 4.2), 0.99, 0.98, 0.04, False, False),  # too long for a trigger said alone
-    ("help done", (3.0, 3.6), 0.99, 0.98, 0.04, True, False),  # a routine runs: the command
-    ("it's gone", (3.0, 3.6), 0.99, 0.98, 0.04, False, False),  # words that take a trigger back: never one
-    ("all better", (3.0, 3.6), 0.99, 0.98, 0.04, False, False),
-    ("no more", (3.0, 3.6), 0.99, 0.98, 0.04, False, False),  # (a command head that hears nothing in it)
+    ("help done", (3.0, 3.8), 0.99, 0.95, 0.04, False, True),  # "calf cramp" heard as "help done": the trigger
+    ("help done", (3.0, 3.8), 0.9, 0.95, 0.04, False, False),  # the trigger head not sure enough at its end
+    ("help done", (3.0, 3.8), 0.99, 0.85, 0.04, False, False),  # the bare-word head not sure enough
+    ("help done", (3.0, 3.8), 0.99, 0.95, 0.5, False, False),  # the command head hears the command
+    ("help done", (3.0, 4.2), 0.99, 0.95, 0.04, False, False),  # too long for a trigger said alone
+    ("help done", (3.0, 3.8), 0.99, 0.95, 0.04, True, False),  # a routine runs: the command
+    ("done", (3.0, 3.4), 0.1, 0.99, 0.04, False, True),  # "cramp" heard as "done": the bare-word head alone
+    ("done", (3.0, 3.4), 0.1, 0.95, 0.04, False, False),  # ... not all but certain
+    ("done", (3.0, 3.4), 0.1, 0.99, 0.5, False, False),  # ... the command head hears "done"
+    ("i'm fine", (3.0, 3.75), 0.1, 0.99, 0.04, False, False),  # ... longer than a word: "i'm fine" in talk
+    ("it's gone", (3.0, 3.4), 0.99, 0.99, 0.04, False, False),  # words that take a trigger back: never one
+    ("all better", (3.0, 3.4), 0.99, 0.99, 0.04, False, False),
+    ("no more", (3.0, 3.4), 0.99, 0.99, 0.04, False, False),  # (a command head that hears nothing in it)
 ])
 def test_a_trigger_said_alone_heard_as_a_command_is_the_trigger(
         words, said, end_score, bare, command_p, running, misheard) -> None:
@@ -1070,7 +1075,8 @@ def test_a_trigger_said_alone_heard_as_a_command_is_the_trigger(
     bare-word head sure of a "cramp" there, while the command head does not hear "done". With
     nothing running, such an utterance is the trigger (before stop 47 it was dropped as "not a
     command by its sound", and nothing started). Both heads must be sure: each alone is sure of
-    real commands now and then."""
+    real commands now and then; the bare-word head alone counts over a single word's length
+    ("done" for "cramp"), where it is all but certain."""
     from voice_skill.asr import spotting
 
     heads = _HeadSays("done", command_p, trigger=((said[1] + 0.1, end_score),), bare=((said[1] + 0.2, bare),))
@@ -1078,7 +1084,7 @@ def test_a_trigger_said_alone_heard_as_a_command_is_the_trigger(
     rec.set_routine(running)
     got = [(h.text, h.sound_intent) for h in rec.flush()]
     assert (spotting.MISHEARD_MAX_S, spotting.MISHEARD_SURE, spotting.BARE_AGAIN_SURE) == (1.05, 0.94, 0.9)
-    assert spotting.OVERRIDE_DOUBTED == 0.3
+    assert (spotting.OVERRIDE_DOUBTED, spotting.MISHEARD_WORD_S, spotting.BARE_ALONE_SURE) == (0.3, 0.6, 0.98)
     if misheard:
         assert got == [(words, "start")], got
     else:
@@ -1107,6 +1113,33 @@ def test_a_trigger_said_alone_in_a_fan_that_the_grammar_heard_as_a_command_start
         started = [e["t"] for e in events if e["event"] == "routine" and e["state"] == "started"]
         heard = [(e["text"], e["intent"], e.get("by_sound")) for e in events if e["event"] == "heard"]
         assert heard == [("help done", "start", True)], heard
+        assert len(started) == 1 and 0.0 < started[0] - end_s < 1.0, started
+        decided.add(started[0])
+    assert len(decided) == 1, decided
+
+
+def test_the_bare_word_said_alone_that_the_grammar_heard_as_done_starts_the_routine() -> None:
+    """Real parts: a dev voice says "cramp" alone after 2.5-3 s of a quiet room (one of
+    ``scripts/eval_utterances.py``'s dev recordings, made as it makes them). PocketSphinx hears
+    "done", which the command head does not hear (0.07); the bare-word head is all but certain of
+    a "cramp" (0.997). Until stop 47 the "done" was dropped and nothing started; now the routine
+    starts, at the same moment whatever the chunk size."""
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    rng = np.random.default_rng(897700527)
+    once, end_s = corpus.trigger_clip("cramp", "", "espeak:en-gb+Denis@168", rng, lead_s=(2.5, 3.0),
+                                      trail_s=(1.5, 2.0))
+    assert int(rng.integers(3)) == 0  # eval_utterances.ROOMS[0]: a quiet room
+    audio = corpus.in_room(once, rng, None, None, int(rng.integers(1 << 30)), [], reverb=0.3,
+                           gain_db=float(rng.uniform(-15, -3)), floor_db=float(rng.uniform(-70, -55)))
+    decided = set()
+    for step in (0.1, 0.5):
+        events: list[dict] = []
+        run_chunks(iter_array_chunks(audio, step), RunOptions(asr="pocketsphinx", spotter="on", hour=14.0), None,
+                   listeners=[events.append])
+        started = [e["t"] for e in events if e["event"] == "routine" and e["state"] == "started"]
+        heard = [(e["text"], e["intent"], e.get("by_sound")) for e in events if e["event"] == "heard"]
+        assert heard == [("done", "start", True)], heard
         assert len(started) == 1 and 0.0 < started[0] - end_s < 1.0, started
         decided.add(started[0])
     assert len(decided) == 1, decided

@@ -80,7 +80,9 @@ again only repeated it. A command so placed ("help done" for "calf cramp" over a
 trigger alone where both the trigger head (``MISHEARD_SURE`` at its end) and the bare-word head
 (``BARE_AGAIN_SURE`` over it) take it for one, the command head gives the command under
 ``OVERRIDE_DOUBTED``, and its words would not take a trigger back ("it's gone", "no more"): each
-head alone is sure of a real command now and then ("i'm fine", "that stop at way").
+head alone is sure of a real command now and then ("i'm fine", "that stop at way"). The bare-word
+head alone decides only over a single word's length (``MISHEARD_WORD_S``: "done" for "cramp"),
+where it is all but certain (``BARE_ALONE_SURE``).
 
 A trigger from the grammar recognizer is a second chance, not a veto-free path: it counts
 only if the spotter scored the same stretch of audio at least ``confirm_threshold`` (lower
@@ -236,6 +238,12 @@ BARE_WORD = "cramp"  # the text of a bare-word trigger heard in an utterance wit
 # "i fell oh three" (0.26) and "only oh i hurt it" in talk (0.24) for triggers (stop 46).
 MISHEARD_MAX_S = ALONE_MAX_S
 MISHEARD_SURE = ALONE_SURE
+# A command placed in an utterance no longer than this, with nothing running, that the bare-word
+# head is BARE_ALONE_SURE of and the command head does not hear, is the bare word misheard ("done"
+# for "cramp", "hold on" for "ow cramp"): see ``_misheard_command``. Chosen on dev (stop 47,
+# scripts/eval_utterances.py): the bare words it saved were 0.25-0.5 s long; at 1.05 s it would
+# have started a routine for an "i'm fine" said in talk (0.88 s, the head at 0.995).
+MISHEARD_WORD_S = 0.6
 # An utterance shorter than this that the grammar recognizer ended (and the spotter did not
 # fire in) is heard again by the transcriber (``asr.moonshine``), over its audio and this much
 # on either side (the grammar's word times are approximate); its words, where they make an
@@ -617,9 +625,9 @@ class SpottingRecognizer:
         trigger said alone (a near trigger's score at its end) and which the safety head does not
         bear out ("tingling him" for "calf cramp"): the trigger, then the safety phrase
         ``safety_doubted``, as in the utterance the spotter fired in (see the module docstring).
-        A command so placed ("help done" for "calf cramp"), that both the trigger head and the
-        bare-word head take for the trigger and the command head does not bear out: the trigger
-        alone (``_misheard_command``). Empty otherwise."""
+        A command so placed ("help done" for "calf cramp", "done" for "cramp") that the heads take
+        for the trigger and the command head does not bear out: the trigger alone
+        (``_misheard_command``). Empty otherwise."""
         safety = self.spotter.safety
         length = hyp.end_s - hyp.start_s
         if self.routine_running or not hyp.final or length > max(MISHEARD_MAX_S, BARE_MAX_S) or intent is None:
@@ -650,22 +658,28 @@ class SpottingRecognizer:
 
     def _misheard_command(self, hyp: Hypothesis, intent: Intent) -> list[Hypothesis]:
         """``hyp`` (a command, ``intent``, placed with nothing running, see ``_misheard_trigger``)
-        as the trigger where it is no longer than ``MISHEARD_MAX_S``, the trigger head scored
-        ``MISHEARD_SURE`` or more at its end, the bare-word head is ``BARE_AGAIN_SURE`` of a
-        "cramp" over it, the command head gives the command under ``OVERRIDE_DOUBTED``, and its
-        words do not take a trigger back ("no more", "gone"); empty otherwise. Either head alone
-        is sure of real commands now and then: the bare-word head of an "i'm fine" in dev talk
-        (0.99), the trigger head of "that stop at way" (0.96)."""
+        as the trigger where it is no longer than ``MISHEARD_MAX_S``, the command head gives the
+        command under ``OVERRIDE_DOUBTED``, its words do not take a trigger back ("no more",
+        "gone"), and either the trigger head scored ``MISHEARD_SURE`` or more at its end and the
+        bare-word head is ``BARE_AGAIN_SURE`` of a "cramp" over it, or, over a single word's length
+        (``MISHEARD_WORD_S``), the bare-word head is ``BARE_ALONE_SURE`` of one; empty otherwise.
+        Either head alone is sure of longer real commands now and then: the bare-word head of an
+        "i'm fine" in dev talk (0.995 over 0.88 s), the trigger head of "that stop at way" (0.96)."""
         if hyp.end_s - hyp.start_s > MISHEARD_MAX_S or self._takes_back_beside(hyp.text):
             return []
         if self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S,
                                     hyp.end_s + COMMAND_MARGIN_S) >= OVERRIDE_DOUBTED:
             return []
-        if (score := self._end_score(hyp)) < MISHEARD_SURE or self.bare_probability(hyp) < BARE_AGAIN_SURE:
-            return []
-        log.debug("%r (%.2f s): %s, which the command head does not hear, and the trigger head %.3f at its "
-                  "end: the trigger misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, score)
-        return [replace(hyp, confidence=score, sound_intent="start")]
+        bare = self.bare_probability(hyp)
+        if (score := self._end_score(hyp)) >= MISHEARD_SURE and bare >= BARE_AGAIN_SURE:
+            log.debug("%r (%.2f s): %s, which the command head does not hear, and the trigger head %.3f at its "
+                      "end: the trigger misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, score)
+            return [replace(hyp, confidence=score, sound_intent="start")]
+        if hyp.end_s - hyp.start_s <= MISHEARD_WORD_S and bare >= BARE_ALONE_SURE:
+            log.debug("%r (%.2f s): %s, which the command head does not hear, and the bare-word head %.3f: the "
+                      "bare word misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, bare)
+            return [replace(hyp, confidence=bare, sound_intent="start")]
+        return []
 
     def _spotted(self, hyp: Hypothesis) -> bool:
         """Whether the spotter fired within ``hyp`` (its phrase ending there, ``SPAN_MARGIN_S`` either side)."""
