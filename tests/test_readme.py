@@ -284,7 +284,8 @@ def test_every_option_named_exists():
                "--split": "scripts/eval_utterances.py", "--clips": "scripts/eval_spotter.py",
                "--set": "scripts/eval_spotter.py", "--denial": "scripts/eval_spotter.py",
                "--no-deps": "pip download", "--platform": "pip download",
-               "--seconds": "scripts/bench_listening.py", "--runs": "scripts/bench_listening.py"}
+               "--seconds": "scripts/bench_listening.py", "--runs": "scripts/bench_listening.py",
+               "--voices": "scripts/eval_said_alone.py"}
     for name, owner in foreign.items():
         if owner.endswith(".py"):
             assert f'"{name}"' in (ROOT / owner).read_text(), (name, owner)
