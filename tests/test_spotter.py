@@ -325,11 +325,7 @@ def test_the_utterance_evaluation_counts_what_a_rule_would_start(capsys) -> None
     """``eval_utterances.py``'s table: a short utterance whose words made nothing, scored high at
     its end, counts as a start under the rule, also in speech with no trigger (a false start);
     the skill's own starts are what the second opinion passed on."""
-    import importlib.util  # noqa: PLC0415
-
-    spec = importlib.util.spec_from_file_location("eval_utterances", ROOT / "scripts" / "eval_utterances.py")
-    ev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ev)
+    ev = _script("eval_utterances")
 
     def hyp(text, dur, end_max, intent=None):
         return {"text": text, "start": 1.0, "dur": dur, "max": end_max, "end_max": end_max, "intent": intent}
@@ -465,11 +461,7 @@ def test_another_heads_clips_are_trained_on_as_none(tmp_path) -> None:
     """``train_commands.py train --none-from``: the first positive shards of another head's data
     join a split with every window labelled "none" (a command with its "please" is no emergency);
     the split's own labels are untouched."""
-    import importlib.util  # noqa: PLC0415
-
-    spec = importlib.util.spec_from_file_location("train_commands", ROOT / "scripts" / "train_commands.py")
-    tc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tc)
+    tc = _script("train_commands")
     rng = np.random.default_rng(0)
 
     def shard(folder: Path, name: str, labels: list[int]) -> None:
@@ -1091,20 +1083,25 @@ def test_a_trigger_said_alone_heard_as_a_command_is_the_trigger(
         assert all(intent != "start" for _, intent in got), got
 
 
-def test_a_trigger_said_alone_in_a_fan_that_the_grammar_heard_as_a_command_starts_the_routine() -> None:
-    """Real parts: a dev voice says "calf cramp" alone after 2.5-3 s of a fan at 15 dB (one of
-    ``scripts/eval_utterances.py``'s dev recordings, made as it makes them). PocketSphinx hears
-    "help done"; the trigger head scores the utterance's end 0.99 (under its two-frame rule) and
-    the bare-word head is sure of a "cramp". Until stop 47 nothing started; now the routine does,
-    at the same moment whatever the chunk size."""
+@pytest.mark.parametrize("seed, said, voice, room, words", [
+    (175080940, "calf cramp", "espeak:en-029+m5@180", "fan 15 dB", "help done"),
+    (897700527, "cramp", "espeak:en-gb+Denis@168", "clean", "done"),
+])
+def test_a_trigger_said_alone_that_the_grammar_heard_as_a_command_starts_the_routine(seed, said, voice, room,
+                                                                                      words) -> None:
+    """Real parts: two of ``scripts/eval_utterances.py``'s dev recordings, made as it makes them. A
+    dev voice says "calf cramp" alone after 2.5-3 s of a fan at 15 dB: PocketSphinx hears "help
+    done", the trigger head scores the utterance's end 0.99 (under its two-frame rule) and the
+    bare-word head is sure of a "cramp". Another says "cramp" alone in a quiet room: PocketSphinx
+    hears "done", which the command head does not hear (0.07), and the bare-word head is all but
+    certain of a "cramp" (0.997). Until stop 47 nothing started; now the routine does, at the same
+    moment whatever the chunk size."""
     from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
 
-    rng = np.random.default_rng(175080940)
-    once, end_s = corpus.trigger_clip("calf cramp", "", "espeak:en-029+m5@180", rng, lead_s=(2.5, 3.0),
-                                      trail_s=(1.5, 2.0))
-    assert int(rng.integers(3)) == 1  # eval_utterances.ROOMS[1]: a fan at 15 dB
-    audio = corpus.in_room(once, rng, 15.0, "fan", int(rng.integers(1 << 30)), [], reverb=0.3,
-                           gain_db=float(rng.uniform(-15, -3)), floor_db=float(rng.uniform(-70, -55)))
+    rng = np.random.default_rng(seed)
+    once, end_s = corpus.trigger_clip(said, "", voice, rng, lead_s=(2.5, 3.0), trail_s=(1.5, 2.0))
+    audio, made_in = _script("eval_utterances")._room(once, rng, [])
+    assert made_in == room
     decided = set()
     for step in (0.1, 0.5):
         events: list[dict] = []
@@ -1112,34 +1109,7 @@ def test_a_trigger_said_alone_in_a_fan_that_the_grammar_heard_as_a_command_start
                    listeners=[events.append])
         started = [e["t"] for e in events if e["event"] == "routine" and e["state"] == "started"]
         heard = [(e["text"], e["intent"], e.get("by_sound")) for e in events if e["event"] == "heard"]
-        assert heard == [("help done", "start", True)], heard
-        assert len(started) == 1 and 0.0 < started[0] - end_s < 1.0, started
-        decided.add(started[0])
-    assert len(decided) == 1, decided
-
-
-def test_the_bare_word_said_alone_that_the_grammar_heard_as_done_starts_the_routine() -> None:
-    """Real parts: a dev voice says "cramp" alone after 2.5-3 s of a quiet room (one of
-    ``scripts/eval_utterances.py``'s dev recordings, made as it makes them). PocketSphinx hears
-    "done", which the command head does not hear (0.07); the bare-word head is all but certain of
-    a "cramp" (0.997). Until stop 47 the "done" was dropped and nothing started; now the routine
-    starts, at the same moment whatever the chunk size."""
-    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
-
-    rng = np.random.default_rng(897700527)
-    once, end_s = corpus.trigger_clip("cramp", "", "espeak:en-gb+Denis@168", rng, lead_s=(2.5, 3.0),
-                                      trail_s=(1.5, 2.0))
-    assert int(rng.integers(3)) == 0  # eval_utterances.ROOMS[0]: a quiet room
-    audio = corpus.in_room(once, rng, None, None, int(rng.integers(1 << 30)), [], reverb=0.3,
-                           gain_db=float(rng.uniform(-15, -3)), floor_db=float(rng.uniform(-70, -55)))
-    decided = set()
-    for step in (0.1, 0.5):
-        events: list[dict] = []
-        run_chunks(iter_array_chunks(audio, step), RunOptions(asr="pocketsphinx", spotter="on", hour=14.0), None,
-                   listeners=[events.append])
-        started = [e["t"] for e in events if e["event"] == "routine" and e["state"] == "started"]
-        heard = [(e["text"], e["intent"], e.get("by_sound")) for e in events if e["event"] == "heard"]
-        assert heard == [("done", "start", True)], heard
+        assert heard == [(words, "start", True)], heard
         assert len(started) == 1 and 0.0 < started[0] - end_s < 1.0, started
         decided.add(started[0])
     assert len(decided) == 1, decided
