@@ -665,7 +665,8 @@ class SpottingRecognizer:
         (``MISHEARD_WORD_S``), the bare-word head is ``BARE_ALONE_SURE`` of one; empty otherwise.
         Either head alone is sure of longer real commands now and then: the bare-word head of an
         "i'm fine" in dev talk (0.995 over 0.88 s), the trigger head of "that stop at way" (0.96)."""
-        if hyp.end_s - hyp.start_s > MISHEARD_MAX_S or self._takes_back_beside(hyp.text):
+        length = hyp.end_s - hyp.start_s
+        if length > MISHEARD_MAX_S or self._takes_back_beside(hyp.text):
             return []
         if self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S,
                                     hyp.end_s + COMMAND_MARGIN_S) >= OVERRIDE_DOUBTED:
@@ -673,11 +674,11 @@ class SpottingRecognizer:
         bare = self.bare_probability(hyp)
         if (score := self._end_score(hyp)) >= MISHEARD_SURE and bare >= BARE_AGAIN_SURE:
             log.debug("%r (%.2f s): %s, which the command head does not hear, and the trigger head %.3f at its "
-                      "end: the trigger misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, score)
+                      "end: the trigger misheard", hyp.text, length, intent.name, score)
             return [replace(hyp, confidence=score, sound_intent="start")]
-        if hyp.end_s - hyp.start_s <= MISHEARD_WORD_S and bare >= BARE_ALONE_SURE:
+        if length <= MISHEARD_WORD_S and bare >= BARE_ALONE_SURE:
             log.debug("%r (%.2f s): %s, which the command head does not hear, and the bare-word head %.3f: the "
-                      "bare word misheard", hyp.text, hyp.end_s - hyp.start_s, intent.name, bare)
+                      "bare word misheard", hyp.text, length, intent.name, bare)
             return [replace(hyp, confidence=bare, sound_intent="start")]
         return []
 
