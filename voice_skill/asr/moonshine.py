@@ -40,6 +40,14 @@ PACKAGE_FOLDER = ("models", "base-en")
 TOKENS_PER_S = 6.0  # the decoder's length limit (Moonshine's own rule of thumb)
 BOS, EOS, FIRST_TEXT_TOKEN = 1, 2, 3
 WORD_MARK = "\u2581"  # the tokenizer's mark for a space
+# ``warm_up``: audio as long as the longest the session asks about (``asr.spotting``'s
+# ``WHOLE_MAX_S`` and its margins), decoded this many steps. onnxruntime's arena takes its
+# memory at the first utterance and keeps it (about 250 MB here); taken at start-up, the memory
+# is flat from then on (stop 48: the eight-hour soak found it taken in the third episode's
+# routine), a machine short of it fails at start and not mid-routine, and the first command of
+# a routine is heard without the arena's growth (0.20 CPU s for a second of speech, later 0.09).
+# Four steps left no growth after it over twelve utterances of 0.5-4.6 s; more cost 0.05 s each.
+WARM_UP_S, WARM_UP_STEPS = 4.6, 4
 
 
 def find_model(setting: str = "auto") -> Path | None:
@@ -102,9 +110,16 @@ class MoonshineTranscriber:
         raw = b"".join(self._pieces[i] for i in ids if FIRST_TEXT_TOKEN <= i < len(self._pieces))
         return raw.decode("utf-8", "replace").replace(WORD_MARK, " ").strip()
 
-    def transcribe(self, samples: np.ndarray) -> tuple[str, float]:
+    def warm_up(self) -> None:
+        """Run the models once over ``WARM_UP_S`` of faint noise (a fixed seed), so onnxruntime
+        takes the memory the session's utterances will need now (``WARM_UP_S``)."""
+        noise = np.random.default_rng(0).normal(0.0, 300.0, int(WARM_UP_S * SAMPLE_RATE))
+        self.transcribe(noise.astype(np.int16), steps=WARM_UP_STEPS)
+
+    def transcribe(self, samples: np.ndarray, *, steps: int | None = None) -> tuple[str, float]:
         """What was said in ``samples``, and how sure the decoder was (its chosen tokens' mean
-        probability; 0.0 for nothing heard)."""
+        probability; 0.0 for nothing heard). ``steps``: decode that many steps, past the end of
+        the text (``warm_up``)."""
         audio = (np.asarray(samples, dtype=np.float32) / 32768.0)[None]
         if audio.shape[1] < SAMPLE_RATE // 4:
             return "", 0.0
@@ -117,13 +132,13 @@ class MoonshineTranscriber:
                 feed[f"past_key_values.{layer}.{part}.value"] = self._empty
         ids: list[int] = []
         logp: list[float] = []
-        for step in range(max(1, int(audio.shape[1] / SAMPLE_RATE * TOKENS_PER_S))):
+        for step in range(steps or max(1, int(audio.shape[1] / SAMPLE_RATE * TOKENS_PER_S))):
             out = dict(zip(self._outputs, self._decoder.run(None, feed)))
             logits = out["logits"][0, -1].astype(np.float64)
             token = int(logits.argmax())
             top = logits[token]
             logp.append(float(-np.log(np.exp(logits - top).sum())))
-            if token == EOS:
+            if token == EOS and steps is None:
                 break
             ids.append(token)
             feed["input_ids"] = np.array([[token]], np.int64)
@@ -167,14 +182,16 @@ _LOADED: dict[Path, MoonshineTranscriber] = {}  # it keeps no state between utte
 
 
 def load(setting: str = "auto") -> MoonshineTranscriber | None:
-    """Moonshine where its files are found (``find_model``), else None; a folder given by the
-    setting that does not load is an error."""
+    """Moonshine where its files are found (``find_model``), warmed up, else None; a folder given
+    by the setting that does not load is an error."""
     folder = find_model(setting)
     if folder is None:
         return None
     try:
         if folder not in _LOADED:
-            _LOADED[folder] = MoonshineTranscriber(folder)
+            transcriber = MoonshineTranscriber(folder)
+            transcriber.warm_up()
+            _LOADED[folder] = transcriber
         return _LOADED[folder]
     except ModelError:
         if setting != "auto":
