@@ -9,6 +9,7 @@
     python scripts/eval_spotter.py report --set build/spotter-voices                       # triggers only
     python scripts/eval_spotter.py lead --split dev --clips 200 --extra 3   # a stream's start against hours in
     python scripts/eval_spotter.py alone --split test [HEAD.npz ...]        # "calf cramp" said alone, per voice
+    python scripts/eval_spotter.py tails --split test       # a trigger with words after it, in one breath
 
 ``data`` stores the frozen feature models' embeddings of every test clip in ``build/spotter-test``,
 so a new head is measured in seconds. Positives: each test voice says trigger sentences
@@ -429,6 +430,53 @@ def cmd_alone(args) -> None:
             log.info("%s missed: %s", name, m)
 
 
+#: ``tails``: a trigger and words after it, per split (neither the training's tails nor each other's)
+TAIL_PHRASES = ("calf cramp", "leg cramp", "my calf is cramping")
+TAILS = {"dev": ("it won't let go", "it hurts", "oh no"), "test": ("it's so tight", "help me please", "again")}
+TAIL_WAYS = ("alone", "training's join", "a comma", "one breath")
+
+
+def cmd_tails(args) -> None:
+    """A trigger with words after it, made three ways: as the training and the test sets make it
+    (the two parts synthesized apart and joined with 0.03-0.25 s of silence, ``trigger_clip``), said
+    with a comma between them, and in one breath, as people run a sentence on; beside the trigger
+    alone. Quiet room, every voice of a split; how many fire the shipped rule anywhere in the clip."""
+    voices = corpus.split_voices(args.split)
+    head = sp.SpotterHead.load(args.head)
+    models = ts._models()
+    rng = np.random.default_rng(args.seed)
+    said: dict[str, int] = defaultdict(int)
+    fired: dict[str, int] = defaultdict(int)
+    for voice in voices:
+        for phrase in TAIL_PHRASES:
+            for tail in TAILS[args.split]:
+                try:
+                    parts = {"alone": speechgen.synthesize(phrase, voice),
+                             "training's join": corpus.trigger_clip(phrase, tail, voice, rng, lead_s=(0, 0),
+                                                                    trail_s=(0, 0))[0],
+                             "a comma": speechgen.synthesize(f"{phrase}, {tail}", voice),
+                             "one breath": speechgen.synthesize(f"{phrase} {tail}", voice)}
+                except speechgen.SpeechGenError as exc:
+                    log.warning("skipping %r in %s: %s", phrase, voice, exc)
+                    continue
+                for way, clip in parts.items():
+                    if way == "alone" and tail != TAILS[args.split][0]:
+                        continue  # once per phrase
+                    pad = np.zeros(SAMPLE_RATE, np.float64)
+                    x = np.concatenate([pad, clip.astype(np.float64), pad])
+                    x += rng.standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
+                    emb = np.concatenate([np.repeat(sp.silence_embedding(models)[None], ts.WINDOW - 1, axis=0),
+                                          sp.clip_embeddings(models, np.clip(np.round(x), -32768, 32767)
+                                                             .astype(np.int16)).astype(np.float32)])
+                    rule = sp.Decision(head.threshold, head.min_frames, head.meta.get("support"))
+                    said[way] += 1
+                    fired[way] += any([rule.fires(float(v)) for v in clip_scores(head, emb)])
+    print(f"\nA trigger with words after it, {args.split} voices ({len(voices)}), quiet room: the shipped rule fired\n")
+    print("| " + " | ".join(TAIL_WAYS) + " |")
+    print("|" + "---|" * len(TAIL_WAYS))
+    print("| " + " | ".join(f"{fired[w]} of {said[w]} ({fired[w] / max(1, said[w]):.0%})" for w in TAIL_WAYS) + " |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -469,9 +517,14 @@ def main(argv=None) -> int:
     al.add_argument("--show", type=int, default=0, help="log this many misses of each head")
     al.add_argument("--grids", type=int, default=1,
                     help="frame grids a fraction of a frame apart, each with its own rule; fired on any")
+    ta = sub.add_parser("tails", help="a trigger with words after it: joined as in training, after a comma, in one breath")
+    ta.add_argument("--split", choices=("dev", "test"), default="dev")
+    ta.add_argument("--head", type=Path, default=None)
+    ta.add_argument("--seed", type=int, default=14)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    {"data": cmd_data, "report": cmd_report, "system": cmd_system, "lead": cmd_lead, "alone": cmd_alone}[args.cmd](args)
+    {"data": cmd_data, "report": cmd_report, "system": cmd_system, "lead": cmd_lead, "alone": cmd_alone,
+     "tails": cmd_tails}[args.cmd](args)
     return 0
 
 
