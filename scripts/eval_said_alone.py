@@ -50,6 +50,12 @@ TAKEN_BACK = {
 }
 
 
+def recording_seed(index: int, text: str, seed: int = 36) -> int:
+    """The seed of the recording of ``text`` by the split's ``index``-th voice: it depends on the
+    voice and the phrase only, so a phrase's rows are the same whatever other phrases are asked for."""
+    return seed * 1_000_003 + 7919 * index + sum(map(ord, text))
+
+
 def _run(job: tuple[str, str, int]) -> tuple[str, str, str, list[str]]:
     from voice_skill.runtime.app import RunOptions, run_chunks  # noqa: PLC0415
 
@@ -86,16 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--taken-back", action="store_true",
                     help="instead, the split's sentences that take a spotted \"calf cramp\" back (TAKEN_BACK)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=36)
+    ap.add_argument("--seed", type=int, default=36, help="the recordings' seed (recording_seed)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     fools = corpus.BARE_FOOLS[args.split] if args.fools else None
     taken = TAKEN_BACK[args.split] if args.taken_back else None
     phrases = args.phrases or fools or taken or MUST_NOT + SHOULD
     voices = corpus.split_voices(args.split)[:args.voices]
-    # each recording's seed depends on its voice and phrase only, so a phrase's rows are the same
-    # whatever other phrases are asked for
-    jobs = [(v, t, args.seed * 1_000_003 + 7919 * i + sum(map(ord, t))) for i, v in enumerate(voices) for t in phrases]
+    jobs = [(v, t, recording_seed(i, t, args.seed)) for i, v in enumerate(voices) for t in phrases]
     with mp.get_context("fork").Pool(args.workers) as pool:
         rows = pool.map(_run, jobs)
     print(f"\nPhrases said alone, {args.split} voices ({len(voices)}), a quiet room, nothing running\n")

@@ -285,3 +285,32 @@ def test_moonshine_takes_its_memory_when_loaded_not_at_the_first_utterance(tmp_p
     growth, words = float(out[0]), out[1]
     assert "cramp" in words  # it heard the speech, so the decoder ran its full length
     assert growth < 15.0
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("said, voice, heard", [
+    ("no more calf cramp", "espeak:en-gb+Denis@168", "no more told"),  # Moonshine: "no more calf crab"
+    ("my leg cramp went away", "espeak:en-gb-scotland+Boris@166", "money leg cramp quit done wait"),
+])
+def test_a_sentence_that_takes_the_spotted_trigger_back_withdraws_its_routine(monkeypatch, said, voice,
+                                                                              heard) -> None:
+    """Real parts: two of ``scripts/eval_said_alone.py --split dev --taken-back``'s recordings,
+    made as it makes them, through the whole skill. The spotter fires as "cramp" ends and the
+    routine starts; PocketSphinx hears the rest as words that take nothing back, so before stop 48
+    the routine ran on. Moonshine hears the sentence again (writing "cramp" as "crab" or "crump"
+    in these voices), and its words withdraw the routine."""
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+
+    ev = _script("eval_said_alone")
+    job = (voice, said, ev.recording_seed(corpus.split_voices("dev").index(voice), said))
+    _, _, outcome, events = ev._run(job)
+    assert outcome == "taken back", events
+    monkeypatch.setattr(spotting, "TAKE_BACK_IN_WORDS", False)
+    _, _, outcome, events = ev._run(job)
+    assert outcome == "started" and events[-1].startswith(f"{heard!r} -> "), events  # the grammar's words

@@ -834,8 +834,9 @@ class _HeadSays:
 
     def __init__(self, label: str, p: float, threshold: float = 0.94, safety: tuple[str, float] | None = None,
                  trigger: tuple[tuple[float, float], ...] = (), bare: tuple[tuple[float, float], ...] | None = None,
-                 others: dict[str, float] | None = None) -> None:
+                 others: dict[str, float] | None = None, fires: tuple[float, ...] = ()) -> None:
         self.label, self.p, self.said = label, p, safety
+        self.fires = list(fires)  # end times of the trigger head's detections
         self.others = others or {}  # the command head's probability of commands other than ``label``
         self.trigger = trigger  # (frame end in seconds, score): the trigger head's high frames
         self.bare = bare  # (frame end in seconds, probability): the bare-word head's high frames, if it has one
@@ -846,7 +847,9 @@ class _HeadSays:
 
     def accept(self, chunk: AudioChunk) -> list:
         self.heard_to_s = chunk.end_s
-        return []
+        due = [t for t in self.fires if t <= chunk.end_s]
+        self.fires = [t for t in self.fires if t > chunk.end_s]
+        return [sp.Detection(0.999, t - self.PHRASE_S, t) for t in due]
 
     def best(self, start_s: float, end_s: float, kind: str = "commands") -> tuple[str | None, float]:
         if kind == "safety":
@@ -1348,3 +1351,66 @@ def test_the_said_alone_evaluation_runs_on_one_voice() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| it won't stop | 0 of 1 |" in proc.stdout and "| calf cramp | 1 of 1 |" in proc.stdout, proc.stdout
     assert "started: 'calf cramp' in festival:kal" in proc.stderr
+
+
+class _Transcribes:
+    """A stand-in transcriber that hears the same words in whatever it is given."""
+
+    name = "scripted"
+
+    def __init__(self, text: str) -> None:
+        self.text, self.asked = text, 0
+
+    def transcribe(self, samples: np.ndarray) -> tuple[str, float]:
+        self.asked += 1
+        return self.text, 0.9
+
+
+def test_a_word_spelt_like_the_trigger_word_is_read_as_it() -> None:
+    from voice_skill.asr.spotting import edit_distance, with_trigger_word
+
+    assert [edit_distance(w, "cramp") for w in ("cramp", "crab", "tramp", "crump", "crumbs", "cramped")] == [
+        0, 2, 1, 1, 3, 2]
+    assert with_trigger_word("no more calf crab") == ["no more calf crab", "no more calf cramp"]
+    assert with_trigger_word("the calf tramp is gone") == ["the calf tramp is gone", "the calf cramp is gone"]
+    assert with_trigger_word("the cramp stopped") == ["the cramp stopped"]  # a word that is one: as it is
+    assert with_trigger_word("the calf cramped his lawn") == ["the calf cramped his lawn"]
+    assert with_trigger_word("no more calf crumbs") == ["no more calf crumbs"]  # three letters off
+    assert with_trigger_word("ram") == ["ram"] and with_trigger_word("") == [""]  # too short: no word to read
+
+
+@pytest.mark.parametrize("words, transcribed, fires, running, heard", [
+    # the spotter fired on "calf cramp" in "no more calf cramp": the routine has begun; the grammar
+    # heard "no more told", Moonshine "no more calf crab", which takes the trigger back
+    ("no more told", "no more calf crab", (3.6,), True, [("calf cramp", False), ("no more calf cramp", True)]),
+    ("no more told", "no more calf crab", (3.6,), False, [("calf cramp", False), ("no more calf cramp", True)]),
+    # ... Moonshine's words take nothing back: the grammar's go on, as before
+    ("no more told", "my calf cramp", (3.6,), True, [("calf cramp", False), ("no more told", False)]),
+    # ... a denial is not the cramp's end (the denial head's to hear): Moonshine wrote two dev voices'
+    # "I've got a calf cramp" as "i'm not a calf cramp"
+    ("calf cramp", "i'm not a calf cramp", (3.6,), True, [("calf cramp", False)]),
+    # the grammar's words take it back themselves: Moonshine is not asked
+    ("no more calf cramp", "no calf cramp", (3.6,), True, [("calf cramp", False), ("no more calf cramp", False)]),
+    # nothing running, no firing: words that would start a routine ("the cramp can't stop it" is
+    # "still cramping", with the trigger word in it) are heard again; "the cramp stopped" takes it back
+    ("the cramp can't stop it", "the cramp stopped", (), False, [("the cramp stopped", True)]),
+    ("the cramp can't stop it", "the cramp can't stop it", (), False, [("the cramp can't stop it", False)]),
+    # ... words that would start nothing are not
+    ("it's gone", "no more cramp", (), False, [("it's gone", False)]),
+])
+def test_words_the_transcriber_heard_take_a_trigger_back(words, transcribed, fires, running, heard) -> None:
+    """The trigger head fires as "cramp" ends, before "is gone", and PocketSphinx hears the words
+    that take the trigger back only where they are its grammar's items ("no more told" for "no
+    more calf cramp"). Moonshine hears such an utterance again, and where its words take the trigger
+    back as the cramp's end they are the hypothesis, so the session withdraws the routine (``Coach.take_back``); a
+    word it spells like "cramp" ("crab") is read as the trigger word."""
+    transcriber = _Transcribes(transcribed)
+    heads = _HeadSays("done", 0.0, fires=fires)
+    rec = SpottingRecognizer(heads, ScriptedGrammar([Hypothesis(words, 0.6, 2.5, 3.9)]), IntentParser(),
+                             "calf cramp", transcriber=transcriber)
+    rec.set_routine(running)
+    samples = np.zeros(16000 * 6, np.int16)
+    got = [(h.text, h.transcribed) for c in iter_array_chunks(samples, 0.1) for h in rec.accept(c)] + [
+        (h.text, h.transcribed) for h in rec.flush()]
+    assert got == heard, got
+    assert transcriber.asked <= 1

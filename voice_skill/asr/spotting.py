@@ -136,6 +136,12 @@ open-vocabulary recognizer, before any of the rules above: where its words make 
 grammar's did not (a command, a safety phrase, or, with ``TRANSCRIBED_TRIGGERS``, a trigger),
 they are the hypothesis (``transcribed``; the command head still vouches for a command over the
 skill's voice); where they make none or the same, the rules above judge the grammar's words.
+It also hears again, running or not, a short utterance the spotter fired in, and one that would
+start a routine with nothing running: where its words take the trigger back as the cramp's end
+("no more calf cramp", "the cramp stopped"; not a denial, which the denial head hears) and the
+grammar's did not, they are the hypothesis, with a word it
+spelt like "cramp" put right ("no more calf crab"), so the session withdraws the routine the
+spotter started, or starts none (``TAKE_BACK_IN_WORDS``).
 """
 
 from __future__ import annotations
@@ -261,6 +267,39 @@ KEPT_OVER_COMMANDS = SAFETY_FIRST | {"start"}
 # A trigger in those words started a routine too: on dev (stop 41) one more bare word of 156
 # and one more false start in half an hour ("the cramp is gone" heard as "... is going"): off.
 TRANSCRIBED_TRIGGERS = False
+# The transcriber hears again, whole, a short utterance the spotter fired in or that would start a
+# routine with nothing running, and where its words take the trigger back as the cramp's end and
+# the grammar's did not, they are the hypothesis (``_taken_back_in_words``): the trigger head fires
+# as "cramp" ends, before "is gone", and the grammar hears such words only where they are its
+# items (stop 39: 82 of 122 routines started by test take-back sentences left running).
+TAKE_BACK_IN_WORDS = True
+# ... with a word of at least [0] letters at most [1] letters from "cramp" read as "cramp": on dev
+# (stop 48) Moonshine wrote the take-back words of espeak-ng's voices right and "cramp" as "crab",
+# "tramp", "crump" or "cram" ("no more calf crab"); "crumbs", "crayons" and "club" are further.
+TRIGGER_WORD = "cramp"
+TRIGGER_SPELLINGS = (4, 2)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein's distance between ``a`` and ``b``: letters put in, taken out or changed."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def with_trigger_word(text: str) -> list[str]:
+    """``text`` (a transcriber's words), and where no word in it begins with the trigger word, ``text`` with a
+    word spelt like it (``TRIGGER_SPELLINGS``) put right: Moonshine writes "cramp" said by a
+    formant voice as "crab", "tramp" or "crump" ("no more calf crab"), and the words that take it
+    back around it are what is asked about."""
+    words = text.split()
+    if any(w.startswith(TRIGGER_WORD) for w in words) or not words:
+        return [text]
+    return [text] + [" ".join(words[:i] + [TRIGGER_WORD] + words[i + 1:]) for i, w in enumerate(words)
+                     if len(w) >= TRIGGER_SPELLINGS[0] and edit_distance(w, TRIGGER_WORD) <= TRIGGER_SPELLINGS[1]]
 
 
 class Transcriber(Protocol):
@@ -369,8 +408,48 @@ class SpottingRecognizer:
         commands = self.spotter.commands
         agrees = (commands is not None and intent.name in commands.classes
                   and self._command_p(hyp, intent.name) >= self._sure(hyp))
+        return self._in_words(hyp, text, p, agrees)
+
+    @staticmethod
+    def _in_words(hyp: Hypothesis, text: str, p: float, agrees: bool = False) -> Hypothesis:
+        """``hyp`` as the transcriber's ``text`` (probability ``p``): no word times, no head's verdict."""
         return replace(hyp, text=text, confidence=p, words=(), sound_agrees=agrees, sound_vetoed=False,
                        sound_intent=None, unverified_trigger=False, transcribed=True)
+
+    def _starts(self, hyp: Hypothesis) -> bool:
+        """Whether the session would start a routine for ``hyp`` with nothing running: the trigger
+        heard by its sound, or words with a trigger phrase standing in them ("it's still cramping")."""
+        if hyp.sound_intent is not None:
+            return hyp.sound_intent == "start"
+        intent = self.parser.parse(hyp.text)
+        return intent is not None and (intent.name == "start" or "start" in intent.also)
+
+    def _ends_trigger(self, words: str) -> bool:
+        """Whether ``words`` take a trigger in them back as the cramp's end ("no more calf cramp",
+        "the cramp stopped": the parser makes ``done`` of them). Not a denial ("it's not a calf
+        cramp"): the denial head hears those before the trigger fires, and Moonshine wrote two dev
+        voices' "I've got a calf cramp" as "i'm not a calf cramp" (stop 48)."""
+        ended = self.parser.table.retraction.ended_as
+        return self.parser.takes_back(words) is not None and (intent := self.parser.parse(words)) is not None \
+            and intent.name == ended
+
+    def _taken_back_in_words(self, hyp: Hypothesis, judged: list[Hypothesis]) -> Hypothesis | None:
+        """The transcriber's words for ``hyp`` where they take a trigger back as the cramp's end ("the
+        cramp stopped", "no more calf cramp": ``_ends_trigger``; its word spelt like the trigger's put
+        right, ``with_trigger_word``) and the grammar's did not: asked over an utterance shorter than
+        ``WHOLE_MAX_S`` that the spotter fired in (its routine has begun, and these words withdraw
+        it, ``Coach.take_back``), or that would start a routine with nothing running (``judged``);
+        None otherwise. See ``TAKE_BACK_IN_WORDS``."""
+        if (self.transcriber is None or not hyp.final or hyp.end_s - hyp.start_s >= WHOLE_MAX_S
+                or self.parser.takes_back(hyp.text) is not None):
+            return None
+        if not (self._spotted(hyp) or (not self.routine_running and any(self._starts(h) for h in judged))):
+            return None
+        text, p = self.transcriber.transcribe(self._samples(hyp.start_s - WHOLE_MARGIN_S, hyp.end_s + WHOLE_MARGIN_S))
+        back = next((t for t in with_trigger_word(text) if self._ends_trigger(t)), None) if text else None
+        log.debug("%r at %.2f-%.2f s: %s heard %r, which %s", hyp.text, hyp.start_s, hyp.end_s, self.transcriber.name,
+                  text, "takes nothing back" if back is None else f"takes the trigger back ({back!r})")
+        return None if back is None else self._in_words(hyp, back, p)
 
     def close(self) -> None:
         close = getattr(self.grammar, "close", None)
@@ -610,6 +689,9 @@ class SpottingRecognizer:
             if not judged:
                 one = self._judge(hyp, intent)
                 judged = [] if one is None else [one]
+            if TAKE_BACK_IN_WORDS and (back := self._taken_back_in_words(hyp, judged)) is not None:
+                kept.append(back)
+                continue
             denied = self.spotter.denied_within(hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S)
             for heard in judged:
                 if denied and (heard.sound_intent == "start" or self._is_trigger(heard)):
