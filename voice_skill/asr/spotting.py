@@ -139,9 +139,9 @@ skill's voice); where they make none or the same, the rules above judge the gram
 It also hears again, running or not, a short utterance the spotter fired in, and one that would
 start a routine with nothing running: where its words take the trigger back as the cramp's end
 ("no more calf cramp", "the cramp stopped"; not a denial, which the denial head hears) and the
-grammar's did not, they are the hypothesis, with a word it
-spelt like "cramp" put right ("no more calf crab"), so the session withdraws the routine the
-spotter started, or starts none (``TAKE_BACK_IN_WORDS``).
+grammar's did not, they are the hypothesis, with a word it spelt like "cramp" put right ("no
+more calf crab"), so the session withdraws the routine the spotter started, or starts none
+(``TAKE_BACK_IN_WORDS``).
 """
 
 from __future__ import annotations
@@ -291,10 +291,10 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def with_trigger_word(text: str) -> list[str]:
-    """``text`` (a transcriber's words), and where no word in it begins with the trigger word, ``text`` with a
-    word spelt like it (``TRIGGER_SPELLINGS``) put right: Moonshine writes "cramp" said by a
-    formant voice as "crab", "tramp" or "crump" ("no more calf crab"), and the words that take it
-    back around it are what is asked about."""
+    """``text`` (a transcriber's words), and where no word in it begins with the trigger word,
+    ``text`` with each word spelt like it (``TRIGGER_SPELLINGS``) put right: Moonshine writes
+    "cramp" said by a formant voice as "crab", "tramp" or "crump" ("no more calf crab"), and the
+    words that take it back around it are what is asked about."""
     words = text.split()
     if any(w.startswith(TRIGGER_WORD) for w in words) or not words:
         return [text]
