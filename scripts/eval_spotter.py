@@ -465,12 +465,10 @@ def cmd_tails(args) -> None:
                     pad = np.zeros(SAMPLE_RATE, np.float64)
                     x = np.concatenate([pad, clip.astype(np.float64), pad])
                     x += rng.standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
-                    emb = np.concatenate([np.repeat(sp.silence_embedding(models)[None], ts.WINDOW - 1, axis=0),
-                                          sp.clip_embeddings(models, np.clip(np.round(x), -32768, 32767)
-                                                             .astype(np.int16)).astype(np.float32)])
+                    scores = sp.clip_scores(models, head, np.clip(np.round(x), -32768, 32767).astype(np.int16))
                     rule = sp.Decision(head.threshold, head.min_frames, head.meta.get("support"))
                     said[way] += 1
-                    fired[way] += any([rule.fires(float(v)) for v in clip_scores(head, emb)])
+                    fired[way] += any([rule.fires(float(v)) for v in scores])
     print(f"\nA trigger with words after it, {args.split} voices ({len(voices)}), quiet room: the shipped rule fired\n")
     print("| " + " | ".join(TAIL_WAYS) + " |")
     print("|" + "---|" * len(TAIL_WAYS))

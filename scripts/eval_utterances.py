@@ -378,12 +378,8 @@ def command_table(rows: list[dict], hours: float) -> None:
         lo, hi = h["start"] - spotting.SPAN_MARGIN_S, h["start"] + h["dur"] + spotting.SPAN_MARGIN_S
         return any(lo <= t and t - TriggerSpotter.PHRASE_S <= hi for t in r["fired"])
 
-    def takes_back(text: str) -> bool:
-        return (parser.takes_back(f"{spotting.BARE_WORD} {text}") is not None
-                or parser.takes_back(f"{text} {spotting.BARE_WORD}") is not None)
-
     def rule(h: dict, sure: float, bare: float | None, doubted: float, word_s: float | None) -> bool:
-        if h["intent"] not in commands or (h.get("placed_p") or 0.0) >= doubted or takes_back(h["text"]):
+        if h["intent"] not in commands or (h.get("placed_p") or 0.0) >= doubted or spotting.takes_back_beside(parser, h["text"]):
             return False
         both = (h["dur"] <= spotting.MISHEARD_MAX_S and h["end_max"] >= sure
                 and (bare is None or h.get("bare_p", 0.0) >= bare))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_spotter import UNSEEN, ScriptedGrammar, _with_floor
+from tests.test_spotter import UNSEEN, ScriptedGrammar, _script, _with_floor
 from voice_skill.asr import moonshine
 from voice_skill.asr import spotter as sp
 from voice_skill.asr import spotting
@@ -285,13 +285,6 @@ def test_moonshine_takes_its_memory_when_loaded_not_at_the_first_utterance(tmp_p
     growth, words = float(out[0]), out[1]
     assert "cramp" in words  # it heard the speech, so the decoder ran its full length
     assert growth < 15.0
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("said, voice, heard", [

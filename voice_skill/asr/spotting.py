@@ -273,11 +273,17 @@ TRANSCRIBED_TRIGGERS = False
 # as "cramp" ends, before "is gone", and the grammar hears such words only where they are its
 # items (stop 39: 82 of 122 routines started by test take-back sentences left running).
 TAKE_BACK_IN_WORDS = True
-# ... with a word of at least [0] letters at most [1] letters from "cramp" read as "cramp": on dev
+# ... with a word of at least [0] letters at most [1] letters from BARE_WORD read as it: on dev
 # (stop 48) Moonshine wrote the take-back words of espeak-ng's voices right and "cramp" as "crab",
 # "tramp", "crump" or "cram" ("no more calf crab"); "crumbs", "crayons" and "club" are further.
-TRIGGER_WORD = "cramp"
 TRIGGER_SPELLINGS = (4, 2)
+
+
+def takes_back_beside(parser: IntentParser, words: str) -> bool:
+    """Whether ``words`` would take back a trigger said just before or just after them ("it's
+    gone", "no more"): such words are never a trigger misheard."""
+    return (parser.takes_back(f"{BARE_WORD} {words}") is not None
+            or parser.takes_back(f"{words} {BARE_WORD}") is not None)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -291,15 +297,15 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def with_trigger_word(text: str) -> list[str]:
-    """``text`` (a transcriber's words), and where no word in it begins with the trigger word,
-    ``text`` with each word spelt like it (``TRIGGER_SPELLINGS``) put right: Moonshine writes
+    """``text`` (a transcriber's words), and where no word in it begins with the trigger word
+    (``BARE_WORD``), ``text`` with each word spelt like it (``TRIGGER_SPELLINGS``) put right: Moonshine writes
     "cramp" said by a formant voice as "crab", "tramp" or "crump" ("no more calf crab"), and the
     words that take it back around it are what is asked about."""
     words = text.split()
-    if any(w.startswith(TRIGGER_WORD) for w in words) or not words:
+    if any(w.startswith(BARE_WORD) for w in words) or not words:
         return [text]
-    return [text] + [" ".join(words[:i] + [TRIGGER_WORD] + words[i + 1:]) for i, w in enumerate(words)
-                     if len(w) >= TRIGGER_SPELLINGS[0] and edit_distance(w, TRIGGER_WORD) <= TRIGGER_SPELLINGS[1]]
+    return [text] + [" ".join(words[:i] + [BARE_WORD] + words[i + 1:]) for i, w in enumerate(words)
+                     if len(w) >= TRIGGER_SPELLINGS[0] and edit_distance(w, BARE_WORD) <= TRIGGER_SPELLINGS[1]]
 
 
 class Transcriber(Protocol):
@@ -440,11 +446,12 @@ class SpottingRecognizer:
         ``WHOLE_MAX_S`` that the spotter fired in (its routine has begun, and these words withdraw
         it, ``Coach.take_back``), or that would start a routine with nothing running (``judged``);
         None otherwise. See ``TAKE_BACK_IN_WORDS``."""
-        if (self.transcriber is None or not hyp.final or hyp.end_s - hyp.start_s >= WHOLE_MAX_S
-                or self.parser.takes_back(hyp.text) is not None):
+        if self.transcriber is None or not hyp.final or hyp.end_s - hyp.start_s >= WHOLE_MAX_S:
             return None
         if not (self._spotted(hyp) or (not self.routine_running and any(self._starts(h) for h in judged))):
             return None
+        if self.parser.takes_back(hyp.text) is not None:
+            return None  # the grammar's words take it back themselves
         text, p = self.transcriber.transcribe(self._samples(hyp.start_s - WHOLE_MARGIN_S, hyp.end_s + WHOLE_MARGIN_S))
         back = next((t for t in with_trigger_word(text) if self._ends_trigger(t)), None) if text else None
         log.debug("%r at %.2f-%.2f s: %s heard %r, which %s", hyp.text, hyp.start_s, hyp.end_s, self.transcriber.name,
@@ -668,11 +675,6 @@ class SpottingRecognizer:
         intent = self.parser.parse(f"{kept} {BARE_WORD}")
         return intent is not None and intent.name == "start"
 
-    def _takes_back_beside(self, words: str) -> bool:
-        """Whether ``words`` would take back a trigger said just before or just after them ("it's
-        gone", "no more"): such words are never a trigger misheard."""
-        return (self.parser.takes_back(f"{BARE_WORD} {words}") is not None
-                or self.parser.takes_back(f"{words} {BARE_WORD}") is not None)
 
     def _held_back(self, hyp: Hypothesis) -> bool:
         """Whether ``hyp`` waits for the bare-word head's frames after the trigger it lost (up to
@@ -748,7 +750,7 @@ class SpottingRecognizer:
         Either head alone is sure of longer real commands now and then: the bare-word head of an
         "i'm fine" in dev talk (0.995 over 0.88 s), the trigger head of "that stop at way" (0.96)."""
         length = hyp.end_s - hyp.start_s
-        if length > MISHEARD_MAX_S or self._takes_back_beside(hyp.text):
+        if length > MISHEARD_MAX_S or takes_back_beside(self.parser, hyp.text):
             return []
         if self.spotter.probability(intent.name, hyp.start_s - COMMAND_MARGIN_S,
                                     hyp.end_s + COMMAND_MARGIN_S) >= OVERRIDE_DOUBTED:
