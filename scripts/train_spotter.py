@@ -106,12 +106,15 @@ def shard_voices(split: str, quick: bool = False, n_espeak: int = 24) -> tuple[l
 
 
 def _said_in_room(head: str, tail: str, voice: str, rng: np.random.Generator, noise_voices: list[str],
-                  speed_share: float, lead_s: tuple[float, float]) -> tuple[np.ndarray, float, str | None, float | None] | None:
-    """``head`` and ``tail`` said by ``voice`` after ``lead_s`` of its room, in a random room (a
-    quiet one 30 % of the time) at a random level: the samples, where ``head`` ends, the noise
-    and its SNR; None (with a warning) where the voice fails."""
+                  speed_share: float, lead_s: tuple[float, float],
+                  breath_share: float = 0.0) -> tuple[np.ndarray, float, str | None, float | None] | None:
+    """``head`` and ``tail`` said by ``voice`` after ``lead_s`` of its room (``breath_share`` of
+    the time in one breath), in a random room (a quiet one 30 % of the time) at a random level:
+    the samples, where ``head`` ends, the noise and its SNR; None (with a warning) where the
+    voice fails."""
     try:
-        clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share, lead_s=lead_s)
+        clip, end_s = corpus.trigger_clip(head, tail, voice, rng, speed_share=speed_share, lead_s=lead_s,
+                                          breath_share=breath_share)
     except speechgen.SpeechGenError as exc:
         log.warning("skipping %r in %s: %s", head, voice, exc)
         return None
@@ -123,10 +126,13 @@ def _said_in_room(head: str, tail: str, voice: str, rng: np.random.Generator, no
 
 def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_espeak: int = 24,
                    speed_share: float = 0.0, lead_s: tuple[float, float] = POS_LEAD_S,
-                   bare_share: float = 0.0, texts: str = "pos") -> dict:
+                   bare_share: float = 0.0, texts: str = "pos", tail_share: float = 0.25,
+                   breath_share: float = 0.0) -> dict:
     """``n_clips`` trigger clips in random voices and rooms, with their embeddings and labels;
     ``speed_share`` of them played 0.87-1.15 times as fast (a speaker of another pitch), each
-    ``lead_s`` seconds of its room after the clip's start, ``bare_share`` of them the phrase alone.
+    ``lead_s`` seconds of its room after the clip's start, ``bare_share`` of them the phrase alone,
+    ``tail_share`` of the others with words after the trigger, ``breath_share`` of those said in
+    one breath with them (``spottercorpus.trigger_clip``).
     ``texts`` "affirmed" or "denied" makes the denial head's clips instead, labelled like the
     trigger's (1 where the trigger phrase has just ended): ``spottercorpus.affirmed_trigger_texts``
     or ``denied_trigger_texts``."""
@@ -138,10 +144,10 @@ def positive_shard(split: str, seed: int, n_clips: int, quick: bool = False, n_e
     elif texts == "denied":
         pairs = corpus.denied_trigger_texts(split, rng, n_clips)
     else:
-        pairs = corpus.trigger_texts(split, rng, n_clips, bare_share)
+        pairs = corpus.trigger_texts(split, rng, n_clips, bare_share, tail_share)
     for head, tail in pairs:
         voice = voices[int(rng.integers(len(voices)))]
-        said = _said_in_room(head, tail, voice, rng, noise_voices, speed_share, lead_s)
+        said = _said_in_room(head, tail, voice, rng, noise_voices, speed_share, lead_s, breath_share)
         if said is None:
             continue
         audio, trigger_end, kind, snr = said
@@ -226,12 +232,13 @@ def negative_shard(split: str, seed: int, seconds: float, quick: bool = False) -
 
 
 def _job(args: tuple) -> tuple[str, int]:
-    kind, split, seed, size, out, quick, n_espeak, speed_share, lead_s, bare_share = args
+    kind, split, seed, size, out, quick, n_espeak, speed_share, lead_s, bare_share, tail_share, breath_share = args
     path = Path(out) / f"{split}-{kind}-{seed:04d}.npz"
     if path.exists():
         return str(path), 0
     if kind in ("pos", "affirmed", "denied"):
-        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s, bare_share, kind)
+        shard = positive_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s, bare_share, kind,
+                               tail_share, breath_share)
     elif kind == "alone":
         shard = alone_negative_shard(split, seed, int(size), quick, n_espeak, speed_share, lead_s)
     else:
@@ -248,16 +255,17 @@ def _job(args: tuple) -> tuple[str, int]:
 def make_data(split: str, out: Path, pos_clips: int, neg_hours: float, workers: int, seed: int,
               quick: bool = False, n_espeak: int = 24, speed_share: float = 0.0,
               lead_s: tuple[float, float] = POS_LEAD_S, bare_share: float = 0.0, alone_clips: int = 0,
-              denial_clips: int = 0) -> None:
+              denial_clips: int = 0, tail_share: float = 0.25, breath_share: float = 0.0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_pos, per_neg = 100, 600.0  # clips per positive shard, seconds per negative shard
-    jobs = [("pos", split, seed + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
+    opts = (n_espeak, speed_share, lead_s, bare_share, tail_share, breath_share)
+    jobs = [("pos", split, seed + i, per_pos, str(out), quick, *opts)
             for i in range(pos_clips // per_pos if pos_clips >= per_pos else int(pos_clips > 0))]
-    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
+    jobs += [("neg", split, seed + 5000 + i, per_neg, str(out), quick, *opts)
              for i in range(int(np.ceil(neg_hours * 3600 / per_neg)))]
-    jobs += [("alone", split, seed + 7000 + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
+    jobs += [("alone", split, seed + 7000 + i, per_pos, str(out), quick, *opts)
              for i in range(alone_clips // per_pos)]
-    jobs += [(kind, split, seed + offset + i, per_pos, str(out), quick, n_espeak, speed_share, lead_s, bare_share)
+    jobs += [(kind, split, seed + offset + i, per_pos, str(out), quick, *opts)
              for kind, offset in (("affirmed", 9000), ("denied", 9500)) for i in range(denial_clips // per_pos)]
     if quick:
         jobs = [(k, s, sd, 40.0 if k == "neg" else 6, *rest) for k, s, sd, _, *rest in jobs[:1] + jobs[-1:]]
@@ -659,6 +667,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of the room before a trigger phrase (default: %(default)s, as shipped)")
     d.add_argument("--bare-share", type=float, default=0.0,
                    help="share of positives that are a trigger phrase alone, nothing said around it")
+    d.add_argument("--tail-share", type=float, default=0.25,
+                   help="share of positives (not bare) with words after the trigger")
+    d.add_argument("--breath-share", type=float, default=0.0,
+                   help="share of those said in one breath with the trigger, not joined after a pause")
     d.add_argument("--alone-clips", type=int, default=0,
                    help="negatives said alone like the positives: near misses, commands, short sentences")
     d.add_argument("--denial-clips", type=int, default=0,
@@ -700,7 +712,8 @@ def main(argv: list[str] | None = None) -> int:
         make_data(args.split, args.out, args.pos_clips if args.pos_clips is not None else defaults[0],
                   args.neg_hours if args.neg_hours is not None else defaults[1], args.workers, args.seed,
                   n_espeak=args.espeak_voices, speed_share=args.speed_share, lead_s=tuple(args.lead),
-                  bare_share=args.bare_share, alone_clips=args.alone_clips, denial_clips=args.denial_clips)
+                  bare_share=args.bare_share, alone_clips=args.alone_clips, denial_clips=args.denial_clips,
+                  tail_share=args.tail_share, breath_share=args.breath_share)
     elif args.cmd == "train":
         cmd_train(args)
     elif args.cmd == "tune":

@@ -378,10 +378,12 @@ def test_near_misses() -> list[str]:
     return list(BENCH) + _TEST_NEAR_MISSES_EXTRA
 
 
-def trigger_texts(split: str, rng: np.random.Generator, n: int, bare_share: float = 0.0) -> list[tuple[str, str]]:
-    """``n`` (said-before-and-including-the-trigger, said-after) pairs; the second is often empty.
-    ``bare_share`` of them are a trigger phrase alone, nothing before or after it (the way a
-    person in pain says it, and a case the mixed texts give only about one pair in 150)."""
+def trigger_texts(split: str, rng: np.random.Generator, n: int, bare_share: float = 0.0,
+                  tail_share: float = 0.25) -> list[tuple[str, str]]:
+    """``n`` (said-before-and-including-the-trigger, said-after) pairs; the second is empty but
+    for ``tail_share`` of them. ``bare_share`` of them are a trigger phrase alone, nothing before
+    or after it (the way a person in pain says it, and a case the mixed texts give only about
+    one pair in 150)."""
     out = []
     for _ in range(n):
         trig = SPOTTED[int(rng.integers(len(SPOTTED)))]
@@ -393,7 +395,7 @@ def trigger_texts(split: str, rng: np.random.Generator, n: int, bare_share: floa
         if trig not in _NOUN_TRIGGERS and pre in ("I have a", "I've got a"):
             trig = trig.replace("my calf is cramping", "calf cramp").replace("my leg is cramping", "leg cramp")
         head = f"{pre} {trig}".strip()
-        tail = _SUFFIX[split][int(rng.integers(len(_SUFFIX[split])))] if rng.random() < 0.25 else ""
+        tail = _SUFFIX[split][int(rng.integers(len(_SUFFIX[split])))] if rng.random() < tail_share else ""
         out.append((head, tail))
     return out
 
@@ -601,18 +603,70 @@ def place(speech: np.ndarray, rng: np.random.Generator, lead_s: tuple[float, flo
 
 def trigger_clip(head: str, tail: str, voice: str, rng: np.random.Generator, *, speed_share: float = 0.0,
                  gap_s: tuple[float, float] = (0.03, 0.25), lead_s: tuple[float, float] = (0.3, 1.2),
-                 trail_s: tuple[float, float] = (0.6, 1.2)) -> tuple[np.ndarray, float]:
+                 trail_s: tuple[float, float] = (0.6, 1.2), breath_share: float = 0.0) -> tuple[np.ndarray, float]:
     """``head`` (ending with the trigger) and ``tail`` (words after it, or "") said by ``voice``
-    with silence around; ``speed_share`` of the time played 0.87-1.15 times as fast. Returns the
-    samples and where the trigger ends (seconds). Raises SpeechGenError when the voice fails."""
+    with silence around; ``speed_share`` of the time played 0.87-1.15 times as fast. A tail is
+    synthesized apart and joined after 0.03-0.25 s of silence, or ``breath_share`` of the time
+    said in one breath with the head, the head's end found by aligning it said alone against
+    the sentence (``phrase_end``). Returns the samples and where the trigger ends (seconds).
+    Raises SpeechGenError when the voice fails."""
     said = speechgen.synthesize(head, voice)
-    after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
+    one_breath = bool(tail) and bool(breath_share) and rng.random() < breath_share
+    if one_breath:
+        after = speechgen.synthesize(f"{head} {tail}", voice)
+    else:
+        after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
     if speed_share and rng.random() < speed_share:
         factor = float(rng.uniform(0.87, 1.15))
         said, after = change_speed(said, factor), change_speed(after, factor)
+    if one_breath:
+        clip, speech_end = place(after, rng, lead_s, trail_s)
+        return clip, (speech_end - len(after)) / SAMPLE_RATE + phrase_end(said, after)
     said_all = join([said, after], rng, gap_s) if tail else said
     clip, speech_end = place(said_all, rng, lead_s, trail_s)
     return clip, (speech_end - len(said_all) + len(said)) / SAMPLE_RATE
+
+
+_HOP = SAMPLE_RATE // 100  # alignment frames: 25 ms windows every 10 ms
+_WIN = SAMPLE_RATE * 25 // 1000
+
+
+def log_mel(samples: np.ndarray, bands: int = 40) -> np.ndarray:
+    """Log mel energies, one row per 10 ms: what ``phrase_end`` aligns."""
+    x = np.asarray(samples, np.float64)
+    x = np.concatenate([x, np.zeros(max(0, _WIN - len(x)))])
+    n = 1 + (len(x) - _WIN) // _HOP
+    frames = x[np.arange(n)[:, None] * _HOP + np.arange(_WIN)[None, :]] * np.hanning(_WIN)
+    power = np.abs(np.fft.rfft(frames, 512)) ** 2
+    mel = 2595 * np.log10(1 + np.fft.rfftfreq(512, 1 / SAMPLE_RATE) / 700)
+    edges = np.linspace(mel[0], mel[-1], bands + 2)
+    fbank = np.maximum(0, np.minimum((mel[None] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
+                                     (edges[2:, None] - mel[None]) / (edges[2:, None] - edges[1:-1, None])))
+    return np.log(power @ fbank.T + 1.0)
+
+
+def phrase_end(phrase: np.ndarray, sentence: np.ndarray) -> float:
+    """Where ``phrase``, said alone, ends in ``sentence`` that begins with it (seconds): dynamic
+    time warping of their log mel energies, anchored at both starts and open at the phrase's
+    end, with slopes between 1/2 and 2 (each step advances one of them one frame and the other
+    one or two). Both said by one voice, trimmed of silence, so the frames are alike where the
+    words are. Used to label a trigger said in one breath with the words after it."""
+    q, t = log_mel(phrase), log_mel(sentence)
+    cost = np.sqrt(((q[:, None, :] - t[None, :, :]) ** 2).sum(axis=2))
+    n, m = cost.shape
+    acc = np.full((n, m), np.inf)
+    acc[0, 0] = cost[0, 0]
+    for i in range(1, n):
+        best = np.full(m, np.inf)
+        best[1:] = acc[i - 1, :-1]  # one frame each
+        best[2:] = np.minimum(best[2:], acc[i - 1, :-2] + cost[i, 1:-1])  # the sentence two
+        if i >= 2:
+            best[1:] = np.minimum(best[1:], acc[i - 2, :-1] + cost[i - 1, 1:])  # the phrase two
+        acc[i] = cost[i] + best
+    j = np.arange(m)
+    score = acc[n - 1] / (n + j + 1)
+    end = int(np.argmin(score))
+    return min(len(sentence), end * _HOP + _WIN) / SAMPLE_RATE
 
 
 def in_room(samples: np.ndarray, rng: np.random.Generator, snr_db: float | None, noise_kind: str | None,
