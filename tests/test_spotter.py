@@ -391,6 +391,30 @@ def test_the_data_options_of_stop_30_make_what_they_say() -> None:
     assert len(beds["meta"]) == 1 and beds["meta"][0]["text"].startswith("<") and not beds["labels"][0].any()
 
 
+@pytest.mark.parametrize("voice", ["espeak:en-us+m5@160", "espeak:en-gb+f4@140"])
+def test_a_trigger_said_in_one_breath_is_labelled_where_it_ends_in_the_sentence(voice) -> None:
+    """``spottercorpus.phrase_end`` (stop 49): where the trigger, said alone, ends in a sentence
+    said in one breath. Checked against the truth where the tail is joined after a pause, and
+    against where the tail, said alone, begins in the sentence (the same alignment run backwards
+    from the sentence's end): a trigger's length said alone is not its length in a sentence."""
+    from voice_skill.audio.pcm import SAMPLE_RATE  # noqa: PLC0415
+    from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
+    from voice_skill.devtools import speechgen  # noqa: PLC0415
+
+    head, tail = "calf cramp", "it won't let go"
+    said, after = speechgen.synthesize(head, voice), speechgen.synthesize(tail, voice)
+    whole = speechgen.synthesize(f"{head} {tail}", voice)
+    joined = np.concatenate([said, np.zeros(SAMPLE_RATE // 20, np.int16), after])
+    assert corpus.phrase_end(said, joined) == pytest.approx(len(said) / SAMPLE_RATE, abs=0.03)
+    end = corpus.phrase_end(said, whole)
+    tail_starts = (len(whole) - SAMPLE_RATE * corpus.phrase_end(after[::-1].copy(), whole[::-1].copy())) / SAMPLE_RATE
+    assert end == pytest.approx(tail_starts, abs=0.06)
+    assert end < len(said) / SAMPLE_RATE - 0.08  # the trigger is said faster in the sentence
+    clip, end_s = corpus.trigger_clip(head, tail, voice, np.random.default_rng(1), breath_share=1.0,
+                                      lead_s=(0.5, 0.5), trail_s=(0.5, 0.5))
+    assert len(clip) == len(whole) + SAMPLE_RATE and end_s == pytest.approx(0.5 + end, abs=0.002)
+
+
 def test_the_command_heads_talk_rooms_put_every_clip_over_a_crowd_or_a_tv() -> None:
     """``train_commands.py data --talk-rooms`` (stop 40): commands and negatives alike over
     babble or TV-like talk at 0-15 dB, never in a quiet room or over the skill's voice alone."""
