@@ -277,6 +277,11 @@ TAKE_BACK_IN_WORDS = True
 # (stop 48) Moonshine wrote the take-back words of espeak-ng's voices right and "cramp" as "crab",
 # "tramp", "crump" or "cram" ("no more calf crab"); "crumbs", "crayons" and "club" are further.
 TRIGGER_SPELLINGS = (4, 2)
+# Done (a command, and news about the cramp) placed in the utterance the spotter fired in stands
+# only where it takes the trigger in its words back, or ends later than this after the firing
+# ("it's gone" said after the trigger): before, its sound is the trigger's own, misheard (stop 49:
+# dev "my calf is cramping" as "large off years two up year done", and the routine skipped to its end).
+DONE_AFTER_FIRING_S = 0.25
 
 
 def takes_back_beside(parser: IntentParser, words: str) -> bool:
@@ -766,6 +771,16 @@ class SpottingRecognizer:
             return [replace(hyp, confidence=bare, sound_intent="start")]
         return []
 
+    def _trigger_heard_as_done(self, hyp: Hypothesis) -> bool:
+        """Whether ``hyp`` (placed as done in an utterance the spotter fired in) is the grammar's
+        reading of the trigger itself: its words hold no trigger that they take back, and they end
+        by ``DONE_AFTER_FIRING_S`` after the spotter fired. "the calf cramp is gone" withdraws the
+        routine (the session's take-back), but "help done" for "calf cramp", "wood talk talk two
+        all better" for "I've got a calf cramp" would end the routine just started."""
+        if self.parser.takes_back(hyp.text) is not None:
+            return False
+        return any(t - TriggerSpotter.PHRASE_S <= hyp.end_s <= t + DONE_AFTER_FIRING_S for t in self._fired)
+
     def _spotted(self, hyp: Hypothesis) -> bool:
         """Whether the spotter fired within ``hyp`` (its phrase ending there, ``SPAN_MARGIN_S`` either side)."""
         lo, hi = hyp.start_s - SPAN_MARGIN_S, hyp.end_s + SPAN_MARGIN_S
@@ -797,6 +812,9 @@ class SpottingRecognizer:
         if spotted:
             if intent.name == "start" and not intent.slots and not intent.also:
                 log.debug("%r: the grammar recognizer's copy of the spotted trigger, dropped", hyp.text)
+            elif intent.name == "done" and self._trigger_heard_as_done(hyp):
+                log.debug("%r: done in the spotted trigger's own sound, no trigger in it to take back: dropped",
+                          hyp.text)
             elif intent.name in ABOUT_THE_PERSON:
                 return self._doubted(hyp, intent)  # a leg, a routine hint, news about the cramp
             else:
