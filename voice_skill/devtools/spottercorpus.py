@@ -613,15 +613,19 @@ def trigger_clip(head: str, tail: str, voice: str, rng: np.random.Generator, *, 
     said = speechgen.synthesize(head, voice)
     one_breath = bool(tail) and bool(breath_share) and rng.random() < breath_share
     if one_breath:
-        after = speechgen.synthesize(f"{head} {tail}", voice)
+        whole = speechgen.synthesize(f"{head} {tail}", voice)
     else:
         after = speechgen.synthesize(tail, voice) if tail else np.zeros(0, np.int16)
     if speed_share and rng.random() < speed_share:
         factor = float(rng.uniform(0.87, 1.15))
-        said, after = change_speed(said, factor), change_speed(after, factor)
+        said = change_speed(said, factor)
+        if one_breath:
+            whole = change_speed(whole, factor)
+        else:
+            after = change_speed(after, factor)
     if one_breath:
-        clip, speech_end = place(after, rng, lead_s, trail_s)
-        return clip, (speech_end - len(after)) / SAMPLE_RATE + phrase_end(said, after)
+        clip, speech_end = place(whole, rng, lead_s, trail_s)
+        return clip, (speech_end - len(whole)) / SAMPLE_RATE + phrase_end(said, whole)
     said_all = join([said, after], rng, gap_s) if tail else said
     clip, speech_end = place(said_all, rng, lead_s, trail_s)
     return clip, (speech_end - len(said_all) + len(said)) / SAMPLE_RATE
