@@ -56,7 +56,7 @@ uninstall-service:
 bench: system-deps-test $(STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
-# The trigger spotter's head, retrained from generated speech (about 2 hours on two cores;
+# The trigger spotter's head, retrained from generated speech (50 minutes on two cores at stop 49;
 # the data goes to build/spotter), then measured on the test voices (another 45 minutes). Two
 # perceptrons, the second with 6 more hours of negatives, averaged (docs/spotter.md, v5); the
 # rule chosen at 0.25 false starts an hour of dev speech, half the target (stop 49: test runs at

@@ -1176,11 +1176,12 @@ def test_a_trigger_said_alone_once_that_the_grammar_missed_starts_the_routine(sa
 def test_a_trigger_said_alone_that_the_grammar_heard_as_a_red_flag_starts_the_routine_paused(voice: str) -> None:
     """Real parts: a dev variant in espeak-ng's New York accent says "calf cramp" alone after 12 s of a
     quiet room. PocketSphinx hears "tingling him" (a red flag), the trigger head scores the
-    utterance's end just under its rule (Boris) or the bare-word head is sure of a "cramp" there
-    (Denis), and the safety head does not bear the red flag out. Until stop 46 the red flag's answer
-    was given and held: the person's cramp got no routine for 15 minutes. Now the routine starts and
-    pauses at once with the red flag's answer, marked doubted, and the way back ("say resume"); the
-    same whatever the chunk size."""
+    utterance's end just under its rule (Boris; Denis too until stop 49, when the bare-word head
+    was sure of a "cramp" there, and head v6 fires on it), and the safety head does not bear the
+    red flag out. Until stop 46 the red flag's answer was given and held: the person's cramp got no
+    routine for 15 minutes. Now the routine starts and pauses at once (a moment later where the spotter
+    fired: when the grammar's words of the same utterance come) with the red flag's answer,
+    marked doubted, and the way back ("say resume"); the same whatever the chunk size."""
     from voice_skill.core.coach import Messages  # noqa: PLC0415
     from voice_skill.devtools import spottercorpus as corpus  # noqa: PLC0415
 
@@ -1195,7 +1196,7 @@ def test_a_trigger_said_alone_that_the_grammar_heard_as_a_red_flag_starts_the_ro
                    listeners=[events.append])
         routine = [(e["t"], e["state"]) for e in events if e["event"] == "routine"]
         assert [state for _, state in routine] == ["started", "paused"], routine
-        assert 0.0 < routine[0][0] - end_s < 1.5 and routine[1][0] == routine[0][0]
+        assert 0.0 < routine[0][0] - end_s < 1.5 and 0.0 <= routine[1][0] - routine[0][0] < 0.1
         heard = [(e["intent"], e.get("doubted", False)) for e in events if e["event"] == "heard"]
         assert heard == [("start", False), ("red_flag", True)], heard
         warning = [e for e in events if e["event"] == "warning"]  # (the ten-minute advice comes later)
