@@ -1176,8 +1176,8 @@ def test_a_trigger_said_alone_once_that_the_grammar_missed_starts_the_routine(sa
 def test_a_trigger_said_alone_that_the_grammar_heard_as_a_red_flag_starts_the_routine_paused(voice: str) -> None:
     """Real parts: a dev variant in espeak-ng's New York accent says "calf cramp" alone after 12 s of a
     quiet room. PocketSphinx hears "tingling him" (a red flag), the trigger head scores the
-    utterance's end just under its rule (Boris; Denis too until stop 49, when the bare-word head
-    was sure of a "cramp" there, and head v6 fires on it), and the safety head does not bear the
+    utterance's end just under its rule (Boris) or, until stop 49, the bare-word head was sure of a
+    "cramp" there (Denis, whose phrase head v6 fires on), and the safety head does not bear the
     red flag out. Until stop 46 the red flag's answer was given and held: the person's cramp got no
     routine for 15 minutes. Now the routine starts and pauses at once (a moment later where the spotter
     fired: when the grammar's words of the same utterance come) with the red flag's answer,
