@@ -462,10 +462,9 @@ def cmd_tails(args) -> None:
                 for way, clip in parts.items():
                     if way == "alone" and tail != TAILS[args.split][0]:
                         continue  # once per phrase
-                    pad = np.zeros(SAMPLE_RATE, np.float64)
-                    x = np.concatenate([pad, clip.astype(np.float64), pad])
-                    x += rng.standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
-                    scores = sp.clip_scores(models, head, np.clip(np.round(x), -32768, 32767).astype(np.int16))
+                    pad = np.zeros(SAMPLE_RATE, np.int16)
+                    audio = corpus.in_room(np.concatenate([pad, clip, pad]), rng, None, None, 0, [], floor_db=-65.0)
+                    scores = sp.clip_scores(models, head, audio)
                     rule = sp.Decision(head.threshold, head.min_frames, head.meta.get("support"))
                     said[way] += 1
                     fired[way] += any([rule.fires(float(v)) for v in scores])

@@ -680,7 +680,6 @@ class SpottingRecognizer:
         intent = self.parser.parse(f"{kept} {BARE_WORD}")
         return intent is not None and intent.name == "start"
 
-
     def _held_back(self, hyp: Hypothesis) -> bool:
         """Whether ``hyp`` waits for the bare-word head's frames after the trigger it lost (up to
         ``HOLD_S``, or until the head is sure)."""
